@@ -1,0 +1,229 @@
+//! Per-node configuration: who the voters are and how long timers run.
+//!
+//! Kept apart from [`crate::node::Node`] on purpose: configuration is constant
+//! for a node's life, so the model checker keeps it out of the hashed state,
+//! and a node's own id never appears in the state (which lets symmetry
+//! reduction treat nodes as interchangeable).
+
+use crate::types::NodeId;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The largest cluster this crate accepts. Raft clusters have 3, 5 or 7 voters;
+/// the bound keeps quorum arithmetic, fuzz inputs and model states small.
+pub const MAX_VOTERS: usize = 15;
+
+/// Election and heartbeat timing (Raft §5.2, §9.3 of the paper).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Timing {
+    /// Shortest election timeout a driver may pick.
+    pub election_timeout_min: Duration,
+    /// Longest election timeout a driver may pick.
+    pub election_timeout_max: Duration,
+    /// How often a leader sends heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for Timing {
+    /// The paper's suggestion: timeouts drawn from 150–300 ms (§9.3), with a
+    /// heartbeat well inside the minimum so a live leader is never suspected.
+    fn default() -> Self {
+        Self {
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            heartbeat_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Timing {
+    /// Checks the relations Raft's timing requirement depends on (§5.6:
+    /// broadcastTime ≪ electionTimeout ≪ MTBF).
+    ///
+    /// The heartbeat must fit at least twice into the minimum election
+    /// timeout, so one lost heartbeat does not start an election.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.election_timeout_min.is_zero() {
+            return Err(ConfigError::ZeroElectionTimeout);
+        }
+        if self.election_timeout_min > self.election_timeout_max {
+            return Err(ConfigError::EmptyElectionTimeoutRange {
+                min: self.election_timeout_min,
+                max: self.election_timeout_max,
+            });
+        }
+        if self.heartbeat_interval.is_zero()
+            || self.heartbeat_interval * 2 > self.election_timeout_min
+        {
+            return Err(ConfigError::HeartbeatTooSlow {
+                heartbeat: self.heartbeat_interval,
+                election_timeout_min: self.election_timeout_min,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot run a correct election.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// No voters at all.
+    #[error("a cluster needs at least one voter")]
+    NoVoters,
+    /// More voters than [`MAX_VOTERS`].
+    #[error("{count} voters is more than the supported maximum of {MAX_VOTERS}")]
+    TooManyVoters {
+        /// How many were asked for.
+        count: usize,
+    },
+    /// The node's own id is not among the voters.
+    #[error("node {id} is not one of the voters")]
+    NotAVoter {
+        /// The node's id.
+        id: NodeId,
+    },
+    /// The minimum election timeout is zero.
+    #[error("the minimum election timeout must be positive")]
+    ZeroElectionTimeout,
+    /// min > max.
+    #[error("election timeout range is empty: min {min:?} > max {max:?}")]
+    EmptyElectionTimeoutRange {
+        /// Requested minimum.
+        min: Duration,
+        /// Requested maximum.
+        max: Duration,
+    },
+    /// The heartbeat does not fit twice into the minimum election timeout.
+    #[error(
+        "heartbeat interval {heartbeat:?} must be positive and at most half the minimum \
+         election timeout ({election_timeout_min:?}), or followers time out under a live leader"
+    )]
+    HeartbeatTooSlow {
+        /// Requested heartbeat interval.
+        heartbeat: Duration,
+        /// Requested minimum election timeout.
+        election_timeout_min: Duration,
+    },
+}
+
+/// Everything constant about one node: its id, the voters, its timing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    id: NodeId,
+    voters: BTreeSet<NodeId>,
+    timing: Timing,
+}
+
+impl Config {
+    /// Builds and validates the configuration of node `id` in a cluster of `voters`.
+    pub fn new(
+        id: NodeId,
+        voters: impl IntoIterator<Item = NodeId>,
+        timing: Timing,
+    ) -> Result<Self, ConfigError> {
+        let voters: BTreeSet<NodeId> = voters.into_iter().collect();
+        if voters.is_empty() {
+            return Err(ConfigError::NoVoters);
+        }
+        if voters.len() > MAX_VOTERS {
+            return Err(ConfigError::TooManyVoters {
+                count: voters.len(),
+            });
+        }
+        if !voters.contains(&id) {
+            return Err(ConfigError::NotAVoter { id });
+        }
+        timing.validate()?;
+        Ok(Self { id, voters, timing })
+    }
+
+    /// The configurations of every node of a cluster with ids `0..count`.
+    pub fn cluster(count: u8, timing: Timing) -> Result<Vec<Self>, ConfigError> {
+        let ids = || (0..count).map(NodeId);
+        ids().map(|id| Self::new(id, ids(), timing)).collect()
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// All voters, this node included.
+    #[must_use]
+    pub fn voters(&self) -> &BTreeSet<NodeId> {
+        &self.voters
+    }
+
+    /// The other voters: whom this node sends RequestVote and heartbeats to.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.voters.iter().copied().filter(move |&v| v != self.id)
+    }
+
+    /// Whether `id` is a voter of this cluster.
+    #[must_use]
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.contains(&id)
+    }
+
+    /// Votes needed to win: a strict majority of the voters (Raft §5.2).
+    #[must_use]
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    /// Election and heartbeat timing.
+    #[must_use]
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_is_a_strict_majority() {
+        for (count, quorum) in [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (7, 4)] {
+            let configs = Config::cluster(count, Timing::default()).unwrap();
+            assert_eq!(configs[0].quorum(), quorum, "{count} voters");
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_slower_than_half_the_election_timeout_is_refused() {
+        let timing = Timing {
+            heartbeat_interval: Duration::from_millis(100),
+            ..Timing::default()
+        };
+        let err = Config::new(NodeId(0), [NodeId(0)], timing).unwrap_err();
+        assert!(matches!(err, ConfigError::HeartbeatTooSlow { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_inverted_election_timeout_range_is_refused() {
+        let timing = Timing {
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(150),
+            ..Timing::default()
+        };
+        assert!(matches!(
+            timing.validate(),
+            Err(ConfigError::EmptyElectionTimeoutRange { .. })
+        ));
+    }
+
+    #[test]
+    fn a_node_outside_the_voters_is_refused() {
+        let err = Config::new(NodeId(9), [NodeId(0), NodeId(1)], Timing::default()).unwrap_err();
+        assert_eq!(err, ConfigError::NotAVoter { id: NodeId(9) });
+    }
+
+    #[test]
+    fn too_many_voters_are_refused() {
+        let ids = (0..16).map(NodeId);
+        let err = Config::new(NodeId(0), ids, Timing::default()).unwrap_err();
+        assert_eq!(err, ConfigError::TooManyVoters { count: 16 });
+    }
+}

@@ -1,0 +1,368 @@
+//! The one definition of every safety invariant, shared by the core's debug
+//! assertions, the simulator, the model checker, the fuzzer and the tests.
+//!
+//! Two kinds:
+//! - node-local ([`check_node`], [`check_outputs`]): true of one node after
+//!   every step, whatever it was fed, forged messages included;
+//! - cluster-wide ([`History`]): true of an honest cluster's whole past. They
+//!   are about the past ("at most one leader *ever* in a term"), so [`History`]
+//!   keeps the ghost facts they need: who became leader of which term, who
+//!   voted for whom, the last term each node was seen in.
+
+use crate::config::Config;
+use crate::node::{Input, Node, Output};
+use crate::types::{LogSummary, NodeId, Role, Term};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The safety properties this crate promises (`proofs.md` argues each one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// At most one node ever becomes leader in a given term (Figure 3).
+    ElectionSafety,
+    /// No node grants its vote to two candidates in the same term.
+    OneVotePerTerm,
+    /// A node's current term never decreases, across restarts too.
+    TermsNeverGoBack,
+    /// Whoever became leader in term T holds votes of a majority in term T.
+    LeaderHasQuorum,
+    /// No node stays leader after processing a message with a higher term.
+    StaleLeaderStepsDown,
+    /// A leader's log is at least as up-to-date as each of its voters' (§5.4.1).
+    VoteRestriction,
+    /// A node's own state is consistent with its role.
+    NodeState,
+    /// Outputs are well-formed: one persist at most, before any send.
+    PersistBeforeSend,
+}
+
+impl Invariant {
+    /// Every invariant, in a fixed order.
+    pub const ALL: [Self; 8] = [
+        Self::ElectionSafety,
+        Self::OneVotePerTerm,
+        Self::TermsNeverGoBack,
+        Self::LeaderHasQuorum,
+        Self::StaleLeaderStepsDown,
+        Self::VoteRestriction,
+        Self::NodeState,
+        Self::PersistBeforeSend,
+    ];
+
+    /// A short human name, as the model checker prints it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ElectionSafety => "election safety",
+            Self::OneVotePerTerm => "one vote per term",
+            Self::TermsNeverGoBack => "terms never go back",
+            Self::LeaderHasQuorum => "leader has a quorum",
+            Self::StaleLeaderStepsDown => "stale leaders step down",
+            Self::VoteRestriction => "vote restriction",
+            Self::NodeState => "node state consistent",
+            Self::PersistBeforeSend => "persist before send",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken invariant, with the term and nodes involved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{invariant} violated: {detail}")]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: Invariant,
+    /// What happened, naming terms and nodes.
+    pub detail: String,
+}
+
+impl Violation {
+    fn new(invariant: Invariant, detail: String) -> Self {
+        Self { invariant, detail }
+    }
+}
+
+/// Checks what must hold of node `config.id()` after any step.
+pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
+    let id = config.id();
+    let broken = |what: &str| {
+        Err(Violation::new(
+            Invariant::NodeState,
+            format!("{id} as {} in {}: {what}", node.role(), node.current_term()),
+        ))
+    };
+    if let Some(voted_for) = node.voted_for() {
+        if !config.is_voter(voted_for) {
+            return broken("voted for a non-member");
+        }
+    }
+    if let Some(leader) = node.leader_id() {
+        if !config.is_voter(leader) {
+            return broken("follows a non-member");
+        }
+    }
+    match node.role() {
+        Role::Follower => {
+            if !node.votes_granted().is_empty() {
+                return broken("a follower holds votes");
+            }
+            if node.leader_id() == Some(id) {
+                return broken("a follower names itself leader");
+            }
+        }
+        Role::Candidate => {
+            if node.voted_for() != Some(id) {
+                return broken("a candidate did not vote for itself");
+            }
+            if !node.votes_granted().contains(&id) {
+                return broken("a candidate does not count its own vote");
+            }
+            if !node.votes_granted().iter().all(|&v| config.is_voter(v)) {
+                return broken("a candidate counts a non-member's vote");
+            }
+            if node.votes_granted().len() >= config.quorum() {
+                return broken("a candidate holds a quorum but did not become leader");
+            }
+            if node.leader_id().is_some() {
+                return broken("a candidate knows a leader of its own term");
+            }
+        }
+        Role::Leader => {
+            if node.voted_for() != Some(id) {
+                return broken("a leader did not vote for itself");
+            }
+            if node.leader_id() != Some(id) {
+                return broken("a leader does not name itself leader");
+            }
+            if node.current_term() == Term(0) {
+                return broken("a leader of term 0, which no election starts");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the output contract of one step: at most one persist, and it comes
+/// before every other output; messages go only to other voters.
+pub fn check_outputs(config: &Config, outputs: &[Output]) -> Result<(), Violation> {
+    let persists = outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Persist(_)))
+        .count();
+    let persist_first = matches!(outputs.first(), Some(Output::Persist(_)));
+    if persists > 1 || (persists == 1 && !persist_first) {
+        return Err(Violation::new(
+            Invariant::PersistBeforeSend,
+            format!(
+                "{}: {persists} persists, first output {:?}",
+                config.id(),
+                outputs.first()
+            ),
+        ));
+    }
+    for output in outputs {
+        if let Output::Send { to, .. } = output {
+            if *to == config.id() || !config.is_voter(*to) {
+                return Err(Violation::new(
+                    Invariant::NodeState,
+                    format!("{} sends to {to}, not another voter", config.id()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A vote someone cast: the ghost record behind "one vote per term".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Vote {
+    term: Term,
+    voter: NodeId,
+    candidate: NodeId,
+}
+
+/// Ghost state for the cluster-wide invariants: facts about the past that no
+/// node keeps (a crashed node forgets; the history does not).
+///
+/// Feed it every step with [`History::record_step`] and every restart with
+/// [`History::record_restart`]. Ordered maps and sets only, so it hashes and
+/// iterates deterministically inside the model checker.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct History {
+    /// Who became leader of each term.
+    leaders: BTreeMap<Term, NodeId>,
+    /// Every vote ever cast, self-votes of candidates included.
+    votes: BTreeSet<Vote>,
+    /// The highest term each node was seen in.
+    terms: BTreeMap<NodeId, Term>,
+    /// Each node's log summary, for the vote restriction.
+    logs: BTreeMap<NodeId, LogSummary>,
+}
+
+impl History {
+    /// An empty history.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Who became leader of each term so far.
+    #[must_use]
+    pub fn leaders(&self) -> &BTreeMap<Term, NodeId> {
+        &self.leaders
+    }
+
+    /// Records node `config.id()` going from `before` to `after` on `input`,
+    /// and checks every cluster-wide invariant that the step could break.
+    pub fn record_step(
+        &mut self,
+        config: &Config,
+        before: &Node,
+        input: &Input,
+        after: &Node,
+    ) -> Result<(), Violation> {
+        let id = config.id();
+        self.logs.insert(id, after.log());
+        self.record_term(id, after.current_term())?;
+        self.check_stale_leader(config, before, input, after)?;
+        if let Some(candidate) = after.voted_for() {
+            self.record_vote(after.current_term(), id, candidate)?;
+        }
+        let won = after.role() == Role::Leader
+            && (before.role() != Role::Leader || before.current_term() != after.current_term());
+        if won {
+            self.record_leader(config, after)?;
+        }
+        Ok(())
+    }
+
+    /// Records node `id` restarting as `node` (restored from storage).
+    pub fn record_restart(&mut self, id: NodeId, node: &Node) -> Result<(), Violation> {
+        self.logs.insert(id, node.log());
+        self.record_term(id, node.current_term())?;
+        if let Some(candidate) = node.voted_for() {
+            self.record_vote(node.current_term(), id, candidate)?;
+        }
+        Ok(())
+    }
+
+    fn record_term(&mut self, id: NodeId, term: Term) -> Result<(), Violation> {
+        let seen = self.terms.entry(id).or_default();
+        if term < *seen {
+            return Err(Violation::new(
+                Invariant::TermsNeverGoBack,
+                format!("{id} went back from {seen} to {term}"),
+            ));
+        }
+        *seen = term;
+        Ok(())
+    }
+
+    fn record_vote(
+        &mut self,
+        term: Term,
+        voter: NodeId,
+        candidate: NodeId,
+    ) -> Result<(), Violation> {
+        let earlier = self
+            .votes
+            .range(
+                Vote {
+                    term,
+                    voter,
+                    candidate: NodeId(0),
+                }..,
+            )
+            .take_while(|v| v.term == term && v.voter == voter)
+            .find(|v| v.candidate != candidate);
+        if let Some(earlier) = earlier {
+            return Err(Violation::new(
+                Invariant::OneVotePerTerm,
+                format!(
+                    "{voter} voted for {} and for {candidate} in {term}",
+                    earlier.candidate
+                ),
+            ));
+        }
+        self.votes.insert(Vote {
+            term,
+            voter,
+            candidate,
+        });
+        Ok(())
+    }
+
+    /// Raft Figure 2, all servers: a higher term converts anyone to follower.
+    fn check_stale_leader(
+        &self,
+        config: &Config,
+        before: &Node,
+        input: &Input,
+        after: &Node,
+    ) -> Result<(), Violation> {
+        let Input::Receive { from, message } = input else {
+            return Ok(());
+        };
+        let from_member = *from != config.id() && config.is_voter(*from);
+        let higher = message.term() > before.current_term();
+        if from_member && higher && before.role() == Role::Leader && after.role() == Role::Leader {
+            return Err(Violation::new(
+                Invariant::StaleLeaderStepsDown,
+                format!(
+                    "{} led {} and stayed leader after {} from {from}",
+                    config.id(),
+                    before.current_term(),
+                    message
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn record_leader(&mut self, config: &Config, leader: &Node) -> Result<(), Violation> {
+        let id = config.id();
+        let term = leader.current_term();
+        if let Some(&other) = self.leaders.get(&term) {
+            if other != id {
+                return Err(Violation::new(
+                    Invariant::ElectionSafety,
+                    format!("{other} and {id} both became leader of {term}"),
+                ));
+            }
+        }
+        self.leaders.insert(term, id);
+        let voters: Vec<NodeId> = self
+            .votes
+            .iter()
+            .filter(|v| v.term == term && v.candidate == id)
+            .map(|v| v.voter)
+            .collect();
+        if voters.len() < config.quorum() {
+            return Err(Violation::new(
+                Invariant::LeaderHasQuorum,
+                format!(
+                    "{id} became leader of {term} with votes of {voters:?} only, quorum {}",
+                    config.quorum()
+                ),
+            ));
+        }
+        for voter in voters {
+            let voter_log = self.logs.get(&voter).copied().unwrap_or_default();
+            if !leader.log().is_at_least_as_up_to_date_as(voter_log) {
+                return Err(Violation::new(
+                    Invariant::VoteRestriction,
+                    format!(
+                        "{id} with {} leads {term} on the vote of {voter} with {voter_log}",
+                        leader.log()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

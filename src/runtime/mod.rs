@@ -1,0 +1,1 @@
+//! The Tokio runtime (being written).
