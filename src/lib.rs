@@ -58,6 +58,7 @@ pub mod node;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod sim;
+pub mod storage;
 pub mod types;
 
 pub use config::{Config, ConfigError, Timing};
