@@ -217,6 +217,39 @@ impl History {
         &self.leaders
     }
 
+    /// This history with every node id renamed by `rename`, a permutation of
+    /// the voters (for the model checker's symmetry reduction, alongside
+    /// [`Node::map_ids`]).
+    #[must_use]
+    pub fn map_ids(&self, rename: impl Fn(NodeId) -> NodeId) -> Self {
+        Self {
+            leaders: self
+                .leaders
+                .iter()
+                .map(|(&term, &leader)| (term, rename(leader)))
+                .collect(),
+            votes: self
+                .votes
+                .iter()
+                .map(|vote| Vote {
+                    term: vote.term,
+                    voter: rename(vote.voter),
+                    candidate: rename(vote.candidate),
+                })
+                .collect(),
+            terms: self
+                .terms
+                .iter()
+                .map(|(&id, &term)| (rename(id), term))
+                .collect(),
+            logs: self
+                .logs
+                .iter()
+                .map(|(&id, &log)| (rename(id), log))
+                .collect(),
+        }
+    }
+
     /// Records node `config.id()` going from `before` to `after` on `input`,
     /// and checks every cluster-wide invariant that the step could break.
     pub fn record_step(
@@ -364,5 +397,58 @@ impl History {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod map_ids_tests {
+    use super::*;
+    use crate::config::Timing;
+    use crate::message::Message;
+    use crate::node::Timer;
+
+    /// n0 -> n2, n1 -> n0, n2 -> n1.
+    fn rotate(id: NodeId) -> NodeId {
+        NodeId((id.0 + 2) % 3)
+    }
+
+    /// Runs a 3-node election won by `candidate` with `voter`'s vote, recording
+    /// every step in a fresh history.
+    fn elect(candidate: NodeId, voter: NodeId) -> History {
+        let configs = crate::config::Config::cluster(3, Timing::default()).unwrap();
+        let config = |id: NodeId| &configs[usize::from(id.0)];
+        let mut history = History::new();
+        let mut nodes = [Node::new(), Node::new(), Node::new()];
+        let mut step = |history: &mut History, id: NodeId, input: Input| {
+            let node = &mut nodes[usize::from(id.0)];
+            let before = node.clone();
+            node.step(config(id), input, &mut Vec::new());
+            history.record_step(config(id), &before, &input, node)
+        };
+        let campaign = Input::Timeout(Timer::Election);
+        step(&mut history, candidate, campaign).unwrap();
+        let request = Message::RequestVote {
+            term: Term(1),
+            candidate_id: candidate,
+            last_log_index: 0,
+            last_log_term: Term(0),
+        };
+        let receive = |from, message| Input::Receive { from, message };
+        step(&mut history, voter, receive(candidate, request)).unwrap();
+        let grant = Message::RequestVoteResponse {
+            term: Term(1),
+            vote_granted: true,
+        };
+        step(&mut history, candidate, receive(voter, grant)).unwrap();
+        history
+    }
+
+    #[test]
+    fn a_renamed_history_equals_the_history_of_the_renamed_run() {
+        let original = elect(NodeId(0), NodeId(1));
+        assert_eq!(original.leaders(), &BTreeMap::from([(Term(1), NodeId(0))]));
+        let renamed = elect(rotate(NodeId(0)), rotate(NodeId(1)));
+        assert_ne!(renamed, original);
+        assert_eq!(original.map_ids(rotate), renamed);
     }
 }

@@ -58,6 +58,32 @@ impl Message {
     }
 }
 
+impl Message {
+    /// This message with every node id it names renamed by `rename` (for the
+    /// model checker's symmetry reduction; see [`crate::Node::map_ids`]).
+    #[must_use]
+    pub fn map_ids(self, rename: impl Fn(NodeId) -> NodeId) -> Self {
+        match self {
+            Self::RequestVote {
+                term,
+                candidate_id,
+                last_log_index,
+                last_log_term,
+            } => Self::RequestVote {
+                term,
+                candidate_id: rename(candidate_id),
+                last_log_index,
+                last_log_term,
+            },
+            Self::AppendEntries { term, leader_id } => Self::AppendEntries {
+                term,
+                leader_id: rename(leader_id),
+            },
+            Self::RequestVoteResponse { .. } | Self::AppendEntriesResponse { .. } => self,
+        }
+    }
+}
+
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {

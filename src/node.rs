@@ -158,6 +158,21 @@ impl Node {
         }
     }
 
+    /// This node with every node id it holds renamed by `rename`.
+    ///
+    /// For the model checker's symmetry reduction: ids are only names, so a
+    /// cluster whose ids are permuted behaves the same way, permuted. `rename`
+    /// must be a permutation of the voters; no election rule reads it.
+    #[must_use]
+    pub fn map_ids(&self, rename: impl Fn(NodeId) -> NodeId) -> Self {
+        Self {
+            voted_for: self.voted_for.map(&rename),
+            leader_id: self.leader_id.map(&rename),
+            votes_granted: self.votes_granted.iter().copied().map(&rename).collect(),
+            ..self.clone()
+        }
+    }
+
     /// Handles one input and appends the outputs to `out`, in execution order.
     ///
     /// Never panics on any input (a forged sender, a message from itself, any
@@ -519,5 +534,99 @@ impl Node {
             min: interval,
             max: interval,
         });
+    }
+}
+
+#[cfg(test)]
+mod map_ids_tests {
+    use super::*;
+    use crate::config::Timing;
+
+    /// n0 -> n2, n1 -> n0, n2 -> n1.
+    fn rotate(id: NodeId) -> NodeId {
+        NodeId((id.0 + 2) % 3)
+    }
+
+    fn rename_output(output: Output) -> Output {
+        match output {
+            Output::Persist(hard_state) => Output::Persist(HardState {
+                voted_for: hard_state.voted_for.map(rotate),
+                ..hard_state
+            }),
+            Output::Send { to, message } => Output::Send {
+                to: rotate(to),
+                message: message.map_ids(rotate),
+            },
+            other => other,
+        }
+    }
+
+    /// Symmetry reduction is sound only if renaming commutes with stepping:
+    /// the renamed node fed renamed inputs ends where the original, renamed, ends.
+    #[test]
+    fn renaming_ids_commutes_with_every_step_of_an_election() {
+        let configs = Config::cluster(3, Timing::default()).unwrap();
+        let (original_config, renamed_config) = (&configs[0], &configs[2]);
+        let grant = |term| Message::RequestVoteResponse {
+            term: Term(term),
+            vote_granted: true,
+        };
+        let inputs = [
+            Input::Start,
+            Input::Receive {
+                from: NodeId(1),
+                message: Message::RequestVote {
+                    term: Term(1),
+                    candidate_id: NodeId(1),
+                    last_log_index: 0,
+                    last_log_term: Term(0),
+                },
+            },
+            Input::Timeout(Timer::Election),
+            Input::Receive {
+                from: NodeId(2),
+                message: grant(2),
+            },
+            Input::Timeout(Timer::Heartbeat),
+            Input::Receive {
+                from: NodeId(1),
+                message: Message::AppendEntries {
+                    term: Term(3),
+                    leader_id: NodeId(1),
+                },
+            },
+        ];
+        let (mut original, mut renamed) = (Node::new(), Node::new());
+        for input in inputs {
+            let renamed_input = match input {
+                Input::Receive { from, message } => Input::Receive {
+                    from: rotate(from),
+                    message: message.map_ids(rotate),
+                },
+                other => other,
+            };
+            let (mut original_out, mut renamed_out) = (Vec::new(), Vec::new());
+            original.step(original_config, input, &mut original_out);
+            renamed.step(renamed_config, renamed_input, &mut renamed_out);
+            assert_eq!(renamed, original.map_ids(rotate), "after {input:?}");
+            let expected: Vec<Output> = original_out.into_iter().map(rename_output).collect();
+            assert_eq!(renamed_out, expected, "outputs of {input:?}");
+        }
+        // The script went through every role, so every id field was exercised.
+        assert_eq!(original.role(), Role::Follower);
+        assert_eq!(renamed.leader_id(), Some(NodeId(0)));
+    }
+
+    #[test]
+    fn renaming_ids_rewrites_the_vote_the_leader_and_the_granted_votes() {
+        let configs = Config::cluster(3, Timing::default()).unwrap();
+        let mut node = Node::new();
+        let mut out = Vec::new();
+        node.step(&configs[0], Input::Timeout(Timer::Election), &mut out);
+        let renamed = node.map_ids(rotate);
+        assert_eq!(renamed.voted_for(), Some(NodeId(2)));
+        assert_eq!(renamed.votes_granted(), &BTreeSet::from([NodeId(2)]));
+        assert_eq!(renamed.current_term(), node.current_term());
+        assert_eq!(renamed.map_ids(rotate).map_ids(rotate), node);
     }
 }
