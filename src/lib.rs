@@ -59,6 +59,7 @@ pub mod node;
 pub mod runtime;
 pub mod sim;
 pub mod storage;
+pub mod timed;
 pub mod types;
 
 pub use config::{Config, ConfigError, Timing};
