@@ -1,1 +1,265 @@
-fn main() {}
+//! `cargo run`: a short Raft election story on the real clock.
+//!
+//! Start a cluster, elect a leader, kill it, elect another, bring the dead one
+//! back, cut the new leader off so the majority elects a third, heal, and
+//! watch the stale leader step down. Each step has a deadline; the program
+//! exits 0 if every step happened and 1 with the reason otherwise.
+
+use clap::Parser;
+use raft_election::runtime::{
+    ClusterConfig, ClusterHandle, Delivery, EventKind, NodeStatus, TimeoutSource, WaitError,
+    spawn_cluster,
+};
+use raft_election::{Message, NodeId, Role, Term, Timing};
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing_subscriber::EnvFilter;
+
+/// Raft leader election, told step by step: who times out, who votes for
+/// whom, who leads which term.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Number of nodes (at least 3: the story kills a leader and still needs a majority).
+    #[arg(long, default_value_t = 3)]
+    nodes: u8,
+    /// Seed for the random election timeouts; printed so a run can be replayed.
+    /// Random if omitted.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Shortest election timeout, in milliseconds.
+    #[arg(long, default_value_t = 150)]
+    election_min_ms: u64,
+    /// Longest election timeout, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    election_max_ms: u64,
+    /// Interval between a leader's heartbeats, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+    /// How long each step of the story may take before the demo gives up, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    step_deadline_ms: u64,
+    /// Show more: -v every RequestVote and lost message, -vv every heartbeat.
+    /// `RUST_LOG` overrides this.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// A step of the story that did not happen in time.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {source}")]
+struct StoryError {
+    step: &'static str,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn failed(step: &'static str) -> impl FnOnce(WaitError) -> StoryError {
+    move |e| StoryError {
+        step,
+        source: Box::new(e),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(args.verbose);
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let config = ClusterConfig {
+        nodes: args.nodes,
+        timing: Timing {
+            election_timeout_min: Duration::from_millis(args.election_min_ms),
+            election_timeout_max: Duration::from_millis(args.election_max_ms),
+            heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+        },
+        timeouts: TimeoutSource::Seeded(seed),
+    };
+    if let Err(e) = config.validate() {
+        eprintln!("error: invalid cluster configuration: {e}");
+        return ExitCode::FAILURE;
+    }
+    if args.nodes < 3 {
+        eprintln!(
+            "error: the story kills a leader and still needs a majority: use --nodes 3 or more"
+        );
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "Raft election demo: {} nodes, seed {seed} (replay with --seed {seed}), \
+         election timeouts {}-{} ms, heartbeat every {} ms",
+        args.nodes, args.election_min_ms, args.election_max_ms, args.heartbeat_ms
+    );
+    let mut cluster = match spawn_cluster(config) {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let deadline = Duration::from_millis(args.step_deadline_ms);
+    let story = tell(&mut cluster, deadline).await;
+    let safety = cluster.check_safety();
+    let stopped = cluster.shutdown().await;
+    match (story, safety, stopped) {
+        (Ok(()), Ok(()), Ok(())) => ExitCode::SUCCESS,
+        (Err(e), _, _) => {
+            eprintln!("error: the story stopped at {e}");
+            ExitCode::FAILURE
+        }
+        (_, Err(violation), _) => {
+            eprintln!("error: {violation}");
+            ExitCode::FAILURE
+        }
+        (_, _, Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("raft_election={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_level(false)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
+
+fn ms(since: Instant) -> u128 {
+    since.elapsed().as_millis()
+}
+
+async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), StoryError> {
+    step("1. Start: every node is a follower of t0 and waits for its election timeout (§5.2)");
+    let started = Instant::now();
+    let (first, t1) = cluster
+        .wait_for_leader(deadline)
+        .await
+        .map_err(failed("electing the first leader"))?;
+    println!(
+        "-> {first} leads {t1}, elected {} ms after start",
+        ms(started)
+    );
+
+    step(&format!(
+        "2. Kill the leader {first}: the others stop hearing heartbeats"
+    ));
+    let killed = Instant::now();
+    cluster.kill(first).await.map_err(|e| StoryError {
+        step: "killing the leader",
+        source: Box::new(e),
+    })?;
+    let (second, t2) = cluster
+        .wait_for_leader_after(t1, deadline)
+        .await
+        .map_err(failed("electing a leader after the kill"))?;
+    println!(
+        "-> {second} leads {t2}, elected {} ms after the kill",
+        ms(killed)
+    );
+
+    step(&format!(
+        "3. Restart {first} from its storage: it comes back in {t1} and learns of {t2}"
+    ));
+    let restarted = Instant::now();
+    cluster.restart(first).map_err(|e| StoryError {
+        step: "restarting the old leader",
+        source: Box::new(e),
+    })?;
+    cluster
+        .wait_until(|s| follows(s.get(first), second, t2), deadline)
+        .await
+        .map_err(failed("the restarted node following the leader"))?;
+    println!(
+        "-> {first} follows {second} in {t2}, {} ms after restarting",
+        ms(restarted)
+    );
+
+    step(&format!(
+        "4. Cut {second} off: the majority elects a new leader, {second} still believes it leads {t2}"
+    ));
+    let cut = Instant::now();
+    cluster.isolate(second).map_err(|e| StoryError {
+        step: "isolating the leader",
+        source: Box::new(e),
+    })?;
+    let (third, t3) = cluster
+        .wait_for_leader_after(t2, deadline)
+        .await
+        .map_err(failed("electing a leader in the majority"))?;
+    let stale = cluster.statuses().get(second).map(|s| (s.role, s.term));
+    println!(
+        "-> {third} leads {t3}, elected {} ms after the cut; {second} is still {} of {}",
+        ms(cut),
+        stale.map_or("down".to_owned(), |(role, _)| role.to_string()),
+        stale.map_or(t2, |(_, term)| term),
+    );
+    println!(
+        "-> meanwhile {second} sent {} heartbeats that the partition swallowed",
+        lost_heartbeats(cluster, second)
+    );
+
+    step(&format!(
+        "5. Heal: {second} hears of {t3} and steps down (§5.1)"
+    ));
+    let healed = Instant::now();
+    cluster.heal();
+    cluster
+        .wait_until(|s| follows(s.get(second), third, t3), deadline)
+        .await
+        .map_err(failed("the stale leader stepping down"))?;
+    println!(
+        "-> {second} stepped down and follows {third}, {} ms after the heal",
+        ms(healed)
+    );
+
+    let leaders: Vec<String> = cluster
+        .leaders_by_term()
+        .iter()
+        .map(|(term, leader)| format!("{term} {leader}"))
+        .collect();
+    println!(
+        "\nOne leader per term: {}. Statuses: {}.",
+        leaders.join(", "),
+        cluster.statuses()
+    );
+    Ok(())
+}
+
+/// Heartbeats `leader` sent that a partition dropped.
+fn lost_heartbeats(cluster: &ClusterHandle, leader: NodeId) -> usize {
+    cluster
+        .events()
+        .iter()
+        .filter(|e| {
+            e.node == leader
+                && matches!(
+                    e.kind,
+                    EventKind::Sent {
+                        message: Message::AppendEntries { .. },
+                        delivery: Delivery::Partitioned,
+                        ..
+                    }
+                )
+        })
+        .count()
+}
+
+/// Whether a node is a follower of `leader` in `term`.
+fn follows(status: Option<&NodeStatus>, leader: NodeId, term: Term) -> bool {
+    status.is_some_and(|s| s.role == Role::Follower && s.term == term && s.leader == Some(leader))
+}

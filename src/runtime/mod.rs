@@ -1,1 +1,390 @@
-//! The Tokio runtime (being written).
+//! The Tokio runtime: one task per node, bounded channels as RPCs, fault
+//! controls and observation for tests and the demo.
+//!
+//! The runtime only executes what [`crate::Node::step`] asks: it persists,
+//! sends, arms and cancels timers, and picks timer durations. Every vote, role
+//! and term decision stays in the core.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use raft_election::runtime::{ClusterConfig, spawn_cluster};
+//! use std::time::Duration;
+//!
+//! let cluster = spawn_cluster(ClusterConfig::seeded(3, 42))?;
+//! let (leader, term) = cluster.wait_for_leader(Duration::from_secs(1)).await?;
+//! println!("{leader} leads {term}");
+//! cluster.check_safety()?;
+//! cluster.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`config`]: [`ClusterConfig`], [`TimeoutSource`] and their validation.
+//! - `driver`: the per-node task loop.
+//! - [`network`]: inboxes, the partition table ([`Links`]) and message fates.
+//! - [`events`]: the event log, the status board and the narration.
+//! - [`storage`]: the hard-state cell a killed node restarts from.
+//! - `sync`: the std/loom facade the shared pieces are built on.
+
+pub mod config;
+mod driver;
+pub mod events;
+pub mod network;
+pub mod storage;
+mod sync;
+
+pub use config::{ClusterConfig, ClusterConfigError, TimeoutSource};
+pub use driver::NodeError;
+pub use events::{Event, EventKind, EventLog, MAX_EVENTS, NodeStatus, StatusBoard, Statuses};
+pub use network::{Delivery, FaultError, INBOX_CAPACITY, Links, NetworkStats};
+pub use storage::SharedMemStorage;
+
+use crate::config::Config;
+use crate::invariants::Violation;
+use crate::types::{HardState, NodeId, Term};
+use driver::{Driver, TimeoutPicker, Wiring};
+use events::Observer;
+use network::Network;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout_at};
+use tracing::info;
+
+/// Why a cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The configuration is invalid.
+    #[error("invalid cluster configuration: {0}")]
+    Config(#[from] ClusterConfigError),
+    /// Called outside a Tokio runtime.
+    #[error("spawn_cluster must be called from inside a Tokio runtime")]
+    NoRuntime,
+}
+
+/// A condition was not met in time.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The deadline passed.
+    #[error("not reached within {waited:?}; nodes: {statuses}")]
+    Timeout {
+        /// How long we waited.
+        waited: Duration,
+        /// The board when we gave up.
+        statuses: Statuses,
+    },
+}
+
+/// A node task that ended badly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFailure {
+    /// The node.
+    pub node: NodeId,
+    /// What happened (a panic message or a storage error).
+    pub reason: String,
+}
+
+/// Node tasks that panicked or failed, found at shutdown or when killed.
+#[derive(Debug, thiserror::Error)]
+#[error("{} node task(s) failed: {}", failures.len(), describe(failures))]
+pub struct ShutdownError {
+    /// Every failure, in the order found.
+    pub failures: Vec<NodeFailure>,
+}
+
+fn describe(failures: &[NodeFailure]) -> String {
+    let parts: Vec<String> = failures
+        .iter()
+        .map(|f| format!("{}: {}", f.node, f.reason))
+        .collect();
+    parts.join("; ")
+}
+
+/// A running cluster: fault controls and observation.
+///
+/// Dropping it aborts every node task; [`Self::shutdown`] stops them cleanly
+/// and reports any that panicked.
+#[derive(Debug)]
+pub struct ClusterHandle {
+    config: ClusterConfig,
+    configs: Vec<Config>,
+    tasks: BTreeMap<NodeId, JoinHandle<Result<(), NodeError>>>,
+    storages: BTreeMap<NodeId, SharedMemStorage>,
+    incarnations: BTreeMap<NodeId, u32>,
+    network: Arc<Network>,
+    observer: Arc<Observer>,
+    shutdown: watch::Sender<bool>,
+    failures: Vec<NodeFailure>,
+}
+
+/// Starts a cluster of `config.nodes` nodes, one Tokio task each, with empty
+/// in-memory storage. Must be called inside a Tokio runtime.
+pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError> {
+    config.validate()?;
+    tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
+    let configs =
+        Config::cluster(config.nodes, config.timing).map_err(ClusterConfigError::Timing)?;
+    let observer = Arc::new(Observer::new(config.nodes));
+    let network = Arc::new(Network::new(config.nodes, Arc::clone(&observer)));
+    let mut handle = ClusterHandle {
+        storages: config
+            .ids()
+            .map(|id| (id, SharedMemStorage::new()))
+            .collect(),
+        incarnations: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        configs,
+        network,
+        observer,
+        shutdown: watch::Sender::new(false),
+        failures: Vec::new(),
+        config,
+    };
+    for id in handle.config.ids() {
+        handle.spawn_node(id);
+    }
+    Ok(handle)
+}
+
+impl ClusterHandle {
+    fn spawn_node(&mut self, id: NodeId) {
+        let index = usize::from(id.0);
+        let incarnation = self.incarnations.entry(id).or_insert(0);
+        let picker = TimeoutPicker::new(&self.config.timeouts, id, *incarnation);
+        *incarnation = incarnation.saturating_add(1);
+        let wiring = Wiring {
+            inbox: self.network.open_inbox(id),
+            shutdown: self.shutdown.subscribe(),
+            network: Arc::clone(&self.network),
+            observer: Arc::clone(&self.observer),
+        };
+        let storage = self.storages.get(&id).cloned().unwrap_or_default();
+        let driver = Driver::new(self.configs[index].clone(), storage, picker, wiring);
+        self.tasks.insert(id, tokio::spawn(driver.run()));
+    }
+
+    /// The configuration the cluster was started with.
+    #[must_use]
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Time since the cluster started (virtual under a paused clock).
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.observer.elapsed()
+    }
+
+    /// Role, term and leader of every live node right now.
+    #[must_use]
+    pub fn statuses(&self) -> Statuses {
+        self.observer.board().snapshot()
+    }
+
+    /// The retained events, oldest first (see [`MAX_EVENTS`]).
+    #[must_use]
+    pub fn events(&self) -> Vec<Event> {
+        self.observer.log().snapshot()
+    }
+
+    /// How many events were evicted from the bounded log.
+    #[must_use]
+    pub fn events_evicted(&self) -> u64 {
+        self.observer.log().evicted()
+    }
+
+    /// Message counts by fate.
+    #[must_use]
+    pub fn network_stats(&self) -> NetworkStats {
+        self.network.stats()
+    }
+
+    /// What `id` has on stable storage.
+    #[must_use]
+    pub fn hard_state(&self, id: NodeId) -> Option<HardState> {
+        self.storages.get(&id).map(SharedMemStorage::get)
+    }
+
+    /// The first cluster-wide invariant broken so far, over every step of
+    /// every node since the start (election safety among them), as checked
+    /// by [`crate::invariants::History`].
+    pub fn check_safety(&self) -> Result<(), Violation> {
+        self.observer.violation().map_or(Ok(()), Err)
+    }
+
+    /// Who became leader of each term so far (at most one per term, or
+    /// [`Self::check_safety`] reports it).
+    #[must_use]
+    pub fn leaders_by_term(&self) -> BTreeMap<Term, NodeId> {
+        self.observer.leaders_by_term()
+    }
+
+    /// Waits until `condition` holds on the status board, at most `timeout`.
+    ///
+    /// Wakes on every board change, never polls; returns the statuses that
+    /// satisfied the condition.
+    pub async fn wait_until(
+        &self,
+        mut condition: impl FnMut(&Statuses) -> bool,
+        timeout: Duration,
+    ) -> Result<Statuses, WaitError> {
+        let deadline = Instant::now() + timeout;
+        // Subscribe before reading, so a change between the read and the wait
+        // still wakes us.
+        let mut changes = self.observer.subscribe();
+        // Bounded by the deadline: every iteration waits for a change or gives up.
+        loop {
+            let statuses = self.statuses();
+            if condition(&statuses) {
+                return Ok(statuses);
+            }
+            match timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                // The sender lives in `self`; it cannot be gone, but if it were,
+                // nothing would change any more.
+                Ok(Err(_)) | Err(_) => {
+                    return Err(WaitError::Timeout {
+                        waited: timeout,
+                        statuses: self.statuses(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits until a leader is acknowledged by a majority of the cluster in
+    /// its term ([`Statuses::acknowledged_leader`]).
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(NodeId, Term), WaitError> {
+        let statuses = self
+            .wait_until(|s| s.acknowledged_leader().is_some(), timeout)
+            .await?;
+        statuses.acknowledged_leader().ok_or(WaitError::Timeout {
+            waited: timeout,
+            statuses,
+        })
+    }
+
+    /// Waits for an acknowledged leader of a term after `term`.
+    pub async fn wait_for_leader_after(
+        &self,
+        term: Term,
+        timeout: Duration,
+    ) -> Result<(NodeId, Term), WaitError> {
+        let newer = |s: &Statuses| s.acknowledged_leader().filter(|&(_, t)| t > term);
+        let statuses = self.wait_until(|s| newer(s).is_some(), timeout).await?;
+        newer(&statuses).ok_or(WaitError::Timeout {
+            waited: timeout,
+            statuses,
+        })
+    }
+
+    /// Kills `id`: nothing reaches or leaves it any more, its inbox is
+    /// closed and its task aborted (and awaited, so it is gone on return).
+    /// Its storage survives for [`Self::restart`].
+    pub async fn kill(&mut self, id: NodeId) -> Result<(), FaultError> {
+        self.network.links().kill(id)?;
+        info!("kill {id}: its task is aborted and its channel closed");
+        self.network.close_inbox(id);
+        self.observer.record_kill(id);
+        if let Some(task) = self.tasks.remove(&id) {
+            task.abort();
+            self.collect(id, task.await);
+        }
+        Ok(())
+    }
+
+    /// Restarts a killed `id` from what it saved (Figure 2's persistent state);
+    /// everything volatile starts over.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), FaultError> {
+        self.network.links().revive(id)?;
+        info!("restart {id} from its storage");
+        self.spawn_node(id);
+        Ok(())
+    }
+
+    /// Splits the cluster: messages pass only inside a group; a node no group
+    /// lists is cut off from everyone. Replaces any earlier partition.
+    pub fn partition(&self, groups: &[BTreeSet<NodeId>]) -> Result<(), FaultError> {
+        self.network.links().partition(groups)?;
+        let sides: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let ids: Vec<String> = g.iter().map(NodeId::to_string).collect();
+                format!("{{{}}}", ids.join(","))
+            })
+            .collect();
+        info!("partition: {}", sides.join(" | "));
+        Ok(())
+    }
+
+    /// Cuts `id` off from every other node.
+    pub fn isolate(&self, id: NodeId) -> Result<(), FaultError> {
+        let rest: BTreeSet<NodeId> = self.config.ids().filter(|&other| other != id).collect();
+        self.partition(&[BTreeSet::from([id]), rest])
+    }
+
+    /// Reopens every link (killed nodes stay down).
+    pub fn heal(&self) {
+        self.network.links().heal();
+        info!("heal: every link is open again");
+    }
+
+    fn collect(
+        &mut self,
+        id: NodeId,
+        joined: Result<Result<(), NodeError>, tokio::task::JoinError>,
+    ) {
+        let reason = match joined {
+            Ok(Ok(())) => return,
+            Err(e) if e.is_cancelled() => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => match e.try_into_panic() {
+                Ok(payload) => panic_message(payload.as_ref()),
+                Err(e) => e.to_string(),
+            },
+        };
+        self.failures.push(NodeFailure { node: id, reason });
+    }
+
+    /// Stops every node task and waits for each to end. Fails if any task
+    /// panicked or stopped on an error, now or earlier.
+    pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
+        // Receivers may all be gone (every node killed); that is fine.
+        let _ = self.shutdown.send(true);
+        let tasks = std::mem::take(&mut self.tasks);
+        for (id, task) in tasks {
+            let joined = task.await;
+            self.collect(id, joined);
+        }
+        if self.failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ShutdownError {
+                failures: std::mem::take(&mut self.failures),
+            })
+        }
+    }
+}
+
+impl Drop for ClusterHandle {
+    fn drop(&mut self) {
+        for task in self.tasks.values() {
+            task.abort();
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        format!("panicked: {message}")
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        format!("panicked: {message}")
+    } else {
+        "panicked".to_owned()
+    }
+}

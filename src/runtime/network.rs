@@ -1,0 +1,330 @@
+//! The simulated network: bounded Tokio channels stand for RPCs, and a small
+//! link table decides which messages may pass.
+//!
+//! Every send is a `try_send`: a driver never waits on a peer. A full inbox,
+//! a partition or a dead receiver loses the message, which Raft tolerates
+//! (§5.1: "servers retry RPCs if they do not receive a response in a timely
+//! manner"; here the next timeout or heartbeat is the retry).
+
+use super::events::Observer;
+use super::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
+use crate::message::Message;
+use crate::sim::Envelope;
+use crate::types::{NodeId, Term};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use tokio::sync::mpsc;
+
+/// Capacity of each node's inbox. In one round a node receives at most one
+/// request and one response per peer (28 with 15 voters); 64 also absorbs the
+/// burst a healed partition releases, and anything beyond is lost, as Raft allows.
+pub const INBOX_CAPACITY: usize = 64;
+
+/// What the network did with one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Delivery {
+    /// Placed in the receiver's inbox.
+    Delivered,
+    /// Sender and receiver are on different sides of a partition.
+    Partitioned,
+    /// The receiver (or the sender) is killed.
+    Down,
+    /// The receiver's inbox was full; the message is lost.
+    InboxFull,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Delivered => "delivered",
+            Self::Partitioned => "lost: partitioned",
+            Self::Down => "lost: node down",
+            Self::InboxFull => "lost: inbox full",
+        })
+    }
+}
+
+/// A fault control that does not apply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// The node is not a member of the cluster.
+    #[error("{id} is not a member of this cluster")]
+    UnknownNode {
+        /// The node.
+        id: NodeId,
+    },
+    /// Killing a node that is already down.
+    #[error("{id} is already down")]
+    AlreadyDown {
+        /// The node.
+        id: NodeId,
+    },
+    /// Restarting a node that is running.
+    #[error("{id} is already running")]
+    AlreadyUp {
+        /// The node.
+        id: NodeId,
+    },
+    /// A node listed in two partition groups.
+    #[error("{id} is in two partition groups")]
+    InTwoGroups {
+        /// The node.
+        id: NodeId,
+    },
+}
+
+/// Which links carry messages: the partition table and the kill flags.
+///
+/// Shared by every driver (which asks [`Links::route`] on each send) and the
+/// cluster handle (which changes it). One mutex keeps each change atomic: once
+/// [`Links::kill`] or [`Links::partition`] returns, no later `route` call sees
+/// the old table.
+#[derive(Debug)]
+pub struct Links {
+    nodes: u8,
+    state: Mutex<LinkState>,
+}
+
+#[derive(Debug, Default)]
+struct LinkState {
+    /// Side of each node while partitioned; `None` when healed. A node that no
+    /// group lists is alone on its own side.
+    sides: Option<BTreeMap<NodeId, usize>>,
+    down: BTreeSet<NodeId>,
+}
+
+impl Links {
+    /// Every link open, every node up, for a cluster `n0..n{nodes-1}`.
+    #[must_use]
+    pub fn new(nodes: u8) -> Self {
+        Self {
+            nodes,
+            state: Mutex::new(LinkState::default()),
+        }
+    }
+
+    fn check_member(&self, id: NodeId) -> Result<(), FaultError> {
+        if id.0 < self.nodes {
+            Ok(())
+        } else {
+            Err(FaultError::UnknownNode { id })
+        }
+    }
+
+    /// What happens to a message from `from` to `to` right now.
+    #[must_use]
+    pub fn route(&self, from: NodeId, to: NodeId) -> Delivery {
+        let state = lock(&self.state);
+        if state.down.contains(&from) || state.down.contains(&to) {
+            return Delivery::Down;
+        }
+        if let Some(sides) = &state.sides {
+            let (a, b) = (sides.get(&from), sides.get(&to));
+            if a.is_none() || a != b {
+                return Delivery::Partitioned;
+            }
+        }
+        Delivery::Delivered
+    }
+
+    /// Splits the cluster into `groups`: messages pass only inside a group.
+    /// A node no group lists is cut off from everyone.
+    pub fn partition(&self, groups: &[BTreeSet<NodeId>]) -> Result<(), FaultError> {
+        let mut sides = BTreeMap::new();
+        for (side, group) in groups.iter().enumerate() {
+            for &id in group {
+                self.check_member(id)?;
+                if sides.insert(id, side).is_some() {
+                    return Err(FaultError::InTwoGroups { id });
+                }
+            }
+        }
+        lock(&self.state).sides = Some(sides);
+        Ok(())
+    }
+
+    /// Reopens every link (kill flags stay).
+    pub fn heal(&self) {
+        lock(&self.state).sides = None;
+    }
+
+    /// Marks `id` down: from now on nothing reaches it or leaves it.
+    pub fn kill(&self, id: NodeId) -> Result<(), FaultError> {
+        self.check_member(id)?;
+        if lock(&self.state).down.insert(id) {
+            Ok(())
+        } else {
+            Err(FaultError::AlreadyDown { id })
+        }
+    }
+
+    /// Marks `id` up again.
+    pub fn revive(&self, id: NodeId) -> Result<(), FaultError> {
+        self.check_member(id)?;
+        if lock(&self.state).down.remove(&id) {
+            Ok(())
+        } else {
+            Err(FaultError::AlreadyUp { id })
+        }
+    }
+
+    /// Whether `id` is up.
+    #[must_use]
+    pub fn is_up(&self, id: NodeId) -> bool {
+        id.0 < self.nodes && !lock(&self.state).down.contains(&id)
+    }
+}
+
+/// How many messages met each fate since the cluster started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetworkStats {
+    /// Placed in an inbox.
+    pub delivered: u64,
+    /// Lost to a partition.
+    pub partitioned: u64,
+    /// Lost because sender or receiver was down.
+    pub down: u64,
+    /// Lost to a full inbox.
+    pub inbox_full: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    delivered: AtomicU64,
+    partitioned: AtomicU64,
+    down: AtomicU64,
+    inbox_full: AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, delivery: Delivery) {
+        let counter = match delivery {
+            Delivery::Delivered => &self.delivered,
+            Delivery::Partitioned => &self.partitioned,
+            Delivery::Down => &self.down,
+            Delivery::InboxFull => &self.inbox_full,
+        };
+        // A statistic: no other memory depends on it.
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> NetworkStats {
+        NetworkStats {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            partitioned: self.partitioned.load(Ordering::Relaxed),
+            down: self.down.load(Ordering::Relaxed),
+            inbox_full: self.inbox_full.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The inboxes of every node plus the link table.
+#[derive(Debug)]
+pub(crate) struct Network {
+    links: Links,
+    inboxes: Mutex<BTreeMap<NodeId, mpsc::Sender<Envelope>>>,
+    counters: Counters,
+    observer: Arc<Observer>,
+}
+
+impl Network {
+    pub(crate) fn new(nodes: u8, observer: Arc<Observer>) -> Self {
+        Self {
+            links: Links::new(nodes),
+            inboxes: Mutex::new(BTreeMap::new()),
+            counters: Counters::default(),
+            observer,
+        }
+    }
+
+    pub(crate) fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// A fresh bounded inbox for `id`, replacing any earlier one (a restart).
+    pub(crate) fn open_inbox(&self, id: NodeId) -> mpsc::Receiver<Envelope> {
+        let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
+        lock(&self.inboxes).insert(id, sender);
+        receiver
+    }
+
+    /// Drops the sending side of `id`'s inbox, so it is closed for good.
+    pub(crate) fn close_inbox(&self, id: NodeId) {
+        lock(&self.inboxes).remove(&id);
+    }
+
+    /// Sends without waiting and reports (and records) what happened.
+    /// `term` is the sender's current term, for the event log.
+    pub(crate) fn send(&self, from: NodeId, term: Term, to: NodeId, message: Message) -> Delivery {
+        let mut delivery = self.links.route(from, to);
+        if delivery == Delivery::Delivered {
+            let envelope = Envelope { from, to, message };
+            delivery = match lock(&self.inboxes).get(&to).map(|s| s.try_send(envelope)) {
+                Some(Ok(())) => Delivery::Delivered,
+                Some(Err(mpsc::error::TrySendError::Full(_))) => Delivery::InboxFull,
+                Some(Err(mpsc::error::TrySendError::Closed(_))) | None => Delivery::Down,
+            };
+        }
+        self.counters.count(delivery);
+        self.observer.record_send(from, term, to, message, delivery);
+        delivery
+    }
+
+    pub(crate) fn stats(&self) -> NetworkStats {
+        self.counters.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ids: &[u8]) -> BTreeSet<NodeId> {
+        ids.iter().copied().map(NodeId).collect()
+    }
+
+    #[test]
+    fn a_partition_passes_messages_inside_a_group_only() {
+        let links = Links::new(5);
+        links.partition(&[set(&[0, 1]), set(&[2, 3])]).unwrap();
+        assert_eq!(links.route(NodeId(0), NodeId(1)), Delivery::Delivered);
+        assert_eq!(links.route(NodeId(2), NodeId(3)), Delivery::Delivered);
+        assert_eq!(links.route(NodeId(1), NodeId(2)), Delivery::Partitioned);
+        // n4 is in no group: alone.
+        assert_eq!(links.route(NodeId(4), NodeId(0)), Delivery::Partitioned);
+        assert_eq!(links.route(NodeId(0), NodeId(4)), Delivery::Partitioned);
+        links.heal();
+        assert_eq!(links.route(NodeId(1), NodeId(2)), Delivery::Delivered);
+    }
+
+    #[test]
+    fn a_killed_node_neither_sends_nor_receives_until_revived() {
+        let links = Links::new(3);
+        links.kill(NodeId(1)).unwrap();
+        assert_eq!(links.route(NodeId(0), NodeId(1)), Delivery::Down);
+        assert_eq!(links.route(NodeId(1), NodeId(2)), Delivery::Down);
+        assert_eq!(
+            links.kill(NodeId(1)),
+            Err(FaultError::AlreadyDown { id: NodeId(1) })
+        );
+        links.revive(NodeId(1)).unwrap();
+        assert_eq!(links.route(NodeId(0), NodeId(1)), Delivery::Delivered);
+    }
+
+    #[test]
+    fn fault_controls_refuse_unknown_nodes_and_nodes_in_two_groups() {
+        let links = Links::new(3);
+        assert_eq!(
+            links.kill(NodeId(3)),
+            Err(FaultError::UnknownNode { id: NodeId(3) })
+        );
+        assert_eq!(
+            links.partition(&[set(&[0, 1]), set(&[1, 2])]),
+            Err(FaultError::InTwoGroups { id: NodeId(1) })
+        );
+        assert_eq!(
+            links.partition(&[set(&[0, 7])]),
+            Err(FaultError::UnknownNode { id: NodeId(7) })
+        );
+    }
+}
