@@ -259,17 +259,32 @@ impl History {
         input: &Input,
         after: &Node,
     ) -> Result<(), Violation> {
+        self.record_local_step(config, before, input, after)?;
+        let won = after.role() == Role::Leader
+            && (before.role() != Role::Leader || before.current_term() != after.current_term());
+        if won {
+            self.record_leader(config, after)?;
+        }
+        Ok(())
+    }
+
+    /// The part of [`Self::record_step`] that one node guarantees on its own,
+    /// whatever it is fed (forged messages included): its term never goes
+    /// back, it votes at most once per term, and a leader steps down on a
+    /// higher term. The leader checks need honest peers, so they stay out.
+    pub fn record_local_step(
+        &mut self,
+        config: &Config,
+        before: &Node,
+        input: &Input,
+        after: &Node,
+    ) -> Result<(), Violation> {
         let id = config.id();
         self.logs.insert(id, after.log());
         self.record_term(id, after.current_term())?;
         self.check_stale_leader(config, before, input, after)?;
         if let Some(candidate) = after.voted_for() {
             self.record_vote(after.current_term(), id, candidate)?;
-        }
-        let won = after.role() == Role::Leader
-            && (before.role() != Role::Leader || before.current_term() != after.current_term());
-        if won {
-            self.record_leader(config, after)?;
         }
         Ok(())
     }

@@ -52,6 +52,7 @@
 #![cfg_attr(not(fuzzing), warn(missing_docs))]
 
 pub mod config;
+pub mod fuzzing;
 pub mod invariants;
 pub mod message;
 pub mod node;

@@ -8,8 +8,7 @@ use std::fmt;
 
 /// One message between two nodes. The sender is carried beside it (see
 /// [`crate::node::Input::Receive`]), as a transport would report it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, arbitrary::Arbitrary)]
 pub enum Message {
     /// Invoked by candidates to gather votes (Raft §5.2).
     RequestVote {

@@ -15,8 +15,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The two timers a node may ask its driver to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, arbitrary::Arbitrary)]
 pub enum Timer {
     /// Followers and candidates: start an election when it fires (§5.2).
     Election,
@@ -25,8 +24,7 @@ pub enum Timer {
 }
 
 /// Everything that can happen to a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, arbitrary::Arbitrary)]
 pub enum Input {
     /// The node was created or restarted from its [`HardState`]: arm its timer.
     Start,

@@ -7,8 +7,7 @@ use std::fmt;
 ///
 /// A `u8` because a Raft cluster has a handful of voters (3 or 5 in practice);
 /// the width is a limit, not an accident (TigerBeetle: "put a limit on everything").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, arbitrary::Arbitrary)]
 pub struct NodeId(pub u8);
 
 impl fmt::Display for NodeId {
@@ -18,8 +17,9 @@ impl fmt::Display for NodeId {
 }
 
 /// A Raft term: a logical clock that only moves forward (Raft §5.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, arbitrary::Arbitrary,
+)]
 pub struct Term(pub u64);
 
 impl Term {
@@ -79,8 +79,7 @@ pub struct HardState {
 ///
 /// This crate replicates no log; a node is built with a fixed summary so the
 /// up-to-date check is real and the model checker can exercise it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, arbitrary::Arbitrary)]
 pub struct LogSummary {
     /// Index of the last entry (0 for an empty log).
     pub last_log_index: u64,
