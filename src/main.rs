@@ -19,7 +19,14 @@ use tracing_subscriber::EnvFilter;
 /// Raft leader election, told step by step: who times out, who votes for
 /// whom, who leads which term.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    after_help = "The story, on the real clock: start; a leader is elected; the leader is \
+killed and the others elect a new one; the dead node restarts from its stored term and \
+vote; the new leader is cut off and the majority elects a third; the partition heals and \
+the stale leader steps down. Lines name nodes (n0, n1, ...) and terms (t1, t2, ...). \
+Exits 0 when every step happened, 1 with the reason otherwise."
+)]
 struct Args {
     /// Number of nodes (at least 3: the story kills a leader and still needs a majority).
     #[arg(long, default_value_t = 3)]
@@ -208,9 +215,10 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
         stale.map_or("down".to_owned(), |(role, _)| role.to_string()),
         stale.map_or(t2, |(_, term)| term),
     );
+    let (messages, rounds) = lost_heartbeats(cluster, second);
     println!(
-        "-> meanwhile {second} sent {} heartbeats that the partition swallowed",
-        lost_heartbeats(cluster, second)
+        "-> meanwhile {second} sent {rounds} rounds of heartbeats ({messages} messages), \
+         all lost to the partition"
     );
 
     step(&format!(
@@ -219,11 +227,19 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
     let healed = Instant::now();
     cluster.heal();
     cluster
-        .wait_until(|s| follows(s.get(second), third, t3), deadline)
+        .wait_until(
+            |s| s.get(second).is_some_and(|n| n.role == Role::Follower),
+            deadline,
+        )
         .await
         .map_err(failed("the stale leader stepping down"))?;
+    println!("-> {second} stepped down {} ms after the heal", ms(healed));
+    cluster
+        .wait_until(|s| follows(s.get(second), third, t3), deadline)
+        .await
+        .map_err(failed("the old leader following the new one"))?;
     println!(
-        "-> {second} stepped down and follows {third}, {} ms after the heal",
+        "-> {second} follows {third} in {t3}, {} ms after the heal",
         ms(healed)
     );
 
@@ -240,9 +256,10 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
     Ok(())
 }
 
-/// Heartbeats `leader` sent that a partition dropped.
-fn lost_heartbeats(cluster: &ClusterHandle, leader: NodeId) -> usize {
-    cluster
+/// Heartbeat messages `leader` sent that a partition dropped, and in how many
+/// rounds (one message per peer each round).
+fn lost_heartbeats(cluster: &ClusterHandle, leader: NodeId) -> (usize, usize) {
+    let messages = cluster
         .events()
         .iter()
         .filter(|e| {
@@ -256,7 +273,9 @@ fn lost_heartbeats(cluster: &ClusterHandle, leader: NodeId) -> usize {
                     }
                 )
         })
-        .count()
+        .count();
+    let peers = usize::from(cluster.config().nodes.saturating_sub(1)).max(1);
+    (messages, messages / peers)
 }
 
 /// Whether a node is a follower of `leader` in `term`.

@@ -1,6 +1,6 @@
 //! Observation: what the cluster did, for tests to await and people to read.
 //!
-//! Drivers report every step to the [`Observer`], which
+//! Drivers report every step to the (crate-private) `Observer`, which
 //! - appends [`Event`]s to a bounded [`EventLog`],
 //! - updates the [`StatusBoard`] (role, term, leader of each live node) and
 //!   wakes whoever awaits a condition on it,
@@ -189,6 +189,7 @@ impl NodeStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statuses {
     voters: u8,
+    quorum: usize,
     live: BTreeMap<NodeId, NodeStatus>,
 }
 
@@ -220,7 +221,7 @@ impl Statuses {
     /// its term: the leader a client could actually use.
     #[must_use]
     pub fn acknowledged_leader(&self) -> Option<(NodeId, Term)> {
-        let quorum = usize::from(self.voters) / 2 + 1;
+        let quorum = self.quorum;
         self.leaders().into_iter().find(|&(leader, term)| {
             let followers = self
                 .live
@@ -259,6 +260,7 @@ impl fmt::Display for Statuses {
 #[derive(Debug)]
 pub struct StatusBoard {
     voters: u8,
+    quorum: usize,
     state: Mutex<BoardState>,
 }
 
@@ -269,11 +271,12 @@ struct BoardState {
 }
 
 impl StatusBoard {
-    /// An empty board for a cluster of `voters`.
+    /// An empty board for the cluster `config` belongs to (any member's config).
     #[must_use]
-    pub fn new(voters: u8) -> Self {
+    pub fn new(config: &Config) -> Self {
         Self {
-            voters,
+            voters: u8::try_from(config.voters().len()).unwrap_or(u8::MAX),
+            quorum: config.quorum(),
             state: Mutex::new(BoardState::default()),
         }
     }
@@ -306,6 +309,7 @@ impl StatusBoard {
     pub fn snapshot(&self) -> Statuses {
         Statuses {
             voters: self.voters,
+            quorum: self.quorum,
             live: lock(&self.state).live.clone(),
         }
     }
@@ -330,11 +334,11 @@ pub(crate) struct Observer {
 }
 
 impl Observer {
-    pub(crate) fn new(voters: u8) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
             start: Instant::now(),
             log: EventLog::default(),
-            board: StatusBoard::new(voters),
+            board: StatusBoard::new(config),
             checker: Mutex::new(Checker::default()),
             changes: watch::Sender::new(0),
         }
@@ -477,6 +481,10 @@ fn narrate(id: NodeId, before: &Node, input: &Input, from: Option<NodeId>, after
     let (old_term, term) = (before.current_term(), after.current_term());
     let (old_role, role) = (before.role(), after.role());
     let sender = display_option(from);
+    let what = match input {
+        Input::Receive { message, .. } => message_name(message),
+        Input::Start | Input::Timeout(_) => "message",
+    };
     if *input == Input::Timeout(Timer::Election) && role == Role::Candidate {
         info!("{id} timed out in {old_term} as {old_role}, campaigns for {term}");
     }
@@ -499,13 +507,22 @@ fn narrate(id: NodeId, before: &Node, input: &Input, from: Option<NodeId>, after
             info!("{id} steps down: {sender} leads {term}");
         }
     } else if role == Role::Follower && term > old_term {
-        info!("{id} moves to {term}: heard it from {sender}");
+        info!("{id} learns of {term} from {sender}'s {what}");
     }
     if let Some(candidate) = new_vote(id, before, after) {
         info!("{id} votes for {candidate} in {term}");
     }
     if let Some(leader) = new_leader(id, before, after) {
         info!("{id} follows {leader} in {term}");
+    }
+}
+
+fn message_name(message: &Message) -> &'static str {
+    match message {
+        Message::RequestVote { .. } => "RequestVote",
+        Message::RequestVoteResponse { .. } => "RequestVoteResponse",
+        Message::AppendEntries { .. } => "AppendEntries",
+        Message::AppendEntriesResponse { .. } => "AppendEntriesResponse",
     }
 }
 

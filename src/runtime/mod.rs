@@ -112,7 +112,7 @@ fn describe(failures: &[NodeFailure]) -> String {
 #[derive(Debug)]
 pub struct ClusterHandle {
     config: ClusterConfig,
-    configs: Vec<Config>,
+    configs: BTreeMap<NodeId, Config>,
     tasks: BTreeMap<NodeId, JoinHandle<Result<(), NodeError>>>,
     storages: BTreeMap<NodeId, SharedMemStorage>,
     incarnations: BTreeMap<NodeId, u32>,
@@ -127,9 +127,14 @@ pub struct ClusterHandle {
 pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError> {
     config.validate()?;
     tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
-    let configs =
-        Config::cluster(config.nodes, config.timing).map_err(ClusterConfigError::Timing)?;
-    let observer = Arc::new(Observer::new(config.nodes));
+    let configs: BTreeMap<NodeId, Config> = Config::cluster(config.nodes, config.timing)
+        .map_err(ClusterConfigError::Timing)?
+        .into_iter()
+        .map(|c| (c.id(), c))
+        .collect();
+    // `validate` refused zero nodes, so there is a first config.
+    let any = configs.values().next().ok_or(ClusterConfigError::NoNodes)?;
+    let observer = Arc::new(Observer::new(any));
     let network = Arc::new(Network::new(config.nodes, Arc::clone(&observer)));
     let mut handle = ClusterHandle {
         storages: config
@@ -153,7 +158,10 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
 
 impl ClusterHandle {
     fn spawn_node(&mut self, id: NodeId) {
-        let index = usize::from(id.0);
+        // Callers pass members only (checked by `Links`); anything else is ignored.
+        let Some(config) = self.configs.get(&id).cloned() else {
+            return;
+        };
         let incarnation = self.incarnations.entry(id).or_insert(0);
         let picker = TimeoutPicker::new(&self.config.timeouts, id, *incarnation);
         *incarnation = incarnation.saturating_add(1);
@@ -164,7 +172,7 @@ impl ClusterHandle {
             observer: Arc::clone(&self.observer),
         };
         let storage = self.storages.get(&id).cloned().unwrap_or_default();
-        let driver = Driver::new(self.configs[index].clone(), storage, picker, wiring);
+        let driver = Driver::new(config, storage, picker, wiring);
         self.tasks.insert(id, tokio::spawn(driver.run()));
     }
 
