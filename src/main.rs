@@ -16,6 +16,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing_subscriber::EnvFilter;
 
+/// Prints a line of the story. A closed stdout (`cargo run | head`) is no
+/// failure of the story, so write errors are ignored rather than panicking
+/// as `println!` does.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Raft leader election, told step by step: who times out, who votes for
 /// whom, who leads which term.
 #[derive(Debug, Parser)]
@@ -92,10 +102,13 @@ async fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    println!(
+    say!(
         "Raft election demo: {} nodes, seed {seed} (replay with --seed {seed}), \
          election timeouts {}-{} ms, heartbeat every {} ms",
-        args.nodes, args.election_min_ms, args.election_max_ms, args.heartbeat_ms
+        args.nodes,
+        args.election_min_ms,
+        args.election_max_ms,
+        args.heartbeat_ms
     );
     let mut cluster = match spawn_cluster(config) {
         Ok(cluster) => cluster,
@@ -139,11 +152,13 @@ fn init_tracing(verbose: u8) {
         .with_level(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // As with `say!`: a closed stdout is not worth a complaint per event.
+        .log_internal_errors(false)
         .init();
 }
 
 fn step(title: &str) {
-    println!("\n== {title}");
+    say!("\n== {title}");
 }
 
 fn ms(since: Instant) -> u128 {
@@ -157,7 +172,7 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
         .wait_for_leader(deadline)
         .await
         .map_err(failed("electing the first leader"))?;
-    println!(
+    say!(
         "-> {first} leads {t1}, elected {} ms after start",
         ms(started)
     );
@@ -174,7 +189,7 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
         .wait_for_leader_after(t1, deadline)
         .await
         .map_err(failed("electing a leader after the kill"))?;
-    println!(
+    say!(
         "-> {second} leads {t2}, elected {} ms after the kill",
         ms(killed)
     );
@@ -191,7 +206,7 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
         .wait_until(|s| follows(s.get(first), second, t2), deadline)
         .await
         .map_err(failed("the restarted node following the leader"))?;
-    println!(
+    say!(
         "-> {first} follows {second} in {t2}, {} ms after restarting",
         ms(restarted)
     );
@@ -209,14 +224,14 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
         .await
         .map_err(failed("electing a leader in the majority"))?;
     let stale = cluster.statuses().get(second).map(|s| (s.role, s.term));
-    println!(
+    say!(
         "-> {third} leads {t3}, elected {} ms after the cut; {second} is still {} of {}",
         ms(cut),
         stale.map_or("down".to_owned(), |(role, _)| role.to_string()),
         stale.map_or(t2, |(_, term)| term),
     );
     let (messages, rounds) = lost_heartbeats(cluster, second);
-    println!(
+    say!(
         "-> meanwhile {second} sent {rounds} rounds of heartbeats ({messages} messages), \
          all lost to the partition"
     );
@@ -233,12 +248,12 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
         )
         .await
         .map_err(failed("the stale leader stepping down"))?;
-    println!("-> {second} stepped down {} ms after the heal", ms(healed));
+    say!("-> {second} stepped down {} ms after the heal", ms(healed));
     cluster
         .wait_until(|s| follows(s.get(second), third, t3), deadline)
         .await
         .map_err(failed("the old leader following the new one"))?;
-    println!(
+    say!(
         "-> {second} follows {third} in {t3}, {} ms after the heal",
         ms(healed)
     );
@@ -248,7 +263,7 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
         .iter()
         .map(|(term, leader)| format!("{term} {leader}"))
         .collect();
-    println!(
+    say!(
         "\nOne leader per term: {}. Statuses: {}.",
         leaders.join(", "),
         cluster.statuses()
