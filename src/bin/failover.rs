@@ -1,0 +1,345 @@
+//! Failover benchmark: how long the Tokio runtime takes to elect a leader,
+//! and to replace a killed one, against the ideal.
+//!
+//! `cargo run --release --bin failover -- --trials 500`
+//!
+//! Each trial starts a fresh cluster on the real clock, waits for a leader,
+//! lets a few heartbeats pass, kills the leader at a uniformly random moment
+//! within a heartbeat interval, and measures the time until a new leader is
+//! elected and until every live follower has heard from it. The same trials
+//! are replayed on the core alone (`timed::TimedCluster`: a virtual clock and
+//! an ideal network with a fixed one-way delay), and the Raft thesis's
+//! closed-form expectation is printed beside both. Nothing is asserted: this
+//! prints figures.
+
+use clap::Parser;
+use raft_election::runtime::{
+    ClusterConfig, ClusterHandle, EventKind, TimeoutSource, spawn_cluster,
+};
+use raft_election::timed::TimedCluster;
+use raft_election::{Config, NodeId, Role, Term, Timing};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Failover time of the Tokio runtime against the ideal protocol.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Trials to run.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    trials: u32,
+    /// Cluster size.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=15))]
+    nodes: u8,
+    /// Minimum election timeout, ms.
+    #[arg(long, default_value_t = 150)]
+    min_ms: u64,
+    /// Maximum election timeout, ms.
+    #[arg(long, default_value_t = 300)]
+    max_ms: u64,
+    /// Heartbeat interval, ms.
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+    /// Base seed; trial `i` uses `seed + i`.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One-way message delay of the ideal simulation, µs.
+    #[arg(long, default_value_t = 100)]
+    ideal_delay_us: u64,
+    /// Also write every trial as CSV to this file.
+    #[arg(long)]
+    csv: Option<std::path::PathBuf>,
+}
+
+/// One failover, in milliseconds from the kill.
+#[derive(Clone, Copy, Debug, Default)]
+struct Trial {
+    initial_elected: f64,
+    initial_all_know: f64,
+    elected: f64,
+    all_know: f64,
+    rounds: u64,
+}
+
+/// Generous bounds so a broken runtime fails a trial instead of hanging.
+const WAIT: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let timing = Timing {
+        election_timeout_min: Duration::from_millis(args.min_ms),
+        election_timeout_max: Duration::from_millis(args.max_ms),
+        heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+    };
+    if let Err(e) = timing.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    if args.nodes < 2 {
+        eprintln!("error: failover needs at least 2 nodes");
+        return ExitCode::FAILURE;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let measured = match runtime.block_on(run_runtime_trials(&args, timing)) {
+        Ok(trials) => trials,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ideal = run_ideal_trials(&args, timing);
+    if let Some(path) = &args.csv {
+        if let Err(e) = write_csv(path, &measured) {
+            eprintln!("error: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    report(&args, timing, &measured, &ideal);
+    ExitCode::SUCCESS
+}
+
+async fn run_runtime_trials(args: &Args, timing: Timing) -> Result<Vec<Trial>, String> {
+    let mut trials = Vec::with_capacity(args.trials as usize);
+    for i in 0..args.trials {
+        let seed = args.seed + u64::from(i);
+        let trial = runtime_trial(args.nodes, timing, seed)
+            .await
+            .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
+        trials.push(trial);
+        if (i + 1) % 50 == 0 || i + 1 == args.trials {
+            eprint!("\rruntime trials: {}/{}", i + 1, args.trials);
+        }
+    }
+    eprintln!();
+    Ok(trials)
+}
+
+async fn runtime_trial(nodes: u8, timing: Timing, seed: u64) -> Result<Trial, String> {
+    let config = ClusterConfig {
+        nodes,
+        timing,
+        timeouts: TimeoutSource::Seeded(seed),
+    };
+    let mut cluster = spawn_cluster(config).map_err(|e| e.to_string())?;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let (leader, term) = cluster
+        .wait_for_leader(WAIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let initial_elected = became_leader_at(&cluster, leader, term).ok_or("no leader event")?;
+    wait_all_follow(&cluster, leader, term).await?;
+    let initial_all_know = ms(cluster.elapsed());
+
+    // Let the cluster settle for a few heartbeats, then kill the leader at a
+    // uniformly random point within one heartbeat interval.
+    let h = timing.heartbeat_interval;
+    let offset = h.mul_f64(rng.random::<f64>());
+    tokio::time::sleep(h * 3 + offset).await;
+    let killed_at = cluster.elapsed();
+    cluster.kill(leader).await.map_err(|e| e.to_string())?;
+    let (new_leader, new_term) = cluster
+        .wait_for_leader_after(term, WAIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let elected = became_leader_at(&cluster, new_leader, new_term).ok_or("no leader event")?;
+    wait_all_follow(&cluster, new_leader, new_term).await?;
+    let all_know = ms(cluster.elapsed() - killed_at);
+    cluster.check_safety().map_err(|e| e.to_string())?;
+    cluster.shutdown().await.map_err(|e| e.to_string())?;
+    Ok(Trial {
+        initial_elected,
+        initial_all_know,
+        elected: elected - ms(killed_at),
+        all_know,
+        rounds: new_term.0 - term.0,
+    })
+}
+
+/// When `leader` became leader of `term`, in ms since the cluster started.
+fn became_leader_at(cluster: &ClusterHandle, leader: NodeId, term: Term) -> Option<f64> {
+    cluster.events().iter().find_map(|e| {
+        let won = e.node == leader
+            && e.term == term
+            && matches!(
+                e.kind,
+                EventKind::RoleChanged {
+                    to: Role::Leader,
+                    ..
+                }
+            );
+        won.then(|| ms(e.at))
+    })
+}
+
+async fn wait_all_follow(
+    cluster: &ClusterHandle,
+    leader: NodeId,
+    term: Term,
+) -> Result<(), String> {
+    cluster
+        .wait_until(
+            |s| {
+                s.live()
+                    .values()
+                    .all(|n| n.term == term && n.leader == Some(leader))
+            },
+            WAIT,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn run_ideal_trials(args: &Args, timing: Timing) -> Vec<Trial> {
+    let delay = Duration::from_micros(args.ideal_delay_us);
+    (0..args.trials)
+        .filter_map(|i| ideal_trial(args.nodes, timing, delay, args.seed + u64::from(i)))
+        .collect()
+}
+
+/// The same trial on the core alone, with an ideal network.
+fn ideal_trial(nodes: u8, timing: Timing, delay: Duration, seed: u64) -> Option<Trial> {
+    let configs = Config::cluster(nodes, timing).ok()?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut offsets = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let pick = Box::new(move |min: Duration, max: Duration| {
+        if min == max {
+            min
+        } else {
+            rng.random_range(min..=max)
+        }
+    });
+    let mut cluster = TimedCluster::new(configs, delay, pick);
+    let horizon = Duration::from_secs(60);
+    cluster
+        .run_until(horizon, |c| !c.leaders().is_empty())
+        .ok()?;
+    let (leader, term) = *cluster.leaders().first()?;
+    let initial_elected = ms(cluster.now());
+    let everyone_follows = |c: &TimedCluster, leader: NodeId, term: Term| {
+        (0..nodes).map(NodeId).all(|id| {
+            c.node(id)
+                .is_none_or(|n| n.current_term() == term && n.leader_id() == Some(leader))
+        })
+    };
+    cluster
+        .run_until(horizon, |c| everyone_follows(c, leader, term))
+        .ok()?;
+    let initial_all_know = ms(cluster.now());
+
+    let h = timing.heartbeat_interval;
+    let kill_at = cluster.now() + h * 3 + h.mul_f64(offsets.random::<f64>());
+    cluster.run_until(kill_at, |_| false).ok()?;
+    cluster.crash(leader);
+    let newer = |c: &TimedCluster| c.leaders().into_iter().find(|&(_, t)| t > term);
+    cluster
+        .run_until(kill_at + horizon, |c| newer(c).is_some())
+        .ok()?;
+    let (new_leader, new_term) = newer(&cluster)?;
+    let elected = ms(cluster.now() - kill_at);
+    cluster
+        .run_until(kill_at + horizon, |c| {
+            everyone_follows(c, new_leader, new_term)
+        })
+        .ok()?;
+    Some(Trial {
+        initial_elected,
+        initial_all_know,
+        elected,
+        all_know: ms(cluster.now() - kill_at),
+        rounds: new_term.0 - term.0,
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Min, median, mean, p90, p99, max of `values`.
+fn summary(mut values: Vec<f64>) -> [f64; 6] {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return [f64::NAN; 6];
+    }
+    // Nearest rank on integers: `permille` of the way from the first to the last.
+    let at = |permille: usize| values[(n - 1) * permille / 1000];
+    let mean = values.iter().sum::<f64>() / n as f64;
+    [values[0], at(500), mean, at(900), at(990), values[n - 1]]
+}
+
+fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
+    let t = ms(timing.election_timeout_min);
+    let r = ms(timing.election_timeout_max) - t;
+    let h = ms(timing.heartbeat_interval);
+    let d = args.ideal_delay_us as f64 / 1e3;
+    let s = f64::from(args.nodes - 1);
+    // Raft thesis ch. 9: first of s uniform timeouts, minus the mean time
+    // since the last heartbeat, plus vote request/reply and a heartbeat.
+    let formula_mean = t + r / (s + 1.0) - h / 2.0 + 3.0 * d;
+    let l = if r > 0.0 { d / r } else { 1.0 };
+    let formula_split = 1.0 - (1.0 - l).powf(s);
+
+    println!(
+        "failover: {} nodes, timeouts {}-{} ms, heartbeat {} ms, {} trials, seed {}",
+        args.nodes,
+        args.min_ms,
+        args.max_ms,
+        args.heartbeat_ms,
+        measured.len(),
+        args.seed
+    );
+    println!("(ms)                         min   median     mean      p90      p99      max");
+    let row = |name: &str, values: Vec<f64>| {
+        let [min, med, mean, p90, p99, max] = summary(values);
+        println!("{name:<24} {min:>8.1} {med:>8.1} {mean:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1}");
+    };
+    let col = |trials: &[Trial], f: fn(&Trial) -> f64| trials.iter().map(f).collect::<Vec<_>>();
+    row("initial elected", col(measured, |t| t.initial_elected));
+    row("initial all know", col(measured, |t| t.initial_all_know));
+    row("failover elected", col(measured, |t| t.elected));
+    row("  ideal (sim)", col(ideal, |t| t.elected));
+    row("failover all know", col(measured, |t| t.all_know));
+    row("  ideal (sim)", col(ideal, |t| t.all_know));
+    println!("formula mean (thesis ch. 9, d = {d} ms): {formula_mean:.1}");
+
+    let split_rate = |trials: &[Trial]| {
+        trials.iter().filter(|t| t.rounds > 1).count() as f64 / trials.len().max(1) as f64
+    };
+    println!(
+        "split rate: measured {:.2}%, ideal sim {:.2}%, formula {:.2}%",
+        100.0 * split_rate(measured),
+        100.0 * split_rate(ideal),
+        100.0 * formula_split
+    );
+    let [_, m_med, m_mean, _, m_p99, _] = summary(col(measured, |t| t.elected));
+    let [_, i_med, i_mean, _, i_p99, _] = summary(col(ideal, |t| t.elected));
+    println!(
+        "measured/ideal: median {:.3}, mean {:.3}, p99 {:.3}",
+        m_med / i_med,
+        m_mean / i_mean,
+        m_p99 / i_p99
+    );
+}
+
+fn write_csv(path: &std::path::Path, trials: &[Trial]) -> std::io::Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(
+        file,
+        "trial,initial_elected_ms,initial_all_know_ms,elected_ms,all_know_ms,rounds"
+    )?;
+    for (i, t) in trials.iter().enumerate() {
+        writeln!(
+            file,
+            "{i},{:.3},{:.3},{:.3},{:.3},{}",
+            t.initial_elected, t.initial_all_know, t.elected, t.all_know, t.rounds
+        )?;
+    }
+    file.flush()
+}
