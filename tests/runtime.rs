@@ -536,3 +536,37 @@ mod faults_and_errors {
         finish(cluster, "one node").await;
     }
 }
+
+mod real_clock {
+    use super::*;
+
+    /// The same runtime on worker threads and the real clock, where a kill can
+    /// land while the victim is mid-step on another thread. The deadlines are
+    /// liveness bounds about 30 times the expected election time, not timings.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_worker_threads_and_the_real_clock_a_killed_leader_is_replaced_and_rejoins() {
+        init_tracing();
+        let mut cluster = spawn_cluster(ClusterConfig::seeded(3, 2024)).unwrap();
+        let (old, old_term) = cluster.wait_for_leader(ms(10_000)).await.unwrap();
+        cluster.kill(old).await.unwrap();
+        let (new, new_term) = cluster
+            .wait_for_leader_after(old_term, ms(10_000))
+            .await
+            .unwrap();
+        assert_ne!(new, old);
+        cluster.restart(old).unwrap();
+        cluster
+            .wait_until(
+                |s| {
+                    s.get(old)
+                        .is_some_and(|n| n.term >= new_term && n.role == Role::Follower)
+                },
+                ms(10_000),
+            )
+            .await
+            .unwrap();
+        // On the real clock the log may hold anything that happened; only
+        // safety and a clean shutdown are asserted.
+        finish(cluster, "real clock").await;
+    }
+}

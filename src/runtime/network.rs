@@ -311,6 +311,56 @@ mod tests {
         assert_eq!(links.route(NodeId(0), NodeId(1)), Delivery::Delivered);
     }
 
+    fn heartbeat() -> Message {
+        Message::AppendEntries {
+            term: Term(1),
+            leader_id: NodeId(0),
+        }
+    }
+
+    #[test]
+    fn a_full_inbox_loses_the_message_instead_of_blocking_the_sender() {
+        let config = crate::Config::cluster(2, crate::Timing::default()).unwrap();
+        let network = Network::new(2, Arc::new(Observer::new(&config[0])));
+        let mut inbox = network.open_inbox(NodeId(1));
+        let fates: Vec<Delivery> = (0..=INBOX_CAPACITY)
+            .map(|_| network.send(NodeId(0), Term(1), NodeId(1), heartbeat()))
+            .collect();
+        assert!(
+            fates[..INBOX_CAPACITY]
+                .iter()
+                .all(|&d| d == Delivery::Delivered)
+        );
+        assert_eq!(fates[INBOX_CAPACITY], Delivery::InboxFull);
+        let stats = network.stats();
+        assert_eq!((stats.delivered, stats.inbox_full), (64, 1));
+        // Draining one message makes room again.
+        assert!(inbox.try_recv().is_ok());
+        assert_eq!(
+            network.send(NodeId(0), Term(1), NodeId(1), heartbeat()),
+            Delivery::Delivered
+        );
+    }
+
+    #[test]
+    fn a_closed_inbox_reports_the_receiver_down() {
+        let config = crate::Config::cluster(2, crate::Timing::default()).unwrap();
+        let network = Network::new(2, Arc::new(Observer::new(&config[0])));
+        let inbox = network.open_inbox(NodeId(1));
+        drop(inbox);
+        assert_eq!(
+            network.send(NodeId(0), Term(1), NodeId(1), heartbeat()),
+            Delivery::Down
+        );
+        let _inbox = network.open_inbox(NodeId(1));
+        network.close_inbox(NodeId(1));
+        assert_eq!(
+            network.send(NodeId(0), Term(1), NodeId(1), heartbeat()),
+            Delivery::Down
+        );
+        assert_eq!(network.stats().down, 2);
+    }
+
     #[test]
     fn fault_controls_refuse_unknown_nodes_and_nodes_in_two_groups() {
         let links = Links::new(3);
