@@ -156,8 +156,23 @@ impl<S: Storage + Send + 'static> Driver<S> {
         }
     }
 
-    /// Restores the node from storage and runs it until shutdown or a storage failure.
+    /// Restores the node from storage and runs it until shutdown or a storage
+    /// failure. A node that failed is taken down like a killed one, so no
+    /// one waits on it or sends to it as if it were alive.
     pub(crate) async fn run(mut self) -> Result<(), NodeError> {
+        let result = self.serve().await;
+        if let Err(e) = &result {
+            let id = self.config.id();
+            tracing::error!("{e}");
+            if self.network.links().kill(id).is_ok() {
+                self.network.close_inbox(id);
+                self.observer.record_kill(id);
+            }
+        }
+        result
+    }
+
+    async fn serve(&mut self) -> Result<(), NodeError> {
         let id = self.config.id();
         let hard_state = self
             .storage
@@ -248,7 +263,8 @@ impl<S: Storage + Send + 'static> Driver<S> {
     }
 }
 
-#[cfg(test)]
+// Under `--cfg loom` the shared types are loom's, usable only inside `loom::model`.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
@@ -278,6 +294,51 @@ mod tests {
         assert_eq!(first, again);
         assert_ne!(first, other, "nodes must not share a stream");
         assert!(first.iter().all(|d| (ms(150)..=ms(300)).contains(d)));
+    }
+
+    /// Storage that loads fine and fails on the first save.
+    struct BrokenDisk;
+
+    impl Storage for BrokenDisk {
+        fn load(&self) -> Result<crate::types::HardState, StorageError> {
+            Ok(crate::types::HardState::default())
+        }
+
+        fn save(&mut self, _: &crate::types::HardState) -> Result<(), StorageError> {
+            Err(StorageError::Io {
+                action: "write",
+                path: "/broken".into(),
+                source: std::io::Error::other("disk on fire"),
+            })
+        }
+    }
+
+    /// Figure 2 persists before answering; a node that cannot persist stops
+    /// (at its first campaign, which must save the new term and self-vote)
+    /// and is taken down, so it neither answers nor shows as alive.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_whose_storage_fails_stops_before_sending_and_is_taken_down() {
+        let configs = Config::cluster(3, crate::Timing::default()).unwrap();
+        let observer = Arc::new(Observer::new(&configs[0]));
+        let network = Arc::new(Network::new(3, Arc::clone(&observer)));
+        let (_shutdown, shutdown_rx) = watch::channel(false);
+        let wiring = Wiring {
+            inbox: network.open_inbox(NodeId(0)),
+            shutdown: shutdown_rx,
+            network: Arc::clone(&network),
+            observer: Arc::clone(&observer),
+        };
+        let picker = TimeoutPicker::new(&TimeoutSource::Seeded(1), NodeId(0), 0);
+        let driver = Driver::new(configs[0].clone(), BrokenDisk, picker, wiring);
+        let err = driver.run().await.unwrap_err();
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        assert!(!network.links().is_up(NodeId(0)));
+        assert_eq!(observer.board().snapshot().get(NodeId(0)), None);
+        assert_eq!(
+            network.stats(),
+            super::super::NetworkStats::default(),
+            "nothing sent"
+        );
     }
 
     #[test]
