@@ -25,7 +25,14 @@ fn follower_of_term_1() -> Node {
         term: Term(1),
         leader_id: N1,
     };
-    node.step(&config(), Input::Receive { from: N1, message: heartbeat }, &mut Vec::new());
+    node.step(
+        &config(),
+        Input::Receive {
+            from: N1,
+            message: heartbeat,
+        },
+        &mut Vec::new(),
+    );
     node
 }
 
@@ -56,7 +63,10 @@ fn follower_handles_heartbeat(bencher: Bencher) {
         term: Term(1),
         leader_id: N1,
     };
-    let input = Input::Receive { from: N1, message: heartbeat };
+    let input = Input::Receive {
+        from: N1,
+        message: heartbeat,
+    };
     bench_step(bencher, follower_of_term_1(), input);
 }
 
@@ -69,7 +79,10 @@ fn follower_grants_vote(bencher: Bencher) {
         last_log_index: 0,
         last_log_term: Term(0),
     };
-    let input = Input::Receive { from: N1, message: request };
+    let input = Input::Receive {
+        from: N1,
+        message: request,
+    };
     bench_step(bencher, Node::new(), input);
 }
 
@@ -82,7 +95,10 @@ fn follower_rejects_vote(bencher: Bencher) {
         last_log_index: 0,
         last_log_term: Term(0),
     };
-    let input = Input::Receive { from: NodeId(2), message: request };
+    let input = Input::Receive {
+        from: NodeId(2),
+        message: request,
+    };
     bench_step(bencher, follower_of_term_1(), input);
 }
 
@@ -93,12 +109,19 @@ fn candidate_wins_on_last_vote(bencher: Bencher) {
         term: Term(1),
         vote_granted: true,
     };
-    let input = Input::Receive { from: N1, message: grant };
+    let input = Input::Receive {
+        from: N1,
+        message: grant,
+    };
     bench_step(bencher, candidate_of_term_1(), input);
 }
 
 /// A follower's election timer firing: new term, self-vote, persist, broadcast.
 #[divan::bench]
 fn follower_starts_election(bencher: Bencher) {
-    bench_step(bencher, follower_of_term_1(), Input::Timeout(Timer::Election));
+    bench_step(
+        bencher,
+        follower_of_term_1(),
+        Input::Timeout(Timer::Election),
+    );
 }

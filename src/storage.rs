@@ -203,7 +203,9 @@ fn decode(text: &str) -> Result<HardState, String> {
     };
     let expected = format!("{:08x}", crc32fast::hash(body(&hard_state).as_bytes()));
     if crc != expected {
-        return Err(format!("checksum {crc} does not match the contents ({expected})"));
+        return Err(format!(
+            "checksum {crc} does not match the contents ({expected})"
+        ));
     }
     Ok(hard_state)
 }
@@ -224,7 +226,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut storage = FileStorage::open(dir.path(), NodeId(2)).unwrap();
         assert_eq!(storage.load().unwrap(), HardState::default(), "never saved");
-        for hard_state in [state(1, Some(2)), state(7, None), state(u64::MAX, Some(255))] {
+        for hard_state in [
+            state(1, Some(2)),
+            state(7, None),
+            state(u64::MAX, Some(255)),
+        ] {
             storage.save(&hard_state).unwrap();
             let reopened = FileStorage::open(dir.path(), NodeId(2)).unwrap();
             assert_eq!(reopened.load().unwrap(), hard_state);
@@ -249,7 +255,10 @@ mod tests {
             let err = storage.load().unwrap_err();
             assert!(matches!(err, StorageError::Corrupt { .. }), "{what}: {err}");
             let message = err.to_string();
-            assert!(message.contains("corrupt") && message.contains("refusing"), "{message}");
+            assert!(
+                message.contains("corrupt") && message.contains("refusing"),
+                "{message}"
+            );
         }
         fs::write(storage.path(), [0xff, 0xfe, 0x00]).unwrap();
         assert!(matches!(storage.load(), Err(StorageError::Corrupt { .. })));

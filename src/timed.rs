@@ -78,7 +78,11 @@ impl TimedCluster {
     #[must_use]
     pub fn new(configs: Vec<Config>, delay: Duration, pick: PickDuration) -> Self {
         for (index, config) in configs.iter().enumerate() {
-            assert_eq!(usize::from(config.id().0), index, "ids must be 0..n in order");
+            assert_eq!(
+                usize::from(config.id().0),
+                index,
+                "ids must be 0..n in order"
+            );
         }
         let count = configs.len();
         let mut cluster = Self {
@@ -179,9 +183,7 @@ impl TimedCluster {
 
     fn handle(&mut self, event: Event) -> Result<(), Violation> {
         match event {
-            Event::Deliver { from, to, message } => {
-                self.step(to, Input::Receive { from, message })
-            }
+            Event::Deliver { from, to, message } => self.step(to, Input::Receive { from, message }),
             Event::Fire {
                 node,
                 timer,
@@ -228,7 +230,14 @@ impl TimedCluster {
             match *output {
                 Output::Persist(hard_state) => self.storage[index] = hard_state,
                 Output::Send { to, message } => {
-                    self.schedule(self.delay, Event::Deliver { from: id, to, message });
+                    self.schedule(
+                        self.delay,
+                        Event::Deliver {
+                            from: id,
+                            to,
+                            message,
+                        },
+                    );
                 }
                 Output::SetTimer { timer, min, max } => {
                     let generation = self.bump(id, timer);

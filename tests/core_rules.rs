@@ -104,6 +104,20 @@ fn sends(outputs: &[Output]) -> Vec<(NodeId, Message)> {
         .collect()
 }
 
+/// One row of the vote table: the voter's role, term, `voted_for` and log;
+/// the request's term and the candidate's log; whether the vote is granted
+/// and the term the reply carries.
+type VoteRow = (
+    Role,
+    u64,
+    Option<NodeId>,
+    LogSummary,
+    u64,
+    LogSummary,
+    bool,
+    u64,
+);
+
 /// Figure 2, RequestVote receiver: "1. Reply false if term < currentTerm.
 /// 2. If votedFor is null or candidateId, and candidate's log is at least as
 /// up-to-date as receiver's log, grant vote." Every row: node 0, in a role,
@@ -114,7 +128,7 @@ fn a_vote_is_granted_exactly_when_figure_2_allows_it() {
     let empty = log(0, 0);
     let ahead = log(5, 2);
     #[rustfmt::skip]
-    let table: &[(Role, u64, Option<NodeId>, LogSummary, u64, LogSummary, bool, u64)] = &[
+    let table: &[VoteRow] = &[
         // role,    term, voted_for, own log, req term, cand log, granted, reply term
         (Follower,  1, None,     empty, 1, empty, true,  1), // free vote, same term
         (Follower,  1, Some(N1), empty, 1, empty, true,  1), // repeat of our vote
