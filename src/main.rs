@@ -4,13 +4,17 @@
 //! back, cut the new leader off so the majority elects a third, heal, and
 //! watch the stale leader step down. Each step has a deadline; the program
 //! exits 0 if every step happened and 1 with the reason otherwise.
+//!
+//! With `--data-dir DIR` each node keeps its term and vote in a file in DIR,
+//! and the next run (or the next `--rounds` round) resumes from them.
 
 use clap::Parser;
 use raft_election::runtime::{
-    ClusterConfig, ClusterHandle, Delivery, EventKind, NodeStatus, TimeoutSource, WaitError,
-    spawn_cluster,
+    ClusterConfig, ClusterHandle, Delivery, EventKind, NodeStatus, StorageKind, TimeoutSource,
+    WaitError, spawn_cluster,
 };
-use raft_election::{Message, NodeId, Role, Term, Timing};
+use raft_election::{HardState, Message, NodeId, Role, Term, Timing};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -35,7 +39,12 @@ macro_rules! say {
 killed and the others elect a new one; the dead node restarts from its stored term and \
 vote; the new leader is cut off and the majority elects a third; the partition heals and \
 the stale leader steps down. Lines name nodes (n0, n1, ...) and terms (t1, t2, ...). \
-Exits 0 when every step happened, 1 with the reason otherwise."
+Exits 0 when every step happened, 1 with the reason otherwise.
+
+With --data-dir DIR, each node's term and vote live in DIR/node-<id>.state (written to a \
+temporary file, fsynced, renamed over the old one); a second run prints what each node \
+restored and continues from those terms. A corrupt file stops the run with its reason \
+instead of starting that node from t0."
 )]
 struct Args {
     /// Number of nodes (at least 3: the story kills a leader and still needs a majority).
@@ -57,6 +66,15 @@ struct Args {
     /// How long each step of the story may take before the demo gives up, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     step_deadline_ms: u64,
+    /// Keep each node's term and vote in a file in this directory (created if
+    /// missing), so the next run resumes from them. Without it, state is kept
+    /// in memory and every run starts at t0.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Tell the story this many times, each on a new cluster restored from
+    /// the previous one's storage (with --data-dir, terms keep rising).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rounds: u32,
     /// Show more: -v every RequestVote and lost message, -vv every heartbeat.
     /// `RUST_LOG` overrides this.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -91,6 +109,10 @@ async fn main() -> ExitCode {
             heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         },
         timeouts: TimeoutSource::Seeded(seed),
+        storage: args
+            .data_dir
+            .clone()
+            .map_or(StorageKind::Memory, StorageKind::Directory),
     };
     if let Err(e) = config.validate() {
         eprintln!("error: invalid cluster configuration: {e}");
@@ -110,32 +132,89 @@ async fn main() -> ExitCode {
         args.election_max_ms,
         args.heartbeat_ms
     );
-    let mut cluster = match spawn_cluster(config) {
-        Ok(cluster) => cluster,
-        Err(e) => {
+    let deadline = Duration::from_millis(args.step_deadline_ms);
+    for round in 0..args.rounds {
+        if args.rounds > 1 {
+            say!("\n#### Round {} of {}", round + 1, args.rounds);
+        }
+        // Each round has its own timeouts, replayable from the printed seed.
+        let config = ClusterConfig {
+            timeouts: TimeoutSource::Seeded(seed.wrapping_add(u64::from(round))),
+            ..config.clone()
+        };
+        if let Err(e) = run_round(config, deadline).await {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
-    };
-    let deadline = Duration::from_millis(args.step_deadline_ms);
+    }
+    ExitCode::SUCCESS
+}
+
+/// One story on a new cluster restored from `config.storage`; the error is
+/// the line to print.
+async fn run_round(config: ClusterConfig, deadline: Duration) -> Result<(), String> {
+    let storage = config.storage.clone();
+    let mut cluster = spawn_cluster(config).map_err(|e| e.to_string())?;
+    report_restored(&cluster, &storage);
     let story = tell(&mut cluster, deadline).await;
     let safety = cluster.check_safety();
+    let stored = stored_states(&cluster);
     let stopped = cluster.shutdown().await;
-    match (story, safety, stopped) {
-        (Ok(()), Ok(()), Ok(())) => ExitCode::SUCCESS,
-        (Err(e), _, _) => {
-            eprintln!("error: the story stopped at {e}");
-            ExitCode::FAILURE
-        }
-        (_, Err(violation), _) => {
-            eprintln!("error: {violation}");
-            ExitCode::FAILURE
-        }
-        (_, _, Err(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+    story.map_err(|e| format!("the story stopped at {e}"))?;
+    safety.map_err(|violation| violation.to_string())?;
+    stopped.map_err(|e| e.to_string())?;
+    if let StorageKind::Directory(dir) = &storage {
+        say!(
+            "\nStored in {}: {}. The next run with --data-dir {} resumes from here.",
+            dir.display(),
+            stored?,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Prints where state is kept and, from a directory, what each node restored.
+fn report_restored(cluster: &ClusterHandle, storage: &StorageKind) {
+    let StorageKind::Directory(dir) = storage else {
+        say!(
+            "Storage: in memory; every node starts at t0 (--data-dir DIR keeps terms across runs)"
+        );
+        return;
+    };
+    say!(
+        "Storage: one file per node in {} (node-<id>.state)",
+        dir.display()
+    );
+    for id in cluster.config().ids() {
+        if let Some(restored) = cluster.started_from(id) {
+            say!(
+                "  {id} resumes at {}, voted for {}",
+                restored.current_term,
+                voted_for(restored)
+            );
         }
     }
+}
+
+/// Every node's stored term and vote, read back from storage after the story.
+fn stored_states(cluster: &ClusterHandle) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for id in cluster.config().ids() {
+        let stored = cluster.hard_state(id).map_err(|e| e.to_string())?;
+        parts.push(format!(
+            "{id} {} (voted for {})",
+            stored.current_term,
+            voted_for(stored)
+        ));
+    }
+    Ok(parts.join(", "))
+}
+
+fn voted_for(hard_state: HardState) -> String {
+    hard_state
+        .voted_for
+        .map_or_else(|| "nobody".to_owned(), |id| id.to_string())
 }
 
 fn init_tracing(verbose: u8) {
@@ -166,7 +245,15 @@ fn ms(since: Instant) -> u128 {
 }
 
 async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), StoryError> {
-    step("1. Start: every node is a follower of t0 and waits for its election timeout (§5.2)");
+    let resumed = cluster
+        .config()
+        .ids()
+        .filter_map(|id| cluster.started_from(id))
+        .any(|restored| restored.current_term > Term(0));
+    step(&format!(
+        "1. Start: every node is a follower of {} and waits for its election timeout (§5.2)",
+        if resumed { "its stored term" } else { "t0" }
+    ));
     let started = Instant::now();
     let (first, t1) = cluster
         .wait_for_leader(deadline)

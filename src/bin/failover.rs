@@ -125,6 +125,7 @@ async fn runtime_trial(nodes: u8, timing: Timing, seed: u64) -> Result<Trial, St
         nodes,
         timing,
         timeouts: TimeoutSource::Seeded(seed),
+        ..ClusterConfig::default()
     };
     let mut cluster = spawn_cluster(config).map_err(|e| e.to_string())?;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);

@@ -1,6 +1,7 @@
-//! How to build a cluster: its size, its timing and where election timeouts
-//! come from.
+//! How to build a cluster: its size, its timing, where election timeouts
+//! come from and where hard state is kept.
 
+use super::storage::StorageKind;
 use crate::config::{ConfigError, MAX_VOTERS, Timing};
 use crate::types::NodeId;
 use std::collections::BTreeMap;
@@ -28,15 +29,19 @@ pub struct ClusterConfig {
     pub timing: Timing,
     /// Where election timeouts come from.
     pub timeouts: TimeoutSource,
+    /// Where each node's term and vote are kept across kills and restarts.
+    pub storage: StorageKind,
 }
 
 impl Default for ClusterConfig {
-    /// Three nodes, the paper's 150–300 ms timeouts, 50 ms heartbeats, seed 0.
+    /// Three nodes, the paper's 150–300 ms timeouts, 50 ms heartbeats, seed 0,
+    /// hard state in memory.
     fn default() -> Self {
         Self {
             nodes: 3,
             timing: Timing::default(),
             timeouts: TimeoutSource::Seeded(0),
+            storage: StorageKind::Memory,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::node::{Input, Node, Output, Timer};
 use crate::sim::Envelope;
 use crate::storage::{Storage, StorageError};
-use crate::types::{LogSummary, NodeId};
+use crate::types::{HardState, LogSummary, NodeId};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::time::Duration;
@@ -142,11 +142,20 @@ pub(crate) struct Wiring {
 }
 
 impl<S: Storage + Send + 'static> Driver<S> {
-    /// A driver for node `config.id()`; [`Self::run`] restores it from `storage`.
-    pub(crate) fn new(config: Config, storage: S, picker: TimeoutPicker, wiring: Wiring) -> Self {
+    /// A driver for node `config.id()`, restored from `restored`, which its
+    /// caller loaded from `storage`. Loading before the task exists lets a
+    /// corrupt file fail the spawn or restart call itself, with its reason,
+    /// rather than a task nobody is waiting on.
+    pub(crate) fn new(
+        config: Config,
+        storage: S,
+        restored: HardState,
+        picker: TimeoutPicker,
+        wiring: Wiring,
+    ) -> Self {
         Self {
             config,
-            node: Node::new(),
+            node: Node::restore(restored, LogSummary::default()),
             storage,
             picker,
             inbox: wiring.inbox,
@@ -156,7 +165,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
         }
     }
 
-    /// Restores the node from storage and runs it until shutdown or a storage
+    /// Runs the node from its restored state until shutdown or a storage
     /// failure. A node that failed is taken down like a killed one, so no
     /// one waits on it or sends to it as if it were alive.
     pub(crate) async fn run(mut self) -> Result<(), NodeError> {
@@ -174,11 +183,6 @@ impl<S: Storage + Send + 'static> Driver<S> {
 
     async fn serve(&mut self) -> Result<(), NodeError> {
         let id = self.config.id();
-        let hard_state = self
-            .storage
-            .load()
-            .map_err(|source| NodeError::Storage { id, source })?;
-        self.node = Node::restore(hard_state, LogSummary::default());
         self.observer.record_start(id, &self.node);
         let mut timers = Timers::default();
         let mut outputs = Vec::new();
@@ -329,7 +333,8 @@ mod tests {
             observer: Arc::clone(&observer),
         };
         let picker = TimeoutPicker::new(&TimeoutSource::Seeded(1), NodeId(0), 0);
-        let driver = Driver::new(configs[0].clone(), BrokenDisk, picker, wiring);
+        let restored = BrokenDisk.load().unwrap();
+        let driver = Driver::new(configs[0].clone(), BrokenDisk, restored, picker, wiring);
         let err = driver.run().await.unwrap_err();
         assert!(err.to_string().contains("disk on fire"), "{err}");
         assert!(!network.links().is_up(NodeId(0)));

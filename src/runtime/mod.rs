@@ -26,7 +26,8 @@
 //! - `driver`: the per-node task loop.
 //! - [`network`]: inboxes, the partition table ([`Links`]) and message fates.
 //! - [`events`]: the event log, the status board and the narration.
-//! - [`storage`]: the hard-state cell a killed node restarts from.
+//! - [`storage`]: [`StorageKind`] (memory or a directory of files) and the
+//!   storage a killed node restarts from.
 //! - `sync`: the std/loom facade the shared pieces are built on.
 
 pub mod config;
@@ -40,16 +41,18 @@ pub use config::{ClusterConfig, ClusterConfigError, TimeoutSource};
 pub use driver::NodeError;
 pub use events::{Event, EventKind, EventLog, MAX_EVENTS, NodeStatus, StatusBoard, Statuses};
 pub use network::{Delivery, FaultError, INBOX_CAPACITY, Links, NetworkStats};
-pub use storage::SharedMemStorage;
+pub use storage::StorageKind;
 
 use crate::config::Config;
 use crate::invariants::Violation;
+use crate::storage::{Storage, StorageError};
 use crate::types::{HardState, NodeId, Term};
 use driver::{Driver, TimeoutPicker, Wiring};
 use events::Observer;
 use network::Network;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use storage::SharedStorage;
 use sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,6 +68,34 @@ pub enum SpawnError {
     /// Called outside a Tokio runtime.
     #[error("spawn_cluster must be called from inside a Tokio runtime")]
     NoRuntime,
+    /// A node's storage could not be opened or read (a corrupt state file,
+    /// for one). No node starts: starting this one from term 0 could let it
+    /// vote twice in a term (Figure 2).
+    #[error("cannot start {node}: {source}")]
+    Storage {
+        /// The node.
+        node: NodeId,
+        /// What its storage reported.
+        source: StorageError,
+    },
+}
+
+/// A node's stored state could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The node is not a member, or (for a restart) it is running.
+    #[error(transparent)]
+    Fault(#[from] FaultError),
+    /// Its storage could not be read (a corrupt state file, for one). A
+    /// restart leaves the node down: starting it from term 0 could let it
+    /// vote twice in a term (Figure 2).
+    #[error("cannot read the stored state of {node}: {source}")]
+    Storage {
+        /// The node.
+        node: NodeId,
+        /// What its storage reported.
+        source: StorageError,
+    },
 }
 
 /// A condition was not met in time.
@@ -114,7 +145,11 @@ pub struct ClusterHandle {
     config: ClusterConfig,
     configs: BTreeMap<NodeId, Config>,
     tasks: BTreeMap<NodeId, JoinHandle<Result<(), NodeError>>>,
-    storages: BTreeMap<NodeId, SharedMemStorage>,
+    /// Tasks that ended on their own (a storage failure) and were replaced
+    /// by a restart; collected at shutdown so their failure is reported.
+    replaced: Vec<(NodeId, JoinHandle<Result<(), NodeError>>)>,
+    storages: BTreeMap<NodeId, SharedStorage>,
+    started_from: BTreeMap<NodeId, HardState>,
     incarnations: BTreeMap<NodeId, u32>,
     network: Arc<Network>,
     observer: Arc<Observer>,
@@ -122,11 +157,24 @@ pub struct ClusterHandle {
     failures: Vec<NodeFailure>,
 }
 
-/// Starts a cluster of `config.nodes` nodes, one Tokio task each, with empty
-/// in-memory storage. Must be called inside a Tokio runtime.
+/// Starts a cluster of `config.nodes` nodes, one Tokio task each, each
+/// restored from its storage ([`ClusterConfig::storage`]: empty memory, or
+/// files a previous cluster may have left). Must be called inside a Tokio
+/// runtime.
+///
+/// Every node's state is read before any task starts, so a corrupt file is
+/// an error here and no node runs.
 pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError> {
     config.validate()?;
     tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
+    let mut storages = BTreeMap::new();
+    let mut restored = BTreeMap::new();
+    for id in config.ids() {
+        let storage_error = |source| SpawnError::Storage { node: id, source };
+        let storage = SharedStorage::open(&config.storage, id).map_err(storage_error)?;
+        restored.insert(id, storage.load().map_err(storage_error)?);
+        storages.insert(id, storage);
+    }
     let configs: BTreeMap<NodeId, Config> = Config::cluster(config.nodes, config.timing)
         .map_err(ClusterConfigError::Timing)?
         .into_iter()
@@ -137,12 +185,11 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
     let observer = Arc::new(Observer::new(any));
     let network = Arc::new(Network::new(config.nodes, Arc::clone(&observer)));
     let mut handle = ClusterHandle {
-        storages: config
-            .ids()
-            .map(|id| (id, SharedMemStorage::new()))
-            .collect(),
+        storages,
+        started_from: BTreeMap::new(),
         incarnations: BTreeMap::new(),
         tasks: BTreeMap::new(),
+        replaced: Vec::new(),
         configs,
         network,
         observer,
@@ -150,16 +197,19 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
         failures: Vec::new(),
         config,
     };
-    for id in handle.config.ids() {
-        handle.spawn_node(id);
+    for (id, hard_state) in restored {
+        handle.spawn_node(id, hard_state);
     }
     Ok(handle)
 }
 
 impl ClusterHandle {
-    fn spawn_node(&mut self, id: NodeId) {
+    fn spawn_node(&mut self, id: NodeId, restored: HardState) {
         // Callers pass members only (checked by `Links`); anything else is ignored.
-        let Some(config) = self.configs.get(&id).cloned() else {
+        let (Some(config), Some(storage)) = (
+            self.configs.get(&id).cloned(),
+            self.storages.get(&id).cloned(),
+        ) else {
             return;
         };
         let incarnation = self.incarnations.entry(id).or_insert(0);
@@ -171,9 +221,11 @@ impl ClusterHandle {
             network: Arc::clone(&self.network),
             observer: Arc::clone(&self.observer),
         };
-        let storage = self.storages.get(&id).cloned().unwrap_or_default();
-        let driver = Driver::new(config, storage, picker, wiring);
-        self.tasks.insert(id, tokio::spawn(driver.run()));
+        self.started_from.insert(id, restored);
+        let driver = Driver::new(config, storage, restored, picker, wiring);
+        if let Some(old) = self.tasks.insert(id, tokio::spawn(driver.run())) {
+            self.replaced.push((id, old));
+        }
     }
 
     /// The configuration the cluster was started with.
@@ -212,10 +264,23 @@ impl ClusterHandle {
         self.network.stats()
     }
 
-    /// What `id` has on stable storage.
+    /// What `id` has on stable storage right now (read from its file with
+    /// [`StorageKind::Directory`]).
+    pub fn hard_state(&self, id: NodeId) -> Result<HardState, RestoreError> {
+        let storage = self
+            .storages
+            .get(&id)
+            .ok_or(FaultError::UnknownNode { id })?;
+        storage
+            .load()
+            .map_err(|source| RestoreError::Storage { node: id, source })
+    }
+
+    /// The hard state the latest incarnation of `id` started from: what its
+    /// storage held at spawn or at its last restart.
     #[must_use]
-    pub fn hard_state(&self, id: NodeId) -> Option<HardState> {
-        self.storages.get(&id).map(SharedMemStorage::get)
+    pub fn started_from(&self, id: NodeId) -> Option<HardState> {
+        self.started_from.get(&id).copied()
     }
 
     /// The first cluster-wide invariant broken so far, over every step of
@@ -308,10 +373,15 @@ impl ClusterHandle {
 
     /// Restarts a killed `id` from what it saved (Figure 2's persistent state);
     /// everything volatile starts over.
-    pub fn restart(&mut self, id: NodeId) -> Result<(), FaultError> {
+    ///
+    /// If its storage cannot be read (a corrupt file), `id` stays down and
+    /// the error says why: starting it from term 0 instead could let it vote
+    /// twice in a term it already voted in.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), RestoreError> {
+        let restored = self.hard_state(id)?;
         self.network.links().revive(id)?;
         info!("restart {id} from its storage");
-        self.spawn_node(id);
+        self.spawn_node(id, restored);
         Ok(())
     }
 
@@ -365,7 +435,8 @@ impl ClusterHandle {
         // Receivers may all be gone (every node killed); that is fine.
         let _ = self.shutdown.send(true);
         let tasks = std::mem::take(&mut self.tasks);
-        for (id, task) in tasks {
+        let replaced = std::mem::take(&mut self.replaced);
+        for (id, task) in replaced.into_iter().chain(tasks) {
             let joined = task.await;
             self.collect(id, joined);
         }

@@ -1,43 +1,109 @@
-//! The runtime's storage: [`crate::storage::Storage`] in a cell the cluster
-//! handle shares with the node's task.
+//! Where the runtime keeps each node's hard state ([`StorageKind`]), and the
+//! handle on it that the cluster and the node's task share.
 //!
-//! The driver is generic over [`crate::storage::Storage`], so a file-backed
-//! node ([`crate::storage::FileStorage`]) plugs in the same way; the cluster
-//! handle uses this in-memory cell because it must read a killed node's hard
-//! state back to restart it.
+//! Saving and loading are [`crate::storage`]'s ([`MemStorage`],
+//! [`FileStorage`]); this module only chooses one per node and shares it.
 
 use super::sync::{Arc, Mutex, lock};
-use crate::storage::{Storage, StorageError};
-use crate::types::HardState;
+use crate::storage::{FileStorage, MemStorage, Storage, StorageError};
+use crate::types::{HardState, NodeId};
+use std::path::PathBuf;
 
-/// Hard state in memory, shared by clones: it outlives a killed task (the
-/// handle keeps a clone) but not the process.
-#[derive(Clone, Debug, Default)]
-pub struct SharedMemStorage {
-    cell: Arc<Mutex<HardState>>,
+/// Where a cluster keeps its nodes' hard state (Figure 2's `currentTerm` and
+/// `votedFor`, "updated on stable storage before responding to RPCs").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StorageKind {
+    /// In memory ([`MemStorage`]): survives
+    /// [`kill`](super::ClusterHandle::kill) and
+    /// [`restart`](super::ClusterHandle::restart), not the process. Every
+    /// new cluster starts at term 0.
+    #[default]
+    Memory,
+    /// One file per node in this directory, `node-<id>.state`
+    /// ([`FileStorage`]: atomic replace, fsync, checksum). Survives the
+    /// process, `kill -9` included: a later cluster over the same directory
+    /// resumes every node from its file. The directory is created if missing.
+    Directory(PathBuf),
 }
 
-impl SharedMemStorage {
-    /// Empty storage: term 0, no vote.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// One node's stable storage, shared by the cluster handle and the node's
+/// current task.
+///
+/// The task saves to it, but a kill aborts the task and drops what it owns;
+/// the handle keeps a clone to read a killed node's state back and restart
+/// it. [`MemStorage`] alone cannot serve: it is a plain value, and a value
+/// moved into an aborted task is gone with it. This cell adds only the
+/// sharing; saving and loading stay with [`MemStorage`] and [`FileStorage`].
+#[derive(Clone, Debug)]
+pub(crate) struct SharedStorage {
+    cell: Arc<Mutex<Backend>>,
+}
 
-    /// What is saved right now.
-    #[must_use]
-    pub fn get(&self) -> HardState {
-        *lock(&self.cell)
+#[derive(Debug)]
+enum Backend {
+    Memory(MemStorage),
+    File(FileStorage),
+}
+
+impl SharedStorage {
+    /// The storage of node `id` of a cluster configured with `kind`. Opening
+    /// reads nothing yet; [`Storage::load`] does.
+    pub(crate) fn open(kind: &StorageKind, id: NodeId) -> Result<Self, StorageError> {
+        let backend = match kind {
+            StorageKind::Memory => Backend::Memory(MemStorage::new()),
+            StorageKind::Directory(dir) => Backend::File(FileStorage::open(dir, id)?),
+        };
+        Ok(Self {
+            cell: Arc::new(Mutex::new(backend)),
+        })
     }
 }
 
-impl Storage for SharedMemStorage {
+impl Storage for SharedStorage {
     fn load(&self) -> Result<HardState, StorageError> {
-        Ok(self.get())
+        match &*lock(&self.cell) {
+            Backend::Memory(memory) => memory.load(),
+            Backend::File(file) => file.load(),
+        }
     }
 
     fn save(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
-        *lock(&self.cell) = *hard_state;
-        Ok(())
+        match &mut *lock(&self.cell) {
+            Backend::Memory(memory) => memory.save(hard_state),
+            Backend::File(file) => file.save(hard_state),
+        }
+    }
+}
+
+// Under `--cfg loom` the shared types are loom's, usable only inside `loom::model`.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::types::Term;
+
+    fn state(term: u64, voted_for: u8) -> HardState {
+        HardState {
+            current_term: Term(term),
+            voted_for: Some(NodeId(voted_for)),
+        }
+    }
+
+    #[test]
+    fn a_clone_sees_what_another_clone_saved_in_memory_and_in_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [
+            StorageKind::Memory,
+            StorageKind::Directory(dir.path().to_path_buf()),
+        ] {
+            let handle = SharedStorage::open(&kind, NodeId(1)).unwrap();
+            let mut task = handle.clone();
+            assert_eq!(handle.load().unwrap(), HardState::default(), "{kind:?}");
+            task.save(&state(4, 2)).unwrap();
+            drop(task);
+            assert_eq!(handle.load().unwrap(), state(4, 2), "{kind:?}");
+        }
+        // The file outlives every handle on it.
+        let reopened = FileStorage::open(dir.path(), NodeId(1)).unwrap();
+        assert_eq!(reopened.load().unwrap(), state(4, 2));
     }
 }
