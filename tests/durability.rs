@@ -1,0 +1,517 @@
+//! Durable term and vote (Raft Figure 2: `currentTerm` and `votedFor` are
+//! "updated on stable storage before responding to RPCs").
+//!
+//! In-process tests kill and restart nodes of a runtime cluster on a paused
+//! clock, with state in memory and in files; the last test runs the demo
+//! binary as a child process and kills it with SIGKILL.
+
+use raft_election::runtime::{
+    ClusterConfig, ClusterHandle, EventKind, StorageKind, TimeoutSource, spawn_cluster,
+};
+use raft_election::storage::{FileStorage, Storage};
+use raft_election::{HardState, Message, NodeId, Role, Term};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+const N0: NodeId = NodeId(0);
+const N1: NodeId = NodeId(1);
+const N2: NodeId = NodeId(2);
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+fn state(term: u64, voted_for: Option<NodeId>) -> HardState {
+    HardState {
+        current_term: Term(term),
+        voted_for,
+    }
+}
+
+/// What node `id`'s file in `dir` holds, read by a fresh handle.
+fn on_disk(dir: &Path, id: NodeId) -> HardState {
+    FileStorage::open(dir, id)
+        .and_then(|file| file.load())
+        .unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+/// Election safety over the whole run, then a clean shutdown.
+async fn finish(cluster: ClusterHandle, context: &str) {
+    if let Err(violation) = cluster.check_safety() {
+        panic!("{context}: {violation}");
+    }
+    if let Err(e) = cluster.shutdown().await {
+        panic!("{context}: {e}");
+    }
+}
+
+mod one_vote_per_term {
+    use super::*;
+
+    /// Figure 2's "votedFor … updated on stable storage before responding":
+    /// n1 votes for n0 in t1 and is killed right after; restarted, it meets a
+    /// second candidate of t1 (n2, which never heard of n0's election) and
+    /// refuses it. A node restarted from term 0 would grant that vote, and
+    /// two leaders of t1 become possible.
+    ///
+    /// The partition {n0,n1} | {n2} keeps n2 at t0, so its first timeout makes
+    /// it a candidate of the same t1; after the restart {n1,n2} | {n0} lets
+    /// its request reach n1.
+    #[tokio::test(start_paused = true)]
+    async fn a_voter_killed_right_after_voting_and_restarted_refuses_a_second_candidate_of_that_term()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        for storage in [
+            StorageKind::Memory,
+            StorageKind::Directory(dir.path().to_path_buf()),
+        ] {
+            let context = format!("{storage:?}");
+            let schedule = BTreeMap::from([
+                (N0, vec![ms(150)]),
+                (N1, vec![ms(300)]),
+                (N2, vec![ms(200)]),
+            ]);
+            let config = ClusterConfig {
+                timeouts: TimeoutSource::Schedule(schedule),
+                storage,
+                ..ClusterConfig::default()
+            };
+            let mut cluster = spawn_cluster(config).unwrap();
+            cluster
+                .partition(&[BTreeSet::from([N0, N1]), BTreeSet::from([N2])])
+                .unwrap();
+            // The board shows a vote only once it is saved (the driver saves
+            // every Persist before reporting the step).
+            cluster
+                .wait_until(
+                    |s| {
+                        s.get(N1)
+                            .is_some_and(|n| n.term == Term(1) && n.voted_for == Some(N0))
+                    },
+                    ms(1_000),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{context}: {e}"));
+            cluster.kill(N1).await.unwrap();
+            assert_eq!(
+                cluster.hard_state(N1).unwrap(),
+                state(1, Some(N0)),
+                "{context}"
+            );
+            cluster
+                .partition(&[BTreeSet::from([N1, N2]), BTreeSet::from([N0])])
+                .unwrap();
+            let restarted_at = cluster.elapsed();
+            cluster.restart(N1).unwrap();
+            assert_eq!(cluster.started_from(N1), Some(state(1, Some(N0))));
+            // n2 times out at 200 ms and campaigns for t1; its next timeout
+            // (400 ms) and n1's (restart + 300 ms) are later than this.
+            tokio::time::sleep(ms(150)).await;
+
+            let events = cluster.events();
+            let after_restart = || events.iter().filter(|e| e.at >= restarted_at);
+            let asked = after_restart().any(|e| {
+                e.node == N2
+                    && matches!(
+                        e.kind,
+                        EventKind::Sent {
+                            to: N1,
+                            message: Message::RequestVote { term: Term(1), .. },
+                            delivery: raft_election::runtime::Delivery::Delivered,
+                        }
+                    )
+            });
+            assert!(asked, "{context}: n2 asked the restarted n1 for t1");
+            let answers: Vec<bool> = after_restart()
+                .filter(|e| e.node == N1)
+                .filter_map(|e| match e.kind {
+                    EventKind::Sent {
+                        to: N2,
+                        message:
+                            Message::RequestVoteResponse {
+                                term: Term(1),
+                                vote_granted,
+                            },
+                        ..
+                    } => Some(vote_granted),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(answers, [false], "{context}: n1 refused n2 in t1, once");
+            let second_votes: Vec<_> = events
+                .iter()
+                .filter(|e| e.node == N1 && e.term == Term(1))
+                .filter(
+                    |e| matches!(e.kind, EventKind::VoteGranted { candidate } if candidate != N0),
+                )
+                .collect();
+            assert!(second_votes.is_empty(), "{context}: {second_votes:?}");
+            let n1 = *cluster.statuses().get(N1).unwrap();
+            assert_eq!((n1.term, n1.voted_for), (Term(1), Some(N0)), "{context}");
+            assert_eq!(
+                cluster.leaders_by_term(),
+                BTreeMap::from([(Term(1), N0)]),
+                "{context}"
+            );
+            finish(cluster, &context).await;
+        }
+    }
+}
+
+mod restart_from_files {
+    use super::*;
+
+    fn on_files(dir: &Path, seed: u64) -> ClusterConfig {
+        ClusterConfig {
+            storage: StorageKind::Directory(dir.to_path_buf()),
+            ..ClusterConfig::seeded(3, seed)
+        }
+    }
+
+    /// A follower killed after voting comes back from its file with the same
+    /// term and vote; then the whole cluster is stopped and a new one over
+    /// the same directory resumes every node from its file.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_restarted_from_its_file_keeps_its_term_and_vote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = spawn_cluster(on_files(dir.path(), 5)).unwrap();
+        let (leader, term) = cluster.wait_for_leader(ms(1_000)).await.unwrap();
+        let statuses = cluster.statuses();
+        let voter = statuses
+            .live()
+            .iter()
+            .find(|&(&id, s)| id != leader && s.voted_for == Some(leader))
+            .map(|(&id, _)| id)
+            .expect("a leader has at least one vote besides its own");
+        cluster.kill(voter).await.unwrap();
+        let saved = on_disk(dir.path(), voter);
+        assert_eq!(saved, state(term.0, Some(leader)));
+        assert_eq!(cluster.hard_state(voter).unwrap(), saved);
+
+        cluster.restart(voter).unwrap();
+        assert_eq!(cluster.started_from(voter), Some(saved));
+        let back = cluster
+            .wait_until(|s| s.get(voter).is_some(), ms(100))
+            .await
+            .unwrap();
+        let back = back.get(voter).unwrap();
+        assert_eq!(
+            (back.role, back.term, back.voted_for),
+            (Role::Follower, term, Some(leader))
+        );
+        let starts: Vec<HardState> = cluster
+            .events()
+            .iter()
+            .filter(|e| e.node == voter)
+            .filter_map(|e| match e.kind {
+                EventKind::Started { restored } => Some(restored),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, [HardState::default(), saved]);
+        finish(cluster, "restart one node").await;
+
+        // A new cluster (a new process, as far as storage can tell).
+        let before: BTreeMap<NodeId, HardState> = [N0, N1, N2]
+            .into_iter()
+            .map(|id| (id, on_disk(dir.path(), id)))
+            .collect();
+        assert!(
+            before.values().all(|s| s.current_term >= term),
+            "{before:?}"
+        );
+        let cluster = spawn_cluster(on_files(dir.path(), 6)).unwrap();
+        for (&id, &stored) in &before {
+            assert_eq!(cluster.started_from(id), Some(stored), "{id}");
+        }
+        let (_, new_term) = cluster.wait_for_leader(ms(1_000)).await.unwrap();
+        assert!(new_term > term, "terms go on from the files: {new_term}");
+        finish(cluster, "a new cluster over the same files").await;
+        for (&id, &stored) in &before {
+            assert!(on_disk(dir.path(), id).current_term >= stored.current_term);
+        }
+    }
+}
+
+mod corrupt_files {
+    use super::*;
+
+    /// Figure 2's promise rests on the file; a node that cannot read it must
+    /// not start from t0, where it could vote again in a term it voted in.
+    const REFUSAL: &str =
+        "refusing to start from an empty state, which could vote twice in one term";
+
+    /// Files left by a cluster that elected a leader and stopped.
+    async fn files_of_a_finished_cluster(dir: &Path) {
+        let config = ClusterConfig {
+            storage: StorageKind::Directory(dir.to_path_buf()),
+            ..ClusterConfig::seeded(3, 9)
+        };
+        let cluster = spawn_cluster(config).unwrap();
+        cluster.wait_for_leader(ms(1_000)).await.unwrap();
+        finish(cluster, "writing the files").await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_corrupt_state_file_is_refused_at_spawn_with_a_readable_message() {
+        let dir = tempfile::tempdir().unwrap();
+        files_of_a_finished_cluster(dir.path()).await;
+        let path = dir.path().join("node-1.state");
+        let good = fs::read_to_string(&path).unwrap();
+        let term_line = good.lines().nth(1).unwrap().to_owned();
+        // An edited term with the old checksum: a torn or tampered file.
+        let bad = good.replace(&term_line, "current_term 0");
+        assert_ne!(bad, good);
+        fs::write(&path, &bad).unwrap();
+
+        let config = ClusterConfig {
+            storage: StorageKind::Directory(dir.path().to_path_buf()),
+            ..ClusterConfig::seeded(3, 9)
+        };
+        let message = spawn_cluster(config).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "cannot start n1: {} is corrupt (checksum ",
+                path.display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("does not match the contents"), "{message}");
+        assert!(message.contains(REFUSAL), "{message}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), bad, "left as found");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_whose_file_was_truncated_while_it_was_down_is_not_restarted() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClusterConfig {
+            storage: StorageKind::Directory(dir.path().to_path_buf()),
+            ..ClusterConfig::seeded(3, 4)
+        };
+        let mut cluster = spawn_cluster(config).unwrap();
+        let (leader, term) = cluster.wait_for_leader(ms(1_000)).await.unwrap();
+        let follower = [N0, N1, N2].into_iter().find(|&id| id != leader).unwrap();
+        cluster.kill(follower).await.unwrap();
+        let path = dir.path().join(format!("node-{}.state", follower.0));
+        let good = fs::read_to_string(&path).unwrap();
+        let truncated = &good[..good.len() / 2];
+        fs::write(&path, truncated).unwrap();
+
+        let message = cluster.restart(follower).unwrap_err().to_string();
+        let expected = format!(
+            "cannot read the stored state of {follower}: {} is corrupt (missing `",
+            path.display()
+        );
+        assert!(message.starts_with(&expected), "{message}");
+        assert!(message.contains(REFUSAL), "{message}");
+        assert_eq!(cluster.statuses().get(follower), None, "it stays down");
+        assert_eq!(fs::read_to_string(&path).unwrap(), truncated);
+        // The other two are a majority and keep their leader.
+        tokio::time::sleep(ms(1_000)).await;
+        assert_eq!(
+            cluster.statuses().acknowledged_leader(),
+            Some((leader, term))
+        );
+        finish(cluster, "truncated file").await;
+    }
+}
+
+mod process_kill {
+    use super::*;
+    use std::fs::File;
+    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::time::Instant;
+
+    /// The demo binary, which `cargo test` builds for integration tests.
+    const DEMO: &str = env!("CARGO_BIN_EXE_raft-election");
+
+    /// How often the files are looked at while waiting.
+    const POLL: Duration = Duration::from_millis(5);
+
+    /// A child process that is killed (SIGKILL on Unix) if the test panics.
+    struct Demo {
+        child: Child,
+        output: std::path::PathBuf,
+    }
+
+    impl Demo {
+        /// Runs the demo over `data` with `args`, its output in `output`.
+        fn spawn(data: &Path, output: &Path, args: &[&str]) -> Self {
+            let out = File::create(output).unwrap();
+            let err = out.try_clone().unwrap();
+            let child = Command::new(DEMO)
+                .arg("--data-dir")
+                .arg(data)
+                // Generous: the machine may be busy; a slow step must not end the run.
+                .args(["--step-deadline-ms", "30000"])
+                .args(args)
+                .env("RUST_LOG", "off")
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err))
+                .spawn()
+                .unwrap();
+            Self {
+                child,
+                output: output.to_path_buf(),
+            }
+        }
+
+        fn output(&self) -> String {
+            fs::read_to_string(&self.output).unwrap_or_default()
+        }
+
+        /// Its exit status if it has ended.
+        fn exited(&mut self) -> Option<ExitStatus> {
+            self.child.try_wait().unwrap()
+        }
+
+        /// Waits at most `limit` for it to end on its own.
+        fn wait(&mut self, limit: Duration) -> ExitStatus {
+            let deadline = Instant::now() + limit;
+            while Instant::now() < deadline {
+                if let Some(status) = self.exited() {
+                    return status;
+                }
+                std::thread::sleep(POLL);
+            }
+            panic!("the demo did not end within {limit:?}:\n{}", self.output());
+        }
+    }
+
+    impl Drop for Demo {
+        fn drop(&mut self) {
+            // Already ended is fine.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The state files in `dir`, by node; a missing file is term 0.
+    fn files(dir: &Path) -> BTreeMap<NodeId, HardState> {
+        [N0, N1, N2]
+            .into_iter()
+            .map(|id| (id, on_disk(dir, id)))
+            .collect()
+    }
+
+    fn describe(id: NodeId, stored: HardState) -> String {
+        let voted_for = stored
+            .voted_for
+            .map_or_else(|| "nobody".to_owned(), |v| v.to_string());
+        format!(
+            "{id} resumes at {}, voted for {voted_for}",
+            stored.current_term
+        )
+    }
+
+    /// Runs the demo over `data` until its files show a term at least
+    /// `target`, then kills it with SIGKILL; returns the files as found after
+    /// the kill. Its output must name what each node resumed from.
+    fn run_until_then_kill(
+        data: &Path,
+        output: &Path,
+        seed: u64,
+        resumes_from: &BTreeMap<NodeId, HardState>,
+        target: Term,
+    ) -> BTreeMap<NodeId, HardState> {
+        let seed = seed.to_string();
+        let mut demo = Demo::spawn(data, output, &["--seed", &seed, "--rounds", "1000"]);
+        // A thousand rounds take many minutes; this waits at most one.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let seen = loop {
+            let now = files(data);
+            if now.values().any(|s| s.current_term >= target) {
+                break now;
+            }
+            if let Some(status) = demo.exited() {
+                panic!(
+                    "the demo ended ({status}) before saving {target}:\n{}",
+                    demo.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {target} on disk within a minute: {now:?}\n{}",
+                demo.output()
+            );
+            std::thread::sleep(POLL);
+        };
+        demo.child.kill().unwrap();
+        let status = demo.child.wait().unwrap();
+        assert!(!status.success(), "killed, not finished: {status}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(9), "SIGKILL");
+        }
+        // The resume lines come first, before any election could reach `target`.
+        let output = demo.output();
+        for (&id, &stored) in resumes_from {
+            let line = describe(id, stored);
+            assert!(output.contains(&line), "missing {line:?} in:\n{output}");
+        }
+        // Whole and decodable (`on_disk` panics on a corrupt file), and at
+        // least as new as what was seen before the kill.
+        let after = files(data);
+        for (id, stored) in &after {
+            assert!(stored.current_term >= seen[id].current_term, "{id}");
+        }
+        after
+    }
+
+    /// The real thing: the demo keeps its three nodes' state in files and
+    /// tells its story over and over (a leader killed and replaced, a
+    /// partition, a step-down, each saving new terms and votes). It is killed
+    /// with SIGKILL the moment its files show a new term two above the last
+    /// run's, the middle of a run that is still saving; three times, each run
+    /// resuming from the files the killed one left. Every file must be whole
+    /// and decodable after each kill (write to a temporary file, fsync,
+    /// rename: old or new, never torn), and a final run must print exactly
+    /// what the files hold, finish its story and carry the terms on.
+    #[test]
+    fn a_demo_process_killed_with_sigkill_leaves_whole_files_and_the_next_run_resumes_from_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut stored = files(&data);
+        assert!(stored.values().all(|s| *s == HardState::default()));
+        for run in 0..3u64 {
+            let highest = stored
+                .values()
+                .map(|s| s.current_term)
+                .max()
+                .unwrap_or_default();
+            let target = Term(highest.0 + 2);
+            let output = dir.path().join(format!("run-{run}.out"));
+            stored = run_until_then_kill(&data, &output, 7 + run, &stored, target);
+            let tmp_left = fs::read_dir(&data)
+                .unwrap()
+                .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "tmp"));
+            eprintln!(
+                "run {run} killed at {target} with {stored:?} on disk, temporary file left: {tmp_left}"
+            );
+        }
+
+        let mut last = Demo::spawn(
+            &data,
+            &dir.path().join("last.out"),
+            &["--seed", "10", "--rounds", "1"],
+        );
+        let status = last.wait(Duration::from_secs(120));
+        let output = last.output();
+        assert!(status.success(), "{status}:\n{output}");
+        for (&id, &before) in &stored {
+            let line = describe(id, before);
+            assert!(output.contains(&line), "missing {line:?} in:\n{output}");
+        }
+        for (id, after) in files(&data) {
+            assert!(
+                after.current_term >= stored[&id].current_term,
+                "{id} went back from {:?} to {after:?}",
+                stored[&id]
+            );
+        }
+    }
+}
