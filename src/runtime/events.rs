@@ -322,13 +322,72 @@ struct Checker {
     violation: Option<Violation>,
 }
 
+/// The cluster-wide invariants of [`crate::invariants`], checked on every
+/// step the drivers report, from every task at once.
+///
+/// One lock covers check and record, so two reports that only together
+/// break an invariant (two votes of one node in one term, two leaders of one
+/// term) are caught in every interleaving; the loom tests check exactly that.
+#[derive(Debug, Default)]
+pub struct SafetyMonitor {
+    checker: Mutex<Checker>,
+}
+
+impl SafetyMonitor {
+    /// A monitor that has seen nothing.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks and records one step of `config.id()`; keeps the first violation.
+    pub fn record_step(
+        &self,
+        config: &Config,
+        before: &Node,
+        input: &Input,
+        after: &Node,
+    ) -> Result<(), Violation> {
+        let mut checker = lock(&self.checker);
+        let result = checker.history.record_step(config, before, input, after);
+        Self::keep_first(&mut checker, &result);
+        result
+    }
+
+    /// Checks and records node `id` (re)starting as `node`.
+    pub fn record_restart(&self, id: NodeId, node: &Node) -> Result<(), Violation> {
+        let mut checker = lock(&self.checker);
+        let result = checker.history.record_restart(id, node);
+        Self::keep_first(&mut checker, &result);
+        result
+    }
+
+    fn keep_first(checker: &mut Checker, result: &Result<(), Violation>) {
+        if let Err(violation) = result {
+            checker.violation.get_or_insert_with(|| violation.clone());
+        }
+    }
+
+    /// The first violation seen, if any.
+    #[must_use]
+    pub fn violation(&self) -> Option<Violation> {
+        lock(&self.checker).violation.clone()
+    }
+
+    /// Who became leader of which term so far.
+    #[must_use]
+    pub fn leaders_by_term(&self) -> BTreeMap<Term, NodeId> {
+        lock(&self.checker).history.leaders().clone()
+    }
+}
+
 /// Where every driver reports; see the module documentation.
 #[derive(Debug)]
 pub(crate) struct Observer {
     start: Instant,
     log: EventLog,
     board: StatusBoard,
-    checker: Mutex<Checker>,
+    monitor: SafetyMonitor,
     /// Bumped after every board change; waiters subscribe to it.
     changes: watch::Sender<u64>,
 }
@@ -339,7 +398,7 @@ impl Observer {
             start: Instant::now(),
             log: EventLog::default(),
             board: StatusBoard::new(config),
-            checker: Mutex::new(Checker::default()),
+            monitor: SafetyMonitor::new(),
             changes: watch::Sender::new(0),
         }
     }
@@ -361,11 +420,11 @@ impl Observer {
     }
 
     pub(crate) fn violation(&self) -> Option<Violation> {
-        lock(&self.checker).violation.clone()
+        self.monitor.violation()
     }
 
     pub(crate) fn leaders_by_term(&self) -> BTreeMap<Term, NodeId> {
-        lock(&self.checker).history.leaders().clone()
+        self.monitor.leaders_by_term()
     }
 
     fn notify(&self) {
@@ -382,10 +441,9 @@ impl Observer {
         });
     }
 
-    fn check(&self, result: Result<(), Violation>) {
+    fn check(result: Result<(), Violation>) {
         if let Err(violation) = result {
             error!("invariant broken: {violation}");
-            lock(&self.checker).violation.get_or_insert(violation);
         }
     }
 
@@ -397,7 +455,7 @@ impl Observer {
             restored.current_term,
             display_option(restored.voted_for)
         );
-        self.check(lock(&self.checker).history.record_restart(id, node));
+        Self::check(self.monitor.record_restart(id, node));
         self.push(id, restored.current_term, EventKind::Started { restored });
         self.board.revive(id, NodeStatus::of(node));
         self.notify();
@@ -414,11 +472,7 @@ impl Observer {
     /// One step of `config.id()` from `before` to `after` on `input`.
     pub(crate) fn record_step(&self, config: &Config, before: &Node, input: &Input, after: &Node) {
         let id = config.id();
-        self.check(
-            lock(&self.checker)
-                .history
-                .record_step(config, before, input, after),
-        );
+        Self::check(self.monitor.record_step(config, before, input, after));
         let from = match *input {
             Input::Receive { from, .. } => Some(from),
             Input::Start | Input::Timeout(_) => None,

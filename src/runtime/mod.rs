@@ -39,7 +39,9 @@ mod sync;
 
 pub use config::{ClusterConfig, ClusterConfigError, TimeoutSource};
 pub use driver::NodeError;
-pub use events::{Event, EventKind, EventLog, MAX_EVENTS, NodeStatus, StatusBoard, Statuses};
+pub use events::{
+    Event, EventKind, EventLog, MAX_EVENTS, NodeStatus, SafetyMonitor, StatusBoard, Statuses,
+};
 pub use network::{Delivery, FaultError, INBOX_CAPACITY, Links, NetworkStats};
 pub use storage::StorageKind;
 
