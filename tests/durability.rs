@@ -6,7 +6,8 @@
 //! binary as a child process and kills it with SIGKILL.
 
 use raft_election::runtime::{
-    ClusterConfig, ClusterHandle, EventKind, StorageKind, TimeoutSource, spawn_cluster,
+    ClusterConfig, ClusterHandle, Delivery, EventKind, Statuses, StorageKind, TimeoutSource,
+    spawn_cluster,
 };
 use raft_election::storage::{FileStorage, Storage};
 use raft_election::{HardState, Message, NodeId, Role, Term};
@@ -50,66 +51,65 @@ async fn finish(cluster: ClusterHandle, context: &str) {
 mod one_vote_per_term {
     use super::*;
 
-    /// Figure 2's "votedFor … updated on stable storage before responding":
-    /// n1 votes for n0 in t1 and is killed right after; restarted, it meets a
-    /// second candidate of t1 (n2, which never heard of n0's election) and
-    /// refuses it. A node restarted from term 0 would grant that vote, and
-    /// two leaders of t1 become possible.
+    /// n1 votes for n0 in t1, is killed right after the vote is saved, and
+    /// restarts while n2, a second candidate of t1, is about to ask it.
     ///
-    /// The partition {n0,n1} | {n2} keeps n2 at t0, so its first timeout makes
-    /// it a candidate of the same t1; after the restart {n1,n2} | {n0} lets
-    /// its request reach n1.
+    /// The partition {n0,n1} | {n2} keeps n2 at t0, so its first timeout
+    /// (200 ms) makes it a candidate of the same t1; after the restart
+    /// {n1,n2} | {n0} lets its request reach n1. Returns the cluster at
+    /// 150 ms past the restart (before n2's and n1's next timeouts) and
+    /// the moment of the restart.
+    async fn vote_kill_restart_then_a_second_candidate_asks(
+        storage: StorageKind,
+    ) -> (ClusterHandle, Duration) {
+        let schedule = BTreeMap::from([
+            (N0, vec![ms(150)]),
+            (N1, vec![ms(300)]),
+            (N2, vec![ms(200)]),
+        ]);
+        let config = ClusterConfig {
+            timeouts: TimeoutSource::Schedule(schedule),
+            storage,
+            ..ClusterConfig::default()
+        };
+        let mut cluster = spawn_cluster(config).unwrap();
+        cluster
+            .partition(&[BTreeSet::from([N0, N1]), BTreeSet::from([N2])])
+            .unwrap();
+        // The board shows a vote only once it is saved: the driver saves
+        // every Persist before it reports the step.
+        let voted = |s: &Statuses| {
+            s.get(N1)
+                .is_some_and(|n| n.term == Term(1) && n.voted_for == Some(N0))
+        };
+        cluster.wait_until(voted, ms(1_000)).await.unwrap();
+        cluster.kill(N1).await.unwrap();
+        assert_eq!(cluster.hard_state(N1).unwrap(), state(1, Some(N0)));
+        cluster
+            .partition(&[BTreeSet::from([N1, N2]), BTreeSet::from([N0])])
+            .unwrap();
+        let restarted_at = cluster.elapsed();
+        cluster.restart(N1).unwrap();
+        assert_eq!(cluster.started_from(N1), Some(state(1, Some(N0))));
+        tokio::time::sleep(ms(150)).await;
+        (cluster, restarted_at)
+    }
+
+    /// Figure 2's "votedFor … updated on stable storage before responding",
+    /// with state in memory and in files. A node restarted from term 0 would
+    /// grant n2's request (demonstrated by feeding the driver an empty state
+    /// on restart: n1 then answers `true`), and two leaders of t1 become
+    /// possible.
     #[tokio::test(start_paused = true)]
-    async fn a_voter_killed_right_after_voting_and_restarted_refuses_a_second_candidate_of_that_term()
-     {
+    async fn a_node_killed_right_after_voting_never_votes_for_a_second_candidate_in_that_term() {
         let dir = tempfile::tempdir().unwrap();
         for storage in [
             StorageKind::Memory,
             StorageKind::Directory(dir.path().to_path_buf()),
         ] {
             let context = format!("{storage:?}");
-            let schedule = BTreeMap::from([
-                (N0, vec![ms(150)]),
-                (N1, vec![ms(300)]),
-                (N2, vec![ms(200)]),
-            ]);
-            let config = ClusterConfig {
-                timeouts: TimeoutSource::Schedule(schedule),
-                storage,
-                ..ClusterConfig::default()
-            };
-            let mut cluster = spawn_cluster(config).unwrap();
-            cluster
-                .partition(&[BTreeSet::from([N0, N1]), BTreeSet::from([N2])])
-                .unwrap();
-            // The board shows a vote only once it is saved (the driver saves
-            // every Persist before reporting the step).
-            cluster
-                .wait_until(
-                    |s| {
-                        s.get(N1)
-                            .is_some_and(|n| n.term == Term(1) && n.voted_for == Some(N0))
-                    },
-                    ms(1_000),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{context}: {e}"));
-            cluster.kill(N1).await.unwrap();
-            assert_eq!(
-                cluster.hard_state(N1).unwrap(),
-                state(1, Some(N0)),
-                "{context}"
-            );
-            cluster
-                .partition(&[BTreeSet::from([N1, N2]), BTreeSet::from([N0])])
-                .unwrap();
-            let restarted_at = cluster.elapsed();
-            cluster.restart(N1).unwrap();
-            assert_eq!(cluster.started_from(N1), Some(state(1, Some(N0))));
-            // n2 times out at 200 ms and campaigns for t1; its next timeout
-            // (400 ms) and n1's (restart + 300 ms) are later than this.
-            tokio::time::sleep(ms(150)).await;
-
+            let (cluster, restarted_at) =
+                vote_kill_restart_then_a_second_candidate_asks(storage).await;
             let events = cluster.events();
             let after_restart = || events.iter().filter(|e| e.at >= restarted_at);
             let asked = after_restart().any(|e| {
@@ -119,7 +119,7 @@ mod one_vote_per_term {
                         EventKind::Sent {
                             to: N1,
                             message: Message::RequestVote { term: Term(1), .. },
-                            delivery: raft_election::runtime::Delivery::Delivered,
+                            delivery: Delivery::Delivered,
                         }
                     )
             });
@@ -140,14 +140,17 @@ mod one_vote_per_term {
                 })
                 .collect();
             assert_eq!(answers, [false], "{context}: n1 refused n2 in t1, once");
-            let second_votes: Vec<_> = events
+            let other_votes_in_t1: Vec<_> = events
                 .iter()
                 .filter(|e| e.node == N1 && e.term == Term(1))
                 .filter(
                     |e| matches!(e.kind, EventKind::VoteGranted { candidate } if candidate != N0),
                 )
                 .collect();
-            assert!(second_votes.is_empty(), "{context}: {second_votes:?}");
+            assert!(
+                other_votes_in_t1.is_empty(),
+                "{context}: {other_votes_in_t1:?}"
+            );
             let n1 = *cluster.statuses().get(N1).unwrap();
             assert_eq!((n1.term, n1.voted_for), (Term(1), Some(N0)), "{context}");
             assert_eq!(
