@@ -1,3 +1,239 @@
-fn main() {
-    println!("check");
+//! `cargo run --release --bin check`: exhaustively model-check the election
+//! core within explicit bounds, print every property's verdict, and exit 0
+//! only if every safety property holds and every reachability property was
+//! reached. On a violation, print a numbered trace ending in the bad state.
+
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use raft_election::Term;
+use raft_election::invariants::Invariant;
+use raft_election_model::{
+    Bounds, ElectionModel, NetworkKind, REACHABILITY, Restarts, format_trace,
+};
+use stateright::{Checker, HasDiscoveries, Model};
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// How often progress is printed.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Exhaustive stateright model of the raft-election core (the same
+/// `Node::step` the Tokio runtime runs). Explores every interleaving of
+/// message deliveries, duplications and losses, timer expiries and
+/// crash-restarts within the bounds below.
+#[derive(Debug, Parser)]
+#[command(name = "check", version)]
+struct Args {
+    /// Number of nodes in the cluster.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
+    nodes: u8,
+    /// Largest term explored: states where a node's term exceeds it are cut off.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=50))]
+    max_term: u64,
+    /// Crash-restarts allowed in one run, all nodes together.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=20))]
+    max_crashes: u8,
+    /// Network kind. duplicating: a delivered message stays in flight, so any
+    /// message arrives any number of times, in any order, or never. lossy: a
+    /// delivery consumes the message and any message may be dropped.
+    #[arg(long, value_enum, default_value_t = NetworkKind::Duplicating)]
+    network: NetworkKind,
+    /// Breadth-first search: shortest counterexamples, more memory, no
+    /// symmetry reduction (stateright applies it in DFS only). Implied by
+    /// --volatile-restarts, whose point is the shortest demonstration.
+    #[arg(long)]
+    bfs: bool,
+    /// Turn off symmetry reduction in depth-first search.
+    #[arg(long)]
+    no_symmetry: bool,
+    /// Checker threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+    /// Serve stateright's Explorer web UI at ADDR (e.g. 127.0.0.1:3000)
+    /// instead of checking.
+    #[arg(long, value_name = "ADDR")]
+    explore: Option<SocketAddr>,
+    /// A restarted node forgets its term and vote (as stateright's own Raft
+    /// example does). Expected to fail: two leaders in one term.
+    #[arg(long)]
+    volatile_restarts: bool,
+    /// Start every node with the same (empty) log. By default n0 holds one
+    /// more entry than the others, so the vote restriction refuses votes.
+    #[arg(long)]
+    equal_logs: bool,
 }
+
+impl Args {
+    fn bounds(&self) -> Bounds {
+        let mut bounds = Bounds::new(self.nodes);
+        if self.equal_logs {
+            bounds.logs = vec![Default::default(); usize::from(self.nodes)];
+        }
+        bounds.max_term = Term(self.max_term);
+        bounds.max_crashes = self.max_crashes;
+        bounds.network = self.network;
+        if self.volatile_restarts {
+            bounds.restarts = Restarts::Volatile;
+        }
+        bounds
+    }
+
+    fn breadth_first(&self) -> bool {
+        self.bfs || self.volatile_restarts
+    }
+
+    fn strategy(&self) -> &'static str {
+        match (self.breadth_first(), self.no_symmetry) {
+            (true, _) => "breadth-first (shortest counterexamples)",
+            (false, false) => "depth-first with symmetry reduction",
+            (false, true) => "depth-first without symmetry reduction",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let model = match ElectionModel::new(args.bounds()) {
+        Ok(model) => model,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    print_bounds(&model, &args);
+    let threads = usize::from(args.threads);
+    if let Some(address) = args.explore {
+        // tiny_http panics on a bind error; check first for a clear message.
+        if let Err(error) = TcpListener::bind(address) {
+            eprintln!("error: cannot serve the Explorer on {address}: {error}");
+            return ExitCode::from(2);
+        }
+        println!("Explorer: http://{address}/ (Ctrl-C to stop)");
+        model.checker().threads(threads).serve(address);
+        return ExitCode::SUCCESS;
+    }
+    // Stop early only for the headline property; anything else is checked to
+    // the end so every broken invariant gets its own trace.
+    let finish = HasDiscoveries::AnyOf(BTreeSet::from([Invariant::ElectionSafety.name()]));
+    let builder = model.checker().threads(threads).finish_when(finish);
+    let start = Instant::now();
+    if args.breadth_first() {
+        summarize(watch(builder.spawn_bfs(), start), start)
+    } else if args.no_symmetry {
+        summarize(watch(builder.spawn_dfs(), start), start)
+    } else {
+        summarize(watch(builder.symmetry().spawn_dfs(), start), start)
+    }
+}
+
+fn print_bounds(model: &ElectionModel, args: &Args) {
+    let bounds = model.bounds();
+    let logs: Vec<String> = bounds.logs.iter().map(ToString::to_string).collect();
+    println!("Model-checking the raft-election core");
+    println!("  nodes        {}", bounds.nodes);
+    println!("  max term     {}", bounds.max_term);
+    println!("  max crashes  {}", bounds.max_crashes);
+    println!("  network      {}", bounds.network);
+    let restarts = match bounds.restarts {
+        Restarts::Durable => "durable (restore the persisted term and vote)",
+        Restarts::Volatile => "VOLATILE (forget term and vote)",
+    };
+    println!("  restarts     {restarts}");
+    println!("  logs         {}", logs.join(", "));
+    println!(
+        "  strategy     {}, {} thread(s)",
+        args.strategy(),
+        args.threads
+    );
+}
+
+/// Prints progress until the checker is done, then waits for its threads.
+fn watch<C: Checker<ElectionModel>>(checker: C, start: Instant) -> C {
+    let mut last_report = Instant::now();
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(50));
+        if last_report.elapsed() >= PROGRESS_INTERVAL {
+            last_report = Instant::now();
+            let elapsed = start.elapsed().as_secs_f64();
+            println!(
+                "  ... {:>6.0}s  {:>11} unique states  {:>9.0} states/s  depth {}",
+                elapsed,
+                checker.unique_state_count(),
+                rate(checker.unique_state_count(), elapsed),
+                checker.max_depth()
+            );
+        }
+    }
+    checker.join()
+}
+
+fn rate(count: usize, seconds: f64) -> f64 {
+    // Precision loss above 2^52 states is irrelevant for a rate.
+    #[allow(clippy::cast_precision_loss)]
+    let count = count as f64;
+    if seconds > 0.0 { count / seconds } else { 0.0 }
+}
+
+/// Prints the statistics, each property's verdict and every counterexample;
+/// returns success only if every safety property held and every
+/// reachability property was reached.
+fn summarize<C: Checker<ElectionModel>>(checker: C, start: Instant) -> ExitCode {
+    let elapsed = start.elapsed().as_secs_f64();
+    let unique = checker.unique_state_count();
+    println!("Done in {elapsed:.1} s");
+    println!("  unique states     {unique}");
+    println!("  generated states  {}", checker.state_count());
+    println!("  states/s          {:.0}", rate(unique, elapsed));
+    println!("  max depth         {}", checker.max_depth());
+    let discoveries = checker.discoveries();
+    let mut ok = true;
+    println!("Safety (always):");
+    for invariant in Invariant::ALL {
+        let verdict = if discoveries.contains_key(invariant.name()) {
+            ok = false;
+            "VIOLATED"
+        } else {
+            "holds"
+        };
+        println!("  {:<26} {verdict}", invariant.name());
+    }
+    println!("Reachability (sometimes):");
+    for name in REACHABILITY {
+        let verdict = match discoveries.get(name) {
+            Some(path) => format!("reached in {} steps", path.clone().into_actions().len()),
+            None => {
+                ok = false;
+                "NOT REACHED".to_owned()
+            }
+        };
+        println!("  {name:<26} {verdict}");
+    }
+    // The first broken invariant in `Invariant::ALL` order (election safety
+    // first) gets the full trace; the others often follow from it.
+    let mut broken = Invariant::ALL
+        .iter()
+        .filter_map(|invariant| Some((invariant, discoveries.get(invariant.name())?)));
+    if let Some((invariant, path)) = broken.next() {
+        println!("\nCounterexample to \"{invariant}\":");
+        print!("{}", format_trace(checker.model(), path));
+    }
+    for (invariant, path) in broken {
+        let steps = path.clone().into_actions().len();
+        println!("Also violated: \"{invariant}\" (a trace of {steps} steps was found)");
+    }
+    if ok {
+        println!("\nOK: every property holds and every reachability property was reached.");
+        ExitCode::SUCCESS
+    } else {
+        println!("\nFAILED");
+        ExitCode::FAILURE
+    }
+}
+
+/// The checker allocates and frees a few small maps per generated state;
+/// mimalloc does that markedly faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,0 +1,601 @@
+//! An exhaustive stateright model of the `raft-election` core.
+//!
+//! The model is a thin adapter: every node is a real [`raft_election::Node`]
+//! and every transition is one call of [`Node::step`] whose outputs the model
+//! executes (persist, send, arm or cancel a timer), exactly as the Tokio
+//! runtime does. The model holds no vote, role or term rule of its own; the
+//! safety properties are the ones of [`raft_election::invariants`], the same
+//! definitions the simulator, the fuzzer and the tests use.
+//!
+//! # The world it explores
+//!
+//! From one initial state (every node started, logs as [`Bounds::logs`] says),
+//! any of these may happen next, in any order:
+//! - an in-flight message is delivered ([`Action::Deliver`]); on the default
+//!   [`NetworkKind::Duplicating`] network delivery keeps it in flight, so any
+//!   message may arrive any number of times, in any order, or never (a loss);
+//! - on the [`NetworkKind::Lossy`] network a delivery consumes the message and
+//!   [`Action::Drop`] loses one;
+//! - any armed timer fires ([`Action::Timeout`]): durations are ignored, so
+//!   every timing is explored, spurious timeouts included;
+//! - a node crashes and restarts from what it asked to persist
+//!   ([`Action::Restart`]), at most [`Bounds::max_crashes`] times in all.
+//!
+//! States whose terms exceed [`Bounds::max_term`] are outside the boundary.
+//!
+//! # Why the state space is finite and small
+//!
+//! The network is a set, so a leader's re-armed heartbeats do not pile up as
+//! distinct copies; messages carry terms up to the bound, so the set is
+//! bounded. Node ids and membership live in [`Config`], not in the state, and
+//! [`stateright::Representative`] renames ids so that clusters equal up to a
+//! permutation of ids are explored once (symmetry reduction, DFS only).
+
+#![forbid(unsafe_code)]
+
+mod network;
+mod symmetry;
+mod trace;
+
+pub use network::Network;
+
+pub use trace::{describe_action, describe_state, format_trace};
+
+use raft_election::invariants::{self, History, Invariant, Violation};
+use raft_election::sim::Envelope;
+use raft_election::{
+    Config, ConfigError, HardState, Input, LogSummary, Node, NodeId, Output, Term, Timer, Timing,
+};
+use stateright::{Model, Property};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// How the network may misbehave. Either kind reorders freely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum NetworkKind {
+    /// Delivery leaves a message in flight: any message may be delivered any
+    /// number of times (duplication) or never (loss). No drop action is needed:
+    /// a state with a message lost behaves like the same state with it never
+    /// delivered, so dropping would only add states that reveal nothing new.
+    Duplicating,
+    /// Delivery consumes a message and any in-flight message may be dropped.
+    /// Identical messages in flight merge (a set), so nothing is duplicated.
+    Lossy,
+}
+
+impl fmt::Display for NetworkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Duplicating => "duplicating (reorder, duplicate, lose)",
+            Self::Lossy => "lossy (reorder, lose, no duplicates)",
+        })
+    }
+}
+
+/// What survives a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Restarts {
+    /// The node restarts from the hard state it asked to persist (Figure 2).
+    Durable,
+    /// The node forgets its term and vote, as stateright's own Raft example
+    /// does: the demonstration of why Raft persists them.
+    Volatile,
+}
+
+/// Every bound of one model-checking run; all of them are printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Cluster size (ids `n0..n{nodes-1}`).
+    pub nodes: u8,
+    /// States in which some node's term exceeds this are not explored.
+    pub max_term: Term,
+    /// Crash-restarts allowed in one run, all nodes together.
+    pub max_crashes: u8,
+    /// How the network may misbehave.
+    pub network: NetworkKind,
+    /// What a restarted node remembers.
+    pub restarts: Restarts,
+    /// Each node's fixed log summary, in id order.
+    pub logs: Vec<LogSummary>,
+}
+
+impl Bounds {
+    /// The default bounds for `nodes` nodes: terms up to 2, one crash, a
+    /// duplicating network, durable restarts, and node `n0` one entry ahead
+    /// of the others so the vote restriction (§5.4.1) refuses some votes.
+    #[must_use]
+    pub fn new(nodes: u8) -> Self {
+        let ahead = LogSummary {
+            last_log_index: 1,
+            last_log_term: Term(0),
+        };
+        let logs = (0..nodes)
+            .map(|id| {
+                if id == 0 {
+                    ahead
+                } else {
+                    LogSummary::default()
+                }
+            })
+            .collect();
+        Self {
+            nodes,
+            max_term: Term(2),
+            max_crashes: 1,
+            network: NetworkKind::Duplicating,
+            restarts: Restarts::Durable,
+            logs,
+        }
+    }
+}
+
+/// The timers a node has armed. Firing disarms; the node re-arms through
+/// [`Output::SetTimer`] if it wants to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Armed {
+    /// The election timer is armed.
+    pub election: bool,
+    /// The heartbeat timer is armed.
+    pub heartbeat: bool,
+}
+
+impl Armed {
+    fn set(&mut self, timer: Timer, armed: bool) {
+        match timer {
+            Timer::Election => self.election = armed,
+            Timer::Heartbeat => self.heartbeat = armed,
+        }
+    }
+
+    fn is_armed(self, timer: Timer) -> bool {
+        match timer {
+            Timer::Election => self.election,
+            Timer::Heartbeat => self.heartbeat,
+        }
+    }
+}
+
+/// One node as its driver sees it: the core's state, its stable storage and
+/// its armed timers. Its id is its position in [`ClusterState::servers`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Server {
+    /// The core's state.
+    pub node: Node,
+    /// The last hard state the node asked to persist: all a crash keeps.
+    pub storage: HardState,
+    /// Armed timers.
+    pub armed: Armed,
+}
+
+/// The invariants broken so far, each with the first detail reported.
+///
+/// Only *which* invariants are broken is part of the state: equality and
+/// hashing ignore the details (kept for the trace, which replays them), so
+/// paths that break the same invariant in differently worded ways do not
+/// split the state space.
+#[derive(Clone, Debug, Default)]
+pub struct Violations(BTreeMap<Invariant, String>);
+
+impl Violations {
+    /// Records `violation` unless its invariant is already broken.
+    pub fn record(&mut self, violation: Violation) {
+        self.0
+            .entry(violation.invariant)
+            .or_insert(violation.detail);
+    }
+
+    /// Whether `invariant` has been broken.
+    #[must_use]
+    pub fn contains(&self, invariant: Invariant) -> bool {
+        self.0.contains_key(&invariant)
+    }
+
+    /// Broken invariants with their first detail, in [`Invariant::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Invariant, &str)> {
+        self.0
+            .iter()
+            .map(|(&invariant, detail)| (invariant, detail.as_str()))
+    }
+}
+
+impl PartialEq for Violations {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.keys().eq(other.0.keys())
+    }
+}
+
+impl Eq for Violations {}
+
+impl Hash for Violations {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for invariant in self.0.keys() {
+            invariant.hash(state);
+        }
+    }
+}
+
+/// One state of the whole cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterState {
+    /// Node `n{i}` is `servers[i]`.
+    pub servers: Vec<Server>,
+    /// Messages in flight.
+    pub network: Network,
+    /// Ghost facts about the past for the cluster-wide invariants.
+    pub history: History,
+    /// Every invariant broken so far. Empty unless the core (or the model)
+    /// has a bug.
+    pub violations: Violations,
+    /// Crash-restarts so far.
+    pub crashes: u8,
+}
+
+/// One thing that can happen next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The network hands this in-flight message to its receiver.
+    Deliver(Envelope),
+    /// The network loses this message (lossy network only).
+    Drop(Envelope),
+    /// An armed timer of a node fires.
+    Timeout(NodeId, Timer),
+    /// A node crashes and restarts from its stable storage.
+    Restart(NodeId),
+}
+
+/// Bounds that describe no cluster.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// The core refuses the cluster configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Messages of this cluster would not pack into the model's network.
+    #[error("{nodes} nodes with terms or log numbers up to {largest} exceed the model's limits")]
+    TooLarge {
+        /// Cluster size.
+        nodes: u8,
+        /// The largest term or log number.
+        largest: u64,
+    },
+    /// One log summary per node is needed.
+    #[error("{nodes} nodes need {nodes} log summaries, got {logs}")]
+    LogCount {
+        /// Cluster size.
+        nodes: u8,
+        /// Log summaries given.
+        logs: usize,
+    },
+}
+
+/// The stateright model: the cluster's constants and bounds. Nothing here is
+/// hashed into the state.
+#[derive(Clone, Debug)]
+pub struct ElectionModel {
+    bounds: Bounds,
+    /// `configs[i]` is the configuration of node `n{i}`.
+    configs: Vec<Config>,
+}
+
+/// The reachability ("sometimes") properties: each shows a green run is not
+/// vacuous.
+pub const REACHABILITY: [&str; 4] = [
+    "a leader is elected",
+    "a split vote happens",
+    "a leader is replaced",
+    "a stale leader steps down",
+];
+
+impl ElectionModel {
+    /// A model of a cluster within `bounds`.
+    pub fn new(bounds: Bounds) -> Result<Self, ModelError> {
+        if bounds.logs.len() != usize::from(bounds.nodes) {
+            return Err(ModelError::LogCount {
+                nodes: bounds.nodes,
+                logs: bounds.logs.len(),
+            });
+        }
+        let largest = bounds
+            .logs
+            .iter()
+            .flat_map(|log| [log.last_log_index, log.last_log_term.0])
+            .chain([bounds.max_term.0])
+            .max()
+            .unwrap_or_default();
+        if !Network::fits(bounds.nodes, largest) {
+            return Err(ModelError::TooLarge {
+                nodes: bounds.nodes,
+                largest,
+            });
+        }
+        let configs = Config::cluster(bounds.nodes, Timing::default())?;
+        Ok(Self { bounds, configs })
+    }
+
+    /// The bounds this model explores.
+    #[must_use]
+    pub fn bounds(&self) -> &Bounds {
+        &self.bounds
+    }
+
+    /// Feeds `input` to node `id` and executes its outputs, recording every
+    /// invariant the step breaks.
+    fn step(&self, state: &mut ClusterState, id: NodeId, input: Input) {
+        let config = &self.configs[usize::from(id.0)];
+        let server = &mut state.servers[usize::from(id.0)];
+        let before = server.node.clone();
+        let mut outputs = Vec::new();
+        server.node.step(config, input, &mut outputs);
+        let checks = [
+            invariants::check_node(config, &server.node),
+            invariants::check_outputs(config, &outputs),
+            state
+                .history
+                .record_step(config, &before, &input, &server.node),
+        ];
+        for violation in checks.into_iter().filter_map(Result::err) {
+            state.violations.record(violation);
+        }
+        for output in outputs {
+            match output {
+                Output::Persist(hard_state) => {
+                    if self.bounds.restarts == Restarts::Durable {
+                        server.storage = hard_state;
+                    }
+                }
+                Output::Send { to, message } => {
+                    state.network.insert(&Envelope {
+                        from: id,
+                        to,
+                        message,
+                    });
+                }
+                Output::SetTimer { timer, .. } => server.armed.set(timer, true),
+                Output::CancelTimer(timer) => server.armed.set(timer, false),
+            }
+        }
+    }
+
+    /// Whether delivering `envelope` would leave `state` exactly as it is: the
+    /// receiver unchanged, each of its outputs already in effect (the reply
+    /// already in flight, the timer already armed) and the history unchanged.
+    ///
+    /// On a duplicating network most deliveries are such repeats; finding out
+    /// on a clone of one node and the history is much cheaper than stepping a
+    /// clone of the whole state and comparing.
+    fn delivery_changes_nothing(&self, state: &ClusterState, envelope: &Envelope) -> bool {
+        let id = envelope.to;
+        let config = &self.configs[usize::from(id.0)];
+        let server = &state.servers[usize::from(id.0)];
+        let input = Input::Receive {
+            from: envelope.from,
+            message: envelope.message,
+        };
+        let mut node = server.node.clone();
+        let mut outputs = Vec::new();
+        node.step(config, input, &mut outputs);
+        if node != server.node {
+            return false;
+        }
+        let in_effect = outputs.iter().all(|output| match *output {
+            Output::Persist(hard_state) => {
+                self.bounds.restarts == Restarts::Volatile || hard_state == server.storage
+            }
+            Output::Send { to, message } => state.network.contains(&Envelope {
+                from: id,
+                to,
+                message,
+            }),
+            Output::SetTimer { timer, .. } => server.armed.is_armed(timer),
+            Output::CancelTimer(timer) => !server.armed.is_armed(timer),
+        });
+        if !in_effect
+            || invariants::check_node(config, &node).is_err()
+            || invariants::check_outputs(config, &outputs).is_err()
+        {
+            return false;
+        }
+        let mut history = state.history.clone();
+        history
+            .record_step(config, &server.node, &input, &node)
+            .is_ok()
+            && history == state.history
+    }
+
+    /// Node `id` crashes (losing its volatile state and timers) and restarts
+    /// from storage: what it persisted, or nothing with volatile restarts.
+    fn restart(&self, state: &mut ClusterState, id: NodeId) {
+        state.crashes += 1;
+        let server = &mut state.servers[usize::from(id.0)];
+        if self.bounds.restarts == Restarts::Volatile {
+            server.storage = HardState::default();
+        }
+        // The log summary is fixed for this crate (no entries are replicated),
+        // so the restarted node keeps the one it had.
+        server.node = Node::restore(server.storage, server.node.log());
+        server.armed = Armed::default();
+        if let Err(violation) = state.history.record_restart(id, &server.node) {
+            state.violations.record(violation);
+        }
+        self.step(state, id, Input::Start);
+    }
+}
+
+impl Model for ElectionModel {
+    type State = ClusterState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<ClusterState> {
+        let mut state = ClusterState {
+            servers: self
+                .bounds
+                .logs
+                .iter()
+                .map(|&log| Server {
+                    node: Node::restore(HardState::default(), log),
+                    storage: HardState::default(),
+                    armed: Armed::default(),
+                })
+                .collect(),
+            network: Network::default(),
+            history: History::new(),
+            violations: Violations::default(),
+            crashes: 0,
+        };
+        for config in &self.configs {
+            self.step(&mut state, config.id(), Input::Start);
+        }
+        vec![state]
+    }
+
+    fn actions(&self, state: &ClusterState, actions: &mut Vec<Action>) {
+        for envelope in state.network.iter() {
+            actions.push(Action::Deliver(envelope));
+            if self.bounds.network == NetworkKind::Lossy {
+                actions.push(Action::Drop(envelope));
+            }
+        }
+        for (config, server) in self.configs.iter().zip(&state.servers) {
+            for timer in [Timer::Election, Timer::Heartbeat] {
+                if server.armed.is_armed(timer) {
+                    actions.push(Action::Timeout(config.id(), timer));
+                }
+            }
+        }
+        if state.crashes < self.bounds.max_crashes {
+            actions.extend(self.configs.iter().map(|c| Action::Restart(c.id())));
+        }
+    }
+
+    fn next_state(&self, state: &ClusterState, action: Action) -> Option<ClusterState> {
+        if let Action::Deliver(envelope) = action {
+            if self.bounds.network == NetworkKind::Duplicating
+                && self.delivery_changes_nothing(state, &envelope)
+            {
+                return None;
+            }
+        }
+        let mut next = state.clone();
+        match action {
+            Action::Deliver(envelope) => {
+                if self.bounds.network == NetworkKind::Lossy {
+                    next.network.remove(&envelope);
+                }
+                let input = Input::Receive {
+                    from: envelope.from,
+                    message: envelope.message,
+                };
+                self.step(&mut next, envelope.to, input);
+            }
+            Action::Drop(envelope) => {
+                next.network.remove(&envelope);
+            }
+            Action::Timeout(id, timer) => {
+                next.servers[usize::from(id.0)].armed.set(timer, false);
+                self.step(&mut next, id, Input::Timeout(timer));
+            }
+            Action::Restart(id) => {
+                self.restart(&mut next, id);
+                // A crash that loses nothing (a follower that knew no leader)
+                // only spends the crash budget: every behaviour after it is
+                // one of the uncrashed state's, so it need not be explored.
+                next.crashes = state.crashes;
+                if next == *state {
+                    return None;
+                }
+                next.crashes += 1;
+            }
+        }
+        // A step that changes nothing (a duplicate delivered again, a heartbeat
+        // re-sent) leads back here: skip it before it is canonicalized and hashed.
+        (next != *state).then_some(next)
+    }
+
+    fn within_boundary(&self, state: &ClusterState) -> bool {
+        state
+            .servers
+            .iter()
+            .all(|s| s.node.current_term() <= self.bounds.max_term)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut properties: Vec<Property<Self>> = invariant_properties();
+        properties.extend([
+            Property::sometimes(REACHABILITY[0], |_, s| leader_elected(s)),
+            Property::sometimes(REACHABILITY[1], |_, s| split_vote(s)),
+            Property::sometimes(REACHABILITY[2], |_, s| leader_replaced(s)),
+            Property::sometimes(REACHABILITY[3], |_, s| stale_leader_stepped_down(s)),
+        ]);
+        properties
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        describe_action(action)
+    }
+
+    fn format_step(&self, last_state: &ClusterState, action: Action) -> Option<String> {
+        self.next_state(last_state, action)
+            .map(|next| describe_state(&next))
+    }
+}
+
+/// Invariant `I` of [`Invariant::ALL`] has not been broken so far.
+fn holds<const I: usize>(_: &ElectionModel, state: &ClusterState) -> bool {
+    !state.violations.contains(Invariant::ALL[I])
+}
+
+/// One "always" property per shared invariant, named as the invariant.
+fn invariant_properties() -> Vec<Property<ElectionModel>> {
+    let conditions: [fn(&ElectionModel, &ClusterState) -> bool; Invariant::ALL.len()] = [
+        holds::<0>, holds::<1>, holds::<2>, holds::<3>, holds::<4>, holds::<5>, holds::<6>,
+        holds::<7>,
+    ];
+    Invariant::ALL
+        .iter()
+        .zip(conditions)
+        .map(|(invariant, condition)| Property::always(invariant.name(), condition))
+        .collect()
+}
+
+/// Some node has become leader.
+fn leader_elected(state: &ClusterState) -> bool {
+    !state.history.leaders().is_empty()
+}
+
+/// A term ended without a leader (every node has moved past it) and a later
+/// term elected one. Every term from 1 up was started by some candidate, as a
+/// node's own term only grows by one, so a leaderless term is a failed election.
+fn split_vote(state: &ClusterState) -> bool {
+    let leaders = state.history.leaders();
+    let Some((&last_led, _)) = leaders.last_key_value() else {
+        return false;
+    };
+    let lowest = state
+        .servers
+        .iter()
+        .map(|s| s.node.current_term())
+        .min()
+        .unwrap_or_default();
+    (1..lowest.0.min(last_led.0)).any(|term| !leaders.contains_key(&Term(term)))
+}
+
+/// A node that led a term has moved on to a later one without ever crashing.
+/// A leader's election timeout is ignored, so only a message with a higher
+/// term can have moved it (Figure 2: it converts to follower). Read from the
+/// state rather than recorded, so no ghost bit splits otherwise equal states.
+fn stale_leader_stepped_down(state: &ClusterState) -> bool {
+    state.crashes == 0
+        && state
+            .history
+            .leaders()
+            .iter()
+            .any(|(&term, leader)| state.servers[usize::from(leader.0)].node.current_term() > term)
+}
+
+/// Two different nodes led two different terms.
+fn leader_replaced(state: &ClusterState) -> bool {
+    let mut leaders = state.history.leaders().values();
+    leaders
+        .next()
+        .is_some_and(|&first| leaders.any(|&other| other != first))
+}

@@ -1,0 +1,220 @@
+//! The messages in flight, packed for speed.
+//!
+//! The checker clones, compares and hashes every state it generates, and on a
+//! duplicating network the in-flight set is most of a state. So each message
+//! is packed into one `u64` and the set is a sorted vector of them: cloning is
+//! one copy, hashing a few words, lookup a binary search. The packing is exact
+//! (no two envelopes share a code) within [`Network::fits`]; the model refuses
+//! bounds outside it.
+
+use raft_election::sim::Envelope;
+use raft_election::{Message, NodeId, Term};
+
+/// Bits per node id, per term and per log index in a packed envelope.
+const ID_BITS: u32 = 4;
+const NUMBER_BITS: u32 = 16;
+
+/// Message kinds, as packed.
+const REQUEST_VOTE: u64 = 0;
+const REQUEST_VOTE_RESPONSE: u64 = 1;
+const APPEND_ENTRIES: u64 = 2;
+const APPEND_ENTRIES_RESPONSE: u64 = 3;
+
+/// A set of envelopes in flight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Network(Vec<u64>);
+
+/// Appends `value` of `bits` bits to `code`.
+fn push(code: &mut u64, value: u64, bits: u32) {
+    debug_assert!(value < 1 << bits, "{value} does not fit {bits} bits");
+    *code = (*code << bits) | value;
+}
+
+/// Takes the last `bits` bits off `code`.
+fn pop(code: &mut u64, bits: u32) -> u64 {
+    let value = *code & ((1 << bits) - 1);
+    *code >>= bits;
+    value
+}
+
+fn pop_id(code: &mut u64) -> NodeId {
+    NodeId(u8::try_from(pop(code, ID_BITS)).expect("ids are 4 bits"))
+}
+
+fn pop_term(code: &mut u64) -> Term {
+    Term(pop(code, NUMBER_BITS))
+}
+
+/// Packs `envelope`: term, log term, log index, id, flag, kind, to, from
+/// from the highest bits down (61 bits in all).
+fn pack(envelope: &Envelope) -> u64 {
+    let (kind, id, flag, log_term, log_index) = match envelope.message {
+        Message::RequestVote {
+            candidate_id,
+            last_log_index,
+            last_log_term,
+            ..
+        } => (
+            REQUEST_VOTE,
+            candidate_id.0,
+            false,
+            last_log_term.0,
+            last_log_index,
+        ),
+        Message::RequestVoteResponse { vote_granted, .. } => {
+            (REQUEST_VOTE_RESPONSE, 0, vote_granted, 0, 0)
+        }
+        Message::AppendEntries { leader_id, .. } => (APPEND_ENTRIES, leader_id.0, false, 0, 0),
+        Message::AppendEntriesResponse { success, .. } => {
+            (APPEND_ENTRIES_RESPONSE, 0, success, 0, 0)
+        }
+    };
+    let mut code = 0;
+    push(&mut code, envelope.message.term().0, NUMBER_BITS);
+    push(&mut code, log_term, NUMBER_BITS);
+    push(&mut code, log_index, NUMBER_BITS);
+    push(&mut code, u64::from(id), ID_BITS);
+    push(&mut code, u64::from(flag), 1);
+    push(&mut code, kind, 2);
+    push(&mut code, u64::from(envelope.to.0), ID_BITS);
+    push(&mut code, u64::from(envelope.from.0), ID_BITS);
+    code
+}
+
+/// The inverse of [`pack`].
+fn unpack(mut code: u64) -> Envelope {
+    let from = pop_id(&mut code);
+    let to = pop_id(&mut code);
+    let kind = pop(&mut code, 2);
+    let flag = pop(&mut code, 1) == 1;
+    let id = pop_id(&mut code);
+    let last_log_index = pop(&mut code, NUMBER_BITS);
+    let last_log_term = pop_term(&mut code);
+    let term = pop_term(&mut code);
+    let message = match kind {
+        REQUEST_VOTE => Message::RequestVote {
+            term,
+            candidate_id: id,
+            last_log_index,
+            last_log_term,
+        },
+        REQUEST_VOTE_RESPONSE => Message::RequestVoteResponse {
+            term,
+            vote_granted: flag,
+        },
+        APPEND_ENTRIES => Message::AppendEntries {
+            term,
+            leader_id: id,
+        },
+        _ => Message::AppendEntriesResponse {
+            term,
+            success: flag,
+        },
+    };
+    Envelope { from, to, message }
+}
+
+impl Network {
+    /// Whether every envelope among `nodes` nodes, with terms and log numbers up
+    /// to `largest`, packs exactly.
+    #[must_use]
+    pub fn fits(nodes: u8, largest: u64) -> bool {
+        u32::from(nodes) <= 1 << ID_BITS && largest < 1 << NUMBER_BITS
+    }
+
+    /// Adds `envelope` unless an identical one is already in flight.
+    pub fn insert(&mut self, envelope: &Envelope) {
+        let code = pack(envelope);
+        if let Err(index) = self.0.binary_search(&code) {
+            self.0.insert(index, code);
+        }
+    }
+
+    /// Removes `envelope` if it is in flight.
+    pub fn remove(&mut self, envelope: &Envelope) {
+        if let Ok(index) = self.0.binary_search(&pack(envelope)) {
+            self.0.remove(index);
+        }
+    }
+
+    /// Whether `envelope` is in flight.
+    #[must_use]
+    pub fn contains(&self, envelope: &Envelope) -> bool {
+        self.0.binary_search(&pack(envelope)).is_ok()
+    }
+
+    /// The messages in flight, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = Envelope> + '_ {
+        self.0.iter().map(|&code| unpack(code))
+    }
+
+    /// Sender and receiver of each message in flight, without unpacking it.
+    pub fn endpoints(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
+        self.0.iter().map(|&code| {
+            let mut code = code;
+            let from = pop_id(&mut code);
+            (from, pop_id(&mut code))
+        })
+    }
+
+    /// How many messages are in flight.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no message is in flight.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Envelope> for Network {
+    fn from_iter<I: IntoIterator<Item = Envelope>>(envelopes: I) -> Self {
+        let mut codes: Vec<u64> = envelopes.into_iter().map(|e| pack(&e)).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        Self(codes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_envelope_survives_packing() {
+        let envelopes = [
+            Message::RequestVote {
+                term: Term(65_535),
+                candidate_id: NodeId(15),
+                last_log_index: 65_535,
+                last_log_term: Term(7),
+            },
+            Message::RequestVoteResponse {
+                term: Term(3),
+                vote_granted: true,
+            },
+            Message::AppendEntries {
+                term: Term(2),
+                leader_id: NodeId(4),
+            },
+            Message::AppendEntriesResponse {
+                term: Term(1),
+                success: false,
+            },
+        ]
+        .map(|message| Envelope {
+            from: NodeId(15),
+            to: NodeId(3),
+            message,
+        });
+        for envelope in envelopes {
+            assert_eq!(unpack(pack(&envelope)), envelope);
+        }
+        let network: Network = envelopes.into_iter().chain(envelopes).collect();
+        assert_eq!(network.len(), envelopes.len());
+        assert!(envelopes.iter().all(|e| network.contains(e)));
+    }
+}
