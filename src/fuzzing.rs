@@ -16,7 +16,7 @@ use crate::config::{Config, Timing};
 use crate::invariants::{self, History, Invariant, Violation};
 use crate::message::Message;
 use crate::node::{Input, Node, Output, Timer};
-use crate::sim::{Cluster, MAX_IN_FLIGHT};
+use crate::sim::Cluster;
 use crate::types::{HardState, LogSummary, NodeId, Role, Term};
 use arbitrary::{Arbitrary, Unstructured};
 use std::fmt;
@@ -31,6 +31,10 @@ pub const MAX_SCHEDULE_STEPS: usize = 64;
 /// A duplicate is refused once this many messages are in flight: a few copies
 /// reach every interleaving a bug needs, and a storm only slows the fuzzer.
 pub const MAX_FUZZ_IN_FLIGHT: usize = 32;
+/// [`Step::Stabilize`] delivers at most this many messages: enough for a whole
+/// election among 5 nodes (16 messages), while a bounded macro-step keeps
+/// the cost of one step small.
+pub const MAX_STABILIZE_DELIVERIES: usize = 32;
 /// Stimuli of a node script beyond this are ignored, for the same reason.
 pub const MAX_NODE_STIMULI: usize = 64;
 /// Forged senders are drawn from ids `0..FORGED_SENDERS`: members, the node
@@ -88,9 +92,10 @@ pub enum Step {
     /// Copy in-flight message `index % in_flight`, unless
     /// [`MAX_FUZZ_IN_FLIGHT`] messages are in flight already.
     Duplicate(u8),
-    /// Fire armed timer `index % armed`, counting every live node's timers.
+    /// Fire an armed timer of node `(choice & 0x7f) % nodes`, if it is up.
     Fire(u8),
-    /// Deliver everything in flight, oldest first, up to [`MAX_IN_FLIGHT`] messages.
+    /// Deliver in-flight messages oldest first until none is left, at most
+    /// [`MAX_STABILIZE_DELIVERIES`] of them.
     Stabilize,
     /// Crash node `id % nodes`: its volatile state and timers are gone.
     Crash(u8),
@@ -203,17 +208,20 @@ fn apply(cluster: &mut Cluster, nodes: u8, step: Step) -> Result<bool, Violation
             }
         }
         Step::Fire(choice) => {
-            let armed: Vec<(NodeId, Timer)> = cluster
-                .ids()
-                .flat_map(|id| cluster.armed(id).into_iter().map(move |timer| (id, timer)))
-                .collect();
-            if !armed.is_empty() {
-                let (id, timer) = armed[usize::from(choice) % armed.len()];
-                cluster.fire(id, timer)?;
+            // The core keeps one timer armed per node; the high bit picks which
+            // to try first, so a node that had both armed could fire either.
+            let id = node(choice & 0x7f);
+            let (first, second) = if choice & 0x80 == 0 {
+                (Timer::Election, Timer::Heartbeat)
+            } else {
+                (Timer::Heartbeat, Timer::Election)
+            };
+            if !cluster.fire(id, first)? {
+                cluster.fire(id, second)?;
             }
         }
         Step::Stabilize => {
-            cluster.stabilize(MAX_IN_FLIGHT)?;
+            cluster.stabilize(MAX_STABILIZE_DELIVERIES)?;
         }
         Step::Crash(choice) => {
             cluster.crash(node(choice));

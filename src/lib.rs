@@ -47,6 +47,8 @@
 //! - [`invariants`]: the one definition of each safety invariant, shared by
 //!   the core's debug assertions, the simulator, the model and the fuzzer.
 //! - [`sim`]: a deterministic in-memory cluster for tests and fuzzing.
+//! - [`fuzzing`]: the fuzz inputs and harnesses, shared by the cargo-fuzz
+//!   targets in `fuzz/` and the corpus replay test.
 //! - `runtime` (feature `runtime`, on by default): Tokio tasks and channels.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(fuzzing), warn(missing_docs))]

@@ -10,8 +10,10 @@
 #                default forget-vote-on-restart
 #   TRIALS       independent fuzzing runs (libFuzzer seeds 1..TRIALS); default 3
 #   MAX_SECONDS  give up on a trial after this long; default 300
-# Environment: FUZZ_TOOLCHAIN and FUZZ_SANITIZER as for .ci/fuzz; the build
-# cache lives in fuzz/target/planted so a second run starts in seconds.
+# Environment: FUZZ_TOOLCHAIN, FUZZ_SANITIZER and FUZZ_TRACE_COMPARES as for
+# .ci/fuzz; the build cache lives in fuzz/target/planted so a second run starts
+# in seconds. PLANTED_KEEP=1 minimizes the first crash and stores it as
+# fuzz/regressions/election/planted-PATCH (after a change of the input format).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +41,18 @@ FUZZ_FLAGS+=(--target-dir "$target_dir")
 cd "$work"
 "${FUZZ_CMD[@]}" build "${FUZZ_FLAGS[@]}" election
 
+# The kept regression input for this bug must still catch it: a cheap,
+# deterministic check that needs no fuzzing.
+regression=$root/fuzz/regressions/election/planted-$name
+if [[ -f $regression && ${PLANTED_KEEP:-0} != 1 ]]; then
+    if "${FUZZ_CMD[@]}" run "${FUZZ_FLAGS[@]}" election "$regression" >"$work/replay.log" 2>&1; then
+        echo "regression input $(basename "$regression"): NOT caught" >&2
+        exit 1
+    fi
+    echo "regression input $(basename "$regression"): caught"
+    grep -m1 -A1 "panicked" "$work/replay.log" | sed 's/^/    /'
+fi
+
 # Crash inputs outlive the temporary copy (fuzz/artifacts is ignored by git).
 artifacts=$root/fuzz/artifacts/planted
 mkdir -p "$artifacts"
@@ -64,6 +78,13 @@ for seed in $(seq 1 "$trials"); do
     grep -m1 "panicked" -A1 "$log" | sed 's/^/    /'
     grep -m1 -o "Test unit written to .*" "$log" | sed 's/^/    /' || true
     times+=("$elapsed")
+    if [[ ${PLANTED_KEEP:-0} == 1 && ${#times[@]} == 1 ]]; then
+        crash=$(grep -m1 -o "Test unit written to .*" "$log" | sed 's/Test unit written to //')
+        "${FUZZ_CMD[@]}" tmin "${FUZZ_FLAGS[@]}" election "$crash" -- -runs=20000 >"$work/tmin.log" 2>&1 || true
+        minimized=$(grep -m1 -oE "failed to minimize beyond [^ ]+" "$work/tmin.log" | sed 's/failed to minimize beyond //')
+        cp "${minimized:-$crash}" "$regression"
+        echo "    kept as $regression"
+    fi
 done
 
 if [[ ${#times[@]} -eq 0 ]]; then
