@@ -115,17 +115,21 @@ fn main() -> ExitCode {
         model.checker().threads(threads).serve(address);
         return ExitCode::SUCCESS;
     }
-    // Stop early only for the headline property; anything else is checked to
-    // the end so every broken invariant gets its own trace.
-    let finish = HasDiscoveries::AnyOf(BTreeSet::from([Invariant::ElectionSafety.name()]));
+    // Stop at the first broken invariant. Volatile restarts break "terms never
+    // go back" at once; that run goes on to the two leaders it exists to show.
+    let finish = if args.volatile_restarts {
+        HasDiscoveries::AnyOf(BTreeSet::from([Invariant::ElectionSafety.name()]))
+    } else {
+        HasDiscoveries::AnyFailures
+    };
     let builder = model.checker().threads(threads).finish_when(finish);
     let start = Instant::now();
     if args.breadth_first() {
-        summarize(watch(builder.spawn_bfs(), start), start)
+        summarize(watch(builder.spawn_bfs(), start), start, true)
     } else if args.no_symmetry {
-        summarize(watch(builder.spawn_dfs(), start), start)
+        summarize(watch(builder.spawn_dfs(), start), start, false)
     } else {
-        summarize(watch(builder.symmetry().spawn_dfs(), start), start)
+        summarize(watch(builder.symmetry().spawn_dfs(), start), start, false)
     }
 }
 
@@ -170,6 +174,13 @@ fn watch<C: Checker<ElectionModel>>(checker: C, start: Instant) -> C {
     checker.join()
 }
 
+fn broken_count<P>(discoveries: &std::collections::HashMap<&'static str, P>) -> usize {
+    Invariant::ALL
+        .iter()
+        .filter(|invariant| discoveries.contains_key(invariant.name()))
+        .count()
+}
+
 fn rate(count: usize, seconds: f64) -> f64 {
     // Precision loss above 2^52 states is irrelevant for a rate.
     #[allow(clippy::cast_precision_loss)]
@@ -180,7 +191,7 @@ fn rate(count: usize, seconds: f64) -> f64 {
 /// Prints the statistics, each property's verdict and every counterexample;
 /// returns success only if every safety property held and every
 /// reachability property was reached.
-fn summarize<C: Checker<ElectionModel>>(checker: C, start: Instant) -> ExitCode {
+fn summarize<C: Checker<ElectionModel>>(checker: C, start: Instant, bfs: bool) -> ExitCode {
     let elapsed = start.elapsed().as_secs_f64();
     let unique = checker.unique_state_count();
     println!("Done in {elapsed:.1} s");
@@ -189,24 +200,37 @@ fn summarize<C: Checker<ElectionModel>>(checker: C, start: Instant) -> ExitCode 
     println!("  states/s          {:.0}", rate(unique, elapsed));
     println!("  max depth         {}", checker.max_depth());
     let discoveries = checker.discoveries();
-    let mut ok = true;
+    // A broken invariant stops the run, so what was not found by then is
+    // unknown rather than established.
+    let stopped_early = broken_count(&discoveries) > 0;
+    let (unknown, unreached) = if stopped_early {
+        (
+            "not established (stopped at a violation)",
+            "not reached (stopped early)",
+        )
+    } else {
+        ("holds", "NOT REACHED")
+    };
+    let mut ok = !stopped_early;
     println!("Safety (always):");
     for invariant in Invariant::ALL {
         let verdict = if discoveries.contains_key(invariant.name()) {
-            ok = false;
             "VIOLATED"
         } else {
-            "holds"
+            unknown
         };
         println!("  {:<26} {verdict}", invariant.name());
     }
     println!("Reachability (sometimes):");
     for name in REACHABILITY {
         let verdict = match discoveries.get(name) {
-            Some(path) => format!("reached in {} steps", path.clone().into_actions().len()),
+            Some(path) => format!(
+                "reached (a trace of {} steps)",
+                path.clone().into_actions().len()
+            ),
             None => {
                 ok = false;
-                "NOT REACHED".to_owned()
+                unreached.to_owned()
             }
         };
         println!("  {name:<26} {verdict}");
@@ -223,6 +247,9 @@ fn summarize<C: Checker<ElectionModel>>(checker: C, start: Instant) -> ExitCode 
     for (invariant, path) in broken {
         let steps = path.clone().into_actions().len();
         println!("Also violated: \"{invariant}\" (a trace of {steps} steps was found)");
+    }
+    if stopped_early && !bfs {
+        println!("(depth-first traces are not the shortest: rerun with --bfs for the shortest)");
     }
     if ok {
         println!("\nOK: every property holds and every reachability property was reached.");
