@@ -168,7 +168,7 @@ pub struct Server {
     pub armed: Armed,
 }
 
-/// The invariants broken so far, each with the first detail reported.
+/// Broken invariants, each with the first detail reported.
 ///
 /// Only *which* invariants are broken is part of the state: equality and
 /// hashing ignore the details (kept for the trace, which replays them), so
@@ -224,8 +224,8 @@ pub struct ClusterState {
     pub network: Network,
     /// Ghost facts about the past for the cluster-wide invariants.
     pub history: History,
-    /// Every invariant broken so far. Empty unless the core (or the model)
-    /// has a bug.
+    /// The invariants the step into this state broke. Empty unless the core
+    /// (or the model) has a bug.
     pub violations: Violations,
     /// Crash-restarts so far.
     pub crashes: u8,
@@ -476,6 +476,9 @@ impl Model for ElectionModel {
             }
         }
         let mut next = state.clone();
+        // Violations belong to the step that commits them: a state records what
+        // the step into it broke, so a trace ends where the damage was done.
+        next.violations = Violations::default();
         match action {
             Action::Deliver(envelope) => {
                 if self.bounds.network == NetworkKind::Lossy {
