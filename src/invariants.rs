@@ -250,6 +250,21 @@ impl History {
         }
     }
 
+    /// Whether [`Self::record_step`] would learn nothing from this step, so a
+    /// caller may skip it: the node did not change and the input brought no
+    /// higher term (a heartbeat and its acknowledgement, the steady state).
+    /// Each check reads either a change of the node or a higher term, and
+    /// recording an unchanged term, vote and log again changes nothing once
+    /// the node's previous step or restart was recorded.
+    #[must_use]
+    pub fn is_inert(before: &Node, input: &Input, after: &Node) -> bool {
+        let higher_term = match input {
+            Input::Receive { message, .. } => message.term() > before.current_term(),
+            Input::Start | Input::Timeout(_) => false,
+        };
+        !higher_term && before == after
+    }
+
     /// Records node `config.id()` going from `before` to `after` on `input`,
     /// and checks every cluster-wide invariant that the step could break.
     pub fn record_step(

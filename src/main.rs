@@ -113,6 +113,7 @@ async fn main() -> ExitCode {
             .data_dir
             .clone()
             .map_or(StorageKind::Memory, StorageKind::Directory),
+        ..ClusterConfig::default()
     };
     if let Err(e) = config.validate() {
         eprintln!("error: invalid cluster configuration: {e}");

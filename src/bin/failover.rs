@@ -46,6 +46,10 @@ struct Args {
     /// Base seed; trial `i` uses `seed + i`.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Trials of the ideal simulation (cheap: virtual time), so its figures
+    /// carry less sampling noise than the measured ones they are compared to.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    ideal_trials: u32,
     /// One-way message delay of the ideal simulation, µs.
     #[arg(long, default_value_t = 100)]
     ideal_delay_us: u64,
@@ -199,7 +203,7 @@ async fn wait_all_follow(
 
 fn run_ideal_trials(args: &Args, timing: Timing) -> Vec<Trial> {
     let delay = Duration::from_micros(args.ideal_delay_us);
-    (0..args.trials)
+    (0..args.ideal_trials)
         .filter_map(|i| ideal_trial(args.nodes, timing, delay, args.seed + u64::from(i)))
         .collect()
 }
@@ -288,12 +292,13 @@ fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
     let formula_split = 1.0 - (1.0 - l).powf(s);
 
     println!(
-        "failover: {} nodes, timeouts {}-{} ms, heartbeat {} ms, {} trials, seed {}",
+        "failover: {} nodes, timeouts {}-{} ms, heartbeat {} ms, {} trials ({} ideal), seed {}",
         args.nodes,
         args.min_ms,
         args.max_ms,
         args.heartbeat_ms,
         measured.len(),
+        ideal.len(),
         args.seed
     );
     println!("(ms)                         min   median     mean      p90      p99      max");
@@ -303,20 +308,24 @@ fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
     };
     let col = |trials: &[Trial], f: fn(&Trial) -> f64| trials.iter().map(f).collect::<Vec<_>>();
     row("initial elected", col(measured, |t| t.initial_elected));
+    row("  ideal (sim)", col(ideal, |t| t.initial_elected));
     row("initial all know", col(measured, |t| t.initial_all_know));
+    row("  ideal (sim)", col(ideal, |t| t.initial_all_know));
     row("failover elected", col(measured, |t| t.elected));
     row("  ideal (sim)", col(ideal, |t| t.elected));
     row("failover all know", col(measured, |t| t.all_know));
     row("  ideal (sim)", col(ideal, |t| t.all_know));
     println!("formula mean (thesis ch. 9, d = {d} ms): {formula_mean:.1}");
 
-    let split_rate = |trials: &[Trial]| {
-        trials.iter().filter(|t| t.rounds > 1).count() as f64 / trials.len().max(1) as f64
+    let split = |trials: &[Trial]| {
+        let splits = trials.iter().filter(|t| t.rounds > 1).count();
+        let rate = 100.0 * splits as f64 / trials.len().max(1) as f64;
+        format!("{rate:.2}% ({splits}/{})", trials.len())
     };
     println!(
-        "split rate: measured {:.2}%, ideal sim {:.2}%, formula {:.2}%",
-        100.0 * split_rate(measured),
-        100.0 * split_rate(ideal),
+        "split rate: measured {}, ideal sim {}, formula {:.2}%",
+        split(measured),
+        split(ideal),
         100.0 * formula_split
     );
     let [_, m_med, m_mean, _, m_p99, _] = summary(col(measured, |t| t.elected));

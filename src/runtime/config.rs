@@ -20,6 +20,21 @@ pub enum TimeoutSource {
     Schedule(BTreeMap<NodeId, Vec<Duration>>),
 }
 
+/// How much a cluster records about itself. Either way every step is
+/// checked against the invariants and the status board is kept, so waiting
+/// for a leader and [`super::ClusterHandle::check_safety`] work alike.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Observation {
+    /// Also keep the event log (every message and role change) and narrate
+    /// with `tracing`: for tests, the demo and people reading along.
+    #[default]
+    Full,
+    /// Only the status board and the safety monitor: no per-message record.
+    /// For many clusters in one process, where the log would cost more than
+    /// the protocol.
+    Monitor,
+}
+
 /// Everything [`super::spawn_cluster`] needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
@@ -31,17 +46,20 @@ pub struct ClusterConfig {
     pub timeouts: TimeoutSource,
     /// Where each node's term and vote are kept across kills and restarts.
     pub storage: StorageKind,
+    /// What the cluster records about itself.
+    pub observation: Observation,
 }
 
 impl Default for ClusterConfig {
     /// Three nodes, the paper's 150–300 ms timeouts, 50 ms heartbeats, seed 0,
-    /// hard state in memory.
+    /// hard state in memory, full observation.
     fn default() -> Self {
         Self {
             nodes: 3,
             timing: Timing::default(),
             timeouts: TimeoutSource::Seeded(0),
             storage: StorageKind::Memory,
+            observation: Observation::Full,
         }
     }
 }

@@ -5,14 +5,19 @@
 //!
 //! ```text
 //! loop {
-//!     select! { biased; shutdown => return, deadline => fire timers, inbox => receive }
+//!     fire expired timers
+//!     select! { biased; deadline => wake, near an election deadline => watch the clock,
+//!               inbox => receive (a closed inbox: killed or shut down, return) }
 //!     node.step(input); execute outputs (persist, send, set/cancel timer)
 //! }
 //! ```
+//!
+//! Shutdown closes every inbox, so the inbox is the only thing a node waits
+//! on besides its one timer entry: no per-message registration elsewhere.
 
 use super::config::TimeoutSource;
 use super::events::Observer;
-use super::network::Network;
+use super::network::{Network, Stamped};
 use super::sync::Arc;
 use crate::config::Config;
 use crate::node::{Input, Node, Output, Timer};
@@ -22,7 +27,7 @@ use crate::types::{HardState, LogSummary, NodeId};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 /// Why a node's task stopped on its own.
@@ -105,9 +110,27 @@ impl Timers {
         [self.election, self.heartbeat].into_iter().flatten().min()
     }
 
-    /// Disarms and returns the timer that expired first by `now`, if any.
-    fn take_expired(&mut self, now: Instant) -> Option<Timer> {
-        let timer = [
+    /// When the task should next sleep until: a heartbeat deadline itself (a
+    /// heartbeat a millisecond late is harmless), an election deadline
+    /// [`PRECISE_WINDOW`] early, to approach it with [`watch_clock`].
+    fn wake_at(&self) -> Option<Instant> {
+        let election = self
+            .election
+            .map(|at| at.checked_sub(PRECISE_WINDOW).unwrap_or(at));
+        [election, self.heartbeat].into_iter().flatten().min()
+    }
+
+    /// The next deadline, if the election deadline is less than
+    /// [`PRECISE_WINDOW`] after `now` and not yet reached.
+    fn approaching(&self, now: Instant) -> Option<Instant> {
+        let election = self.election?;
+        let close = election > now && election.duration_since(now) <= PRECISE_WINDOW;
+        close.then(|| self.next_deadline()).flatten()
+    }
+
+    /// The timer that expired first by `now`, if any, and its deadline.
+    fn first_expired(&self, now: Instant) -> Option<(Instant, Timer)> {
+        [
             (Timer::Election, self.election),
             (Timer::Heartbeat, self.heartbeat),
         ]
@@ -115,9 +138,37 @@ impl Timers {
         .filter_map(|(timer, deadline)| Some((deadline?, timer)))
         .filter(|&(deadline, _)| deadline <= now)
         .min()
-        .map(|(_, timer)| timer)?;
+    }
+
+    /// Firing disarms a timer; re-arming puts it in the future (durations
+    /// are positive), so each fires at most once per arming.
+    fn disarm(&mut self, timer: Timer) {
         *self.slot(timer) = None;
-        Some(timer)
+    }
+}
+
+/// How long before an election deadline the driver stops relying on Tokio's
+/// timer and watches the clock itself. Tokio rounds every deadline up to the
+/// next millisecond, and the wait in the OS adds up to one more: two
+/// followers whose deadlines fell inside the same millisecond fired together
+/// and split the vote, though randomized timeouts exist to tell them apart
+/// (§5.2). The window costs one busy core for at most this long per election
+/// timeout, and nothing while heartbeats keep re-arming the timer.
+const PRECISE_WINDOW: Duration = Duration::from_millis(2);
+
+/// How many turns a node whose election deadline passed waits for nodes due
+/// before it ([`Network::overdue_before`]) before campaigning anyway.
+const MAX_DEFERRALS: u32 = 64;
+
+/// Lets the other tasks run once and returns, so the caller can look at the
+/// clock and its inbox again: a wait much finer than Tokio's millisecond
+/// timer. A paused test clock does not move across a yield; then this sleeps
+/// until `deadline`, so Tokio can advance the clock to it.
+async fn watch_clock(deadline: Instant) {
+    let before = Instant::now();
+    tokio::task::yield_now().await;
+    if Instant::now() == before {
+        sleep_until(deadline).await;
     }
 }
 
@@ -127,16 +178,16 @@ pub(crate) struct Driver<S> {
     node: Node,
     storage: S,
     picker: TimeoutPicker,
-    inbox: mpsc::Receiver<Envelope>,
-    shutdown: watch::Receiver<bool>,
+    inbox: mpsc::Receiver<Stamped>,
     network: Arc<Network>,
     observer: Arc<Observer>,
+    /// When the latest input was due; see [`Self::step`].
+    clock: Instant,
 }
 
 /// The channels and shared pieces a driver is wired to.
 pub(crate) struct Wiring {
-    pub(crate) inbox: mpsc::Receiver<Envelope>,
-    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) inbox: mpsc::Receiver<Stamped>,
     pub(crate) network: Arc<Network>,
     pub(crate) observer: Arc<Observer>,
 }
@@ -159,7 +210,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
             storage,
             picker,
             inbox: wiring.inbox,
-            shutdown: wiring.shutdown,
+            clock: Instant::now(),
             network: wiring.network,
             observer: wiring.observer,
         }
@@ -186,42 +237,113 @@ impl<S: Storage + Send + 'static> Driver<S> {
         self.observer.record_start(id, &self.node);
         let mut timers = Timers::default();
         let mut outputs = Vec::new();
-        self.step(Input::Start, &mut timers, &mut outputs)?;
+        self.step(Input::Start, Instant::now(), &mut timers, &mut outputs)?;
+        // One timer entry for the node's whole life: making one anew on every
+        // turn registered and removed a timer for every message received.
+        let sleep = sleep_until(Instant::now());
+        tokio::pin!(sleep);
+        let mut sleeping_until = None;
+        // A message taken from the inbox to compare with an expired timer.
+        let mut waiting: Option<Stamped> = None;
+        // The deadline being deferred for nodes due earlier, and how often.
+        let mut deferred = (Instant::now(), 0_u32);
         loop {
-            let deadline = timers.next_deadline();
-            // `biased`: a fixed order makes paused-clock runs reproducible, and
-            // an expired timer goes before a waiting message, as it would on a
-            // network with any delay: two nodes whose timers expire together
-            // both campaign, the split vote of §5.2.
-            tokio::select! {
-                biased;
-                _ = self.shutdown.changed() => return Ok(()),
-                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    let now = Instant::now();
-                    // Each timer fires at most once per wake: firing disarms it and
-                    // re-arming puts it in the future (durations are positive).
-                    for _ in 0..2 {
-                        let Some(timer) = timers.take_expired(now) else { break };
-                        self.step(Input::Timeout(timer), &mut timers, &mut outputs)?;
+            let now = Instant::now();
+            if let Some((due, timer)) = timers.first_expired(now) {
+                // When this process runs late, several nodes' deadlines pass
+                // together: let those due earlier campaign first, so their
+                // requests are in our inbox (a bounded number of turns).
+                if deferred.0 != due {
+                    deferred = (due, 0);
+                }
+                if timer == Timer::Election
+                    && deferred.1 < MAX_DEFERRALS
+                    && self.network.overdue_before(id, due, now)
+                {
+                    deferred.1 += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                if waiting.is_none() {
+                    waiting = match self.inbox.try_recv() {
+                        Ok(stamped) => Some(stamped),
+                        Err(mpsc::error::TryRecvError::Empty) => None,
+                        Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
+                    };
+                }
+                // Inputs in the order they were due: a message sent before the
+                // deadline (a vote request of a node that timed out first)
+                // goes first; one sent at or after it, after the timer, as on
+                // a network with any delay: two nodes whose timers expire
+                // together both campaign, the split vote of §5.2.
+                match waiting.take_if(|w| w.at < due) {
+                    Some(stamped) => self.receive(stamped, &mut timers, &mut outputs)?,
+                    None => {
+                        timers.disarm(timer);
+                        self.step(Input::Timeout(timer), due, &mut timers, &mut outputs)?;
                     }
                 }
+                continue;
+            }
+            if let Some(stamped) = waiting.take() {
+                self.receive(stamped, &mut timers, &mut outputs)?;
+                continue;
+            }
+            let approaching = timers.approaching(now);
+            let wake = if approaching.is_some() {
+                None
+            } else {
+                timers.wake_at()
+            };
+            // Only an earlier wake moves the entry. A later one (a heartbeat
+            // pushed the election deadline back) waits for the entry to fire
+            // and is set then: one wake per timeout instead of a timer-wheel
+            // update per heartbeat.
+            if let Some(at) = wake.filter(|&at| sleeping_until.is_none_or(|old| at < old)) {
+                sleep.as_mut().reset(at);
+                sleeping_until = Some(at);
+            }
+            // `biased`: a fixed order makes paused-clock runs reproducible.
+            tokio::select! {
+                biased;
+                () = &mut sleep, if sleeping_until.is_some() => sleeping_until = None,
+                // Before the inbox, so a deadline reached while a message waits
+                // is compared with it at the top of the loop.
+                () = watch_clock(approaching.unwrap_or(now)), if approaching.is_some() => {}
                 received = self.inbox.recv() => {
-                    // `None` means the network dropped our inbox: we were killed.
-                    let Some(Envelope { from, message, .. }) = received else { return Ok(()) };
-                    self.step(Input::Receive { from, message }, &mut timers, &mut outputs)?;
+                    // `None`: the network closed our inbox; we were killed or shut down.
+                    let Some(stamped) = received else { return Ok(()) };
+                    self.receive(stamped, &mut timers, &mut outputs)?;
                 }
             }
         }
     }
 
-    /// Steps the core once and executes its outputs in order.
+    fn receive(
+        &mut self,
+        stamped: Stamped,
+        timers: &mut Timers,
+        outputs: &mut Vec<Output>,
+    ) -> Result<(), NodeError> {
+        let Envelope { from, message, .. } = stamped.envelope;
+        let input = Input::Receive { from, message };
+        self.step(input, stamped.at, timers, outputs)
+    }
+
+    /// Steps the core once and executes its outputs in order. `at` is when
+    /// the input was due (a timer's deadline, a message's sending); the
+    /// node's messages carry it, so a receiver can order them against its
+    /// own deadlines however late this process runs.
     fn step(
         &mut self,
         input: Input,
+        at: Instant,
         timers: &mut Timers,
         outputs: &mut Vec<Output>,
     ) -> Result<(), NodeError> {
         let id = self.config.id();
+        // Monotonic per node, whatever order its inputs were due in.
+        self.clock = self.clock.max(at);
         let before = self.node.clone();
         outputs.clear();
         self.node.step(&self.config, input, outputs);
@@ -241,7 +363,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
                     .map_err(|source| NodeError::Storage { id, source })?,
                 Output::Send { to, message } => {
                     let term = self.node.current_term();
-                    self.network.send(id, term, to, message);
+                    self.network.send(id, term, to, message, self.clock);
                 }
                 Output::SetTimer { timer, min, max } => {
                     let after = self.picker_for(timer, min, max);
@@ -254,6 +376,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
             self.observer
                 .record_step(&self.config, &before, &input, &self.node);
         }
+        self.network.set_election_deadline(id, timers.election);
         Ok(())
     }
 
@@ -323,12 +446,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_node_whose_storage_fails_stops_before_sending_and_is_taken_down() {
         let configs = Config::cluster(3, crate::Timing::default()).unwrap();
-        let observer = Arc::new(Observer::new(&configs[0]));
+        let observer = Arc::new(Observer::new(
+            &configs[0],
+            crate::runtime::Observation::Full,
+        ));
         let network = Arc::new(Network::new(3, Arc::clone(&observer)));
-        let (_shutdown, shutdown_rx) = watch::channel(false);
         let wiring = Wiring {
             inbox: network.open_inbox(NodeId(0)),
-            shutdown: shutdown_rx,
             network: Arc::clone(&network),
             observer: Arc::clone(&observer),
         };
@@ -353,13 +477,15 @@ mod tests {
         *timers.slot(Timer::Election) = Some(start + ms(100));
         // Re-armed later (a heartbeat arrived): the first deadline is gone.
         *timers.slot(Timer::Election) = Some(start + ms(300));
-        assert_eq!(timers.take_expired(start + ms(200)), None);
-        assert_eq!(timers.take_expired(start + ms(300)), Some(Timer::Election));
+        assert_eq!(timers.first_expired(start + ms(200)), None);
+        let due = start + ms(300);
+        assert_eq!(timers.first_expired(due), Some((due, Timer::Election)));
         // Firing disarms it.
-        assert_eq!(timers.take_expired(start + ms(400)), None);
+        timers.disarm(Timer::Election);
+        assert_eq!(timers.first_expired(start + ms(400)), None);
         *timers.slot(Timer::Heartbeat) = Some(start + ms(50));
         *timers.slot(Timer::Heartbeat) = None;
-        assert_eq!(timers.take_expired(start + ms(400)), None);
+        assert_eq!(timers.first_expired(start + ms(400)), None);
         assert_eq!(timers.next_deadline(), None);
     }
 }

@@ -8,9 +8,13 @@
 //!   [`crate::invariants::History`], and keeps the first violation,
 //! - narrates the step with `tracing` ("n1 timed out in t1, campaigns for t2").
 //!
+//! With [`crate::runtime::Observation::Monitor`] only the board and the
+//! invariant checker run: no event log, no narration.
+//!
 //! Everything here describes a change the core already made by comparing the
 //! node before and after the step; nothing decides anything.
 
+use super::config::Observation;
 use super::network::Delivery;
 use super::sync::{AtomicU64, Mutex, Ordering, lock};
 use crate::config::Config;
@@ -348,6 +352,10 @@ impl SafetyMonitor {
         input: &Input,
         after: &Node,
     ) -> Result<(), Violation> {
+        // Most steps are heartbeats that change nothing: no lock for those.
+        if History::is_inert(before, input, after) {
+            return Ok(());
+        }
         let mut checker = lock(&self.checker);
         let result = checker.history.record_step(config, before, input, after);
         Self::keep_first(&mut checker, &result);
@@ -385,6 +393,8 @@ impl SafetyMonitor {
 #[derive(Debug)]
 pub(crate) struct Observer {
     start: Instant,
+    /// With [`Observation::Monitor`] the log stays empty and nothing is narrated.
+    observation: Observation,
     log: EventLog,
     board: StatusBoard,
     monitor: SafetyMonitor,
@@ -393,9 +403,10 @@ pub(crate) struct Observer {
 }
 
 impl Observer {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config, observation: Observation) -> Self {
         Self {
             start: Instant::now(),
+            observation,
             log: EventLog::default(),
             board: StatusBoard::new(config),
             monitor: SafetyMonitor::new(),
@@ -432,7 +443,14 @@ impl Observer {
             .send_modify(|version| *version = version.wrapping_add(1));
     }
 
+    fn full(&self) -> bool {
+        self.observation == Observation::Full
+    }
+
     fn push(&self, node: NodeId, term: Term, kind: EventKind) {
+        if !self.full() {
+            return;
+        }
         self.log.push(Event {
             at: self.elapsed(),
             node,
@@ -494,8 +512,12 @@ impl Observer {
         if let Some(leader) = new_leader(id, before, after) {
             self.push(id, term, EventKind::LeaderLearned { leader });
         }
-        narrate(id, before, input, from, after);
-        if self.board.update(id, NodeStatus::of(after)) {
+        if self.full() {
+            narrate(id, before, input, from, after);
+        }
+        // The board already holds `before`'s status: skip the lock if unchanged.
+        let status = NodeStatus::of(after);
+        if status != NodeStatus::of(before) && self.board.update(id, status) {
             self.notify();
         }
     }
@@ -509,6 +531,9 @@ impl Observer {
         message: Message,
         delivery: Delivery,
     ) {
+        if !self.full() {
+            return;
+        }
         let is_heartbeat = matches!(
             message,
             Message::AppendEntries { .. } | Message::AppendEntriesResponse { .. }

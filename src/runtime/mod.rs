@@ -37,7 +37,7 @@ pub mod network;
 pub mod storage;
 mod sync;
 
-pub use config::{ClusterConfig, ClusterConfigError, TimeoutSource};
+pub use config::{ClusterConfig, ClusterConfigError, Observation, TimeoutSource};
 pub use driver::NodeError;
 pub use events::{
     Event, EventKind, EventLog, MAX_EVENTS, NodeStatus, SafetyMonitor, StatusBoard, Statuses,
@@ -56,7 +56,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use storage::SharedStorage;
 use sync::Arc;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
 use tracing::info;
@@ -155,7 +154,6 @@ pub struct ClusterHandle {
     incarnations: BTreeMap<NodeId, u32>,
     network: Arc<Network>,
     observer: Arc<Observer>,
-    shutdown: watch::Sender<bool>,
     failures: Vec<NodeFailure>,
 }
 
@@ -184,7 +182,7 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
         .collect();
     // `validate` refused zero nodes, so there is a first config.
     let any = configs.values().next().ok_or(ClusterConfigError::NoNodes)?;
-    let observer = Arc::new(Observer::new(any));
+    let observer = Arc::new(Observer::new(any, config.observation));
     let network = Arc::new(Network::new(config.nodes, Arc::clone(&observer)));
     let mut handle = ClusterHandle {
         storages,
@@ -195,7 +193,6 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
         configs,
         network,
         observer,
-        shutdown: watch::Sender::new(false),
         failures: Vec::new(),
         config,
     };
@@ -219,7 +216,6 @@ impl ClusterHandle {
         *incarnation = incarnation.saturating_add(1);
         let wiring = Wiring {
             inbox: self.network.open_inbox(id),
-            shutdown: self.shutdown.subscribe(),
             network: Arc::clone(&self.network),
             observer: Arc::clone(&self.observer),
         };
@@ -434,8 +430,10 @@ impl ClusterHandle {
     /// Stops every node task and waits for each to end. Fails if any task
     /// panicked or stopped on an error, now or earlier.
     pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
-        // Receivers may all be gone (every node killed); that is fine.
-        let _ = self.shutdown.send(true);
+        // A closed inbox ends a node's task once it has drained it.
+        for id in self.config.ids() {
+            self.network.close_inbox(id);
+        }
         let tasks = std::mem::take(&mut self.tasks);
         let replaced = std::mem::take(&mut self.replaced);
         for (id, task) in replaced.into_iter().chain(tasks) {

@@ -14,6 +14,7 @@ use crate::types::{NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// Capacity of each node's inbox. In one round a node receives at most one
 /// request and one response per peer (28 with 15 voters); 64 also absorbs the
@@ -218,14 +219,30 @@ impl Counters {
     }
 }
 
+/// A message in an inbox, with the instant its sender's step was due: a
+/// receiver orders it against its own timer deadlines by this, not by when
+/// this process got round to running either.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamped {
+    pub(crate) at: Instant,
+    pub(crate) envelope: Envelope,
+}
+
 /// The inboxes of every node plus the link table.
 #[derive(Debug)]
 pub(crate) struct Network {
     links: Links,
-    inboxes: Mutex<BTreeMap<NodeId, mpsc::Sender<Envelope>>>,
+    inboxes: Mutex<BTreeMap<NodeId, mpsc::Sender<Stamped>>>,
     counters: Counters,
     observer: Arc<Observer>,
+    /// Each node's armed election deadline, in nanoseconds after `epoch`
+    /// ([`NO_DEADLINE`] when unarmed): see [`Self::overdue_before`].
+    deadlines: Vec<AtomicU64>,
+    epoch: Instant,
 }
+
+/// An election timer that is not armed.
+const NO_DEADLINE: u64 = u64::MAX;
 
 impl Network {
     pub(crate) fn new(nodes: u8, observer: Arc<Observer>) -> Self {
@@ -234,7 +251,36 @@ impl Network {
             inboxes: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
             observer,
+            deadlines: (0..nodes).map(|_| AtomicU64::new(NO_DEADLINE)).collect(),
+            epoch: Instant::now(),
         }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(NO_DEADLINE - 1)
+    }
+
+    /// Publishes `id`'s election deadline (`None`: not armed).
+    pub(crate) fn set_election_deadline(&self, id: NodeId, deadline: Option<Instant>) {
+        if let Some(slot) = self.deadlines.get(usize::from(id.0)) {
+            let nanos = deadline.map_or(NO_DEADLINE, |at| self.nanos(at));
+            // Only a hint for ordering timers; no other memory depends on it.
+            slot.store(nanos, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether another node's election deadline came strictly before `due`
+    /// and has passed by `now` without firing yet. The nodes of a cluster
+    /// share this process: when it runs late, their deadlines pass together,
+    /// and the node due first must campaign first, as it would on its own
+    /// machine. Equal deadlines are no order: both campaign (§5.2).
+    pub(crate) fn overdue_before(&self, id: NodeId, due: Instant, now: Instant) -> bool {
+        let (due, now) = (self.nanos(due), self.nanos(now));
+        self.deadlines.iter().enumerate().any(|(index, slot)| {
+            let other = slot.load(Ordering::Relaxed);
+            index != usize::from(id.0) && other < due && other <= now
+        })
     }
 
     pub(crate) fn links(&self) -> &Links {
@@ -242,7 +288,7 @@ impl Network {
     }
 
     /// A fresh bounded inbox for `id`, replacing any earlier one (a restart).
-    pub(crate) fn open_inbox(&self, id: NodeId) -> mpsc::Receiver<Envelope> {
+    pub(crate) fn open_inbox(&self, id: NodeId) -> mpsc::Receiver<Stamped> {
         let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
         lock(&self.inboxes).insert(id, sender);
         receiver
@@ -251,15 +297,26 @@ impl Network {
     /// Drops the sending side of `id`'s inbox, so it is closed for good.
     pub(crate) fn close_inbox(&self, id: NodeId) {
         lock(&self.inboxes).remove(&id);
+        // A node that is gone will not fire: nobody waits for it.
+        self.set_election_deadline(id, None);
     }
 
     /// Sends without waiting and reports (and records) what happened.
-    /// `term` is the sender's current term, for the event log.
-    pub(crate) fn send(&self, from: NodeId, term: Term, to: NodeId, message: Message) -> Delivery {
+    /// `term` is the sender's current term, for the event log; `at` is when
+    /// the sender's step was due ([`Stamped`]).
+    pub(crate) fn send(
+        &self,
+        from: NodeId,
+        term: Term,
+        to: NodeId,
+        message: Message,
+        at: Instant,
+    ) -> Delivery {
         let mut delivery = self.links.route(from, to);
         if delivery == Delivery::Delivered {
             let envelope = Envelope { from, to, message };
-            delivery = match lock(&self.inboxes).get(&to).map(|s| s.try_send(envelope)) {
+            let stamped = Stamped { at, envelope };
+            delivery = match lock(&self.inboxes).get(&to).map(|s| s.try_send(stamped)) {
                 Some(Ok(())) => Delivery::Delivered,
                 Some(Err(mpsc::error::TrySendError::Full(_))) => Delivery::InboxFull,
                 Some(Err(mpsc::error::TrySendError::Closed(_))) | None => Delivery::Down,
@@ -323,10 +380,13 @@ mod tests {
     #[test]
     fn a_full_inbox_loses_the_message_instead_of_blocking_the_sender() {
         let config = crate::Config::cluster(2, crate::Timing::default()).unwrap();
-        let network = Network::new(2, Arc::new(Observer::new(&config[0])));
+        let network = Network::new(
+            2,
+            Arc::new(Observer::new(&config[0], crate::runtime::Observation::Full)),
+        );
         let mut inbox = network.open_inbox(NodeId(1));
         let fates: Vec<Delivery> = (0..=INBOX_CAPACITY)
-            .map(|_| network.send(NodeId(0), Term(1), NodeId(1), heartbeat()))
+            .map(|_| network.send(NodeId(0), Term(1), NodeId(1), heartbeat(), Instant::now()))
             .collect();
         assert!(
             fates[..INBOX_CAPACITY]
@@ -339,7 +399,7 @@ mod tests {
         // Draining one message makes room again.
         assert!(inbox.try_recv().is_ok());
         assert_eq!(
-            network.send(NodeId(0), Term(1), NodeId(1), heartbeat()),
+            network.send(NodeId(0), Term(1), NodeId(1), heartbeat(), Instant::now()),
             Delivery::Delivered
         );
     }
@@ -347,17 +407,20 @@ mod tests {
     #[test]
     fn a_closed_inbox_reports_the_receiver_down() {
         let config = crate::Config::cluster(2, crate::Timing::default()).unwrap();
-        let network = Network::new(2, Arc::new(Observer::new(&config[0])));
+        let network = Network::new(
+            2,
+            Arc::new(Observer::new(&config[0], crate::runtime::Observation::Full)),
+        );
         let inbox = network.open_inbox(NodeId(1));
         drop(inbox);
         assert_eq!(
-            network.send(NodeId(0), Term(1), NodeId(1), heartbeat()),
+            network.send(NodeId(0), Term(1), NodeId(1), heartbeat(), Instant::now()),
             Delivery::Down
         );
         let _inbox = network.open_inbox(NodeId(1));
         network.close_inbox(NodeId(1));
         assert_eq!(
-            network.send(NodeId(0), Term(1), NodeId(1), heartbeat()),
+            network.send(NodeId(0), Term(1), NodeId(1), heartbeat(), Instant::now()),
             Delivery::Down
         );
         assert_eq!(network.stats().down, 2);
