@@ -3,10 +3,16 @@
 //! Run with `cargo bench --bench core_step`. Each benchmark clones a prepared
 //! node outside the timed region and reuses one output buffer, so what is
 //! timed is the step itself. Compare with raft-rs 0.7 `Raft::step` under
-//! valgrind: heartbeat 657 instructions, vote grant 1,592, winning vote 4,131.
+//! valgrind: heartbeat 657 instructions, vote grant 1,592, winning vote 4,131;
+//! `cargo bench --bench core_step_instructions` counts ours the same way.
 
 use divan::{Bencher, black_box};
 use raft_election::{Config, Input, Message, Node, NodeId, Output, Role, Term, Timer, Timing};
+
+/// Counts allocations per step: divan prints them beside the times. The
+/// paths a running cluster repeats (heartbeat, vote reject) must show none.
+#[global_allocator]
+static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
 
 fn main() {
     divan::main();

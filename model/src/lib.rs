@@ -20,16 +20,24 @@
 //!   every timing is explored, spurious timeouts included;
 //! - a node crashes and restarts from what it asked to persist
 //!   ([`Action::Restart`]), at most [`Bounds::max_crashes`] times in all.
+//!   Crash and restart are one step: while down a node does nothing, and what
+//!   is sent to it meanwhile may be lost anyway, so a longer downtime adds no
+//!   behaviour, only states.
 //!
 //! States whose terms exceed [`Bounds::max_term`] are outside the boundary.
 //!
 //! # Why the state space is finite and small
 //!
-//! The network is a set, so a leader's re-armed heartbeats do not pile up as
-//! distinct copies; messages carry terms up to the bound, so the set is
-//! bounded. Node ids and membership live in [`Config`], not in the state, and
-//! [`stateright::Representative`] renames ids so that clusters equal up to a
-//! permutation of ids are explored once (symmetry reduction, DFS only).
+//! - The network is a set, so a leader's re-armed heartbeats do not pile up
+//!   as distinct copies; messages carry terms up to the bound, so the set is
+//!   bounded. Each message is packed into one word ([`Network`]).
+//! - Node ids and membership live in [`Config`], not in the state, and
+//!   [`stateright::Representative`] renames ids so that clusters equal up to a
+//!   permutation of ids are explored once (symmetry reduction, DFS only). The
+//!   representative is exact, so state counts do not depend on the order or
+//!   the number of threads of the search.
+//! - A step that changes nothing (a duplicate delivered again) and a crash
+//!   that loses nothing lead nowhere new and are not generated.
 
 #![forbid(unsafe_code)]
 
