@@ -31,11 +31,13 @@
 //! - The network is a set, so a leader's re-armed heartbeats do not pile up
 //!   as distinct copies; messages carry terms up to the bound, so the set is
 //!   bounded. Each message is packed into one word ([`Network`]).
-//! - Node ids and membership live in [`Config`], not in the state, and
-//!   [`stateright::Representative`] renames ids so that clusters equal up to a
-//!   permutation of ids are explored once (symmetry reduction, DFS only). The
-//!   representative is exact, so state counts do not depend on the order or
-//!   the number of threads of the search.
+//! - Node ids and membership live in [`Config`], not in the state, so ids
+//!   are mere names: every state is put in canonical form (the
+//!   [`stateright::Representative`] of its symmetry class) as it is generated,
+//!   so clusters equal up to a permutation of ids are explored once, by DFS
+//!   and BFS alike. The form is exact, so state counts do not depend on the
+//!   order or the number of threads of the search. Traces are printed with
+//!   the ids the run started with ([`format_trace`] undoes the renaming).
 //! - A step that changes nothing (a duplicate delivered again) and a crash
 //!   that loses nothing lead nowhere new and are not generated.
 
@@ -54,7 +56,7 @@ use raft_election::sim::Envelope;
 use raft_election::{
     Config, ConfigError, HardState, Input, LogSummary, Node, NodeId, Output, Term, Timer, Timing,
 };
-use stateright::{Model, Property};
+use stateright::{Model, Property, Representative};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -283,6 +285,8 @@ pub struct ElectionModel {
     bounds: Bounds,
     /// `configs[i]` is the configuration of node `n{i}`.
     configs: Vec<Config>,
+    /// Whether every state is put in canonical form (symmetry reduction).
+    symmetry: bool,
 }
 
 /// The reachability ("sometimes") properties: each shows a green run is not
@@ -317,7 +321,34 @@ impl ElectionModel {
             });
         }
         let configs = Config::cluster(bounds.nodes, Timing::default())?;
-        Ok(Self { bounds, configs })
+        Ok(Self {
+            bounds,
+            configs,
+            symmetry: true,
+        })
+    }
+
+    /// This model without symmetry reduction: every state keeps the ids it
+    /// was reached with (for the Explorer, and to measure the reduction).
+    #[must_use]
+    pub fn without_symmetry(mut self) -> Self {
+        self.symmetry = false;
+        self
+    }
+
+    /// Whether states are put in canonical form (symmetry reduction).
+    #[must_use]
+    pub fn symmetry(&self) -> bool {
+        self.symmetry
+    }
+
+    /// `state` in canonical form if symmetry reduction is on.
+    fn canonical(&self, state: ClusterState) -> ClusterState {
+        if self.symmetry {
+            state.representative()
+        } else {
+            state
+        }
     }
 
     /// The bounds this model explores.
@@ -453,7 +484,7 @@ impl Model for ElectionModel {
         for config in &self.configs {
             self.step(&mut state, config.id(), Input::Start);
         }
-        vec![state]
+        vec![self.canonical(state)]
     }
 
     fn actions(&self, state: &ClusterState, actions: &mut Vec<Action>) {
@@ -519,7 +550,7 @@ impl Model for ElectionModel {
         }
         // A step that changes nothing (a duplicate delivered again, a heartbeat
         // re-sent) leads back here: skip it before it is canonicalized and hashed.
-        (next != *state).then_some(next)
+        (next != *state).then(|| self.canonical(next))
     }
 
     fn within_boundary(&self, state: &ClusterState) -> bool {

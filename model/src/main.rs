@@ -41,19 +41,20 @@ struct Args {
     /// delivery consumes the message and any message may be dropped.
     #[arg(long, value_enum, default_value_t = NetworkKind::Duplicating)]
     network: NetworkKind,
-    /// Breadth-first search: shortest counterexamples, more memory, no
-    /// symmetry reduction (stateright applies it in DFS only). Implied by
-    /// --volatile-restarts, whose point is the shortest demonstration.
+    /// Breadth-first search: shortest counterexamples, more memory than the
+    /// default depth-first search. Implied by --volatile-restarts, whose point
+    /// is the shortest demonstration.
     #[arg(long)]
     bfs: bool,
-    /// Turn off symmetry reduction in depth-first search.
+    /// Turn off symmetry reduction (on by default: states equal up to a
+    /// renaming of node ids are explored once).
     #[arg(long)]
     no_symmetry: bool,
     /// Checker threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: u16,
     /// Serve stateright's Explorer web UI at ADDR (e.g. 127.0.0.1:3000)
-    /// instead of checking.
+    /// instead of checking (without symmetry reduction, so ids stay put).
     #[arg(long, value_name = "ADDR")]
     explore: Option<SocketAddr>,
     /// A restarted node forgets its term and vote (as stateright's own Raft
@@ -85,18 +86,25 @@ impl Args {
         self.bfs || self.volatile_restarts
     }
 
-    fn strategy(&self) -> &'static str {
-        match (self.breadth_first(), self.no_symmetry) {
-            (true, _) => "breadth-first (shortest counterexamples)",
-            (false, false) => "depth-first with symmetry reduction",
-            (false, true) => "depth-first without symmetry reduction",
-        }
+    fn strategy(&self) -> String {
+        let search = if self.breadth_first() {
+            "breadth-first (shortest counterexamples)"
+        } else {
+            "depth-first"
+        };
+        let symmetry = if self.no_symmetry || self.explore.is_some() {
+            "without"
+        } else {
+            "with"
+        };
+        format!("{search}, {symmetry} symmetry reduction")
     }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let model = match ElectionModel::new(args.bounds()) {
+        Ok(model) if args.no_symmetry || args.explore.is_some() => model.without_symmetry(),
         Ok(model) => model,
         Err(error) => {
             eprintln!("error: {error}");
@@ -126,10 +134,8 @@ fn main() -> ExitCode {
     let start = Instant::now();
     if args.breadth_first() {
         summarize(watch(builder.spawn_bfs(), start), start, true)
-    } else if args.no_symmetry {
-        summarize(watch(builder.spawn_dfs(), start), start, false)
     } else {
-        summarize(watch(builder.symmetry().spawn_dfs(), start), start, false)
+        summarize(watch(builder.spawn_dfs(), start), start, false)
     }
 }
 

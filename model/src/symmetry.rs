@@ -67,7 +67,7 @@ fn id_at(index: usize) -> NodeId {
 }
 
 /// `state` with node `order[i]` moved to position `i` and every id renamed.
-fn permuted(state: &ClusterState, order: &[usize]) -> ClusterState {
+pub(crate) fn permuted(state: &ClusterState, order: &[usize]) -> ClusterState {
     // `order[new] == old`; `renamed[old] == new`.
     let mut renamed = vec![NodeId(0); order.len()];
     for (new, &old) in order.iter().enumerate() {
@@ -143,23 +143,29 @@ fn permutations_of_range(order: &[usize], start: usize, end: usize) -> Vec<Vec<u
     all
 }
 
+/// An order of the nodes that puts `state` in canonical form: node
+/// `order[i]` goes to position `i` (see [`permuted`]).
+pub(crate) fn canonical_order(state: &ClusterState) -> Vec<usize> {
+    let keys: Vec<Key> = (0..state.servers.len()).map(|i| key(state, i)).collect();
+    let mut order: Vec<usize> = (0..state.servers.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    let mut candidates = tie_breaks(&order, &keys);
+    if candidates.len() == 1 {
+        return candidates.pop().expect("one order");
+    }
+    candidates
+        .into_iter()
+        .min_by_key(|order| fingerprint(&permuted(state, order)))
+        .expect("at least one order")
+}
+
 impl Representative for ClusterState {
     fn representative(&self) -> Self {
-        let keys: Vec<Key> = (0..self.servers.len()).map(|i| key(self, i)).collect();
-        let mut order: Vec<usize> = (0..self.servers.len()).collect();
-        order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
-        let candidates = tie_breaks(&order, &keys);
-        if let [only] = candidates.as_slice() {
-            if only.iter().enumerate().all(|(new, &old)| new == old) {
-                return self.clone();
-            }
-            return permuted(self, only);
+        let order = canonical_order(self);
+        if order.iter().enumerate().all(|(new, &old)| new == old) {
+            return self.clone();
         }
-        candidates
-            .iter()
-            .map(|order| permuted(self, order))
-            .min_by_key(fingerprint)
-            .expect("at least one order")
+        permuted(self, &order)
     }
 }
 

@@ -1,8 +1,10 @@
 //! Human-readable actions, states and counterexample traces.
 
+use crate::symmetry::canonical_order;
 use crate::{Action, ClusterState, ElectionModel};
+use raft_election::sim::Envelope;
 use raft_election::{NodeId, Role, Timer};
-use stateright::Path;
+use stateright::{Model, Path};
 use std::fmt::Write;
 
 /// One action as a sentence: who did what, which message from whom to whom.
@@ -58,11 +60,64 @@ pub fn describe_state(state: &ClusterState) -> String {
     text
 }
 
-/// A numbered trace from the initial state to the last state of `path`.
-#[must_use]
-pub fn format_trace(_model: &ElectionModel, path: &Path<ClusterState, Action>) -> String {
-    let mut text = String::new();
+/// `action` with every node id renamed by `rename`.
+fn rename_action(action: Action, rename: impl Fn(NodeId) -> NodeId) -> Action {
+    let envelope = |e: Envelope| Envelope {
+        from: rename(e.from),
+        to: rename(e.to),
+        message: e.message.map_ids(&rename),
+    };
+    match action {
+        Action::Deliver(e) => Action::Deliver(envelope(e)),
+        Action::Drop(e) => Action::Drop(envelope(e)),
+        Action::Timeout(id, timer) => Action::Timeout(rename(id), timer),
+        Action::Restart(id) => Action::Restart(rename(id)),
+    }
+}
+
+/// The steps of `path` with the ids the run started with.
+///
+/// With symmetry reduction every state of `path` is in canonical form, so a
+/// node's id may change from one step to the next. This replays the actions
+/// on the uncanonicalized states, renaming each action back, so that `n1` is
+/// the same node throughout the trace.
+fn with_stable_ids(
+    model: &ElectionModel,
+    path: &Path<ClusterState, Action>,
+) -> Vec<(ClusterState, Option<Action>)> {
     let steps = path.clone().into_vec();
+    if !model.symmetry() {
+        return steps;
+    }
+    let raw = model.clone().without_symmetry();
+    let Some(mut state) = raw.init_states().pop() else {
+        return steps;
+    };
+    let mut stable = Vec::with_capacity(steps.len());
+    for (_, action) in steps {
+        // Canonical id `c` is the node `order[c]` of the stable state.
+        let order = canonical_order(&state);
+        let action = action.map(|a| rename_action(a, |c| NodeId(order_id(&order, c))));
+        let next = action.and_then(|a| raw.next_state(&state, a));
+        stable.push((state.clone(), action));
+        match next {
+            Some(next) => state = next,
+            None => break,
+        }
+    }
+    stable
+}
+
+fn order_id(order: &[usize], canonical: NodeId) -> u8 {
+    u8::try_from(order[usize::from(canonical.0)]).expect("a cluster has at most 255 nodes")
+}
+
+/// A numbered trace from the initial state to the last state of `path`,
+/// naming each invariant on the step that broke it.
+#[must_use]
+pub fn format_trace(model: &ElectionModel, path: &Path<ClusterState, Action>) -> String {
+    let mut text = String::new();
+    let steps = with_stable_ids(model, path);
     let Some((initial, _)) = steps.first() else {
         return text;
     };
@@ -79,7 +134,6 @@ pub fn format_trace(_model: &ElectionModel, path: &Path<ClusterState, Action>) -
                 describe_state(after)
             );
         }
-        // Name each invariant on the step that first broke it.
         for (invariant, detail) in after.violations.iter() {
             if !before.violations.contains(invariant) {
                 let _ = writeln!(text, "      >>> VIOLATED {invariant}: {detail}");
