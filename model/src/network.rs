@@ -20,6 +20,15 @@ const REQUEST_VOTE_RESPONSE: u64 = 1;
 const APPEND_ENTRIES: u64 = 2;
 const APPEND_ENTRIES_RESPONSE: u64 = 3;
 
+/// SplitMix64's finalizer: spreads `value` so that sums of digests rarely
+/// collide (a collision only costs symmetry reduction some tie-breaking).
+fn mix(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A set of envelopes in flight.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Network(Vec<u64>);
@@ -155,6 +164,33 @@ impl Network {
             let from = pop_id(&mut code);
             (from, pop_id(&mut code))
         })
+    }
+
+    /// For each of `nodes` nodes, a digest of the messages it has in flight
+    /// (sent and received) that names no node: symmetry reduction orders
+    /// nodes by it. Equal for nodes whose messages differ only by ids.
+    #[must_use]
+    pub fn signatures(&self, nodes: usize) -> Vec<u64> {
+        let mut signatures = vec![0_u64; nodes];
+        for &code in &self.0 {
+            let mut rest = code;
+            let from = pop(&mut rest, ID_BITS);
+            let to = pop(&mut rest, ID_BITS);
+            let kind = pop(&mut rest, 2);
+            let flag = pop(&mut rest, 1);
+            let id = pop(&mut rest, ID_BITS);
+            // Requests name a node (the candidate, the leader): keep only
+            // whether it is the sender, which survives renaming.
+            let names_sender = matches!(kind, REQUEST_VOTE | APPEND_ENTRIES) && id == from;
+            let content = (((rest << 2 | kind) << 1 | flag) << 1) | u64::from(names_sender);
+            let index = |id: u64| usize::try_from(id).expect("4 bits");
+            for (node, direction) in [(index(from), 0), (index(to), 1)] {
+                if let Some(signature) = signatures.get_mut(node) {
+                    *signature = signature.wrapping_add(mix(content << 1 | direction));
+                }
+            }
+        }
+        signatures
     }
 
     /// How many messages are in flight.

@@ -3,7 +3,7 @@
 //!
 //! The representative sorts nodes by a key that mentions no id (term, role,
 //! log, whether the vote and the known leader are the node itself or another,
-//! timers, storage, how many messages it has in flight each way), then renames
+//! timers, storage, a digest of its messages in flight), then renames
 //! every id in the state to match the new positions with the core's
 //! `map_ids`. Nodes with equal keys are ordered by trying each arrangement of
 //! them and keeping the one whose renamed state hashes lowest, so the result
@@ -33,19 +33,14 @@ type Key = (
     usize,
     crate::Armed,
     raft_election::Term,
-    [usize; 2],
+    u64,
 );
 
-fn key(state: &ClusterState, index: usize) -> Key {
+fn key(state: &ClusterState, index: usize, signature: u64) -> Key {
     let holder = id_at(index);
     let server: &Server = &state.servers[index];
     let node = &server.node;
     let log = node.log();
-    let (mut sent, mut received) = (0, 0);
-    for (from, to) in state.network.endpoints() {
-        sent += usize::from(from == holder);
-        received += usize::from(to == holder);
-    }
     (
         node.current_term(),
         node.role(),
@@ -58,7 +53,7 @@ fn key(state: &ClusterState, index: usize) -> Key {
         node.votes_granted().len(),
         server.armed,
         server.storage.current_term,
-        [sent, received],
+        signature,
     )
 }
 
@@ -146,7 +141,10 @@ fn permutations_of_range(order: &[usize], start: usize, end: usize) -> Vec<Vec<u
 /// An order of the nodes that puts `state` in canonical form: node
 /// `order[i]` goes to position `i` (see [`permuted`]).
 pub(crate) fn canonical_order(state: &ClusterState) -> Vec<usize> {
-    let keys: Vec<Key> = (0..state.servers.len()).map(|i| key(state, i)).collect();
+    let signatures = state.network.signatures(state.servers.len());
+    let keys: Vec<Key> = (0..state.servers.len())
+        .map(|i| key(state, i, signatures[i]))
+        .collect();
     let mut order: Vec<usize> = (0..state.servers.len()).collect();
     order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
     let mut candidates = tie_breaks(&order, &keys);
