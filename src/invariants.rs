@@ -295,11 +295,18 @@ impl History {
         after: &Node,
     ) -> Result<(), Violation> {
         let id = config.id();
-        self.logs.insert(id, after.log());
+        if self.logs.get(&id) != Some(&after.log()) {
+            self.logs.insert(id, after.log());
+        }
         self.record_term(id, after.current_term())?;
         self.check_stale_leader(config, before, input, after)?;
-        if let Some(candidate) = after.voted_for() {
-            self.record_vote(after.current_term(), id, candidate)?;
+        // A vote can only be new if the hard state changed; an unchanged one was
+        // recorded by the step (or restart) that produced it. Skipping the
+        // lookup keeps the fuzzer's hot path short.
+        if after.hard_state() != before.hard_state() {
+            if let Some(candidate) = after.voted_for() {
+                self.record_vote(after.current_term(), id, candidate)?;
+            }
         }
         Ok(())
     }
@@ -416,7 +423,7 @@ impl History {
         }
         for voter in voters {
             let voter_log = self.logs.get(&voter).copied().unwrap_or_default();
-            if !leader.log().is_at_least_as_up_to_date_as(voter_log) {
+            if !up_to_date_per_section_5_4_1(leader.log(), voter_log) {
                 return Err(Violation::new(
                     Invariant::VoteRestriction,
                     format!(
@@ -427,6 +434,20 @@ impl History {
             }
         }
         Ok(())
+    }
+}
+
+/// §5.4.1's rule restated from the paper's sentences, independently of
+/// [`LogSummary::is_at_least_as_up_to_date_as`], which the core uses: an
+/// oracle that shared the core's function would bless a bug inside it.
+/// "If the logs have last entries with different terms, then the log with the
+/// later term is more up-to-date. If the logs end with the same term, then
+/// whichever log is longer is more up-to-date."
+fn up_to_date_per_section_5_4_1(candidate: LogSummary, voter: LogSummary) -> bool {
+    if candidate.last_log_term != voter.last_log_term {
+        candidate.last_log_term > voter.last_log_term
+    } else {
+        candidate.last_log_index >= voter.last_log_index
     }
 }
 
@@ -480,5 +501,33 @@ mod map_ids_tests {
         let renamed = elect(rotate(NodeId(0)), rotate(NodeId(1)));
         assert_ne!(renamed, original);
         assert_eq!(original.map_ids(rotate), renamed);
+    }
+}
+
+#[cfg(test)]
+mod oracle_tests {
+    use super::*;
+
+    /// The oracle and the core's comparison agree on every pair of small logs,
+    /// so a bug planted in either one makes the other disagree.
+    #[test]
+    fn the_vote_restriction_oracle_agrees_with_the_core_on_small_logs() {
+        let logs: Vec<LogSummary> = (0..4)
+            .flat_map(|index| {
+                (0..4).map(move |term| LogSummary {
+                    last_log_index: index,
+                    last_log_term: Term(term),
+                })
+            })
+            .collect();
+        for &a in &logs {
+            for &b in &logs {
+                assert_eq!(
+                    up_to_date_per_section_5_4_1(a, b),
+                    a.is_at_least_as_up_to_date_as(b),
+                    "{a} vs {b}"
+                );
+            }
+        }
     }
 }
