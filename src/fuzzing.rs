@@ -465,15 +465,11 @@ fn check_higher_term_converts(
     input: &Input,
     after: &Node,
 ) -> Result<(), Violation> {
-    let Input::Receive { from, message } = input else {
+    let Some((from, message)) = invariants::higher_term_from_voter(config, before, input) else {
         return Ok(());
     };
-    let from_member = *from != config.id() && config.is_voter(*from);
     let term = message.term();
-    if from_member
-        && term > before.current_term()
-        && (after.role() != Role::Follower || after.current_term() != term)
-    {
+    if after.role() != Role::Follower || after.current_term() != term {
         return Err(Violation {
             invariant: Invariant::StaleLeaderStepsDown,
             detail: format!(

@@ -10,6 +10,7 @@
 //!   voted for whom, the last term each node was seen in.
 
 use crate::config::Config;
+use crate::message::Message;
 use crate::node::{Input, Node, Output};
 use crate::types::{LogSummary, NodeId, Role, Term};
 use std::collections::{BTreeMap, BTreeSet};
@@ -375,12 +376,10 @@ impl History {
         input: &Input,
         after: &Node,
     ) -> Result<(), Violation> {
-        let Input::Receive { from, message } = input else {
+        let Some((from, message)) = higher_term_from_voter(config, before, input) else {
             return Ok(());
         };
-        let from_member = *from != config.id() && config.is_voter(*from);
-        let higher = message.term() > before.current_term();
-        if from_member && higher && before.role() == Role::Leader && after.role() == Role::Leader {
+        if before.role() == Role::Leader && after.role() == Role::Leader {
             return Err(Violation::new(
                 Invariant::StaleLeaderStepsDown,
                 format!(
@@ -435,6 +434,23 @@ impl History {
         }
         Ok(())
     }
+}
+
+/// The sender and message of `input` if it is a message from another voter
+/// carrying a term above `before`'s: the case Figure 2's rule for all servers
+/// is about ("If RPC request or response contains term T > currentTerm: set
+/// currentTerm = T, convert to follower"). Anything else a node ignores.
+#[must_use]
+pub fn higher_term_from_voter(
+    config: &Config,
+    before: &Node,
+    input: &Input,
+) -> Option<(NodeId, Message)> {
+    let Input::Receive { from, message } = *input else {
+        return None;
+    };
+    let from_voter = from != config.id() && config.is_voter(from);
+    (from_voter && message.term() > before.current_term()).then_some((from, message))
 }
 
 /// §5.4.1's rule restated from the paper's sentences, independently of
