@@ -38,8 +38,12 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Level::Monitor)]
     observation: Level,
     /// Longest wait for every cluster to elect its first leader, seconds.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 300)]
     elect_within: u64,
+    /// Meet election deadlines to the microsecond (`ClusterConfig::precise_timers`):
+    /// each node spins for the last 2 ms before its election deadline.
+    #[arg(long)]
+    precise_timers: bool,
 }
 
 /// [`Observation`] as a command-line value.
@@ -110,6 +114,7 @@ async fn run(args: &Args) -> Result<(), String> {
     for i in 0..g {
         let config = ClusterConfig {
             observation,
+            precise_timers: args.precise_timers,
             ..ClusterConfig::seeded(NODES, seed_of(args, i))
         };
         clusters.push(spawn_cluster(config).map_err(|e| e.to_string())?);
@@ -190,8 +195,8 @@ async fn run(args: &Args) -> Result<(), String> {
     let nodes = f64::from(g) * f64::from(NODES);
     let cpu = cpu_window.as_secs_f64();
     println!(
-        "scale: {g} clusters x {NODES} nodes, {} workers, observation {:?}, seed {}",
-        args.workers, args.observation, args.seed
+        "scale: {g} clusters x {NODES} nodes, {} workers, observation {:?}, precise timers {}, seed {}",
+        args.workers, args.observation, args.precise_timers, args.seed
     );
     println!(
         "all elected after          {:>10.2} s",
@@ -271,13 +276,22 @@ fn count_changed(clusters: &[ClusterHandle], before: &[Snapshot]) -> (u64, u64) 
 /// Sleeps `PROBE_PERIOD` again and again for `length` and returns the
 /// median, p99 and max of how late each wake came, in ms: how long a ready
 /// task waited for a worker, on top of the timer's millisecond rounding.
+/// Ends at `length` however late the wakes are (an overloaded process
+/// would otherwise stretch a count of rounds without bound).
 async fn probe_lateness(length: Duration) -> [f64; 3] {
+    let end = Instant::now() + length;
     let rounds = (length.as_nanos() / PROBE_PERIOD.as_nanos()).max(1);
     let mut late = Vec::with_capacity(usize::try_from(rounds).unwrap_or(0));
     for _ in 0..rounds {
         let due = Instant::now() + PROBE_PERIOD;
+        if due > end {
+            break;
+        }
         tokio::time::sleep_until(due).await;
         late.push(Instant::now().duration_since(due).as_secs_f64() * 1e3);
+    }
+    if late.is_empty() {
+        return [f64::NAN; 3];
     }
     late.sort_by(f64::total_cmp);
     let at = |permille: usize| late[(late.len() - 1) * permille / 1000];

@@ -48,11 +48,18 @@ pub struct ClusterConfig {
     pub storage: StorageKind,
     /// What the cluster records about itself.
     pub observation: Observation,
+    /// Meet election deadlines to the microsecond rather than Tokio's
+    /// millisecond: each node watches the clock for the last 2 ms before its
+    /// election deadline, a busy core for that long per election timeout
+    /// (never while heartbeats keep arriving). On for a few clusters (tests,
+    /// the demo, the failover benchmark); off when thousands of clusters
+    /// share a process and their initial elections would spin together.
+    pub precise_timers: bool,
 }
 
 impl Default for ClusterConfig {
     /// Three nodes, the paper's 150–300 ms timeouts, 50 ms heartbeats, seed 0,
-    /// hard state in memory, full observation.
+    /// hard state in memory, full observation, precise timers.
     fn default() -> Self {
         Self {
             nodes: 3,
@@ -60,6 +67,7 @@ impl Default for ClusterConfig {
             timeouts: TimeoutSource::Seeded(0),
             storage: StorageKind::Memory,
             observation: Observation::Full,
+            precise_timers: true,
         }
     }
 }

@@ -183,6 +183,8 @@ pub(crate) struct Driver<S> {
     observer: Arc<Observer>,
     /// When the latest input was due; see [`Self::step`].
     clock: Instant,
+    /// Approach election deadlines with [`watch_clock`].
+    precise: bool,
 }
 
 /// The channels and shared pieces a driver is wired to.
@@ -203,6 +205,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
         restored: HardState,
         picker: TimeoutPicker,
         wiring: Wiring,
+        precise: bool,
     ) -> Self {
         Self {
             config,
@@ -211,6 +214,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
             picker,
             inbox: wiring.inbox,
             clock: Instant::now(),
+            precise,
             network: wiring.network,
             observer: wiring.observer,
         }
@@ -289,7 +293,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
                 self.receive(stamped, &mut timers, &mut outputs)?;
                 continue;
             }
-            let approaching = timers.approaching(now);
+            let approaching = timers.approaching(now).filter(|_| self.precise);
             let wake = if approaching.is_some() {
                 None
             } else {
@@ -458,7 +462,14 @@ mod tests {
         };
         let picker = TimeoutPicker::new(&TimeoutSource::Seeded(1), NodeId(0), 0);
         let restored = BrokenDisk.load().unwrap();
-        let driver = Driver::new(configs[0].clone(), BrokenDisk, restored, picker, wiring);
+        let driver = Driver::new(
+            configs[0].clone(),
+            BrokenDisk,
+            restored,
+            picker,
+            wiring,
+            true,
+        );
         let err = driver.run().await.unwrap_err();
         assert!(err.to_string().contains("disk on fire"), "{err}");
         assert!(!network.links().is_up(NodeId(0)));

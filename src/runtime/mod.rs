@@ -220,7 +220,8 @@ impl ClusterHandle {
             observer: Arc::clone(&self.observer),
         };
         self.started_from.insert(id, restored);
-        let driver = Driver::new(config, storage, restored, picker, wiring);
+        let precise = self.config.precise_timers;
+        let driver = Driver::new(config, storage, restored, picker, wiring, precise);
         if let Some(old) = self.tasks.insert(id, tokio::spawn(driver.run())) {
             self.replaced.push((id, old));
         }
