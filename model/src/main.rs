@@ -50,9 +50,10 @@ struct Args {
     /// renaming of node ids are explored once).
     #[arg(long)]
     no_symmetry: bool,
-    /// Checker threads.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    threads: u16,
+    /// Checker threads [default: one per core]. State counts do not depend
+    /// on it.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: Option<u16>,
     /// Serve stateright's Explorer web UI at ADDR (e.g. 127.0.0.1:3000)
     /// instead of checking (without symmetry reduction, so ids stay put).
     #[arg(long, value_name = "ADDR")]
@@ -80,6 +81,14 @@ impl Args {
             bounds.restarts = Restarts::Volatile;
         }
         bounds
+    }
+
+    /// The requested threads, or one per core (at most 64).
+    fn threads(&self) -> usize {
+        self.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get().min(64)),
+            usize::from,
+        )
     }
 
     fn breadth_first(&self) -> bool {
@@ -112,7 +121,7 @@ fn main() -> ExitCode {
         }
     };
     print_bounds(&model, &args);
-    let threads = usize::from(args.threads);
+    let threads = args.threads();
     if let Some(address) = args.explore {
         // tiny_http panics on a bind error; check first for a clear message.
         if let Err(error) = TcpListener::bind(address) {
@@ -156,7 +165,7 @@ fn print_bounds(model: &ElectionModel, args: &Args) {
     println!(
         "  strategy     {}, {} thread(s)",
         args.strategy(),
-        args.threads
+        args.threads()
     );
 }
 
