@@ -112,11 +112,16 @@ impl Timers {
 
     /// When the task should next sleep until: a heartbeat deadline itself (a
     /// heartbeat a millisecond late is harmless), an election deadline
-    /// [`PRECISE_WINDOW`] early, to approach it with [`watch_clock`].
-    fn wake_at(&self) -> Option<Instant> {
-        let election = self
-            .election
-            .map(|at| at.checked_sub(PRECISE_WINDOW).unwrap_or(at));
+    /// [`PRECISE_WINDOW`] early if `precise`, to approach it with
+    /// [`watch_clock`] (else the deadline itself: sleeping to a point of the
+    /// window again and again would spin).
+    fn wake_at(&self, precise: bool) -> Option<Instant> {
+        let early = if precise {
+            PRECISE_WINDOW
+        } else {
+            Duration::ZERO
+        };
+        let election = self.election.map(|at| at.checked_sub(early).unwrap_or(at));
         [election, self.heartbeat].into_iter().flatten().min()
     }
 
@@ -297,7 +302,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
             let wake = if approaching.is_some() {
                 None
             } else {
-                timers.wake_at()
+                timers.wake_at(self.precise)
             };
             // Only an earlier wake moves the entry. A later one (a heartbeat
             // pushed the election deadline back) waits for the entry to fire
@@ -479,6 +484,21 @@ mod tests {
             super::super::NetworkStats::default(),
             "nothing sent"
         );
+    }
+
+    #[test]
+    fn an_election_deadline_is_approached_early_only_with_precise_timers() {
+        let start = Instant::now();
+        let deadline = start + ms(200);
+        let mut timers = Timers::default();
+        *timers.slot(Timer::Election) = Some(deadline);
+        // Without precision a node sleeps to the deadline itself: waking inside
+        // the window with nothing to watch the clock would spin.
+        assert_eq!(timers.wake_at(false), Some(deadline));
+        assert_eq!(timers.wake_at(true), Some(deadline - PRECISE_WINDOW));
+        assert_eq!(timers.approaching(start + ms(199)), Some(deadline));
+        assert_eq!(timers.approaching(start + ms(100)), None);
+        assert_eq!(timers.approaching(deadline), None, "due, not approaching");
     }
 
     #[test]
