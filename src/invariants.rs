@@ -275,13 +275,17 @@ impl History {
         input: &Input,
         after: &Node,
     ) -> Result<(), Violation> {
-        self.record_local_step(config, before, input, after)?;
+        // Record everything the step did before reporting the first violation,
+        // so later checks of the same run see the whole past, not a gap.
+        let local = self.record_local_step(config, before, input, after);
         let won = after.role() == Role::Leader
             && (before.role() != Role::Leader || before.current_term() != after.current_term());
-        if won {
-            self.record_leader(config, after)?;
-        }
-        Ok(())
+        let leader = if won {
+            self.record_leader(config, after)
+        } else {
+            Ok(())
+        };
+        local.and(leader)
     }
 
     /// The part of [`Self::record_step`] that one node guarantees on its own,
@@ -299,27 +303,29 @@ impl History {
         if self.logs.get(&id) != Some(&after.log()) {
             self.logs.insert(id, after.log());
         }
-        self.record_term(id, after.current_term())?;
-        self.check_stale_leader(config, before, input, after)?;
+        let term = self.record_term(id, after.current_term());
+        let stale = self.check_stale_leader(config, before, input, after);
         // A vote can only be new if the hard state changed; an unchanged one was
         // recorded by the step (or restart) that produced it. Skipping the
         // lookup keeps the fuzzer's hot path short.
-        if after.hard_state() != before.hard_state() {
-            if let Some(candidate) = after.voted_for() {
-                self.record_vote(after.current_term(), id, candidate)?;
+        let vote = match after.voted_for() {
+            Some(candidate) if after.hard_state() != before.hard_state() => {
+                self.record_vote(after.current_term(), id, candidate)
             }
-        }
-        Ok(())
+            _ => Ok(()),
+        };
+        term.and(stale).and(vote)
     }
 
     /// Records node `id` restarting as `node` (restored from storage).
     pub fn record_restart(&mut self, id: NodeId, node: &Node) -> Result<(), Violation> {
         self.logs.insert(id, node.log());
-        self.record_term(id, node.current_term())?;
-        if let Some(candidate) = node.voted_for() {
-            self.record_vote(node.current_term(), id, candidate)?;
-        }
-        Ok(())
+        let term = self.record_term(id, node.current_term());
+        let vote = match node.voted_for() {
+            Some(candidate) => self.record_vote(node.current_term(), id, candidate),
+            None => Ok(()),
+        };
+        term.and(vote)
     }
 
     fn record_term(&mut self, id: NodeId, term: Term) -> Result<(), Violation> {
@@ -351,21 +357,23 @@ impl History {
             )
             .take_while(|v| v.term == term && v.voter == voter)
             .find(|v| v.candidate != candidate);
-        if let Some(earlier) = earlier {
-            return Err(Violation::new(
+        let result = match earlier {
+            Some(earlier) => Err(Violation::new(
                 Invariant::OneVotePerTerm,
                 format!(
                     "{voter} voted for {} and for {candidate} in {term}",
                     earlier.candidate
                 ),
-            ));
-        }
+            )),
+            None => Ok(()),
+        };
+        // Kept even when it breaks the rule: the leader checks count it.
         self.votes.insert(Vote {
             term,
             voter,
             candidate,
         });
-        Ok(())
+        result
     }
 
     /// Raft Figure 2, all servers: a higher term converts anyone to follower.
