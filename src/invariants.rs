@@ -266,6 +266,23 @@ impl History {
         !higher_term && before == after
     }
 
+    /// Every check of one step, in order: the node's own state, the outputs
+    /// the step produced, then the cluster-wide history. The simulators call
+    /// this after each `Node::step`; the model checks each part separately
+    /// because it reports every broken invariant, not the first.
+    pub fn check_step(
+        &mut self,
+        config: &Config,
+        before: &Node,
+        input: &Input,
+        after: &Node,
+        outputs: &[Output],
+    ) -> Result<(), Violation> {
+        check_node(config, after)?;
+        check_outputs(config, outputs)?;
+        self.record_step(config, before, input, after)
+    }
+
     /// Records node `config.id()` going from `before` to `after` on `input`,
     /// and checks every cluster-wide invariant that the step could break.
     pub fn record_step(

@@ -10,7 +10,7 @@
 //! invariants of [`crate::invariants`] and returns the first violation.
 
 use crate::config::Config;
-use crate::invariants::{self, History, Violation};
+use crate::invariants::{History, Violation};
 use crate::message::Message;
 use crate::node::{Input, Node, Output, Timer};
 use crate::types::{HardState, LogSummary, NodeId, Role, Term};
@@ -286,10 +286,8 @@ impl Cluster {
         let before = node.clone();
         self.scratch.clear();
         node.step(&member.config, input, &mut self.scratch);
-        invariants::check_node(&member.config, node)?;
-        invariants::check_outputs(&member.config, &self.scratch)?;
         self.history
-            .record_step(&member.config, &before, &input, node)?;
+            .check_step(&member.config, &before, &input, node, &self.scratch)?;
         for output in self.scratch.drain(..) {
             match output {
                 // Executed first, as the contract promises; nothing below can fail.

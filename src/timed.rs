@@ -9,7 +9,7 @@
 //! [`crate::sim`].
 
 use crate::config::Config;
-use crate::invariants::{self, History, Violation};
+use crate::invariants::{History, Violation};
 use crate::message::Message;
 use crate::node::{Input, Node, Output, Timer};
 use crate::types::{HardState, LogSummary, NodeId, Role, Term};
@@ -211,9 +211,8 @@ impl TimedCluster {
         let before = node.clone();
         self.scratch.clear();
         node.step(config, input, &mut self.scratch);
-        invariants::check_node(config, node)?;
-        invariants::check_outputs(config, &self.scratch)?;
-        self.history.record_step(config, &before, &input, node)?;
+        self.history
+            .check_step(config, &before, &input, node, &self.scratch)?;
         if node.role() != before.role() {
             if self.transitions.len() == MAX_TRANSITIONS {
                 self.transitions.remove(0);
