@@ -96,20 +96,13 @@ mod normal_election {
             let cluster = spawn_cluster(ClusterConfig::seeded(nodes, seed)).unwrap();
             // One leader, and every live node in its term following it.
             let agreed = cluster
-                .wait_until(
-                    |s| match s.leaders()[..] {
-                        [(leader, term)] => s
-                            .live()
-                            .values()
-                            .all(|n| n.term == term && n.leader == Some(leader)),
-                        _ => false,
-                    },
-                    ms(500),
-                )
+                .wait_until(|s| s.leader_known_to_all().is_some(), ms(500))
                 .await
                 .unwrap_or_else(|e| panic!("{context}: {e}"));
             assert_eq!(agreed.live().len(), usize::from(nodes), "{context}");
-            let (leader, term) = agreed.leaders()[0];
+            let [(leader, term)] = agreed.leaders()[..] else {
+                panic!("{context}: not exactly one leader: {agreed}");
+            };
             assert_eq!(
                 agreed.acknowledged_leader(),
                 Some((leader, term)),

@@ -188,14 +188,7 @@ async fn wait_all_follow(
     term: Term,
 ) -> Result<(), String> {
     cluster
-        .wait_until(
-            |s| {
-                s.live()
-                    .values()
-                    .all(|n| n.term == term && n.leader == Some(leader))
-            },
-            WAIT,
-        )
+        .wait_until(|s| s.leader_known_to_all() == Some((leader, term)), WAIT)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())

@@ -235,6 +235,19 @@ impl Statuses {
             followers >= quorum
         })
     }
+
+    /// The leader that every live node follows in its term: the cluster has
+    /// settled, no node is still catching up on the election (a node that
+    /// missed it would raise its term on the next heartbeat, which a count of
+    /// elections must not mistake for a new one).
+    #[must_use]
+    pub fn leader_known_to_all(&self) -> Option<(NodeId, Term)> {
+        let (leader, term) = self.acknowledged_leader()?;
+        self.live
+            .values()
+            .all(|s| s.term == term && s.leader == Some(leader))
+            .then_some((leader, term))
+    }
 }
 
 impl fmt::Display for Statuses {

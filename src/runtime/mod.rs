@@ -341,6 +341,21 @@ impl ClusterHandle {
         })
     }
 
+    /// Waits until every live node follows the same leader in its term
+    /// ([`Statuses::leader_known_to_all`]).
+    pub async fn wait_for_leader_known_to_all(
+        &self,
+        timeout: Duration,
+    ) -> Result<(NodeId, Term), WaitError> {
+        let statuses = self
+            .wait_until(|s| s.leader_known_to_all().is_some(), timeout)
+            .await?;
+        statuses.leader_known_to_all().ok_or(WaitError::Timeout {
+            waited: timeout,
+            statuses,
+        })
+    }
+
     /// Waits for an acknowledged leader of a term after `term`.
     pub async fn wait_for_leader_after(
         &self,
