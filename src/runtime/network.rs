@@ -232,7 +232,10 @@ pub(crate) struct Stamped {
 #[derive(Debug)]
 pub(crate) struct Network {
     links: Links,
-    inboxes: Mutex<BTreeMap<NodeId, mpsc::Sender<Stamped>>>,
+    /// The sending side of each node's inbox, by id; `None` while it is down.
+    /// A vector, not a map: every send looks here, and indexing touches one
+    /// cache line where a tree walk touched several.
+    inboxes: Mutex<Vec<Option<mpsc::Sender<Stamped>>>>,
     counters: Counters,
     observer: Arc<Observer>,
     /// Each node's armed election deadline, in nanoseconds after `epoch`
@@ -248,7 +251,7 @@ impl Network {
     pub(crate) fn new(nodes: u8, observer: Arc<Observer>) -> Self {
         Self {
             links: Links::new(nodes),
-            inboxes: Mutex::new(BTreeMap::new()),
+            inboxes: Mutex::new((0..nodes).map(|_| None).collect()),
             counters: Counters::default(),
             observer,
             deadlines: (0..nodes).map(|_| AtomicU64::new(NO_DEADLINE)).collect(),
@@ -290,13 +293,20 @@ impl Network {
     /// A fresh bounded inbox for `id`, replacing any earlier one (a restart).
     pub(crate) fn open_inbox(&self, id: NodeId) -> mpsc::Receiver<Stamped> {
         let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
-        lock(&self.inboxes).insert(id, sender);
+        let mut inboxes = lock(&self.inboxes);
+        let slot = inboxes.get_mut(usize::from(id.0));
+        debug_assert!(slot.is_some(), "{id} is not a member");
+        if let Some(slot) = slot {
+            *slot = Some(sender);
+        }
         receiver
     }
 
     /// Drops the sending side of `id`'s inbox, so it is closed for good.
     pub(crate) fn close_inbox(&self, id: NodeId) {
-        lock(&self.inboxes).remove(&id);
+        if let Some(slot) = lock(&self.inboxes).get_mut(usize::from(id.0)) {
+            *slot = None;
+        }
         // A node that is gone will not fire: nobody waits for it.
         self.set_election_deadline(id, None);
     }
@@ -316,7 +326,11 @@ impl Network {
         if delivery == Delivery::Delivered {
             let envelope = Envelope { from, to, message };
             let stamped = Stamped { at, envelope };
-            delivery = match lock(&self.inboxes).get(&to).map(|s| s.try_send(stamped)) {
+            delivery = match lock(&self.inboxes)
+                .get(usize::from(to.0))
+                .and_then(Option::as_ref)
+                .map(|s| s.try_send(stamped))
+            {
                 Some(Ok(())) => Delivery::Delivered,
                 Some(Err(mpsc::error::TrySendError::Full(_))) => Delivery::InboxFull,
                 Some(Err(mpsc::error::TrySendError::Closed(_))) | None => Delivery::Down,
