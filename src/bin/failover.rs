@@ -26,7 +26,7 @@ use std::time::Duration;
 
 /// Failover time of the Tokio runtime against the ideal protocol.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Trials to run.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
