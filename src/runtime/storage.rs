@@ -70,8 +70,27 @@ impl Storage for SharedStorage {
     fn save(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
         match &mut *lock(&self.cell) {
             Backend::Memory(memory) => memory.save(hard_state),
-            Backend::File(file) => file.save(hard_state),
+            Backend::File(file) => off_the_worker(|| file.save(hard_state)),
         }
+    }
+}
+
+/// Runs a blocking file write (an fsync takes milliseconds) without stalling
+/// the other tasks of this worker thread: on a multi-thread runtime,
+/// `block_in_place` hands them to another worker meanwhile. Elsewhere (a
+/// current-thread runtime, no runtime) it just runs the write.
+///
+/// Not `spawn_blocking`: awaiting the write would add an await point where a
+/// kill could abort the task with the write still in flight, to land after
+/// the restart had loaded the older state. Inside one poll, the write is
+/// over before an abort can take effect: a kill is a crash between writes.
+fn off_the_worker<T>(write: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(write)
+        }
+        _ => write(),
     }
 }
 
@@ -105,5 +124,31 @@ mod tests {
         // The file outlives every handle on it.
         let reopened = FileStorage::open(dir.path(), NodeId(1)).unwrap();
         assert_eq!(reopened.load().unwrap(), state(4, 2));
+    }
+
+    /// `block_in_place` panics on a current-thread runtime, which the paused
+    /// clock tests use; a file save must work from a task on either flavor.
+    #[test]
+    fn a_file_saves_from_a_task_on_either_runtime_flavor() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtimes = [
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .build()
+                .unwrap(),
+        ];
+        for (term, runtime) in (1..).zip(runtimes) {
+            let kind = StorageKind::Directory(dir.path().to_path_buf());
+            let handle = SharedStorage::open(&kind, NodeId(1)).unwrap();
+            let mut task = handle.clone();
+            runtime
+                .block_on(runtime.spawn(async move { task.save(&state(term, 2)) }))
+                .unwrap()
+                .unwrap();
+            assert_eq!(handle.load().unwrap(), state(term, 2));
+        }
     }
 }
