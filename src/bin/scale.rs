@@ -297,25 +297,61 @@ fn print_summary(args: &Args, outcomes: &[Outcome]) {
             o.bytes_per_node
         );
     }
-    let clean = |o: &&Outcome| o.spurious == 0 && o.violations == 0;
-    match outcomes.iter().filter(clean).map(|o| o.clusters).max() {
-        Some(g) => println!(
-            "largest count with zero spurious elections: {g} clusters ({} nodes)",
-            u64::from(g) * u64::from(NODES)
-        ),
-        None => println!("largest count with zero spurious elections: none of these"),
-    }
-    let on_time = outcomes
-        .iter()
-        .filter(clean)
-        .filter(|o| o.cadence >= ON_TIME_CADENCE)
-        .map(|o| o.clusters)
-        .max();
+    let verdict = Verdict::of(outcomes);
+    let show = |g: Option<u32>| {
+        g.map_or_else(
+            || "none of these".to_owned(),
+            |g| format!("{g} clusters ({} nodes)", u64::from(g) * u64::from(NODES)),
+        )
+    };
     println!(
-        "  of which with heartbeats on time (cadence >= {:.0}%): {}",
-        ON_TIME_CADENCE * 100.0,
-        on_time.map_or_else(|| "none".to_owned(), |g| format!("{g} clusters"))
+        "largest count with zero spurious elections: {}",
+        show(verdict.largest_clean)
     );
+    println!(
+        "  largest with every smaller count clean too: {}",
+        show(verdict.clean_up_to)
+    );
+    println!(
+        "  largest clean with heartbeats on time (cadence >= {:.0}%): {}",
+        ON_TIME_CADENCE * 100.0,
+        show(verdict.on_time)
+    );
+}
+
+/// What a sweep answers. Near saturation one stall can start an election
+/// storm, so a larger count may run clean where a smaller one did not: the
+/// largest clean count alone would overstate what the process sustains.
+#[derive(Debug, PartialEq, Eq)]
+struct Verdict {
+    /// The largest count with zero spurious elections and no violation.
+    largest_clean: Option<u32>,
+    /// The largest count such that it and every smaller count ran clean.
+    clean_up_to: Option<u32>,
+    /// The largest clean count whose heartbeats also kept time.
+    on_time: Option<u32>,
+}
+
+impl Verdict {
+    fn of(outcomes: &[Outcome]) -> Self {
+        let clean = |o: &&Outcome| o.spurious == 0 && o.violations == 0;
+        let mut ascending: Vec<&Outcome> = outcomes.iter().collect();
+        ascending.sort_by_key(|o| o.clusters);
+        Self {
+            largest_clean: outcomes.iter().filter(clean).map(|o| o.clusters).max(),
+            clean_up_to: ascending
+                .into_iter()
+                .take_while(clean)
+                .map(|o| o.clusters)
+                .last(),
+            on_time: outcomes
+                .iter()
+                .filter(clean)
+                .filter(|o| o.cadence >= ON_TIME_CADENCE)
+                .map(|o| o.clusters)
+                .max(),
+        }
+    }
 }
 
 /// Measures `g` clusters: starts them, waits until all settle, watches
@@ -610,6 +646,44 @@ mod tests {
             (5, 9, 1, 7)
         );
         assert!(matches!(child.observation, Level::Full));
+    }
+
+    fn outcome(clusters: u32, spurious: u64, cadence: f64) -> Outcome {
+        Outcome {
+            clusters,
+            spurious,
+            violations: 0,
+            cadence,
+            cpu_cores: 1.0,
+            us_per_cluster: 100.0,
+            bytes_per_node: 7000.0,
+        }
+    }
+
+    #[test]
+    fn a_storm_at_a_smaller_count_ends_the_clean_run_though_a_larger_count_ran_clean() {
+        // The sweep of the README: 12,000 stormed, 14,000 and 16,000 did not.
+        let outcomes = [
+            outcome(10_000, 0, 0.945),
+            outcome(12_000, 12_000, 0.675),
+            outcome(14_000, 0, 0.743),
+            outcome(16_000, 0, 0.641),
+            outcome(20_000, 522, 0.488),
+        ];
+        let verdict = Verdict::of(&outcomes);
+        assert_eq!(
+            verdict,
+            Verdict {
+                largest_clean: Some(16_000),
+                clean_up_to: Some(10_000),
+                on_time: Some(10_000),
+            }
+        );
+        let none = Verdict::of(&[outcome(1_000, 1, 0.98)]);
+        assert_eq!(
+            (none.largest_clean, none.clean_up_to, none.on_time),
+            (None, None, None)
+        );
     }
 
     #[test]
