@@ -2,8 +2,9 @@
 //!
 //! Kept apart from [`crate::node::Node`] on purpose: configuration is constant
 //! for a node's life, so the model checker keeps it out of the hashed state,
-//! and a node's own id never appears in the state (which lets symmetry
-//! reduction treat nodes as interchangeable).
+//! and no field of the state stores the node's own identity (its id may still
+//! appear as a value: its own vote, itself as leader, its own granted vote),
+//! which lets symmetry reduction treat nodes as interchangeable.
 
 use crate::types::NodeId;
 use std::collections::BTreeSet;
@@ -40,7 +41,8 @@ impl Timing {
     /// Checks the relations Raft's timing requirement depends on (§5.6:
     /// broadcastTime ≪ electionTimeout ≪ MTBF).
     ///
-    /// The heartbeat must fit at least twice into the minimum election
+    /// The election timeout range must be wide enough to randomize (§5.2),
+    /// and the heartbeat must fit at least twice into the minimum election
     /// timeout, so one lost heartbeat does not start an election.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.election_timeout_min.is_zero() {
@@ -52,8 +54,18 @@ impl Timing {
                 max: self.election_timeout_max,
             });
         }
+        // §5.2: "Raft uses randomized election timeouts to ensure that split
+        // votes are rare". A single value lets every follower of a dead leader
+        // time out together, campaign together and split the vote, every term.
+        if self.election_timeout_min == self.election_timeout_max {
+            return Err(ConfigError::UnrandomizedElectionTimeout {
+                timeout: self.election_timeout_min,
+            });
+        }
+        // Checked: a huge interval must be refused, not overflow.
+        let twice = self.heartbeat_interval.checked_mul(2);
         if self.heartbeat_interval.is_zero()
-            || self.heartbeat_interval * 2 > self.election_timeout_min
+            || twice.is_none_or(|twice| twice > self.election_timeout_min)
         {
             return Err(ConfigError::HeartbeatTooSlow {
                 heartbeat: self.heartbeat_interval,
@@ -92,6 +104,15 @@ pub enum ConfigError {
         min: Duration,
         /// Requested maximum.
         max: Duration,
+    },
+    /// min == max: no room to randomize the election timeout (§5.2).
+    #[error(
+        "election timeout min and max are both {timeout:?}: the range must be wider than one \
+         value, or followers time out together and split the vote (§5.2)"
+    )]
+    UnrandomizedElectionTimeout {
+        /// The single timeout requested.
+        timeout: Duration,
     },
     /// The heartbeat does not fit twice into the minimum election timeout.
     #[error(
@@ -139,6 +160,10 @@ impl Config {
 
     /// The configurations of every node of a cluster with ids `0..count`.
     pub fn cluster(count: u8, timing: Timing) -> Result<Vec<Self>, ConfigError> {
+        // No node would call `new`, so its check would never run.
+        if count == 0 {
+            return Err(ConfigError::NoVoters);
+        }
         let ids = || (0..count).map(NodeId);
         ids().map(|id| Self::new(id, ids(), timing)).collect()
     }
@@ -212,6 +237,41 @@ mod tests {
             timing.validate(),
             Err(ConfigError::EmptyElectionTimeoutRange { .. })
         ));
+    }
+
+    #[test]
+    fn a_heartbeat_too_large_to_double_is_refused_without_overflowing() {
+        let timing = Timing {
+            heartbeat_interval: Duration::MAX,
+            ..Timing::default()
+        };
+        assert!(matches!(
+            timing.validate(),
+            Err(ConfigError::HeartbeatTooSlow { .. })
+        ));
+    }
+
+    #[test]
+    fn a_single_election_timeout_value_is_refused_because_it_cannot_randomize() {
+        let timing = Timing {
+            election_timeout_min: Duration::from_millis(200),
+            election_timeout_max: Duration::from_millis(200),
+            ..Timing::default()
+        };
+        assert_eq!(
+            timing.validate(),
+            Err(ConfigError::UnrandomizedElectionTimeout {
+                timeout: Duration::from_millis(200)
+            })
+        );
+    }
+
+    #[test]
+    fn a_cluster_of_no_nodes_is_refused() {
+        assert_eq!(
+            Config::cluster(0, Timing::default()),
+            Err(ConfigError::NoVoters)
+        );
     }
 
     #[test]
