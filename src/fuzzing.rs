@@ -410,7 +410,12 @@ impl NodeHarness {
         self.outputs.clear();
         self.node.step(&self.config, input, &mut self.outputs);
         invariants::check_node(&self.config, &self.node)?;
-        invariants::check_outputs(&self.config, &self.outputs)?;
+        invariants::check_outputs(
+            &self.config,
+            before.hard_state(),
+            self.node.hard_state(),
+            &self.outputs,
+        )?;
         // Terms never go back, one vote per term (across restarts too: the
         // history outlives the node), and a leader steps down on a higher term.
         self.history

@@ -12,7 +12,7 @@
 use crate::config::Config;
 use crate::message::Message;
 use crate::node::{Input, Node, Output};
-use crate::types::{LogSummary, NodeId, Role, Term};
+use crate::types::{HardState, LogSummary, NodeId, Role, Term};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -33,7 +33,9 @@ pub enum Invariant {
     VoteRestriction,
     /// A node's own state is consistent with its role.
     NodeState,
-    /// Outputs are well-formed: one persist at most, before any send.
+    /// The output contract of one step: a persist of the new hard state comes
+    /// first exactly when the hard state changed, no persist otherwise, and
+    /// messages go only to other voters.
     PersistBeforeSend,
 }
 
@@ -148,31 +150,51 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
     Ok(())
 }
 
-/// Checks the output contract of one step: at most one persist, and it comes
-/// before every other output; messages go only to other voters.
-pub fn check_outputs(config: &Config, outputs: &[Output]) -> Result<(), Violation> {
+/// Checks the output contract of one step of node `config.id()` that took its
+/// hard state from `before` to `after`: if it changed, the first output is
+/// `Persist(after)`; if not, nothing is persisted; there is never a second
+/// persist; and messages go only to other voters.
+///
+/// Figure 2 keeps the term and vote "updated on stable storage before
+/// responding to RPCs": a driver that executes outputs in order then never
+/// lets out a message that depends on a term or vote a crash could erase.
+/// `Node::step` persists exactly when the hard state changed, never
+/// unconditionally, so "no persist otherwise" holds of it as well.
+pub fn check_outputs(
+    config: &Config,
+    before: HardState,
+    after: HardState,
+    outputs: &[Output],
+) -> Result<(), Violation> {
+    let id = config.id();
+    let broken = |detail: String| Err(Violation::new(Invariant::PersistBeforeSend, detail));
+    let first_persist = match outputs.first() {
+        Some(&Output::Persist(hard_state)) => Some(hard_state),
+        _ => None,
+    };
+    let changed = before != after;
+    if changed && first_persist != Some(after) {
+        return broken(format!(
+            "{id} went from {before:?} to {after:?} but its first output is {:?}",
+            outputs.first()
+        ));
+    }
+    if !changed && first_persist.is_some() {
+        return broken(format!(
+            "{id} persists {first_persist:?} with its hard state unchanged at {after:?}"
+        ));
+    }
     let persists = outputs
         .iter()
         .filter(|o| matches!(o, Output::Persist(_)))
         .count();
-    let persist_first = matches!(outputs.first(), Some(Output::Persist(_)));
-    if persists > 1 || (persists == 1 && !persist_first) {
-        return Err(Violation::new(
-            Invariant::PersistBeforeSend,
-            format!(
-                "{}: {persists} persists, first output {:?}",
-                config.id(),
-                outputs.first()
-            ),
-        ));
+    if persists > usize::from(changed) {
+        return broken(format!("{id} persists {persists} times in one step"));
     }
     for output in outputs {
         if let Output::Send { to, .. } = output {
-            if *to == config.id() || !config.is_voter(*to) {
-                return Err(Violation::new(
-                    Invariant::NodeState,
-                    format!("{} sends to {to}, not another voter", config.id()),
-                ));
+            if *to == id || !config.is_voter(*to) {
+                return broken(format!("{id} sends to {to}, not another voter"));
             }
         }
     }
@@ -279,7 +301,7 @@ impl History {
         outputs: &[Output],
     ) -> Result<(), Violation> {
         check_node(config, after)?;
-        check_outputs(config, outputs)?;
+        check_outputs(config, before.hard_state(), after.hard_state(), outputs)?;
         self.record_step(config, before, input, after)
     }
 
@@ -295,8 +317,10 @@ impl History {
         // Record everything the step did before reporting the first violation,
         // so later checks of the same run see the whole past, not a gap.
         let local = self.record_local_step(config, before, input, after);
-        let won = after.role() == Role::Leader
-            && (before.role() != Role::Leader || before.current_term() != after.current_term());
+        // Leaving another role for leader is the only way to win: a leader
+        // never moves to another term as leader (a higher term makes it a
+        // follower, and it cannot campaign), so no term change is looked for.
+        let won = before.role() != Role::Leader && after.role() == Role::Leader;
         let leader = if won {
             self.record_leader(config, after)
         } else {
@@ -446,7 +470,17 @@ impl History {
             ));
         }
         for voter in voters {
-            let voter_log = self.logs.get(&voter).copied().unwrap_or_default();
+            // A vote is only ever recorded with its voter's log (`record_local_step`,
+            // `record_restart`), so a missing log is a gap in the history; taking
+            // it as empty would pass the restriction without checking it.
+            let Some(&voter_log) = self.logs.get(&voter) else {
+                return Err(Violation::new(
+                    Invariant::VoteRestriction,
+                    format!(
+                        "{id} leads {term} on the vote of {voter}, whose log was never recorded"
+                    ),
+                ));
+            };
             if !up_to_date_per_section_5_4_1(leader.log(), voter_log) {
                 return Err(Violation::new(
                     Invariant::VoteRestriction,
@@ -570,5 +604,137 @@ mod oracle_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+    use crate::config::Timing;
+    use crate::message::Message;
+    use crate::node::Timer;
+
+    fn config() -> Config {
+        Config::cluster(3, Timing::default()).unwrap().remove(0)
+    }
+
+    /// n0's first campaign: its hard state before and after, and its outputs.
+    fn campaign() -> (HardState, HardState, Vec<Output>) {
+        let mut node = Node::new();
+        let before = node.hard_state();
+        let mut out = Vec::new();
+        node.step(&config(), Input::Timeout(Timer::Election), &mut out);
+        (before, node.hard_state(), out)
+    }
+
+    fn request_vote() -> Output {
+        Output::Send {
+            to: NodeId(1),
+            message: Message::RequestVote {
+                term: Term(1),
+                candidate_id: NodeId(0),
+                last_log_index: 0,
+                last_log_term: Term(0),
+            },
+        }
+    }
+
+    #[test]
+    fn the_core_persists_its_new_term_and_vote_first_and_passes() {
+        let (before, after, out) = campaign();
+        assert_ne!(before, after);
+        assert_eq!(out.first(), Some(&Output::Persist(after)));
+        assert_eq!(check_outputs(&config(), before, after, &out), Ok(()));
+    }
+
+    #[test]
+    fn a_term_change_without_a_persist_is_reported() {
+        let (before, after, mut out) = campaign();
+        out.retain(|o| !matches!(o, Output::Persist(_)));
+        let violation = check_outputs(&config(), before, after, &out).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PersistBeforeSend);
+    }
+
+    #[test]
+    fn a_persist_of_a_stale_hard_state_is_reported() {
+        let (before, after, mut out) = campaign();
+        out[0] = Output::Persist(before);
+        let violation = check_outputs(&config(), before, after, &out).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PersistBeforeSend);
+    }
+
+    #[test]
+    fn a_persist_after_a_send_is_reported() {
+        let (before, after, _) = campaign();
+        let out = [request_vote(), Output::Persist(after)];
+        let violation = check_outputs(&config(), before, after, &out).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PersistBeforeSend);
+    }
+
+    #[test]
+    fn a_persist_with_an_unchanged_hard_state_is_reported() {
+        let (_, after, _) = campaign();
+        let out = [Output::Persist(after), request_vote()];
+        let violation = check_outputs(&config(), after, after, &out).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PersistBeforeSend);
+    }
+
+    #[test]
+    fn a_second_persist_is_reported() {
+        let (before, after, _) = campaign();
+        let out = [Output::Persist(after), Output::Persist(after)];
+        let violation = check_outputs(&config(), before, after, &out).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PersistBeforeSend);
+    }
+
+    #[test]
+    fn a_send_to_itself_or_a_non_member_breaks_the_output_contract() {
+        let state = HardState::default();
+        for to in [NodeId(0), NodeId(7)] {
+            let out = [Output::Send {
+                to,
+                message: Message::AppendEntriesResponse {
+                    term: Term(0),
+                    success: false,
+                },
+            }];
+            let violation = check_outputs(&config(), state, state, &out).unwrap_err();
+            assert_eq!(violation.invariant, Invariant::PersistBeforeSend, "to {to}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+    use crate::config::Timing;
+    use crate::message::Message;
+    use crate::node::Timer;
+
+    /// A vote whose voter's log the history never saw cannot be checked
+    /// against the vote restriction, so it is a violation, not an empty log.
+    #[test]
+    fn a_leader_elected_on_a_voter_whose_log_was_never_recorded_is_reported() {
+        let config = Config::cluster(3, Timing::default()).unwrap().remove(0);
+        let mut history = History::new();
+        let mut node = Node::new();
+        let step = |history: &mut History, node: &mut Node, input: Input| {
+            let before = node.clone();
+            node.step(&config, input, &mut Vec::new());
+            history.record_step(&config, &before, &input, node)
+        };
+        step(&mut history, &mut node, Input::Timeout(Timer::Election)).unwrap();
+        // n1's vote, recorded without the step that cast it (and its log).
+        history.record_vote(Term(1), NodeId(1), NodeId(0)).unwrap();
+        let grant = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: true,
+            },
+        };
+        let violation = step(&mut history, &mut node, grant).unwrap_err();
+        assert_eq!(node.role(), Role::Leader);
+        assert_eq!(violation.invariant, Invariant::VoteRestriction);
     }
 }

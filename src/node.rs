@@ -195,7 +195,10 @@ impl Node {
             if let Err(violation) = crate::invariants::check_node(config, self) {
                 panic!("{} broke a node invariant: {violation}", config.id());
             }
-            if let Err(violation) = crate::invariants::check_outputs(config, &out[first..]) {
+            let outputs = &out[first..];
+            let after = self.hard_state();
+            if let Err(violation) = crate::invariants::check_outputs(config, before, after, outputs)
+            {
                 panic!("{} broke the output contract: {violation}", config.id());
             }
         }

@@ -367,7 +367,12 @@ impl ElectionModel {
         server.node.step(config, input, &mut outputs);
         let checks = [
             invariants::check_node(config, &server.node),
-            invariants::check_outputs(config, &outputs),
+            invariants::check_outputs(
+                config,
+                before.hard_state(),
+                server.node.hard_state(),
+                &outputs,
+            ),
             state
                 .history
                 .record_step(config, &before, &input, &server.node),
@@ -430,7 +435,13 @@ impl ElectionModel {
         });
         if !in_effect
             || invariants::check_node(config, &node).is_err()
-            || invariants::check_outputs(config, &outputs).is_err()
+            || invariants::check_outputs(
+                config,
+                server.node.hard_state(),
+                node.hard_state(),
+                &outputs,
+            )
+            .is_err()
         {
             return false;
         }
