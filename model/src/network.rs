@@ -13,6 +13,10 @@ use raft_election::{Message, NodeId, Term};
 /// Bits per node id, per term and per log index in a packed envelope.
 const ID_BITS: u32 = 4;
 const NUMBER_BITS: u32 = 16;
+/// Bits of one packed envelope (see [`pack`]): three numbers, three ids, the
+/// flag and the kind. The packing is exact only if they fit one `u64`.
+const PACKED_BITS: u32 = 3 * NUMBER_BITS + 3 * ID_BITS + 1 + 2;
+const _: () = assert!(PACKED_BITS <= u64::BITS);
 
 /// Message kinds, as packed.
 const REQUEST_VOTE: u64 = 0;
@@ -55,7 +59,8 @@ fn pop_term(code: &mut u64) -> Term {
 }
 
 /// Packs `envelope`: term, log term, log index, id, flag, kind, to, from
-/// from the highest bits down (61 bits in all).
+/// from the highest bits down ([`PACKED_BITS`] = 3 x 16 + 4 + 1 + 2 + 4 + 4 =
+/// 63 bits in all).
 fn pack(envelope: &Envelope) -> u64 {
     let (kind, id, flag, log_term, log_index) = match envelope.message {
         Message::RequestVote {
