@@ -54,7 +54,8 @@ pub use trace::{describe_action, describe_state, format_trace};
 use raft_election::invariants::{self, History, Invariant, Violation};
 use raft_election::sim::Envelope;
 use raft_election::{
-    Config, ConfigError, HardState, Input, LogSummary, Node, NodeId, Output, Term, Timer, Timing,
+    Config, ConfigError, HardState, Input, LogSummary, Message, Node, NodeId, Output, Term, Timer,
+    Timing,
 };
 use stateright::{Model, Property, Representative};
 use std::collections::BTreeMap;
@@ -615,9 +616,19 @@ fn leader_elected(state: &ClusterState) -> bool {
     !state.history.leaders().is_empty()
 }
 
-/// A term ended without a leader (every node has moved past it) and a later
-/// term elected one. Every term from 1 up was started by some candidate, as a
-/// node's own term only grows by one, so a leaderless term is a failed election.
+/// A split vote (§5.2: "votes could be split so that no candidate obtains a
+/// majority"): a term that ended without a leader (every node has moved past
+/// it) in which two different nodes campaigned, and a later term that elected
+/// a leader. A lone candidate whose timer fires again before any vote arrives
+/// also leaves a leaderless term behind, but it is no split.
+///
+/// Who campaigned is read from the network rather than recorded: a candidate
+/// votes for itself and asks every other voter in the same step (§5.2), and on
+/// the duplicating network a message never leaves the set, so its `RequestVote`s
+/// are exactly the campaigns so far. On the lossy network some may be gone, so
+/// a split is seen only while both requests are still in flight: missed
+/// sometimes, never claimed falsely. A ghost record would split states equal
+/// in everything else and change the pinned state counts.
 fn split_vote(state: &ClusterState) -> bool {
     let leaders = state.history.leaders();
     let Some((&last_led, _)) = leaders.last_key_value() else {
@@ -629,7 +640,19 @@ fn split_vote(state: &ClusterState) -> bool {
         .map(|s| s.node.current_term())
         .min()
         .unwrap_or_default();
-    (1..lowest.0.min(last_led.0)).any(|term| !leaders.contains_key(&Term(term)))
+    let mut first_candidate: BTreeMap<Term, NodeId> = BTreeMap::new();
+    state.network.iter().any(|envelope| {
+        let Message::RequestVote {
+            term, candidate_id, ..
+        } = envelope.message
+        else {
+            return false;
+        };
+        let ended_leaderless = term < lowest && term < last_led && !leaders.contains_key(&term);
+        ended_leaderless
+            && envelope.from == candidate_id
+            && *first_candidate.entry(term).or_insert(candidate_id) != candidate_id
+    })
 }
 
 /// A node that led a term has moved on to a later one without ever crashing.

@@ -149,6 +149,14 @@ fn a_split_vote_happens() {
         BTreeSet::from([Term(2)]),
         "nobody led t1, someone led t2"
     );
+    // Both nodes campaigned in t1: the shortest split has them candidates at once.
+    let both_candidates = states.iter().any(|state| {
+        state
+            .servers
+            .iter()
+            .all(|s| s.node.role() == Role::Candidate && s.node.current_term() == Term(1))
+    });
+    assert!(both_candidates, "a lone candidate is no split vote");
 }
 
 #[test]
