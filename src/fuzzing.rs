@@ -463,7 +463,9 @@ fn with_term(message: Message, term: Term) -> Message {
 
 /// Figure 2, all servers: "If RPC request or response contains term T >
 /// currentTerm: set currentTerm = T, convert to follower". The history checks
-/// that a leader steps down; this checks the whole rule, for every role.
+/// that a leader steps down; this checks the whole rule, for every role. Only
+/// well-formed messages from another voter are held to it
+/// ([`invariants::higher_term_from_voter`]): the core drops the rest whole.
 fn check_higher_term_converts(
     config: &Config,
     before: &Node,
@@ -619,6 +621,35 @@ mod tests {
         let outcome = run_node(&script).unwrap();
         assert_eq!(outcome.max_term, Term(u64::MAX));
         assert!(!outcome.led);
+    }
+
+    #[test]
+    fn a_higher_term_on_a_message_naming_another_sender_moves_nothing() {
+        let forged = |message| {
+            Stimulus::Raw(Input::Receive {
+                from: NodeId(0),
+                message,
+            })
+        };
+        let script = NodeScript {
+            voters: 3,
+            id: 1,
+            log: SmallLog::default(),
+            stimuli: vec![
+                forged(Message::AppendEntries {
+                    term: Term(7),
+                    leader_id: NodeId(2),
+                }),
+                forged(Message::RequestVote {
+                    term: Term(9),
+                    candidate_id: NodeId(2),
+                    last_log_index: 0,
+                    last_log_term: Term(0),
+                }),
+            ],
+        };
+        let outcome = run_node(&script).unwrap();
+        assert_eq!(outcome.max_term, Term(0));
     }
 
     #[test]

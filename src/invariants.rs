@@ -495,10 +495,14 @@ impl History {
     }
 }
 
-/// The sender and message of `input` if it is a message from another voter
-/// carrying a term above `before`'s: the case Figure 2's rule for all servers
-/// is about ("If RPC request or response contains term T > currentTerm: set
-/// currentTerm = T, convert to follower"). Anything else a node ignores.
+/// The sender and message of `input` if it is a well-formed message from
+/// another voter carrying a term above `before`'s: the case Figure 2's rule
+/// for all servers is about ("If RPC request or response contains term T >
+/// currentTerm: set currentTerm = T, convert to follower"). Anything else a
+/// node ignores: a message from a non-member or from itself, and one that
+/// contradicts its own envelope (a RequestVote whose `candidateId`, or an
+/// AppendEntries whose `leaderId`, is not the sender), which no server
+/// following the protocol sends.
 #[must_use]
 pub fn higher_term_from_voter(
     config: &Config,
@@ -509,7 +513,14 @@ pub fn higher_term_from_voter(
         return None;
     };
     let from_voter = from != config.id() && config.is_voter(from);
-    (from_voter && message.term() > before.current_term()).then_some((from, message))
+    // Restated here rather than shared with the core, like the §5.4.1 oracle.
+    let names_its_sender = match message {
+        Message::RequestVote { candidate_id, .. } => candidate_id == from,
+        Message::AppendEntries { leader_id, .. } => leader_id == from,
+        Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => true,
+    };
+    (from_voter && names_its_sender && message.term() > before.current_term())
+        .then_some((from, message))
 }
 
 /// §5.4.1's rule restated from the paper's sentences, independently of

@@ -216,6 +216,19 @@ impl Node {
         if from == config.id() || !config.is_voter(from) {
             return;
         }
+        // Nor is one that contradicts its own envelope: a RequestVote whose
+        // candidateId, or an AppendEntries whose leaderId, is not its sender.
+        // No server following the protocol sends it, and Figure 2's rules assume
+        // well-formed RPCs, so it is dropped before its term is read, in every
+        // role: it neither raises our term nor deposes a leader.
+        let names_its_sender = match message {
+            Message::RequestVote { candidate_id, .. } => candidate_id == from,
+            Message::AppendEntries { leader_id, .. } => leader_id == from,
+            Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => true,
+        };
+        if !names_its_sender {
+            return;
+        }
         let term = message.term();
         if term > self.current_term {
             // Figure 2, all servers: "If RPC request or response contains term
@@ -239,10 +252,10 @@ impl Node {
                     last_log_index,
                     last_log_term,
                 };
-                self.handle_request_vote(config, from, candidate_id, candidate_log, out);
+                self.handle_request_vote(config, candidate_id, candidate_log, out);
             }
             _ => match self.role {
-                Role::Follower => self.step_follower(config, from, message, out),
+                Role::Follower => self.step_follower(config, message, out),
                 Role::Candidate => self.step_candidate(config, from, message, out),
                 Role::Leader => self.step_leader(from, message, out),
             },
@@ -272,19 +285,15 @@ impl Node {
         });
     }
 
-    /// RequestVote of the current term, in any role (Figure 2, RequestVote RPC).
+    /// RequestVote of the current term from `candidate_id`, its sender, in any
+    /// role (Figure 2, RequestVote RPC).
     fn handle_request_vote(
         &mut self,
         config: &Config,
-        from: NodeId,
         candidate_id: NodeId,
         candidate_log: LogSummary,
         out: &mut Vec<Output>,
     ) {
-        // The sender must be the candidate it names; anything else is malformed.
-        if candidate_id != from {
-            return;
-        }
         // We can vote if this is a repeat of the vote we already cast (a lost or
         // duplicated request), or if we have not voted and know no leader of this
         // term. Figure 2 only asks "votedFor is null or candidateId"; refusing once
@@ -305,7 +314,7 @@ impl Node {
             self.arm_election_timer(config, out);
         }
         out.push(Output::Send {
-            to: from,
+            to: candidate_id,
             message: Message::RequestVoteResponse {
                 term: self.current_term,
                 vote_granted,
@@ -313,16 +322,10 @@ impl Node {
         });
     }
 
-    fn step_follower(
-        &mut self,
-        config: &Config,
-        from: NodeId,
-        message: Message,
-        out: &mut Vec<Output>,
-    ) {
+    fn step_follower(&mut self, config: &Config, message: Message, out: &mut Vec<Output>) {
         match message {
             Message::AppendEntries { leader_id, .. } => {
-                self.handle_append_entries(config, from, leader_id, out);
+                self.handle_append_entries(config, leader_id, out);
             }
             // Answers to a campaign or leadership of this term that we already gave up.
             Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => {}
@@ -352,10 +355,8 @@ impl Node {
                 // §5.2: "If the leader's term is at least as large as the candidate's
                 // current term, then the candidate recognizes the leader as
                 // legitimate and returns to follower state." The term is equal here.
-                if leader_id == from {
-                    self.become_follower(config, self.current_term, out);
-                    self.handle_append_entries(config, from, leader_id, out);
-                }
+                self.become_follower(config, self.current_term, out);
+                self.handle_append_entries(config, leader_id, out);
             }
             Message::AppendEntriesResponse { .. } => {}
             Message::RequestVote { .. } => unreachable!("handled before role dispatch"),
@@ -380,19 +381,13 @@ impl Node {
         }
     }
 
-    /// A heartbeat of the current term reaching a follower.
-    fn handle_append_entries(
-        &mut self,
-        config: &Config,
-        from: NodeId,
-        leader_id: NodeId,
-        out: &mut Vec<Output>,
-    ) {
+    /// A heartbeat of the current term from `leader_id`, its sender, reaching a
+    /// follower.
+    fn handle_append_entries(&mut self, config: &Config, leader_id: NodeId, out: &mut Vec<Output>) {
         debug_assert_eq!(self.role, Role::Follower);
-        // The sender must be the leader it names, and a term has one leader: a
-        // heartbeat that contradicts the leader we know is forged, so it neither
-        // resets our timer nor changes whom we follow.
-        let valid = leader_id == from && self.leader_id.is_none_or(|known| known == leader_id);
+        // A term has one leader: a heartbeat that contradicts the leader we know
+        // is forged, so it neither resets our timer nor changes whom we follow.
+        let valid = self.leader_id.is_none_or(|known| known == leader_id);
         if valid {
             self.leader_id = Some(leader_id);
             // Figure 2, followers: a valid AppendEntries from the current leader
@@ -400,7 +395,7 @@ impl Node {
             self.arm_election_timer(config, out);
         }
         out.push(Output::Send {
-            to: from,
+            to: leader_id,
             message: Message::AppendEntriesResponse {
                 term: self.current_term,
                 success: valid,

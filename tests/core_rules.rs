@@ -420,6 +420,35 @@ fn a_forged_maximum_term_never_wraps_around() {
     assert_eq!(node.role(), Role::Follower);
 }
 
+/// A RequestVote naming a candidate other than its sender, or an
+/// AppendEntries naming a leader other than its sender, comes from no server
+/// following the protocol: every role drops it whole, higher term included,
+/// so it neither moves the term nor deposes a leader, and gets no reply.
+#[test]
+fn a_message_that_names_someone_other_than_its_sender_is_dropped_in_every_role() {
+    let malformed = [
+        request_vote(1, N2, log(0, 0)),
+        request_vote(5, N2, log(0, 0)),
+        Message::AppendEntries {
+            term: Term(1),
+            leader_id: N2,
+        },
+        Message::AppendEntries {
+            term: Term(5),
+            leader_id: N2,
+        },
+    ];
+    for role in [Role::Follower, Role::Candidate, Role::Leader] {
+        for message in malformed {
+            let mut node = node_in(role, 1, None, log(0, 0));
+            let before = node.clone();
+            let out = receive(&mut node, N0, N1, message);
+            assert!(out.is_empty(), "{role} <- {message} from n1: {out:?}");
+            assert_eq!(node, before, "{role} <- {message} from n1");
+        }
+    }
+}
+
 #[test]
 fn a_single_node_cluster_elects_itself() {
     let config = Config::new(N0, [N0], Timing::default()).unwrap();
