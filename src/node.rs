@@ -449,9 +449,12 @@ impl Node {
             Role::Leader,
             "invalid transition leader -> candidate"
         );
-        // Terms exhausted (only reachable through a forged u64::MAX term): stay a
-        // follower forever rather than wrap around, which would break safety.
+        // Terms exhausted (only reachable through a forged term near u64::MAX): no
+        // election can start without wrapping around, which would break safety.
+        // Keep the role (a candidate may still win its term with late votes) and
+        // re-arm the timer, so no follower or candidate is left without one.
         let Some(term) = self.current_term.next() else {
+            self.arm_election_timer(config, out);
             return;
         };
         self.current_term = term;

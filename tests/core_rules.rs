@@ -405,6 +405,17 @@ fn a_follower_that_knows_the_leader_refuses_a_late_candidate_of_the_same_term() 
     assert_eq!(node.voted_for(), None);
 }
 
+/// The only output of a timeout at the last term: the election timer again.
+fn only_rearms_the_election_timer(out: &[Output]) -> bool {
+    matches!(
+        out,
+        [Output::SetTimer {
+            timer: Timer::Election,
+            ..
+        }]
+    )
+}
+
 #[test]
 fn a_forged_maximum_term_never_wraps_around() {
     let mut node = Node::new();
@@ -415,9 +426,44 @@ fn a_forged_maximum_term_never_wraps_around() {
     receive(&mut node, N0, N1, heartbeat);
     assert_eq!(node.current_term(), Term(u64::MAX));
     let out = step(&mut node, N0, Input::Timeout(Timer::Election));
-    assert!(out.is_empty(), "no election past the last term: {out:?}");
+    assert!(
+        only_rearms_the_election_timer(&out),
+        "no election past the last term, and the timer stays armed: {out:?}"
+    );
     assert_eq!(node.current_term(), Term(u64::MAX));
     assert_eq!(node.role(), Role::Follower);
+}
+
+/// A candidate of the last term whose election times out cannot start
+/// another: it stays a candidate of that term, with its timer armed again,
+/// and can still win it on a late vote.
+#[test]
+fn a_candidate_of_the_maximum_term_keeps_its_timer_and_can_still_win() {
+    let last_but_one = HardState {
+        current_term: Term(u64::MAX - 1),
+        voted_for: None,
+    };
+    let mut node = Node::restore(last_but_one, log(0, 0));
+    step(&mut node, N0, Input::Timeout(Timer::Election));
+    assert_eq!(
+        (node.role(), node.current_term()),
+        (Role::Candidate, Term(u64::MAX))
+    );
+    let out = step(&mut node, N0, Input::Timeout(Timer::Election));
+    assert!(only_rearms_the_election_timer(&out), "{out:?}");
+    assert_eq!(
+        (node.role(), node.current_term()),
+        (Role::Candidate, Term(u64::MAX))
+    );
+    let late_grant = Message::RequestVoteResponse {
+        term: Term(u64::MAX),
+        vote_granted: true,
+    };
+    receive(&mut node, N0, N1, late_grant);
+    assert_eq!(
+        (node.role(), node.current_term()),
+        (Role::Leader, Term(u64::MAX))
+    );
 }
 
 /// A RequestVote naming a candidate other than its sender, or an
