@@ -7,6 +7,10 @@
 //!
 //! The shape follows etcd's `raft.go`: `step` settles the term first, the way
 //! Figure 2's "Rules for Servers: All Servers" says, then dispatches on the role.
+//! One difference: a higher term alone does not restart the election timer
+//! here. Figure 2 resets it only on "receiving AppendEntries RPC from current
+//! leader or granting vote to candidate", whereas etcd's `becomeFollower`
+//! calls `reset`, which restarts it on every term bump.
 
 use crate::config::Config;
 use crate::message::Message;
@@ -297,8 +301,9 @@ impl Node {
         // We can vote if this is a repeat of the vote we already cast (a lost or
         // duplicated request), or if we have not voted and know no leader of this
         // term. Figure 2 only asks "votedFor is null or candidateId"; refusing once
-        // a leader is known is etcd's extra rule: a candidate of a term that already
-        // has a leader cannot win it, so granting would only delay its step-down.
+        // a leader is known is etcd's extra rule. It costs nothing: that leader
+        // won with a majority, and each voter votes once per term, so no other
+        // candidate of the term can reach one (§5.2); granting would be useless.
         // Candidates and leaders voted for themselves, so they always refuse others.
         let can_vote = self.voted_for == Some(candidate_id)
             || (self.voted_for.is_none() && self.leader_id.is_none());
@@ -309,8 +314,9 @@ impl Node {
         if vote_granted {
             self.voted_for = Some(candidate_id);
             // Figure 2, followers: reset the election timer when "granting vote to
-            // candidate", not on every RequestVote, or a candidate we refuse (an
-            // out-of-date log, §5.4.1) could keep us from ever campaigning.
+            // candidate", not on every RequestVote or higher term (etcd resets on
+            // every term bump), or a candidate we refuse (an out-of-date log,
+            // §5.4.1) could keep us from ever campaigning.
             self.arm_election_timer(config, out);
         }
         out.push(Output::Send {
@@ -437,8 +443,9 @@ impl Node {
             out.push(Output::CancelTimer(Timer::Heartbeat));
             self.arm_election_timer(config, out);
         }
-        // A candidate keeps its running election timer: a higher term alone is
-        // no "valid message" to reset it on (Figure 2, followers).
+        // A candidate or follower keeps its running election timer: Figure 2
+        // resets it only on granting a vote or hearing the current leader, and a
+        // higher term alone is neither (etcd's `becomeFollower` does reset it).
     }
 
     /// §5.2: "a follower increments its current term and transitions to
@@ -484,8 +491,9 @@ impl Node {
         }
     }
 
-    /// §5.2: on a majority, become leader and "send empty AppendEntries RPCs
-    /// (heartbeat) to each server" at once, to stop new elections.
+    /// On a majority (§5.2), become leader. Figure 2, "Rules for Servers:
+    /// Leaders": "Upon election: send initial empty AppendEntries RPCs
+    /// (heartbeat) to each server", at once, to stop new elections.
     fn become_leader(&mut self, config: &Config, out: &mut Vec<Output>) {
         assert_eq!(self.role, Role::Candidate, "only a candidate can win");
         debug_assert!(self.votes_granted.len() >= config.quorum());

@@ -310,7 +310,8 @@ fn a_vote_from_an_earlier_term_does_not_count() {
     assert!(out.is_empty(), "a stale response gets no answer: {out:?}");
 }
 
-/// §5.2: on winning, "send initial empty AppendEntries RPCs (heartbeat) to each server".
+/// Figure 2, "Rules for Servers: Leaders": "Upon election: send initial empty
+/// AppendEntries RPCs (heartbeat) to each server".
 #[test]
 fn a_new_leader_sends_heartbeats_at_once_and_arms_the_heartbeat_timer() {
     let mut node = node_in(Role::Candidate, 1, None, log(0, 0));
