@@ -27,7 +27,8 @@ pub enum Invariant {
     TermsNeverGoBack,
     /// Whoever became leader in term T holds votes of a majority in term T.
     LeaderHasQuorum,
-    /// No node stays leader after processing a message with a higher term.
+    /// No node stays leader after processing a well-formed message from
+    /// another voter with a higher term (see [`higher_term_from_voter`]).
     StaleLeaderStepsDown,
     /// A leader's log is at least as up-to-date as each of its voters' (§5.4.1).
     VoteRestriction,
