@@ -96,9 +96,32 @@ fn failed(step: &'static str) -> impl FnOnce(WaitError) -> StoryError {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
+    // One thread keeps the story's order reproducible from its seed. With
+    // --data-dir every term or vote change is an fsync of milliseconds; on a
+    // multi-thread runtime it moves off the worker (`block_in_place`)
+    // instead of stalling every node's timers.
+    let runtime = if args.data_dir.is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(e) => {
+            eprintln!("error: cannot start the Tokio runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> ExitCode {
     init_tracing(args.verbose);
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = ClusterConfig {
@@ -286,7 +309,7 @@ async fn tell(cluster: &mut ClusterHandle, deadline: Duration) -> Result<(), Sto
         "3. Restart {first} from its storage: it comes back in {t1} and learns of {t2}"
     ));
     let restarted = Instant::now();
-    cluster.restart(first).map_err(|e| StoryError {
+    cluster.restart(first).await.map_err(|e| StoryError {
         step: "restarting the old leader",
         source: Box::new(e),
     })?;

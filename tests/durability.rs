@@ -89,7 +89,7 @@ mod one_vote_per_term {
             .partition(&[BTreeSet::from([N1, N2]), BTreeSet::from([N0])])
             .unwrap();
         let restarted_at = cluster.elapsed();
-        cluster.restart(N1).unwrap();
+        cluster.restart(N1).await.unwrap();
         assert_eq!(cluster.started_from(N1), Some(state(1, Some(N0))));
         tokio::time::sleep(ms(150)).await;
         (cluster, restarted_at)
@@ -193,7 +193,7 @@ mod restart_from_files {
         assert_eq!(saved, state(term.0, Some(leader)));
         assert_eq!(cluster.hard_state(voter).unwrap(), saved);
 
-        cluster.restart(voter).unwrap();
+        cluster.restart(voter).await.unwrap();
         assert_eq!(cluster.started_from(voter), Some(saved));
         let back = cluster
             .wait_until(|s| s.get(voter).is_some(), ms(100))
@@ -302,7 +302,7 @@ mod corrupt_files {
         let truncated = &good[..good.len() / 2];
         fs::write(&path, truncated).unwrap();
 
-        let message = cluster.restart(follower).unwrap_err().to_string();
+        let message = cluster.restart(follower).await.unwrap_err().to_string();
         let expected = format!(
             "cannot read the stored state of {follower}: {} is corrupt (missing `",
             path.display()

@@ -251,7 +251,7 @@ mod re_election {
             (old_term, Some(old))
         );
 
-        cluster.restart(old).unwrap();
+        cluster.restart(old).await.unwrap();
         let statuses = cluster
             .wait_until(
                 |s| s.get(old).is_some_and(|n| n.leader == Some(new)),
@@ -273,10 +273,37 @@ mod re_election {
             });
         assert_eq!(restarted, Some(stored), "restored from what it saved");
         assert_eq!(
-            cluster.restart(old).unwrap_err().to_string(),
+            cluster.restart(old).await.unwrap_err().to_string(),
             format!("{old} is already running")
         );
         finish(cluster, "restart").await;
+    }
+
+    /// A kill whose wait is cancelled (dropped under a timeout) leaves the
+    /// node down with its task possibly still ending; the restart joins that
+    /// task before loading the stored state, so the two lives never overlap.
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_after_a_cancelled_kill_joins_the_old_task_first() {
+        init_tracing();
+        let mut cluster = spawn_cluster(ClusterConfig::seeded(3, 5)).unwrap();
+        let (leader, term) = cluster.wait_for_leader(ms(500)).await.unwrap();
+        let cancelled = tokio::time::timeout(Duration::ZERO, cluster.kill(leader)).await;
+        assert!(cancelled.is_err(), "the kill's wait was not cancelled");
+        assert_eq!(cluster.statuses().get(leader), None, "down all the same");
+        let (new, new_term) = cluster
+            .wait_for_leader_after(term, ms(1_000))
+            .await
+            .unwrap();
+        cluster.restart(leader).await.unwrap();
+        cluster
+            .wait_until(
+                |s| s.get(leader).is_some_and(|n| n.leader == Some(new)),
+                ms(200),
+            )
+            .await
+            .unwrap();
+        assert_eq!(cluster.statuses().get(leader).unwrap().term, new_term);
+        finish(cluster, "cancelled kill").await;
     }
 }
 
@@ -547,7 +574,7 @@ mod real_clock {
             .await
             .unwrap();
         assert_ne!(new, old);
-        cluster.restart(old).unwrap();
+        cluster.restart(old).await.unwrap();
         cluster
             .wait_until(
                 |s| {

@@ -426,7 +426,7 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
         .map(|(i, _)| {
             format!(
                 "{i} (seed {})",
-                seed_of(args, u32::try_from(i).unwrap_or(0))
+                seed_of(args, u32::try_from(i).unwrap_or(u32::MAX))
             )
         })
         .collect();

@@ -11,8 +11,10 @@ use std::time::Duration;
 /// allowed range (`SetTimer { min, max }`); this decides the value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TimeoutSource {
-    /// Uniformly random in the core's range, from one `StdRng` per node seeded
-    /// from this value and the node's id: the same seed replays the same run.
+    /// Uniformly random in the core's range, from one Xoshiro256++ generator
+    /// per node and incarnation, seeded from this value, the node's id and how
+    /// often it was restarted: the same seed replays the same run, and a
+    /// restarted node does not repeat the timeouts of its previous life.
     Seeded(u64),
     /// A fixed sequence of election timeouts per node, used in order; once a
     /// node's list runs out its last value repeats. A restarted node starts
@@ -51,7 +53,8 @@ pub struct ClusterConfig {
     /// Meet election deadlines to the microsecond rather than Tokio's
     /// millisecond: each node watches the clock for the last 2 ms before its
     /// election deadline, a busy core for that long per election timeout
-    /// (never while heartbeats keep arriving). On for a few clusters (tests,
+    /// (nothing while heartbeats keep arriving, as long as they come more
+    /// often than the minimum election timeout less 2 ms). On for a few clusters (tests,
     /// the demo, the failover benchmark); off when thousands of clusters
     /// share a process and their initial elections would spin together.
     pub precise_timers: bool,

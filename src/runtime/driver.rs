@@ -165,6 +165,12 @@ const PRECISE_WINDOW: Duration = Duration::from_millis(2);
 
 /// How many turns a node whose election deadline passed waits for nodes due
 /// before it ([`Network::overdue_before`]) before campaigning anyway.
+///
+/// A heuristic of this process, not of Raft: it only delays a timeout, which
+/// Raft tolerates, to give the order that independent machines would see.
+/// It is bounded in turns, not in time: on a loaded runtime one turn can
+/// take milliseconds, and a peer partitioned away is waited for in vain (up
+/// to this bound) because its request will never come.
 const MAX_DEFERRALS: u32 = 64;
 
 /// Lets the other tasks run once and returns, so the caller can look at the
@@ -176,6 +182,35 @@ async fn watch_clock(deadline: Instant) {
     tokio::task::yield_now().await;
     if Instant::now() == before {
         sleep_until(deadline).await;
+    }
+}
+
+/// Takes `id` down like a killed node (unless it already is): nothing
+/// reaches or leaves it, and the board no longer shows it.
+fn take_down(network: &Network, observer: &Observer, id: NodeId) {
+    if network.links().kill(id).is_ok() {
+        network.close_inbox(id);
+        observer.record_kill(id);
+    }
+}
+
+/// Runs when a node's task ends, however it ends: returned, aborted by a
+/// kill (its future dropped) or panicked. Its election deadline must stop
+/// counting in its peers' [`Network::overdue_before`] (a kill clears it, but
+/// a step finishing on another worker may publish it again), and a task that
+/// panicked is taken down, fail-stop, like one whose storage failed.
+struct ExitGuard {
+    id: NodeId,
+    network: Arc<Network>,
+    observer: Arc<Observer>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.network.set_election_deadline(self.id, None);
+        if std::thread::panicking() {
+            take_down(&self.network, &self.observer, self.id);
+        }
     }
 }
 
@@ -231,14 +266,16 @@ impl<S: Storage + Send + 'static> Driver<S> {
     /// failure. A node that failed is taken down like a killed one, so no
     /// one waits on it or sends to it as if it were alive.
     pub(crate) async fn run(mut self) -> Result<(), NodeError> {
+        let id = self.config.id();
+        let _exit = ExitGuard {
+            id,
+            network: Arc::clone(&self.network),
+            observer: Arc::clone(&self.observer),
+        };
         let result = self.serve().await;
         if let Err(e) = &result {
-            let id = self.config.id();
             tracing::error!("{e}");
-            if self.network.links().kill(id).is_ok() {
-                self.network.close_inbox(id);
-                self.observer.record_kill(id);
-            }
+            take_down(&self.network, &self.observer, id);
         }
         result
     }
@@ -258,10 +295,15 @@ impl<S: Storage + Send + 'static> Driver<S> {
         let mut waiting: Option<Stamped> = None;
         // The deadline being deferred for nodes due earlier, and how often.
         let mut deferred = (Instant::now(), 0_u32);
-        // Messages taken without a `select!` since the last one (bounded, so a
-        // flooded inbox cannot keep the task from yielding to the scheduler).
+        // Messages taken without a `select!` since the task last yielded.
+        // `try_recv` spends none of Tokio's cooperative budget, so this bound
+        // is what keeps a refilling inbox from holding the worker.
         let mut taken = 0;
         loop {
+            if taken >= INBOX_CAPACITY {
+                taken = 0;
+                tokio::task::yield_now().await;
+            }
             let now = Instant::now();
             if let Some((due, timer)) = timers.first_expired(now) {
                 // When this process runs late, several nodes' deadlines pass
@@ -272,7 +314,7 @@ impl<S: Storage + Send + 'static> Driver<S> {
                 }
                 if timer == Timer::Election
                     && deferred.1 < MAX_DEFERRALS
-                    && self.network.overdue_before(id, due, now)
+                    && self.network.overdue_before(id, due)
                 {
                     deferred.1 += 1;
                     tokio::task::yield_now().await;
@@ -280,7 +322,10 @@ impl<S: Storage + Send + 'static> Driver<S> {
                 }
                 if waiting.is_none() {
                     waiting = match self.inbox.try_recv() {
-                        Ok(stamped) => Some(stamped),
+                        Ok(stamped) => {
+                            taken += 1;
+                            Some(stamped)
+                        }
                         Err(mpsc::error::TryRecvError::Empty) => None,
                         Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
                     };
@@ -289,7 +334,9 @@ impl<S: Storage + Send + 'static> Driver<S> {
                 // deadline (a vote request of a node that timed out first)
                 // goes first; one sent at or after it, after the timer, as on
                 // a network with any delay: two nodes whose timers expire
-                // together both campaign, the split vote of §5.2.
+                // together both campaign, the split vote of §5.2. Only the
+                // inbox's head is compared: the inbox is in arrival order,
+                // which for each sender is the order its steps were due.
                 match waiting.take_if(|w| w.at < due) {
                     Some(stamped) => self.receive(stamped, &mut timers, &mut outputs)?,
                     None => {
@@ -306,16 +353,14 @@ impl<S: Storage + Send + 'static> Driver<S> {
             // A message already queued needs no `select!`: polling the sleep
             // and the inbox again per message was a tenth of the scale
             // benchmark's CPU. Timers were checked above, so order holds.
-            if taken < INBOX_CAPACITY {
-                match self.inbox.try_recv() {
-                    Ok(stamped) => {
-                        taken += 1;
-                        self.receive(stamped, &mut timers, &mut outputs)?;
-                        continue;
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => {}
-                    Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
+            match self.inbox.try_recv() {
+                Ok(stamped) => {
+                    taken += 1;
+                    self.receive(stamped, &mut timers, &mut outputs)?;
+                    continue;
                 }
+                Err(mpsc::error::TryRecvError::Empty) => {}
+                Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
             }
             taken = 0;
             let approaching = timers.approaching(now).filter(|_| self.precise);
@@ -342,7 +387,11 @@ impl<S: Storage + Send + 'static> Driver<S> {
                 received = self.inbox.recv() => {
                     // `None`: the network closed our inbox; we were killed or shut down.
                     let Some(stamped) = received else { return Ok(()) };
-                    self.receive(stamped, &mut timers, &mut outputs)?;
+                    // Not stepped here: Tokio fires a sleep only at the next
+                    // millisecond tick after its deadline, so a message sent
+                    // after an election deadline can arrive before the sleep
+                    // fires. The top of the loop orders it against the timer.
+                    waiting = Some(stamped);
                 }
             }
         }
@@ -504,6 +553,55 @@ mod tests {
             super::super::NetworkStats::default(),
             "nothing sent"
         );
+    }
+
+    /// Storage that panics on the first save: a bug, not an I/O error.
+    struct PanickingDisk;
+
+    impl Storage for PanickingDisk {
+        fn load(&self) -> Result<crate::types::HardState, StorageError> {
+            Ok(crate::types::HardState::default())
+        }
+
+        fn save(&mut self, _: &crate::types::HardState) -> Result<(), StorageError> {
+            panic!("bug in the disk layer");
+        }
+    }
+
+    /// However a task ends, its peers must stop waiting for its election
+    /// deadline; a panicked task is taken down, fail-stop, like a failed one.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_whose_task_panics_is_taken_down_and_its_deadline_cleared() {
+        let configs = Config::cluster(3, crate::Timing::default()).unwrap();
+        let observer = Arc::new(Observer::new(
+            &configs[0],
+            crate::runtime::Observation::Monitor,
+        ));
+        let network = Arc::new(Network::new(3, Arc::clone(&observer)));
+        let wiring = Wiring {
+            inbox: network.open_inbox(NodeId(0)),
+            network: Arc::clone(&network),
+            observer: Arc::clone(&observer),
+        };
+        let picker = TimeoutPicker::new(&TimeoutSource::Seeded(1), NodeId(0), 0);
+        let driver = Driver::new(
+            configs[0].clone(),
+            PanickingDisk,
+            HardState::default(),
+            picker,
+            wiring,
+            false,
+        );
+        let far = Instant::now() + ms(3_600_000);
+        // Published while the task runs: n1 would wait for n0's deadline.
+        let task = tokio::spawn(driver.run());
+        tokio::task::yield_now().await;
+        assert!(network.overdue_before(NodeId(1), far));
+        let joined = task.await.unwrap_err();
+        assert!(joined.is_panic());
+        assert!(!network.overdue_before(NodeId(1), far), "deadline cleared");
+        assert!(!network.links().is_up(NodeId(0)));
+        assert_eq!(observer.board().snapshot().get(NodeId(0)), None);
     }
 
     #[test]

@@ -145,10 +145,9 @@ fn describe(failures: &[NodeFailure]) -> String {
 pub struct ClusterHandle {
     config: ClusterConfig,
     configs: BTreeMap<NodeId, Config>,
+    /// Each node's current task, kept until it is joined: a task that was
+    /// aborted may still be finishing a step on another worker.
     tasks: BTreeMap<NodeId, JoinHandle<Result<(), NodeError>>>,
-    /// Tasks that ended on their own (a storage failure) and were replaced
-    /// by a restart; collected at shutdown so their failure is reported.
-    replaced: Vec<(NodeId, JoinHandle<Result<(), NodeError>>)>,
     storages: BTreeMap<NodeId, SharedStorage>,
     started_from: BTreeMap<NodeId, HardState>,
     incarnations: BTreeMap<NodeId, u32>,
@@ -189,7 +188,6 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
         started_from: BTreeMap::new(),
         incarnations: BTreeMap::new(),
         tasks: BTreeMap::new(),
-        replaced: Vec::new(),
         configs,
         network,
         observer,
@@ -222,9 +220,9 @@ impl ClusterHandle {
         self.started_from.insert(id, restored);
         let precise = self.config.precise_timers;
         let driver = Driver::new(config, storage, restored, picker, wiring, precise);
-        if let Some(old) = self.tasks.insert(id, tokio::spawn(driver.run())) {
-            self.replaced.push((id, old));
-        }
+        let old = self.tasks.insert(id, tokio::spawn(driver.run()));
+        // `restart` joins the previous task first; nothing else spawns twice.
+        debug_assert!(old.is_none(), "{id} had a task still running");
     }
 
     /// The configuration the cluster was started with.
@@ -373,25 +371,48 @@ impl ClusterHandle {
     /// Kills `id`: nothing reaches or leaves it any more, its inbox is
     /// closed and its task aborted (and awaited, so it is gone on return).
     /// Its storage survives for [`Self::restart`].
+    ///
+    /// If this future is dropped before it finishes, the node is down but its
+    /// task may still be ending; [`Self::restart`] waits for it.
     pub async fn kill(&mut self, id: NodeId) -> Result<(), FaultError> {
         self.network.links().kill(id)?;
         info!("kill {id}: its task is aborted and its channel closed");
         self.network.close_inbox(id);
         self.observer.record_kill(id);
-        if let Some(task) = self.tasks.remove(&id) {
-            task.abort();
-            self.collect(id, task.await);
-        }
+        self.join(id).await;
         Ok(())
+    }
+
+    /// Aborts `id`'s task if it has one and waits until it is gone. The
+    /// handle leaves the map only once joined, with no await in between, so
+    /// a cancelled wait leaves it for the next caller.
+    async fn join(&mut self, id: NodeId) {
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        task.abort();
+        let joined = task.await;
+        self.tasks.remove(&id);
+        self.collect(id, joined);
     }
 
     /// Restarts a killed `id` from what it saved (Figure 2's persistent state);
     /// everything volatile starts over.
     ///
+    /// The previous task is joined first: a task aborted in the middle of a
+    /// step (on another worker) could otherwise save its state after this
+    /// restart loaded the older one, or send as the revived node, and the node
+    /// could vote twice in a term. A crash is atomic with respect to the
+    /// restart.
+    ///
     /// If its storage cannot be read (a corrupt file), `id` stays down and
     /// the error says why: starting it from term 0 instead could let it vote
     /// twice in a term it already voted in.
-    pub fn restart(&mut self, id: NodeId) -> Result<(), RestoreError> {
+    pub async fn restart(&mut self, id: NodeId) -> Result<(), RestoreError> {
+        if self.network.links().is_up(id) {
+            return Err(FaultError::AlreadyUp { id }.into());
+        }
+        self.join(id).await;
         let restored = self.hard_state(id)?;
         self.network.links().revive(id)?;
         info!("restart {id} from its storage");
@@ -451,8 +472,7 @@ impl ClusterHandle {
             self.network.close_inbox(id);
         }
         let tasks = std::mem::take(&mut self.tasks);
-        let replaced = std::mem::take(&mut self.replaced);
-        for (id, task) in replaced.into_iter().chain(tasks) {
+        for (id, task) in tasks {
             let joined = task.await;
             self.collect(id, joined);
         }

@@ -273,16 +273,18 @@ impl Network {
         }
     }
 
-    /// Whether another node's election deadline came strictly before `due`
-    /// and has passed by `now` without firing yet. The nodes of a cluster
-    /// share this process: when it runs late, their deadlines pass together,
-    /// and the node due first must campaign first, as it would on its own
-    /// machine. Equal deadlines are no order: both campaign (§5.2).
-    pub(crate) fn overdue_before(&self, id: NodeId, due: Instant, now: Instant) -> bool {
-        let (due, now) = (self.nanos(due), self.nanos(now));
+    /// Whether another node's election deadline came strictly before `due`,
+    /// a deadline of `id`'s that has passed, and that node has not fired yet
+    /// (firing disarms it). The nodes of a cluster share this process: when
+    /// it runs late, their deadlines pass together, and the node due first
+    /// must campaign first, as it would on its own machine. Equal deadlines
+    /// are no order: both campaign (§5.2). Strict order also means no two
+    /// nodes can wait for each other.
+    pub(crate) fn overdue_before(&self, id: NodeId, due: Instant) -> bool {
+        let due = self.nanos(due);
         self.deadlines.iter().enumerate().any(|(index, slot)| {
             let other = slot.load(Ordering::Relaxed);
-            index != usize::from(id.0) && other < due && other <= now
+            index != usize::from(id.0) && other < due
         })
     }
 
