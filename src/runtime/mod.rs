@@ -262,7 +262,8 @@ impl ClusterHandle {
     }
 
     /// What `id` has on stable storage right now (read from its file with
-    /// [`StorageKind::Directory`]).
+    /// [`StorageKind::Directory`]). The read runs on the calling thread and
+    /// waits for a save in progress: a small file, but a blocking call.
     pub fn hard_state(&self, id: NodeId) -> Result<HardState, RestoreError> {
         let storage = self
             .storages
@@ -465,7 +466,9 @@ impl ClusterHandle {
     }
 
     /// Stops every node task and waits for each to end. Fails if any task
-    /// panicked or stopped on an error, now or earlier.
+    /// panicked or stopped on an error, now or earlier. If this future is
+    /// dropped midway, the tasks not yet joined still end (their inboxes are
+    /// closed) but their failures go unreported.
     pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
         // A closed inbox ends a node's task once it has drained it.
         for id in self.config.ids() {
