@@ -9,7 +9,8 @@
 //!
 //! # The world it explores
 //!
-//! From one initial state (every node started, logs as [`Bounds::logs`] says),
+//! From one initial state (every node started, logs as [`Bounds::logs`] says,
+//! each node in the term of its last entry),
 //! any of these may happen next, in any order:
 //! - an in-flight message is delivered ([`Action::Deliver`]); on the default
 //!   [`NetworkKind::Duplicating`] network delivery keeps it in flight, so any
@@ -94,6 +95,48 @@ pub enum Restarts {
     Volatile,
 }
 
+/// The log summaries a run starts with (see [`Bounds::with_logs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum StartingLogs {
+    /// `n0` holds one entry (of term 0) more than the others: candidates other
+    /// than `n0` cannot win its vote. The default.
+    Ahead,
+    /// Every log is empty: every vote is up to the terms alone.
+    Equal,
+    /// `n0` holds the longer log, two entries of term 0; `n1` a shorter but
+    /// later one, one entry of term 1; any others are empty. A comparison of
+    /// lengths only would let `n0` win `n1`'s vote; §5.4.1 compares last terms
+    /// first and refuses it. With equal last terms (the other profiles) the
+    /// two rules agree, so only this one can tell them apart.
+    LongerOlder,
+}
+
+impl StartingLogs {
+    /// Node `n{id}`'s log summary under this profile.
+    fn log(self, id: u8) -> LogSummary {
+        let log = |index, term| LogSummary {
+            last_log_index: index,
+            last_log_term: Term(term),
+        };
+        match (self, id) {
+            (Self::Ahead, 0) => log(1, 0),
+            (Self::LongerOlder, 0) => log(2, 0),
+            (Self::LongerOlder, 1) => log(1, 1),
+            _ => LogSummary::default(),
+        }
+    }
+}
+
+impl fmt::Display for StartingLogs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ahead => "n0 one entry ahead",
+            Self::Equal => "all empty",
+            Self::LongerOlder => "n0 longer, n1 of a later term",
+        })
+    }
+}
+
 /// Every bound of one model-checking run; all of them are printed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bounds {
@@ -107,7 +150,10 @@ pub struct Bounds {
     pub network: NetworkKind,
     /// What a restarted node remembers.
     pub restarts: Restarts,
-    /// Each node's fixed log summary, in id order.
+    /// Each node's fixed log summary, in id order. A node starts in the term
+    /// of its last entry, without a vote: its term is never below that term
+    /// (an entry carries its leader's term, which a follower adopts before it
+    /// appends, §5.1 and §5.3), and starting any higher only skips elections.
     pub logs: Vec<LogSummary>,
 }
 
@@ -117,19 +163,13 @@ impl Bounds {
     /// of the others so the vote restriction (§5.4.1) refuses some votes.
     #[must_use]
     pub fn new(nodes: u8) -> Self {
-        let ahead = LogSummary {
-            last_log_index: 1,
-            last_log_term: Term(0),
-        };
-        let logs = (0..nodes)
-            .map(|id| {
-                if id == 0 {
-                    ahead
-                } else {
-                    LogSummary::default()
-                }
-            })
-            .collect();
+        Self::with_logs(nodes, StartingLogs::Ahead)
+    }
+
+    /// The default bounds, with the logs of `profile`.
+    #[must_use]
+    pub fn with_logs(nodes: u8, profile: StartingLogs) -> Self {
+        let logs = (0..nodes).map(|id| profile.log(id)).collect();
         Self {
             nodes,
             max_term: Term(2),
@@ -269,6 +309,15 @@ pub enum ModelError {
         /// The largest term or log number.
         largest: u64,
     },
+    /// A node would start in a term above [`Bounds::max_term`] (the term of
+    /// its last log entry), outside the boundary before any step.
+    #[error("a log ending in {log_term} starts its node beyond the max term {max_term}")]
+    LogBeyondMaxTerm {
+        /// The last log term.
+        log_term: Term,
+        /// The bound.
+        max_term: Term,
+    },
     /// One log summary per node is needed.
     #[error("{nodes} nodes need {nodes} log summaries, got {logs}")]
     LogCount {
@@ -319,6 +368,16 @@ impl ElectionModel {
             return Err(ModelError::TooLarge {
                 nodes: bounds.nodes,
                 largest,
+            });
+        }
+        if let Some(log) = bounds
+            .logs
+            .iter()
+            .find(|log| log.last_log_term > bounds.max_term)
+        {
+            return Err(ModelError::LogBeyondMaxTerm {
+                log_term: log.last_log_term,
+                max_term: bounds.max_term,
             });
         }
         let configs = Config::cluster(bounds.nodes, Timing::default())?;
@@ -482,10 +541,18 @@ impl Model for ElectionModel {
                 .bounds
                 .logs
                 .iter()
-                .map(|&log| Server {
-                    node: Node::restore(HardState::default(), log),
-                    storage: HardState::default(),
-                    armed: Armed::default(),
+                .map(|&log| {
+                    // Started as if restored from storage holding the term of
+                    // its last entry (see `Bounds::logs`).
+                    let storage = HardState {
+                        current_term: log.last_log_term,
+                        voted_for: None,
+                    };
+                    Server {
+                        node: Node::restore(storage, log),
+                        storage,
+                        armed: Armed::default(),
+                    }
                 })
                 .collect(),
             network: Network::default(),

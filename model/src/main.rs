@@ -9,7 +9,7 @@ use clap::Parser;
 use raft_election::Term;
 use raft_election::invariants::Invariant;
 use raft_election_model::{
-    Bounds, ElectionModel, NetworkKind, REACHABILITY, Restarts, format_trace,
+    Bounds, ElectionModel, NetworkKind, REACHABILITY, Restarts, StartingLogs, format_trace,
 };
 use stateright::{Checker, HasDiscoveries, Model};
 use std::collections::BTreeSet;
@@ -62,18 +62,24 @@ struct Args {
     /// example does). Expected to fail: two leaders in one term.
     #[arg(long)]
     volatile_restarts: bool,
-    /// Start every node with the same (empty) log. By default n0 holds one
-    /// more entry than the others, so the vote restriction refuses votes.
-    #[arg(long)]
+    /// The logs the nodes start with; each node starts in the term of its
+    /// last entry. With longer-older and 2 nodes only n1 can ever lead, so
+    /// "a leader is replaced" cannot be reached.
+    #[arg(long, value_enum, default_value_t = StartingLogs::Ahead)]
+    logs: StartingLogs,
+    /// Same as --logs equal.
+    #[arg(long, conflicts_with = "logs")]
     equal_logs: bool,
 }
 
 impl Args {
     fn bounds(&self) -> Bounds {
-        let mut bounds = Bounds::new(self.nodes);
-        if self.equal_logs {
-            bounds.logs = vec![Default::default(); usize::from(self.nodes)];
-        }
+        let logs = if self.equal_logs {
+            StartingLogs::Equal
+        } else {
+            self.logs
+        };
+        let mut bounds = Bounds::with_logs(self.nodes, logs);
         bounds.max_term = Term(self.max_term);
         bounds.max_crashes = self.max_crashes;
         bounds.network = self.network;
@@ -161,7 +167,10 @@ fn print_bounds(model: &ElectionModel, args: &Args) {
         Restarts::Volatile => "VOLATILE (forget term and vote)",
     };
     println!("  restarts     {restarts}");
-    println!("  logs         {}", logs.join(", "));
+    println!(
+        "  logs         {} (each node starts in its last entry's term)",
+        logs.join(", ")
+    );
     println!(
         "  strategy     {}, {} thread(s)",
         args.strategy(),

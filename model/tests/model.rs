@@ -6,10 +6,10 @@ use raft_election::invariants::Invariant;
 use raft_election::{LogSummary, Role, Term};
 use raft_election_model::{
     Bounds, ClusterState, ElectionModel, ModelError, NetworkKind, REACHABILITY, Restarts,
-    format_trace,
+    StartingLogs, format_trace,
 };
 use stateright::{Checker, HasDiscoveries, Model};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 fn model(bounds: Bounds) -> ElectionModel {
     ElectionModel::new(bounds).expect("valid bounds")
@@ -52,6 +52,56 @@ fn three_nodes_with_unequal_logs_and_a_crash_keep_every_invariant_in_one_term() 
     no_safety_violation(&checker);
     assert!(checker.discovery(REACHABILITY[0]).is_some());
     assert_eq!(checker.unique_state_count(), 577);
+}
+
+/// Every state reachable within the model's boundary (for small bounds only).
+fn every_state(model: &ElectionModel) -> HashSet<ClusterState> {
+    let mut seen: HashSet<ClusterState> = model.init_states().into_iter().collect();
+    let mut frontier: Vec<ClusterState> = seen.iter().cloned().collect();
+    while let Some(state) = frontier.pop() {
+        if !model.within_boundary(&state) {
+            continue;
+        }
+        for next in model.next_states(&state) {
+            if seen.insert(next.clone()) {
+                frontier.push(next);
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_longer_log_of_an_older_term_never_wins_the_vote_of_a_later_one() {
+    // n0 holds 2 entries of t0, n1 one of t1: a length-only comparison grants
+    // n0 the vote §5.4.1 refuses. Terms up to 3: two elections past n1's t1.
+    let mut bounds = Bounds::with_logs(2, StartingLogs::LongerOlder);
+    bounds.max_term = Term(3);
+    let longer = bounds.logs[0];
+    let checker = model(bounds.clone()).checker().spawn_dfs().join();
+    no_safety_violation(&checker);
+    for reached in [REACHABILITY[0], REACHABILITY[1], REACHABILITY[3]] {
+        assert!(
+            checker.discovery(reached).is_some(),
+            "{reached} never happens"
+        );
+    }
+    // Two nodes need both votes, so only n1 can ever lead: no other node
+    // replaces it.
+    assert!(checker.discovery(REACHABILITY[2]).is_none());
+    assert_eq!(checker.unique_state_count(), 2354);
+    // Independently of the invariants: n0 campaigns, and never leads.
+    let states = every_state(&model(bounds));
+    let with_longer = |role: Role| {
+        states.iter().any(|state| {
+            state
+                .servers
+                .iter()
+                .any(|s| s.node.log() == longer && s.node.role() == role)
+        })
+    };
+    assert!(with_longer(Role::Candidate));
+    assert!(!with_longer(Role::Leader));
 }
 
 #[test]
@@ -193,5 +243,11 @@ fn bounds_the_network_cannot_pack_are_refused() {
     assert!(matches!(
         ElectionModel::new(bounds),
         Err(ModelError::LogCount { nodes: 3, logs: 2 })
+    ));
+    let mut bounds = Bounds::with_logs(2, StartingLogs::LongerOlder);
+    bounds.max_term = Term(0);
+    assert!(matches!(
+        ElectionModel::new(bounds),
+        Err(ModelError::LogBeyondMaxTerm { .. })
     ));
 }
