@@ -8,8 +8,10 @@
 //! number generator, no Tokio and no I/O. Each call to [`Node::step`] takes one
 //! [`Input`] (start, a received message, an expired timer) and appends
 //! [`Output`]s (persist, send, arm or cancel a timer) that the driver executes
-//! in order. A [`Output::Persist`] always comes first, so executing in order
-//! never sends a message that depends on an unsaved term or vote.
+//! in order. When a step changes the term or the vote, its first output is an
+//! [`Output::Persist`] of the new hard state (and there is none otherwise), so
+//! executing in order never sends a message that depends on an unsaved term
+//! or vote.
 //!
 //! A timer output names the timer and the allowed duration range; the driver
 //! picks the duration (at random, from a schedule, or, in the model checker,
@@ -46,7 +48,9 @@
 //! - [`node`]: the election core. Every election rule lives there.
 //! - [`invariants`]: the one definition of each safety invariant, shared by
 //!   the core's debug assertions, the simulator, the model and the fuzzer.
-//! - [`sim`]: a deterministic in-memory cluster for tests and fuzzing.
+//! - [`sim`]: a deterministic in-memory cluster for tests and fuzzing;
+//!   [`timed`]: the same on a virtual clock, the benchmarks' ideal.
+//! - [`storage`]: the hard state on stable storage (memory or a file).
 //! - [`fuzzing`]: the fuzz inputs and harnesses, shared by the cargo-fuzz
 //!   targets in `fuzz/` and the corpus replay test.
 //! - `runtime` (feature `runtime`, on by default): Tokio tasks and channels.
