@@ -501,6 +501,28 @@ mod tests {
         assert!(first.iter().all(|d| (ms(150)..=ms(300)).contains(d)));
     }
 
+    /// Node n0 of a 3-node cluster on `storage`, wired to a network and an
+    /// observer that the test keeps to look at afterwards.
+    fn node_zero_of_three<S: Storage + Send + 'static>(
+        storage: S,
+    ) -> (Driver<S>, Arc<Network>, Arc<Observer>) {
+        let configs = Config::cluster(3, crate::Timing::default()).unwrap();
+        let observer = Arc::new(Observer::new(
+            &configs[0],
+            crate::runtime::Observation::Full,
+        ));
+        let network = Arc::new(Network::new(3, Arc::clone(&observer)));
+        let wiring = Wiring {
+            inbox: network.open_inbox(NodeId(0)),
+            network: Arc::clone(&network),
+            observer: Arc::clone(&observer),
+        };
+        let picker = TimeoutPicker::new(&TimeoutSource::Seeded(1), NodeId(0), 0);
+        let restored = storage.load().unwrap();
+        let driver = Driver::new(configs[0].clone(), storage, restored, picker, wiring, true);
+        (driver, network, observer)
+    }
+
     /// Storage that loads fine and fails on the first save.
     struct BrokenDisk;
 
@@ -523,27 +545,7 @@ mod tests {
     /// and is taken down, so it neither answers nor shows as alive.
     #[tokio::test(start_paused = true)]
     async fn a_node_whose_storage_fails_stops_before_sending_and_is_taken_down() {
-        let configs = Config::cluster(3, crate::Timing::default()).unwrap();
-        let observer = Arc::new(Observer::new(
-            &configs[0],
-            crate::runtime::Observation::Full,
-        ));
-        let network = Arc::new(Network::new(3, Arc::clone(&observer)));
-        let wiring = Wiring {
-            inbox: network.open_inbox(NodeId(0)),
-            network: Arc::clone(&network),
-            observer: Arc::clone(&observer),
-        };
-        let picker = TimeoutPicker::new(&TimeoutSource::Seeded(1), NodeId(0), 0);
-        let restored = BrokenDisk.load().unwrap();
-        let driver = Driver::new(
-            configs[0].clone(),
-            BrokenDisk,
-            restored,
-            picker,
-            wiring,
-            true,
-        );
+        let (driver, network, observer) = node_zero_of_three(BrokenDisk);
         let err = driver.run().await.unwrap_err();
         assert!(err.to_string().contains("disk on fire"), "{err}");
         assert!(!network.links().is_up(NodeId(0)));
@@ -572,26 +574,7 @@ mod tests {
     /// deadline; a panicked task is taken down, fail-stop, like a failed one.
     #[tokio::test(start_paused = true)]
     async fn a_node_whose_task_panics_is_taken_down_and_its_deadline_cleared() {
-        let configs = Config::cluster(3, crate::Timing::default()).unwrap();
-        let observer = Arc::new(Observer::new(
-            &configs[0],
-            crate::runtime::Observation::Monitor,
-        ));
-        let network = Arc::new(Network::new(3, Arc::clone(&observer)));
-        let wiring = Wiring {
-            inbox: network.open_inbox(NodeId(0)),
-            network: Arc::clone(&network),
-            observer: Arc::clone(&observer),
-        };
-        let picker = TimeoutPicker::new(&TimeoutSource::Seeded(1), NodeId(0), 0);
-        let driver = Driver::new(
-            configs[0].clone(),
-            PanickingDisk,
-            HardState::default(),
-            picker,
-            wiring,
-            false,
-        );
+        let (driver, network, observer) = node_zero_of_three(PanickingDisk);
         let far = Instant::now() + ms(3_600_000);
         // Published while the task runs: n1 would wait for n0's deadline.
         let task = tokio::spawn(driver.run());

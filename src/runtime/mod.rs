@@ -331,13 +331,7 @@ impl ClusterHandle {
     /// Waits until a leader is acknowledged by a majority of the cluster in
     /// its term ([`Statuses::acknowledged_leader`]).
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(NodeId, Term), WaitError> {
-        let statuses = self
-            .wait_until(|s| s.acknowledged_leader().is_some(), timeout)
-            .await?;
-        statuses.acknowledged_leader().ok_or(WaitError::Timeout {
-            waited: timeout,
-            statuses,
-        })
+        self.wait_for(Statuses::acknowledged_leader, timeout).await
     }
 
     /// Waits until every live node follows the same leader in its term
@@ -346,13 +340,7 @@ impl ClusterHandle {
         &self,
         timeout: Duration,
     ) -> Result<(NodeId, Term), WaitError> {
-        let statuses = self
-            .wait_until(|s| s.leader_known_to_all().is_some(), timeout)
-            .await?;
-        statuses.leader_known_to_all().ok_or(WaitError::Timeout {
-            waited: timeout,
-            statuses,
-        })
+        self.wait_for(Statuses::leader_known_to_all, timeout).await
     }
 
     /// Waits for an acknowledged leader of a term after `term`.
@@ -362,8 +350,17 @@ impl ClusterHandle {
         timeout: Duration,
     ) -> Result<(NodeId, Term), WaitError> {
         let newer = |s: &Statuses| s.acknowledged_leader().filter(|&(_, t)| t > term);
-        let statuses = self.wait_until(|s| newer(s).is_some(), timeout).await?;
-        newer(&statuses).ok_or(WaitError::Timeout {
+        self.wait_for(newer, timeout).await
+    }
+
+    /// Waits until `leader` finds a leader on the board, and returns it.
+    async fn wait_for(
+        &self,
+        leader: impl Fn(&Statuses) -> Option<(NodeId, Term)>,
+        timeout: Duration,
+    ) -> Result<(NodeId, Term), WaitError> {
+        let statuses = self.wait_until(|s| leader(s).is_some(), timeout).await?;
+        leader(&statuses).ok_or(WaitError::Timeout {
             waited: timeout,
             statuses,
         })
