@@ -402,7 +402,8 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
     for second in 1..=args.seconds {
         tokio::time::sleep_until(window_start + Duration::from_secs(second)).await;
         if second % 5 == 0 || second == args.seconds {
-            let spurious = count_changed(&clusters, &before).0;
+            let now: Vec<Snapshot> = clusters.iter().map(snapshot).collect();
+            let spurious = count_changed(&now, &before).0;
             eprint!(
                 "\rsteady state {second}/{} s: {spurious} cluster(s) with a term change",
                 args.seconds
@@ -416,12 +417,14 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
     let rss_end = rss_bytes();
     let lateness = probe.await.map_err(|e| e.to_string())?;
 
-    let (changed, terms_added) = count_changed(&clusters, &before);
-    let first_changed: Vec<String> = clusters
+    // Every figure of the window comes from `after`, one snapshot taken at
+    // its end.
+    let (changed, terms_added) = count_changed(&after, &before);
+    let first_changed: Vec<String> = after
         .iter()
         .zip(&before)
         .enumerate()
-        .filter(|(_, (c, b))| snapshot(c).term_sum != b.term_sum)
+        .filter(|(_, (a, b))| a.term_sum != b.term_sum)
         .take(5)
         .map(|(i, _)| {
             format!(
@@ -539,19 +542,16 @@ fn seed_of(args: &Args, index: u32) -> u64 {
     args.seed.wrapping_add(u64::from(index))
 }
 
-/// Clusters whose term sum changed since `before`, and by how much in all.
-fn count_changed(clusters: &[ClusterHandle], before: &[Snapshot]) -> (u64, u64) {
-    clusters
-        .iter()
-        .zip(before)
-        .fold((0, 0), |(n, added), (c, b)| {
-            let now = snapshot(c).term_sum;
-            if now == b.term_sum {
-                (n, added)
-            } else {
-                (n + 1, added + now.saturating_sub(b.term_sum))
-            }
-        })
+/// Clusters whose term sum changed from `before` to `now`, and by how much in all.
+fn count_changed(now: &[Snapshot], before: &[Snapshot]) -> (u64, u64) {
+    now.iter().zip(before).fold((0, 0), |(n, added), (a, b)| {
+        let now = a.term_sum;
+        if now == b.term_sum {
+            (n, added)
+        } else {
+            (n + 1, added + now.saturating_sub(b.term_sum))
+        }
+    })
 }
 
 /// Sleeps `PROBE_PERIOD` again and again for `length` and returns the
