@@ -83,19 +83,14 @@ fn all_inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// Replays the election corpus once, then guards against a corpus that
+/// passes because it does nothing: the replay must reach elections, restarts
+/// and leaders of later terms.
 #[test]
-fn every_election_corpus_and_regression_input_replays_without_a_violation() {
+fn every_election_input_replays_without_a_violation_and_the_corpus_reaches_later_terms() {
     let files = all_inputs("election");
     let outcomes: Vec<ScheduleOutcome> = replay("election", &files, fuzzing::run_schedule);
     assert_eq!(outcomes.len(), files.len());
-}
-
-/// Guards against a corpus that passes because it does nothing: the replay
-/// must reach elections, restarts and leaders of later terms.
-#[test]
-fn the_election_corpus_elects_leaders_restarts_nodes_and_reaches_later_terms() {
-    let files = all_inputs("election");
-    let outcomes = replay("election", &files, fuzzing::run_schedule);
     let with_leader = outcomes.iter().filter(|o| o.leaders > 0).count();
     let with_restart = outcomes.iter().filter(|o| o.restarts > 0).count();
     let max_leaders = outcomes.iter().map(|o| o.leaders).max().unwrap_or(0);
@@ -104,19 +99,15 @@ fn the_election_corpus_elects_leaders_restarts_nodes_and_reaches_later_terms() {
     assert!(max_leaders >= 3, "no schedule elects leaders in 3 terms");
 }
 
+/// Replays the node corpus once, then guards against a vacuous one: the node
+/// must win elections, vote for others, and be pushed to the end of the term
+/// space.
 #[test]
-fn every_node_corpus_and_regression_input_replays_without_a_violation() {
+fn every_node_input_replays_without_a_violation_and_the_corpus_leads_votes_and_meets_extreme_terms()
+{
     let files = all_inputs("node");
     let outcomes: Vec<NodeOutcome> = replay("node", &files, fuzzing::run_node);
     assert_eq!(outcomes.len(), files.len());
-}
-
-/// Guards against a vacuous node corpus: the node must win elections, vote
-/// for others, and be pushed to the end of the term space.
-#[test]
-fn the_node_corpus_leads_votes_for_others_and_meets_extreme_terms() {
-    let files = all_inputs("node");
-    let outcomes = replay("node", &files, fuzzing::run_node);
     assert!(outcomes.iter().any(|o| o.led), "the node never leads");
     assert!(
         outcomes.iter().any(|o| o.voted_for_another),
