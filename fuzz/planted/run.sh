@@ -31,7 +31,7 @@ tar -C "$root" --exclude=./target --exclude=./fuzz/target --exclude=./fuzz/artif
     --exclude=./fuzz/corpus --exclude=./.git -cf - . | tar -C "$work" -xf -
 patch --quiet -d "$work" -p1 <"$patch_file"
 echo "planted $name in a copy at $work:"
-grep -n "PLANTED BUG" -A2 -r "$work/src" | sed "s|$work/||"
+grep -n "PLANTED BUG" -A2 -r "$work/core/src" | sed "s|$work/||"
 
 # shellcheck source=../../.ci/fuzz
 source "$root/.ci/fuzz"

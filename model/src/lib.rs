@@ -17,7 +17,7 @@
 //!   message may arrive any number of times, in any order, or never (a loss);
 //! - on the [`NetworkKind::Lossy`] network a delivery consumes the message and
 //!   [`Action::Drop`] loses one;
-//! - any armed timer fires ([`Action::Timeout`]): durations are ignored, so
+//! - any armed timer fires ([`Action::Fire`]): durations are ignored, so
 //!   every timing is explored, spurious timeouts included;
 //! - a node crashes and restarts from what it asked to persist
 //!   ([`Action::Restart`]), at most [`Bounds::max_crashes`] times in all.
@@ -52,8 +52,8 @@ pub use network::Network;
 
 pub use trace::{describe_action, describe_state, format_trace};
 
+use raft_election::Envelope;
 use raft_election::invariants::{self, History, Invariant, Violation};
-use raft_election::sim::Envelope;
 use raft_election::{
     Config, ConfigError, HardState, Input, LogSummary, Message, Node, NodeId, Output, Term, Timer,
     Timing,
@@ -290,7 +290,7 @@ pub enum Action {
     /// The network loses this message (lossy network only).
     Drop(Envelope),
     /// An armed timer of a node fires.
-    Timeout(NodeId, Timer),
+    Fire(NodeId, Timer),
     /// A node crashes and restarts from its stable storage.
     Restart(NodeId),
 }
@@ -576,7 +576,7 @@ impl Model for ElectionModel {
         for (config, server) in self.configs.iter().zip(&state.servers) {
             for timer in [Timer::Election, Timer::Heartbeat] {
                 if server.armed.is_armed(timer) {
-                    actions.push(Action::Timeout(config.id(), timer));
+                    actions.push(Action::Fire(config.id(), timer));
                 }
             }
         }
@@ -611,7 +611,7 @@ impl Model for ElectionModel {
             Action::Drop(envelope) => {
                 next.network.remove(&envelope);
             }
-            Action::Timeout(id, timer) => {
+            Action::Fire(id, timer) => {
                 next.servers[usize::from(id.0)].armed.set(timer, false);
                 self.step(&mut next, id, Input::Timeout(timer));
             }

@@ -7,7 +7,7 @@
 //! (no two envelopes share a code) within [`Network::fits`]; the model refuses
 //! bounds outside it.
 
-use raft_election::sim::Envelope;
+use raft_election::Envelope;
 use raft_election::{Message, NodeId, Term};
 
 /// Bits per node id, per term and per log index in a packed envelope.

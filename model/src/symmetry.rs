@@ -10,8 +10,8 @@
 //! does not depend on which member of the symmetry class came in.
 
 use crate::{ClusterState, Server};
+use raft_election::Envelope;
 use raft_election::NodeId;
-use raft_election::sim::Envelope;
 use stateright::Representative;
 use std::hash::{DefaultHasher, Hash, Hasher};
 

@@ -2,7 +2,7 @@
 
 use crate::symmetry::canonical_order;
 use crate::{Action, ClusterState, ElectionModel};
-use raft_election::sim::Envelope;
+use raft_election::Envelope;
 use raft_election::{NodeId, Role, Timer};
 use stateright::{Model, Path};
 use std::fmt::Write;
@@ -19,8 +19,8 @@ pub fn describe_action(action: &Action) -> String {
             "the network loses {} -> {}: {}",
             envelope.from, envelope.to, envelope.message
         ),
-        Action::Timeout(id, Timer::Election) => format!("{id}'s election timer fires"),
-        Action::Timeout(id, Timer::Heartbeat) => format!("{id}'s heartbeat timer fires"),
+        Action::Fire(id, Timer::Election) => format!("{id}'s election timer fires"),
+        Action::Fire(id, Timer::Heartbeat) => format!("{id}'s heartbeat timer fires"),
         Action::Restart(id) => format!("{id} crashes and restarts from its stable storage"),
     }
 }
@@ -70,7 +70,7 @@ fn rename_action(action: Action, rename: impl Fn(NodeId) -> NodeId) -> Action {
     match action {
         Action::Deliver(e) => Action::Deliver(envelope(e)),
         Action::Drop(e) => Action::Drop(envelope(e)),
-        Action::Timeout(id, timer) => Action::Timeout(rename(id), timer),
+        Action::Fire(id, timer) => Action::Fire(rename(id), timer),
         Action::Restart(id) => Action::Restart(rename(id)),
     }
 }

@@ -1,0 +1,410 @@
+//! `cargo run`: a short Raft election story on the real clock.
+//!
+//! Start a cluster, elect a leader, crash it, elect another, bring the dead one
+//! back, cut the new leader off so the majority elects a third, heal, and
+//! watch the stale leader step down. Each step has a deadline; the program
+//! exits 0 if every step happened and 1 with the reason otherwise.
+//!
+//! With `--data-dir DIR` each node keeps its term and vote in a file in DIR,
+//! and the next run (or the next `--rounds` round) resumes from them.
+
+use clap::Parser;
+use raft_election::{HardState, Message, NodeId, Role, Term, Timing};
+use raft_election_runtime::{
+    ClusterConfig, ClusterHandle, Delivery, EventKind, NodeStatus, StorageKind, TimeoutSource,
+    WaitError, spawn_cluster,
+};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing_subscriber::EnvFilter;
+
+/// Prints a line of the story. A closed stdout (`cargo run | head`) is no
+/// failure of the story, so write errors are ignored rather than panicking
+/// as `println!` does.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Raft leader election, told step by step: who times out, who votes for
+/// whom, who leads which term.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "The story, on the real clock: start; a leader is elected; the leader is \
+crashed and the others elect a new one; the dead node restarts from its stored term and \
+vote; the new leader is cut off and the majority elects a third; the partition heals and \
+the stale leader steps down. Lines name nodes (n0, n1, ...) and terms (t1, t2, ...). \
+Exits 0 when every step happened, 1 with the reason otherwise.
+
+With --data-dir DIR, each node's term and vote live in DIR/node-<id>.state (written to a \
+temporary file, fsynced, renamed over the old one); a second run prints what each node \
+restored and continues from those terms. A corrupt file stops the run with its reason \
+instead of starting that node from t0."
+)]
+struct Args {
+    /// Number of nodes (at least 3: the story crashes a leader and still needs a majority).
+    #[arg(long, default_value_t = 3)]
+    nodes: u8,
+    /// Seed for the random election timeouts; printed so a run can be replayed.
+    /// Random if omitted.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Shortest election timeout, in milliseconds.
+    #[arg(long, default_value_t = 150)]
+    election_min_ms: u64,
+    /// Longest election timeout, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    election_max_ms: u64,
+    /// Interval between a leader's heartbeats, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+    /// How long each step of the story may take before the demo gives up, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    step_deadline_ms: u64,
+    /// Keep each node's term and vote in a file in this directory (created if
+    /// missing), so the next run resumes from them. Without it, state is kept
+    /// in memory and every run starts at t0.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Tell the story this many times, each on a new cluster restored from
+    /// the previous one's storage (with --data-dir, terms keep rising).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rounds: u32,
+    /// Show more: -v every RequestVote and lost message, -vv every heartbeat.
+    /// `RUST_LOG` overrides this.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// A step of the story that did not happen in time.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {source}")]
+struct StoryError {
+    step: &'static str,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn failed(step: &'static str) -> impl FnOnce(WaitError) -> StoryError {
+    move |e| StoryError {
+        step,
+        source: Box::new(e),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // One thread keeps the story's order reproducible from its seed. With
+    // --data-dir every term or vote change is an fsync of milliseconds; on a
+    // multi-thread runtime it moves off the worker (`block_in_place`)
+    // instead of stalling every node's timers.
+    let runtime = if args.data_dir.is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(e) => {
+            eprintln!("error: cannot start the Tokio runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> ExitCode {
+    init_tracing(args.verbose);
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let config = ClusterConfig {
+        nodes: args.nodes,
+        timing: Timing {
+            election_timeout_min: Duration::from_millis(args.election_min_ms),
+            election_timeout_max: Duration::from_millis(args.election_max_ms),
+            heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+        },
+        timeouts: TimeoutSource::Seeded(seed),
+        storage: args
+            .data_dir
+            .clone()
+            .map_or(StorageKind::Memory, StorageKind::Directory),
+        ..ClusterConfig::default()
+    };
+    if let Err(e) = config.validate() {
+        eprintln!("error: invalid cluster configuration: {e}");
+        return ExitCode::FAILURE;
+    }
+    if args.nodes < 3 {
+        eprintln!(
+            "error: the story crashes a leader and still needs a majority: use --nodes 3 or more"
+        );
+        return ExitCode::FAILURE;
+    }
+    say!(
+        "Raft election demo: {} nodes, seed {seed} (replay with --seed {seed}), \
+         election timeouts {}-{} ms, heartbeat every {} ms",
+        args.nodes,
+        args.election_min_ms,
+        args.election_max_ms,
+        args.heartbeat_ms
+    );
+    let deadline = Duration::from_millis(args.step_deadline_ms);
+    for round in 0..args.rounds {
+        if args.rounds > 1 {
+            say!("\n#### Round {} of {}", round + 1, args.rounds);
+        }
+        // Each round has its own timeouts, replayable from the printed seed.
+        let config = ClusterConfig {
+            timeouts: TimeoutSource::Seeded(seed.wrapping_add(u64::from(round))),
+            ..config.clone()
+        };
+        if let Err(e) = run_round(config, deadline).await {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// One story on a new cluster restored from `config.storage`; the error is
+/// the line to print.
+async fn run_round(config: ClusterConfig, deadline: Duration) -> Result<(), String> {
+    let storage = config.storage.clone();
+    let cluster = spawn_cluster(config).map_err(|e| e.to_string())?;
+    report_restored(&cluster, &storage);
+    let story = tell(&cluster, deadline).await;
+    let safety = cluster.check_safety();
+    let stored = stored_states(&cluster);
+    let stopped = cluster.shutdown().await;
+    story.map_err(|e| format!("the story stopped at {e}"))?;
+    safety.map_err(|violation| violation.to_string())?;
+    stopped.map_err(|e| e.to_string())?;
+    if let StorageKind::Directory(dir) = &storage {
+        say!(
+            "\nStored in {}: {}. The next run with --data-dir {} resumes from here.",
+            dir.display(),
+            stored?,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Prints where state is kept and, from a directory, what each node restored.
+fn report_restored(cluster: &ClusterHandle, storage: &StorageKind) {
+    let StorageKind::Directory(dir) = storage else {
+        say!(
+            "Storage: in memory; every node starts at t0 (--data-dir DIR keeps terms across runs)"
+        );
+        return;
+    };
+    say!(
+        "Storage: one file per node in {} (node-<id>.state)",
+        dir.display()
+    );
+    for id in cluster.config().ids() {
+        if let Some(restored) = cluster.started_from(id) {
+            say!(
+                "  {id} resumes at {}, voted for {}",
+                restored.current_term,
+                voted_for(restored)
+            );
+        }
+    }
+}
+
+/// Every node's stored term and vote, read back from storage after the story.
+fn stored_states(cluster: &ClusterHandle) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for id in cluster.config().ids() {
+        let stored = cluster.hard_state(id).map_err(|e| e.to_string())?;
+        parts.push(format!(
+            "{id} {} (voted for {})",
+            stored.current_term,
+            voted_for(stored)
+        ));
+    }
+    Ok(parts.join(", "))
+}
+
+fn voted_for(hard_state: HardState) -> String {
+    hard_state
+        .voted_for
+        .map_or_else(|| "nobody".to_owned(), |id| id.to_string())
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("raft_election={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_level(false)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // As with `say!`: a closed stdout is not worth a complaint per event.
+        .log_internal_errors(false)
+        .init();
+}
+
+fn step(title: &str) {
+    say!("\n== {title}");
+}
+
+fn ms(since: Instant) -> u128 {
+    since.elapsed().as_millis()
+}
+
+async fn tell(cluster: &ClusterHandle, deadline: Duration) -> Result<(), StoryError> {
+    let resumed = cluster
+        .config()
+        .ids()
+        .filter_map(|id| cluster.started_from(id))
+        .any(|restored| restored.current_term > Term(0));
+    step(&format!(
+        "1. Start: every node is a follower of {} and waits for its election timeout (§5.2)",
+        if resumed { "its stored term" } else { "t0" }
+    ));
+    let started = Instant::now();
+    let (first, t1) = cluster
+        .wait_for_leader(deadline)
+        .await
+        .map_err(failed("electing the first leader"))?;
+    say!(
+        "-> {first} leads {t1}, elected {} ms after start",
+        ms(started)
+    );
+
+    step(&format!(
+        "2. Crash the leader {first}: the others stop hearing heartbeats"
+    ));
+    let crashed = Instant::now();
+    cluster.crash(first).await.map_err(|e| StoryError {
+        step: "crashing the leader",
+        source: Box::new(e),
+    })?;
+    let (second, t2) = cluster
+        .wait_for_leader_after(t1, deadline)
+        .await
+        .map_err(failed("electing a leader after the crash"))?;
+    say!(
+        "-> {second} leads {t2}, elected {} ms after the crash",
+        ms(crashed)
+    );
+
+    step(&format!(
+        "3. Restart {first} from its storage: it comes back in {t1} and learns of {t2}"
+    ));
+    let restarted = Instant::now();
+    cluster.restart(first).await.map_err(|e| StoryError {
+        step: "restarting the old leader",
+        source: Box::new(e),
+    })?;
+    cluster
+        .wait_until(|s| follows(s.get(first), second, t2), deadline)
+        .await
+        .map_err(failed("the restarted node following the leader"))?;
+    say!(
+        "-> {first} follows {second} in {t2}, {} ms after restarting",
+        ms(restarted)
+    );
+
+    step(&format!(
+        "4. Cut {second} off: the majority elects a new leader, {second} still believes it leads {t2}"
+    ));
+    let cut = Instant::now();
+    cluster.isolate(second).map_err(|e| StoryError {
+        step: "isolating the leader",
+        source: Box::new(e),
+    })?;
+    let (third, t3) = cluster
+        .wait_for_leader_after(t2, deadline)
+        .await
+        .map_err(failed("electing a leader in the majority"))?;
+    let stale = cluster.statuses().get(second).map(|s| (s.role, s.term));
+    say!(
+        "-> {third} leads {t3}, elected {} ms after the cut; {second} is still {} of {}",
+        ms(cut),
+        stale.map_or("down".to_owned(), |(role, _)| role.to_string()),
+        stale.map_or(t2, |(_, term)| term),
+    );
+    let (messages, rounds) = lost_heartbeats(cluster, second);
+    say!(
+        "-> meanwhile {second} sent {rounds} rounds of heartbeats ({messages} messages), \
+         all lost to the partition"
+    );
+
+    step(&format!(
+        "5. Heal: {second} hears of {t3} and steps down (§5.1)"
+    ));
+    let healed = Instant::now();
+    cluster.heal();
+    cluster
+        .wait_until(
+            |s| s.get(second).is_some_and(|n| n.role == Role::Follower),
+            deadline,
+        )
+        .await
+        .map_err(failed("the stale leader stepping down"))?;
+    say!("-> {second} stepped down {} ms after the heal", ms(healed));
+    cluster
+        .wait_until(|s| follows(s.get(second), third, t3), deadline)
+        .await
+        .map_err(failed("the old leader following the new one"))?;
+    say!(
+        "-> {second} follows {third} in {t3}, {} ms after the heal",
+        ms(healed)
+    );
+
+    let leaders: Vec<String> = cluster
+        .leaders_by_term()
+        .iter()
+        .map(|(term, leader)| format!("{term} {leader}"))
+        .collect();
+    say!(
+        "\nOne leader per term: {}. Statuses: {}.",
+        leaders.join(", "),
+        cluster.statuses()
+    );
+    Ok(())
+}
+
+/// Heartbeat messages `leader` sent that a partition dropped, and in how many
+/// rounds (one message per peer each round).
+fn lost_heartbeats(cluster: &ClusterHandle, leader: NodeId) -> (usize, usize) {
+    let messages = cluster
+        .events()
+        .iter()
+        .filter(|e| {
+            e.node == leader
+                && matches!(
+                    e.kind,
+                    EventKind::Sent {
+                        message: Message::AppendEntries { .. },
+                        delivery: Delivery::Cut,
+                        ..
+                    }
+                )
+        })
+        .count();
+    let peers = usize::from(cluster.config().nodes.saturating_sub(1)).max(1);
+    (messages, messages / peers)
+}
+
+/// Whether a node is a follower of `leader` in `term`.
+fn follows(status: Option<&NodeStatus>, leader: NodeId, term: Term) -> bool {
+    status.is_some_and(|s| s.role == Role::Follower && s.term == term && s.leader == Some(leader))
+}

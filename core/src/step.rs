@@ -1,0 +1,41 @@
+//! [`Node::step`]: the core's one entry point, and the contract every driver
+//! relies on.
+//!
+//! The election rules are [`crate::node`]'s; this wraps them with what holds
+//! of every step whatever the rule: the new hard state is persisted first,
+//! and in debug builds the node's state and the step's outputs are checked
+//! against [`crate::invariants`]. Kept apart from the rules so the checks
+//! read the node from outside, as every other checker does.
+
+use crate::config::Config;
+use crate::node::{Input, Node, Output};
+
+impl Node {
+    /// Handles one input and appends the outputs to `out`, in execution order.
+    ///
+    /// Never panics on any input (a forged sender, a message from itself, any
+    /// term): what must be ignored is ignored. In debug builds the node's
+    /// invariants and the output contract are asserted at the end.
+    pub fn step(&mut self, config: &Config, input: Input, out: &mut Vec<Output>) {
+        let before = self.hard_state();
+        let first = out.len();
+        self.apply(config, input, out);
+        // Persist before anything that depends on it leaves the node. Putting the
+        // one Persist first covers every send of this step, whichever rule made it.
+        if self.hard_state() != before {
+            out.insert(first, Output::Persist(self.hard_state()));
+        }
+        #[cfg(debug_assertions)]
+        {
+            if let Err(violation) = crate::invariants::check_node(config, self) {
+                panic!("{} broke a node invariant: {violation}", config.id());
+            }
+            let outputs = &out[first..];
+            let after = self.hard_state();
+            if let Err(violation) = crate::invariants::check_outputs(config, before, after, outputs)
+            {
+                panic!("{} broke the output contract: {violation}", config.id());
+            }
+        }
+    }
+}

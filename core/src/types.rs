@@ -1,0 +1,107 @@
+//! The small vocabulary every other module speaks: node ids, terms, roles,
+//! the persisted hard state and the log summary used by the vote restriction.
+
+use std::fmt;
+
+/// Identifies one voting member of the cluster.
+///
+/// A `u8` because a Raft cluster has a handful of voters (3 or 5 in practice);
+/// the width is a limit, not an accident (TigerBeetle: "put a limit on everything").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct NodeId(pub u8);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// A Raft term: a logical clock that only moves forward (Raft §5.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Term(pub u64);
+
+impl Term {
+    /// The term a new election starts, or `None` once terms are exhausted.
+    ///
+    /// This is the only way a node grows its own term. Exhaustion cannot happen
+    /// in practice (2^64 elections), but a forged message may carry `u64::MAX`,
+    /// and the core must not panic on any input.
+    #[must_use]
+    pub fn next(self) -> Option<Self> {
+        self.0.checked_add(1).map(Term)
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// The three roles of Raft §5.1 (Figure 4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Passive: answers leaders and candidates, campaigns when its election timer fires.
+    #[default]
+    Follower,
+    /// Campaigning for leadership of its current term.
+    Candidate,
+    /// Won a majority of votes in its current term; sends heartbeats.
+    Leader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Follower => "follower",
+            Self::Candidate => "candidate",
+            Self::Leader => "leader",
+        })
+    }
+}
+
+/// The state Raft Figure 2 keeps "on stable storage before responding to RPCs".
+///
+/// Losing either field after a crash re-opens double voting: a restarted node
+/// that forgot `voted_for` can vote twice in one term, and two leaders follow
+/// (the model checker's `--volatile-restarts` shows the trace).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HardState {
+    /// Latest term this node has seen.
+    pub current_term: Term,
+    /// Candidate that received this node's vote in `current_term`, if any.
+    pub voted_for: Option<NodeId>,
+}
+
+/// The two numbers of a log that the election restriction compares (Raft §5.4.1).
+///
+/// This crate replicates no log; a node is built with a fixed summary so the
+/// up-to-date check is real and the model checker can exercise it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct LogSummary {
+    /// Index of the last entry (0 for an empty log).
+    pub last_log_index: u64,
+    /// Term of the last entry (0 for an empty log).
+    pub last_log_term: Term,
+}
+
+impl LogSummary {
+    /// Whether a log ending in `self` is at least as up-to-date as one ending in `other`.
+    ///
+    /// Raft §5.4.1: "If the logs have last entries with different terms, then the
+    /// log with the later term is more up-to-date. If the logs end with the same
+    /// term, then whichever log is longer is more up-to-date."
+    #[must_use]
+    pub fn is_at_least_as_up_to_date_as(self, other: Self) -> bool {
+        (self.last_log_term, self.last_log_index) >= (other.last_log_term, other.last_log_index)
+    }
+}
+
+impl fmt::Display for LogSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "log({}@{})", self.last_log_index, self.last_log_term)
+    }
+}

@@ -1,0 +1,316 @@
+//! What an in-process cluster records about itself. Each node's driver
+//! reports to a [`NodeObserver`] (the driver's [`Observer`]), which feeds the
+//! cluster's shared [`ClusterObserver`]:
+//! - the [`EventLog`] (every role change, vote and message, bounded),
+//! - the [`StatusBoard`] (role, term and leader of each live node), waking
+//!   whoever awaits a condition on it,
+//! - the [`SafetyMonitor`] (the cluster-wide invariants, first violation kept),
+//! - per-node [`MessageCounts`],
+//! - the narration.
+//!
+//! With [`Observation::Monitor`] only the board, the monitor and the counts
+//! run: no event log, no narration. Everything here describes a change the
+//! core already made; nothing decides anything.
+
+use super::config::Observation;
+use super::event_log::{Event, EventKind, EventLog, display_option};
+use super::monitor::SafetyMonitor;
+use super::narration::{narrate, new_leader, new_vote};
+use super::status::{NodeStatus, StatusBoard};
+use crate::driver::Observer;
+use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::transport::Delivery;
+use raft_election::invariants::Violation;
+use raft_election::{Config, Input, Message, Node, NodeId, Term, Timer};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, error, info, trace};
+
+/// Messages of each of the four RPC kinds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByKind {
+    /// RequestVote.
+    pub request_vote: u64,
+    /// RequestVoteResponse.
+    pub request_vote_response: u64,
+    /// AppendEntries (heartbeats).
+    pub append_entries: u64,
+    /// AppendEntriesResponse.
+    pub append_entries_response: u64,
+}
+
+impl ByKind {
+    /// All four together.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.request_vote
+            + self.request_vote_response
+            + self.append_entries
+            + self.append_entries_response
+    }
+}
+
+/// What one node has sent and received since the cluster started, across
+/// restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Handed to the network, whatever became of them.
+    pub sent: ByKind,
+    /// Stepped by the node.
+    pub received: ByKind,
+}
+
+/// Lock-free counters behind [`MessageCounts`], readable while nodes run.
+#[derive(Debug, Default)]
+struct Counts {
+    sent: [AtomicU64; 4],
+    received: [AtomicU64; 4],
+}
+
+fn kind_index(message: &Message) -> usize {
+    match message {
+        Message::RequestVote { .. } => 0,
+        Message::RequestVoteResponse { .. } => 1,
+        Message::AppendEntries { .. } => 2,
+        Message::AppendEntriesResponse { .. } => 3,
+    }
+}
+
+fn read(counters: &[AtomicU64; 4]) -> ByKind {
+    // Statistics: no other memory depends on them.
+    let at = |i: usize| counters[i].load(Ordering::Relaxed);
+    ByKind {
+        request_vote: at(0),
+        request_vote_response: at(1),
+        append_entries: at(2),
+        append_entries_response: at(3),
+    }
+}
+
+/// Where every driver of one cluster reports; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct ClusterObserver {
+    start: Instant,
+    observation: Observation,
+    log: EventLog,
+    board: StatusBoard,
+    monitor: SafetyMonitor,
+    counts: Vec<Counts>,
+    /// Bumped after every board change; waiters subscribe to it.
+    changes: watch::Sender<u64>,
+}
+
+impl ClusterObserver {
+    /// An observer of the cluster `config` belongs to (any member's config).
+    pub(crate) fn new(config: &Config, observation: Observation) -> Self {
+        Self {
+            start: Instant::now(),
+            observation,
+            log: EventLog::default(),
+            board: StatusBoard::new(config),
+            monitor: SafetyMonitor::new(),
+            counts: config.voters().iter().map(|_| Counts::default()).collect(),
+            changes: watch::Sender::new(0),
+        }
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub(crate) fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    pub(crate) fn board(&self) -> &StatusBoard {
+        &self.board
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn violation(&self) -> Option<Violation> {
+        self.monitor.violation()
+    }
+
+    pub(crate) fn leaders_by_term(&self) -> BTreeMap<Term, NodeId> {
+        self.monitor.leaders_by_term()
+    }
+
+    /// What `id` has sent and received, or `None` if it is no member.
+    pub(crate) fn message_counts(&self, id: NodeId) -> Option<MessageCounts> {
+        let counts = self.counts.get(usize::from(id.0))?;
+        Some(MessageCounts {
+            sent: read(&counts.sent),
+            received: read(&counts.received),
+        })
+    }
+
+    fn count(&self, id: NodeId, message: &Message, sent: bool) {
+        if let Some(counts) = self.counts.get(usize::from(id.0)) {
+            let side = if sent { &counts.sent } else { &counts.received };
+            side[kind_index(message)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn notify(&self) {
+        self.changes
+            .send_modify(|version| *version = version.wrapping_add(1));
+    }
+
+    fn full(&self) -> bool {
+        self.observation == Observation::Full
+    }
+
+    fn push(&self, node: NodeId, term: Term, kind: EventKind) {
+        if !self.full() {
+            return;
+        }
+        self.log.push(Event {
+            at: self.elapsed(),
+            node,
+            term,
+            kind,
+        });
+    }
+
+    fn check(result: Result<(), Violation>) {
+        if let Err(violation) = result {
+            error!("invariant broken: {violation}");
+        }
+    }
+
+    /// A node's task started from storage as `node`.
+    fn record_start(&self, id: NodeId, node: &Node) {
+        let restored = node.hard_state();
+        info!(
+            "{id} starts as follower in {} (voted for {})",
+            restored.current_term,
+            display_option(restored.voted_for)
+        );
+        Self::check(self.monitor.record_restart(id, node));
+        self.push(id, restored.current_term, EventKind::Started { restored });
+        // `revive` put it on the board when its task was spawned; a task that
+        // was crashed before it ran does not put it back.
+        if self.board.update(id, NodeStatus::of(node)) {
+            self.notify();
+        }
+    }
+
+    /// A node's task is about to be spawned from `node`: it is live from now
+    /// on, until a crash. Done by the cluster, not the task, so that a crash
+    /// right after a restart can never be undone by the task starting late.
+    pub(crate) fn record_revive(&self, id: NodeId, node: &Node) {
+        self.board.revive(id, NodeStatus::of(node));
+        self.notify();
+    }
+
+    /// A node crashed (by the fault controls, or on a failure): from now on
+    /// the board ignores any late report of its task.
+    pub(crate) fn record_crash(&self, id: NodeId) {
+        let term = self.board.snapshot().get(id).map(|s| s.term);
+        self.board.crash(id);
+        self.push(id, term.unwrap_or_default(), EventKind::Crashed);
+        self.notify();
+    }
+
+    /// One step of `config.id()` from `before` to `after` on `input`.
+    fn record_step(&self, config: &Config, before: &Node, input: &Input, after: &Node) {
+        let id = config.id();
+        Self::check(self.monitor.record_step(config, before, input, after));
+        let from = match input {
+            Input::Receive { from, message } => {
+                self.count(id, message, false);
+                Some(*from)
+            }
+            Input::Start | Input::Timeout(_) => None,
+        };
+        let (term, old_term) = (after.current_term(), before.current_term());
+        if *input == Input::Timeout(Timer::Election) {
+            self.push(id, old_term, EventKind::ElectionTimeout);
+        }
+        if term != old_term {
+            self.push(id, term, EventKind::TermChanged { from: old_term });
+        }
+        if after.role() != before.role() {
+            let (old, new) = (before.role(), after.role());
+            self.push(id, term, EventKind::RoleChanged { from: old, to: new });
+        }
+        if let Some(candidate) = new_vote(id, before, after) {
+            self.push(id, term, EventKind::VoteGranted { candidate });
+        }
+        if let Some(leader) = new_leader(id, before, after) {
+            self.push(id, term, EventKind::LeaderLearned { leader });
+        }
+        if self.full() {
+            narrate(id, before, input, from, after);
+        }
+        // The board already holds `before`'s status: skip the lock if unchanged.
+        let status = NodeStatus::of(after);
+        if status != NodeStatus::of(before) && self.board.update(id, status) {
+            self.notify();
+        }
+    }
+
+    /// One message handed to the network, and its fate.
+    fn record_send(
+        &self,
+        from: NodeId,
+        term: Term,
+        to: NodeId,
+        message: Message,
+        delivery: Delivery,
+    ) {
+        self.count(from, &message, true);
+        if !self.full() {
+            return;
+        }
+        let is_heartbeat = matches!(
+            message,
+            Message::AppendEntries { .. } | Message::AppendEntriesResponse { .. }
+        );
+        match (delivery, is_heartbeat) {
+            (Delivery::Delivered, true) => trace!("{from} -> {to}: {message}"),
+            (Delivery::Delivered, false) => debug!("{from} -> {to}: {message}"),
+            (lost, _) => debug!("{from} -> {to}: {message} ({lost})"),
+        }
+        self.push(
+            from,
+            term,
+            EventKind::Sent {
+                to,
+                message,
+                delivery,
+            },
+        );
+    }
+}
+
+/// One node's reports, forwarded to its cluster's [`ClusterObserver`].
+#[derive(Debug)]
+pub(crate) struct NodeObserver(pub(crate) Arc<ClusterObserver>);
+
+impl Observer for NodeObserver {
+    fn started(&mut self, config: &Config, node: &Node) {
+        self.0.record_start(config.id(), node);
+    }
+
+    fn stepped(&mut self, config: &Config, before: &Node, input: &Input, after: &Node) {
+        self.0.record_step(config, before, input, after);
+    }
+
+    fn sent(
+        &mut self,
+        config: &Config,
+        term: Term,
+        to: NodeId,
+        message: &Message,
+        delivery: Delivery,
+    ) {
+        self.0
+            .record_send(config.id(), term, to, *message, delivery);
+    }
+}

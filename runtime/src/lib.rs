@@ -1,0 +1,56 @@
+//! The Tokio runtime of the `raft-election` core: the one node [`Driver`]
+//! (wait for an input, step the core, execute its outputs), the
+//! [`Transport`] seam it talks to peers through, and an in-process
+//! [`cluster`] of such drivers over channels, with fault controls and
+//! observation for tests, the demo and the benchmarks.
+//!
+//! The runtime only executes what [`raft_election::Node::step`] asks: it
+//! persists, sends, arms and cancels timers, and picks timer durations.
+//! Every vote, role and term decision stays in the core.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use raft_election_runtime::{ClusterConfig, spawn_cluster};
+//! use std::time::Duration;
+//!
+//! let cluster = spawn_cluster(ClusterConfig::seeded(3, 42))?;
+//! let (leader, term) = cluster.wait_for_leader(Duration::from_secs(1)).await?;
+//! println!("{leader} leads {term}");
+//! cluster.check_safety()?;
+//! cluster.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`driver`]: [`Driver`], its [`Timers`] and the [`Observer`] it reports to.
+//! - [`transport`]: the [`Transport`] trait and what became of a message
+//!   ([`Delivery`]).
+//! - [`timeouts`]: where election timeouts come from ([`TimeoutSource`]).
+//! - [`cluster`]: the in-process cluster ([`spawn_cluster`],
+//!   [`ClusterHandle`]): channels as the transport, a pacing policy for nodes
+//!   that share one process, the link table and its faults, the event log,
+//!   the status board and the safety monitor.
+//! - `sync`: the std/loom facade the shared pieces are built on.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cluster;
+pub mod driver;
+mod sync;
+pub mod timeouts;
+pub mod transport;
+
+pub use cluster::{
+    ClusterConfig, ClusterConfigError, ClusterHandle, Event, EventKind, FaultError, LinkFaults,
+    LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing, RestoreError,
+    ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
+};
+pub use driver::{Driver, NodeError, Observer, Timers};
+pub use timeouts::{TimeoutPicker, TimeoutSource};
+pub use transport::{Delivery, Transport, Wake};
+
+#[cfg(all(test, loom))]
+mod loom_tests;

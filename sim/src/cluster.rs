@@ -1,0 +1,311 @@
+//! A deterministic in-memory cluster of core nodes: the harness shared by the
+//! scenario tests, the fuzzer and anyone who wants to script a fault.
+//!
+//! Nothing happens unless the caller says so: deliver, drop or duplicate an
+//! in-flight message, fire an armed timer, crash or restart a node, cut links.
+//! There is no clock: which timer fires first is the caller's choice, which
+//! is exactly what a test forcing a split vote, or a fuzzer, wants.
+//!
+//! After every step the cluster checks the node-local and cluster-wide
+//! invariants of [`raft_election::invariants`] and returns the first violation.
+
+use raft_election::Config;
+use raft_election::Envelope;
+use raft_election::invariants::{History, Violation};
+use raft_election::{HardState, LogSummary, NodeId, Role, Term};
+use raft_election::{Input, Node, Output, Timer};
+use std::collections::BTreeSet;
+
+/// At most this many messages are in flight; a send beyond it is lost, which
+/// Raft tolerates. Keeps a fuzzer's duplicate storm from growing without bound.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// One member of the simulated cluster.
+#[derive(Clone, Debug)]
+struct Member {
+    config: Config,
+    /// `None` while crashed.
+    node: Option<Node>,
+    /// What the node last asked to persist: all that survives a crash.
+    storage: HardState,
+    log: LogSummary,
+    armed: BTreeSet<Timer>,
+}
+
+/// An in-memory cluster driven step by step. Ids are `0..n`.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    members: Vec<Member>,
+    in_flight: Vec<Envelope>,
+    /// Directed links that drop everything (`from`, `to`).
+    cut: BTreeSet<(NodeId, NodeId)>,
+    history: History,
+    scratch: Vec<Output>,
+}
+
+impl Cluster {
+    /// Starts every node of `configs` (ids must be `0..n`, in order) with `logs`.
+    ///
+    /// # Panics
+    /// If the ids are not `0..n` or `logs` has another length: a harness bug.
+    #[must_use]
+    pub fn new(configs: Vec<Config>, logs: &[LogSummary]) -> Self {
+        assert_eq!(configs.len(), logs.len(), "one log summary per node");
+        let members = configs
+            .into_iter()
+            .zip(logs)
+            .enumerate()
+            .map(|(index, (config, &log))| {
+                assert_eq!(
+                    usize::from(config.id().0),
+                    index,
+                    "ids must be 0..n in order"
+                );
+                Member {
+                    config,
+                    node: Some(Node::restore(HardState::default(), log)),
+                    storage: HardState::default(),
+                    log,
+                    armed: BTreeSet::new(),
+                }
+            })
+            .collect();
+        let mut cluster = Self {
+            members,
+            in_flight: Vec::new(),
+            cut: BTreeSet::new(),
+            history: History::new(),
+            scratch: Vec::new(),
+        };
+        for id in cluster.ids().collect::<Vec<_>>() {
+            cluster
+                .step(id, Input::Start)
+                .expect("starting a fresh node breaks nothing");
+        }
+        cluster
+    }
+
+    /// Node ids, ascending.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().map(|m| m.config.id())
+    }
+
+    /// The node, or `None` if it is crashed or not a member.
+    #[must_use]
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.member(id)?.node.as_ref()
+    }
+
+    /// The role of `id`, or `None` while crashed.
+    #[must_use]
+    pub fn role(&self, id: NodeId) -> Option<Role> {
+        self.node(id).map(Node::role)
+    }
+
+    /// The current term of `id`, or `None` while crashed.
+    #[must_use]
+    pub fn term(&self, id: NodeId) -> Option<Term> {
+        self.node(id).map(Node::current_term)
+    }
+
+    /// Live nodes that are leaders right now, with their terms.
+    #[must_use]
+    pub fn leaders(&self) -> Vec<(NodeId, Term)> {
+        self.ids()
+            .filter_map(|id| {
+                let node = self.node(id)?;
+                (node.role() == Role::Leader).then_some((id, node.current_term()))
+            })
+            .collect()
+    }
+
+    /// Messages sent and not yet delivered or dropped.
+    #[must_use]
+    pub fn in_flight(&self) -> &[Envelope] {
+        &self.in_flight
+    }
+
+    /// The timers `id` has armed (empty while crashed).
+    #[must_use]
+    pub fn armed(&self, id: NodeId) -> BTreeSet<Timer> {
+        self.member(id).map(|m| m.armed.clone()).unwrap_or_default()
+    }
+
+    /// The ghost history the cluster-wide invariants are checked against.
+    #[must_use]
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// What `id` has on stable storage.
+    #[must_use]
+    pub fn storage(&self, id: NodeId) -> Option<HardState> {
+        self.member(id).map(|m| m.storage)
+    }
+
+    /// Delivers in-flight message `index` (in [`Self::in_flight`] order). A
+    /// message to a crashed node or across a cut link is lost instead.
+    /// Returns `Ok(false)` if there is no such message.
+    pub fn deliver(&mut self, index: usize) -> Result<bool, Violation> {
+        if index >= self.in_flight.len() {
+            return Ok(false);
+        }
+        let envelope = self.in_flight.remove(index);
+        if self.cut.contains(&(envelope.from, envelope.to)) || self.node(envelope.to).is_none() {
+            return Ok(true);
+        }
+        let input = Input::Receive {
+            from: envelope.from,
+            message: envelope.message,
+        };
+        self.step(envelope.to, input)?;
+        Ok(true)
+    }
+
+    /// Loses in-flight message `index`. Returns false if there is none.
+    pub fn drop(&mut self, index: usize) -> bool {
+        if index >= self.in_flight.len() {
+            return false;
+        }
+        self.in_flight.remove(index);
+        true
+    }
+
+    /// Duplicates in-flight message `index`, unless the network is full.
+    pub fn duplicate(&mut self, index: usize) -> bool {
+        match self.in_flight.get(index) {
+            Some(&envelope) if self.in_flight.len() < MAX_IN_FLIGHT => {
+                self.in_flight.push(envelope);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Fires `timer` of `id` if it is armed (firing disarms it, as a real timer).
+    /// Returns `Ok(false)` if it was not armed or the node is down.
+    pub fn fire(&mut self, id: NodeId, timer: Timer) -> Result<bool, Violation> {
+        let Some(member) = self.member_mut(id) else {
+            return Ok(false);
+        };
+        if member.node.is_none() || !member.armed.remove(&timer) {
+            return Ok(false);
+        }
+        self.step(id, Input::Timeout(timer))?;
+        Ok(true)
+    }
+
+    /// Crashes `id`: its volatile state and timers are gone, storage stays.
+    /// Returns false if it was already down.
+    pub fn crash(&mut self, id: NodeId) -> bool {
+        let Some(member) = self.member_mut(id) else {
+            return false;
+        };
+        member.armed.clear();
+        member.node.take().is_some()
+    }
+
+    /// Restarts a crashed `id` from its storage. Returns `Ok(false)` if it was up.
+    pub fn restart(&mut self, id: NodeId) -> Result<bool, Violation> {
+        let Some(member) = self.member_mut(id) else {
+            return Ok(false);
+        };
+        if member.node.is_some() {
+            return Ok(false);
+        }
+        let node = Node::restore(member.storage, member.log);
+        self.history.record_restart(id, &node)?;
+        if let Some(member) = self.member_mut(id) {
+            member.node = Some(node);
+        }
+        self.step(id, Input::Start)?;
+        Ok(true)
+    }
+
+    /// Cuts both directions between `a` and `b`.
+    pub fn cut(&mut self, a: NodeId, b: NodeId) {
+        self.cut.insert((a, b));
+        self.cut.insert((b, a));
+    }
+
+    /// Cuts `id` off from every other node (raft-rs's `isolate`).
+    pub fn isolate(&mut self, id: NodeId) {
+        let others: Vec<NodeId> = self.ids().filter(|&other| other != id).collect();
+        for other in others {
+            self.cut(id, other);
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Delivers in-flight messages oldest first until none is left, at most
+    /// `max_deliveries` of them. Returns how many were delivered.
+    ///
+    /// Heartbeats re-arm timers but send nothing by themselves, so a cluster
+    /// with no timer firing always goes quiet; the bound guards against a bug.
+    pub fn stabilize(&mut self, max_deliveries: usize) -> Result<usize, Violation> {
+        let mut delivered = 0;
+        while !self.in_flight.is_empty() && delivered < max_deliveries {
+            self.deliver(0)?;
+            delivered += 1;
+        }
+        Ok(delivered)
+    }
+
+    /// Fires `id`'s election timer and delivers everything that follows:
+    /// raft-rs's `campaign`. Returns false if the timer was not armed.
+    pub fn campaign(&mut self, id: NodeId, max_deliveries: usize) -> Result<bool, Violation> {
+        let fired = self.fire(id, Timer::Election)?;
+        self.stabilize(max_deliveries)?;
+        Ok(fired)
+    }
+
+    /// Feeds `input` to `id` and executes its outputs, checking every invariant.
+    fn step(&mut self, id: NodeId, input: Input) -> Result<(), Violation> {
+        let index = usize::from(id.0);
+        let Some(member) = self.members.get_mut(index) else {
+            return Ok(());
+        };
+        let Some(node) = member.node.as_mut() else {
+            return Ok(());
+        };
+        let before = node.clone();
+        self.scratch.clear();
+        node.step(&member.config, input, &mut self.scratch);
+        self.history
+            .check_step(&member.config, &before, &input, node, &self.scratch)?;
+        for output in self.scratch.drain(..) {
+            match output {
+                // Executed first, as the contract promises; nothing below can fail.
+                Output::Persist(hard_state) => member.storage = hard_state,
+                Output::Send { to, message } => {
+                    if self.in_flight.len() < MAX_IN_FLIGHT {
+                        self.in_flight.push(Envelope {
+                            from: id,
+                            to,
+                            message,
+                        });
+                    }
+                }
+                Output::SetTimer { timer, .. } => {
+                    member.armed.insert(timer);
+                }
+                Output::CancelTimer(timer) => {
+                    member.armed.remove(&timer);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn member(&self, id: NodeId) -> Option<&Member> {
+        self.members.get(usize::from(id.0))
+    }
+
+    fn member_mut(&mut self, id: NodeId) -> Option<&mut Member> {
+        self.members.get_mut(usize::from(id.0))
+    }
+}

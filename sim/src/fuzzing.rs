@@ -1,0 +1,664 @@
+//! Fuzz inputs and the harnesses that run them, shared by the cargo-fuzz
+//! targets in `fuzz/` and the stable corpus replay in `tests/fuzz_corpus.rs`,
+//! so the fuzzer and `cargo test` run the very same code.
+//!
+//! - [`run_schedule`] (target `election`): an arbitrary schedule of faults over
+//!   an honest [`Cluster`] of 3 to 5 nodes. The simulator checks every
+//!   node-local and cluster-wide invariant after every step.
+//! - [`run_node`] (target `node`): one [`Node`] fed arbitrary inputs, forged
+//!   messages from anyone with any term included. Global safety cannot hold
+//!   under forgery, so it checks what a single node guarantees on its own.
+//!
+//! Inputs decode with [`decode`], exactly as libfuzzer-sys does. Every loop is
+//! bounded by [`MAX_SCHEDULE_STEPS`] or [`MAX_NODE_STIMULI`], whatever the input.
+
+use crate::cluster::Cluster;
+use arbitrary::{Arbitrary, Unstructured};
+use raft_election::Message;
+use raft_election::invariants::{self, History, Invariant, Violation};
+use raft_election::{Config, Timing};
+use raft_election::{HardState, LogSummary, NodeId, Role, Term};
+use raft_election::{Input, Node, Output, Timer};
+use std::fmt;
+
+/// Smallest cluster the `election` target builds: the smallest with a real quorum.
+pub const MIN_CLUSTER: u8 = 3;
+/// Largest cluster the fuzz targets build; 5 voters already allow two minorities.
+pub const MAX_CLUSTER: u8 = 5;
+/// Steps of a schedule beyond this are ignored: bugs need a handful of steps,
+/// and a bound keeps every execution fast (a goal of tens of thousands per second).
+pub const MAX_SCHEDULE_STEPS: usize = 64;
+/// A duplicate is refused once this many messages are in flight: a few copies
+/// reach every interleaving a bug needs, and a storm only slows the fuzzer.
+pub const MAX_FUZZ_IN_FLIGHT: usize = 32;
+/// [`Step::Stabilize`] delivers at most this many messages: enough for a whole
+/// election among 5 nodes (16 messages), while a bounded macro-step keeps
+/// the cost of one step small.
+pub const MAX_STABILIZE_DELIVERIES: usize = 32;
+/// Stimuli of a node script beyond this are ignored, for the same reason.
+pub const MAX_NODE_STIMULI: usize = 64;
+/// Forged senders are drawn from ids `0..FORGED_SENDERS`: members, the node
+/// itself and non-members alike.
+pub const FORGED_SENDERS: u8 = 8;
+
+/// Decodes fuzz input `bytes` exactly as libfuzzer-sys's `fuzz_target!` does,
+/// so a corpus file replays on stable as the fuzzer ran it.
+pub fn decode<'a, T: Arbitrary<'a>>(bytes: &'a [u8]) -> arbitrary::Result<T> {
+    T::arbitrary_take_rest(Unstructured::new(bytes))
+}
+
+/// A log summary with a small index and term, so that ties, and both sides
+/// of the §5.4.1 comparison, are common.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Arbitrary)]
+pub struct SmallLog {
+    /// Index of the last entry.
+    #[arbitrary(with = |u: &mut Unstructured| u.int_in_range(0..=3))]
+    pub index: u8,
+    /// Term of the last entry.
+    #[arbitrary(with = |u: &mut Unstructured| u.int_in_range(0..=3))]
+    pub term: u8,
+}
+
+impl From<SmallLog> for LogSummary {
+    fn from(log: SmallLog) -> Self {
+        Self {
+            last_log_index: u64::from(log.index),
+            last_log_term: Term(u64::from(log.term)),
+        }
+    }
+}
+
+/// The input of the `election` target: a cluster and a fault schedule.
+#[derive(Clone, Debug, Arbitrary)]
+pub struct Schedule {
+    /// Cluster size, in `MIN_CLUSTER..=MAX_CLUSTER`.
+    #[arbitrary(with = |u: &mut Unstructured| u.int_in_range(MIN_CLUSTER..=MAX_CLUSTER))]
+    pub nodes: u8,
+    /// Per-node log summaries (the first `nodes` are used); `None` gives every
+    /// node an empty log.
+    pub logs: Option<[SmallLog; MAX_CLUSTER as usize]>,
+    /// What happens, in order; at most [`MAX_SCHEDULE_STEPS`] are run.
+    pub steps: Vec<Step>,
+}
+
+/// One event of a [`Schedule`]. Choices are taken modulo what exists, so
+/// every byte string means something and most steps do something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
+pub enum Step {
+    /// Deliver in-flight message `index % in_flight` (any order: this reorders).
+    Deliver(u8),
+    /// Lose in-flight message `index % in_flight`.
+    Drop(u8),
+    /// Copy in-flight message `index % in_flight`, unless
+    /// [`MAX_FUZZ_IN_FLIGHT`] messages are in flight already.
+    Duplicate(u8),
+    /// Fire an armed timer of node `(choice & 0x7f) % nodes`, if it is up.
+    Fire(u8),
+    /// Deliver in-flight messages oldest first until none is left, at most
+    /// [`MAX_STABILIZE_DELIVERIES`] of them.
+    Stabilize,
+    /// Crash node `id % nodes`: its volatile state and timers are gone.
+    Crash(u8),
+    /// Restart node `id % nodes` from its storage, crashing it first if it is up.
+    Restart(u8),
+    /// Cut both directions between nodes `a % nodes` and `b % nodes`.
+    Cut(u8, u8),
+    /// Cut node `id % nodes` off from every other node.
+    Isolate(u8),
+    /// Restore every link.
+    Heal,
+}
+
+/// What a schedule did, so tests can tell a corpus that exercises elections
+/// from one that never gets past the first timer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScheduleOutcome {
+    /// Steps run.
+    pub steps: usize,
+    /// Terms that got a leader.
+    pub leaders: usize,
+    /// Restarts from storage.
+    pub restarts: usize,
+    /// The highest term any live node reached.
+    pub max_term: Term,
+}
+
+/// A schedule that broke an invariant: which step, and what broke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleFailure {
+    /// Zero-based position of the step in the schedule.
+    pub position: usize,
+    /// The step.
+    pub step: Step,
+    /// The broken invariant, naming the term and the nodes.
+    pub violation: Violation,
+}
+
+impl fmt::Display for ScheduleFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            position,
+            step,
+            violation,
+        } = self;
+        write!(f, "step {position} ({step:?}): {violation}")
+    }
+}
+
+impl std::error::Error for ScheduleFailure {}
+
+/// Runs `schedule` over a fresh cluster; the first broken invariant is an `Err`.
+pub fn run_schedule(schedule: &Schedule) -> Result<ScheduleOutcome, ScheduleFailure> {
+    let nodes = schedule.nodes.clamp(MIN_CLUSTER, MAX_CLUSTER);
+    let configs = Config::cluster(nodes, Timing::default()).expect("the default timing is valid");
+    let logs: Vec<LogSummary> = (0..usize::from(nodes))
+        .map(|i| schedule.logs.map(|logs| logs[i].into()).unwrap_or_default())
+        .collect();
+    let mut cluster = Cluster::new(configs, &logs);
+    let mut outcome = ScheduleOutcome::default();
+    for (position, &step) in schedule.steps.iter().take(MAX_SCHEDULE_STEPS).enumerate() {
+        let restarted = apply(&mut cluster, nodes, step).map_err(|violation| ScheduleFailure {
+            position,
+            step,
+            violation,
+        })?;
+        outcome.steps += 1;
+        outcome.restarts += usize::from(restarted);
+    }
+    outcome.leaders = cluster.history().leaders().len();
+    outcome.max_term = cluster
+        .ids()
+        .filter_map(|id| cluster.term(id))
+        .max()
+        .unwrap_or_default();
+    Ok(outcome)
+}
+
+/// Runs `schedule` and panics with the violation if it breaks an invariant:
+/// the body of the `election` fuzz target.
+pub fn election(schedule: &Schedule) {
+    if let Err(failure) = run_schedule(schedule) {
+        panic!("{failure}");
+    }
+}
+
+/// Applies one step; returns whether a node restarted.
+fn apply(cluster: &mut Cluster, nodes: u8, step: Step) -> Result<bool, Violation> {
+    let node = |choice: u8| NodeId(choice % nodes);
+    let message = |cluster: &Cluster, choice: u8| match cluster.in_flight().len() {
+        0 => None,
+        len => Some(usize::from(choice) % len),
+    };
+    match step {
+        Step::Deliver(choice) => {
+            if let Some(index) = message(cluster, choice) {
+                cluster.deliver(index)?;
+            }
+        }
+        Step::Drop(choice) => {
+            if let Some(index) = message(cluster, choice) {
+                cluster.drop(index);
+            }
+        }
+        Step::Duplicate(choice) => {
+            if let Some(index) = message(cluster, choice) {
+                if cluster.in_flight().len() < MAX_FUZZ_IN_FLIGHT {
+                    cluster.duplicate(index);
+                }
+            }
+        }
+        Step::Fire(choice) => {
+            // The core keeps one timer armed per node; the high bit picks which
+            // to try first, so a node that had both armed could fire either.
+            let id = node(choice & 0x7f);
+            let (first, second) = if choice & 0x80 == 0 {
+                (Timer::Election, Timer::Heartbeat)
+            } else {
+                (Timer::Heartbeat, Timer::Election)
+            };
+            if !cluster.fire(id, first)? {
+                cluster.fire(id, second)?;
+            }
+        }
+        Step::Stabilize => {
+            cluster.stabilize(MAX_STABILIZE_DELIVERIES)?;
+        }
+        Step::Crash(choice) => {
+            cluster.crash(node(choice));
+        }
+        Step::Restart(choice) => {
+            cluster.crash(node(choice));
+            return cluster.restart(node(choice));
+        }
+        Step::Cut(a, b) => cluster.cut(node(a), node(b)),
+        Step::Isolate(choice) => cluster.isolate(node(choice)),
+        Step::Heal => cluster.heal(),
+    }
+    Ok(false)
+}
+
+/// The input of the `node` target: one node of a cluster and what it is fed.
+#[derive(Clone, Debug, Arbitrary)]
+pub struct NodeScript {
+    /// Cluster size, in `1..=MAX_CLUSTER`.
+    #[arbitrary(with = |u: &mut Unstructured| u.int_in_range(1..=MAX_CLUSTER))]
+    pub voters: u8,
+    /// The node's id is `id % voters`.
+    pub id: u8,
+    /// The node's log summary.
+    pub log: SmallLog,
+    /// What the node is fed, in order; at most [`MAX_NODE_STIMULI`] are run.
+    pub stimuli: Vec<Stimulus>,
+}
+
+/// One thing that happens to the node of a [`NodeScript`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
+pub enum Stimulus {
+    /// Any input at all: a message from any sender (itself and non-members
+    /// too) with any term up to `u64::MAX`, or any timer, armed or not.
+    Raw(Input),
+    /// A message from sender `from % FORGED_SENDERS` whose term is the node's
+    /// current term moved by `offset`: equal and adjacent terms, where the
+    /// interesting comparisons happen, that raw terms would rarely hit.
+    Near {
+        /// Sender, modulo [`FORGED_SENDERS`].
+        from: u8,
+        /// The message; its own term is replaced.
+        message: Message,
+        /// Distance from the node's current term (saturating).
+        offset: i8,
+    },
+    /// Crash, then restart from what the node last persisted.
+    Restart,
+}
+
+/// A node script that broke a guarantee: which stimulus, and what broke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeFailure {
+    /// How many stimuli ran before this one (0 also for the boot's `Start`).
+    pub position: usize,
+    /// The input the node was fed (after resolving a [`Stimulus::Near`] term);
+    /// `None` for a restart.
+    pub input: Option<Input>,
+    /// The broken guarantee, naming the term and the node.
+    pub violation: Violation,
+}
+
+impl fmt::Display for NodeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            position,
+            input,
+            violation,
+        } = self;
+        match input {
+            Some(input) => write!(f, "stimulus {position} ({input:?}): {violation}"),
+            None => write!(f, "stimulus {position} (restart): {violation}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeFailure {}
+
+/// What a node script did, for tests that check the corpus reaches each role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeOutcome {
+    /// Stimuli run.
+    pub stimuli: usize,
+    /// Whether the node was ever leader.
+    pub led: bool,
+    /// Whether the node ever granted a vote to another node.
+    pub voted_for_another: bool,
+    /// The highest term the node reached.
+    pub max_term: Term,
+}
+
+/// Runs `script` against a fresh node; the first broken guarantee is an `Err`.
+pub fn run_node(script: &NodeScript) -> Result<NodeOutcome, NodeFailure> {
+    let voters = script.voters.clamp(1, MAX_CLUSTER);
+    let id = NodeId(script.id % voters);
+    let config = Config::new(id, (0..voters).map(NodeId), Timing::default())
+        .expect("ids 0..voters with the default timing are valid");
+    let mut harness = NodeHarness::new(config, script.log.into());
+    let mut outcome = NodeOutcome::default();
+    harness
+        .step(Input::Start)
+        .map_err(|violation| NodeFailure {
+            position: 0,
+            input: Some(Input::Start),
+            violation,
+        })?;
+    for (position, &stimulus) in script.stimuli.iter().take(MAX_NODE_STIMULI).enumerate() {
+        let input = harness.resolve(stimulus);
+        let result = match input {
+            Some(input) => harness.step(input),
+            None => harness.restart(),
+        };
+        result.map_err(|violation| NodeFailure {
+            position,
+            input,
+            violation,
+        })?;
+        let node = &harness.node;
+        outcome.stimuli += 1;
+        outcome.led |= node.role() == Role::Leader;
+        outcome.voted_for_another |= node.voted_for().is_some_and(|v| v != id);
+        outcome.max_term = outcome.max_term.max(node.current_term());
+    }
+    Ok(outcome)
+}
+
+/// Runs `script` and panics if the node breaks a guarantee: the body of the
+/// `node` fuzz target.
+pub fn node(script: &NodeScript) {
+    if let Err(failure) = run_node(script) {
+        panic!("{failure}");
+    }
+}
+
+/// One node, its storage, and the ghost history of what it did.
+struct NodeHarness {
+    config: Config,
+    node: Node,
+    log: LogSummary,
+    /// What the node last asked to persist: all that survives a restart.
+    storage: HardState,
+    history: History,
+    outputs: Vec<Output>,
+}
+
+impl NodeHarness {
+    fn new(config: Config, log: LogSummary) -> Self {
+        Self {
+            config,
+            node: Node::restore(HardState::default(), log),
+            log,
+            storage: HardState::default(),
+            history: History::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// The input a stimulus stands for, or `None` for a restart.
+    fn resolve(&self, stimulus: Stimulus) -> Option<Input> {
+        match stimulus {
+            Stimulus::Raw(input) => Some(input),
+            Stimulus::Near {
+                from,
+                message,
+                offset,
+            } => {
+                let term = Term(
+                    self.node
+                        .current_term()
+                        .0
+                        .saturating_add_signed(i64::from(offset)),
+                );
+                Some(Input::Receive {
+                    from: NodeId(from % FORGED_SENDERS),
+                    message: with_term(message, term),
+                })
+            }
+            Stimulus::Restart => None,
+        }
+    }
+
+    /// Feeds `input` to the node, executes its persists, and checks every
+    /// single-node guarantee.
+    fn step(&mut self, input: Input) -> Result<(), Violation> {
+        let before = self.node.clone();
+        self.outputs.clear();
+        self.node.step(&self.config, input, &mut self.outputs);
+        invariants::check_node(&self.config, &self.node)?;
+        invariants::check_outputs(
+            &self.config,
+            before.hard_state(),
+            self.node.hard_state(),
+            &self.outputs,
+        )?;
+        // Terms never go back, one vote per term (across restarts too: the
+        // history outlives the node), and a leader steps down on a higher term.
+        self.history
+            .record_local_step(&self.config, &before, &input, &self.node)?;
+        check_higher_term_converts(&self.config, &before, &input, &self.node)?;
+        for output in &self.outputs {
+            if let Output::Persist(hard_state) = output {
+                self.storage = *hard_state;
+            }
+        }
+        check_persisted(&self.config, &self.node, self.storage)
+    }
+
+    /// Crashes the node and restarts it from storage, as a driver would.
+    fn restart(&mut self) -> Result<(), Violation> {
+        self.node = Node::restore(self.storage, self.log);
+        self.history.record_restart(self.config.id(), &self.node)?;
+        self.step(Input::Start)
+    }
+}
+
+/// `message` with its term replaced by `term`.
+fn with_term(message: Message, term: Term) -> Message {
+    match message {
+        Message::RequestVote {
+            candidate_id,
+            last_log_index,
+            last_log_term,
+            ..
+        } => Message::RequestVote {
+            term,
+            candidate_id,
+            last_log_index,
+            last_log_term,
+        },
+        Message::RequestVoteResponse { vote_granted, .. } => {
+            Message::RequestVoteResponse { term, vote_granted }
+        }
+        Message::AppendEntries { leader_id, .. } => Message::AppendEntries { term, leader_id },
+        Message::AppendEntriesResponse { success, .. } => {
+            Message::AppendEntriesResponse { term, success }
+        }
+    }
+}
+
+/// Figure 2, all servers: "If RPC request or response contains term T >
+/// currentTerm: set currentTerm = T, convert to follower". The history checks
+/// that a leader steps down; this checks the whole rule, for every role. Only
+/// well-formed messages from another voter are held to it
+/// ([`invariants::higher_term_from_voter`]): the core drops the rest whole.
+fn check_higher_term_converts(
+    config: &Config,
+    before: &Node,
+    input: &Input,
+    after: &Node,
+) -> Result<(), Violation> {
+    let Some((from, message)) = invariants::higher_term_from_voter(config, before, input) else {
+        return Ok(());
+    };
+    let term = message.term();
+    if after.role() != Role::Follower || after.current_term() != term {
+        return Err(Violation {
+            invariant: Invariant::StaleLeaderStepsDown,
+            detail: format!(
+                "{} as {} in {} got {message} from {from} and is {} in {}, not a follower of {term}",
+                config.id(),
+                before.role(),
+                before.current_term(),
+                after.role(),
+                after.current_term()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// After a step's persists are executed, storage holds exactly the node's
+/// hard state: nothing the node acts on can be lost in a crash (Figure 2:
+/// "updated on stable storage before responding to RPCs").
+fn check_persisted(config: &Config, node: &Node, storage: HardState) -> Result<(), Violation> {
+    let hard_state = node.hard_state();
+    if storage != hard_state {
+        return Err(Violation {
+            invariant: Invariant::PersistBeforeSend,
+            detail: format!(
+                "{} holds {} voted {:?} but storage has {} voted {:?}",
+                config.id(),
+                hard_state.current_term,
+                hard_state.voted_for,
+                storage.current_term,
+                storage.voted_for
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a schedule of a 3-node cluster with empty logs.
+    fn three_nodes(steps: Vec<Step>) -> Schedule {
+        Schedule {
+            nodes: 3,
+            logs: None,
+            steps,
+        }
+    }
+
+    #[test]
+    fn one_timer_and_a_full_delivery_elect_a_leader() {
+        let outcome = run_schedule(&three_nodes(vec![Step::Fire(0), Step::Stabilize])).unwrap();
+        assert_eq!(outcome.leaders, 1);
+        assert_eq!(outcome.max_term, Term(1));
+    }
+
+    #[test]
+    fn a_voter_restarted_between_two_campaigns_keeps_its_vote() {
+        // n0 and n1 campaign in term 1; n2 votes for n0, restarts, then hears n1.
+        // Had n2 forgotten its vote, it would elect n1 as well, and the checks
+        // after every step would turn this run into an error.
+        let steps = vec![
+            Step::Fire(0),    // n0's election timer (every node has one armed)
+            Step::Fire(1),    // n1's
+            Step::Deliver(1), // n0's RequestVote to n2: n2 votes for n0
+            Step::Restart(2),
+            Step::Stabilize, // n1's RequestVote reaches n2 after the restart
+        ];
+        let outcome = run_schedule(&three_nodes(steps)).unwrap();
+        assert_eq!(outcome.restarts, 1);
+        assert_eq!(outcome.leaders, 1);
+    }
+
+    #[test]
+    fn schedules_longer_than_the_bound_are_cut() {
+        let outcome = run_schedule(&three_nodes(vec![Step::Heal; MAX_SCHEDULE_STEPS + 5])).unwrap();
+        assert_eq!(outcome.steps, MAX_SCHEDULE_STEPS);
+    }
+
+    #[test]
+    fn the_empty_input_decodes_to_a_schedule_that_runs() {
+        let schedule: Schedule = decode(&[]).unwrap();
+        assert_eq!(schedule.nodes, MIN_CLUSTER);
+        assert!(run_schedule(&schedule).is_ok());
+    }
+
+    #[test]
+    fn a_node_adopts_a_near_term_and_grants_one_vote_in_it() {
+        let request = |candidate_id| Message::RequestVote {
+            term: Term(0),
+            candidate_id,
+            last_log_index: 0,
+            last_log_term: Term(0),
+        };
+        let script = NodeScript {
+            voters: 3,
+            id: 0,
+            log: SmallLog::default(),
+            stimuli: vec![
+                Stimulus::Near {
+                    from: 1,
+                    message: request(NodeId(1)),
+                    offset: 1,
+                },
+                Stimulus::Near {
+                    from: 2,
+                    message: request(NodeId(2)),
+                    offset: 0,
+                },
+                Stimulus::Restart,
+                Stimulus::Near {
+                    from: 2,
+                    message: request(NodeId(2)),
+                    offset: 0,
+                },
+            ],
+        };
+        let outcome = run_node(&script).unwrap();
+        assert!(outcome.voted_for_another);
+        assert_eq!(outcome.max_term, Term(1));
+    }
+
+    #[test]
+    fn a_forged_maximal_term_neither_panics_nor_wraps() {
+        let script = NodeScript {
+            voters: 3,
+            id: 1,
+            log: SmallLog::default(),
+            stimuli: vec![
+                Stimulus::Raw(Input::Receive {
+                    from: NodeId(0),
+                    message: Message::AppendEntries {
+                        term: Term(u64::MAX),
+                        leader_id: NodeId(0),
+                    },
+                }),
+                Stimulus::Raw(Input::Timeout(Timer::Election)),
+                Stimulus::Restart,
+                Stimulus::Raw(Input::Timeout(Timer::Election)),
+            ],
+        };
+        let outcome = run_node(&script).unwrap();
+        assert_eq!(outcome.max_term, Term(u64::MAX));
+        assert!(!outcome.led);
+    }
+
+    #[test]
+    fn a_higher_term_on_a_message_naming_another_sender_moves_nothing() {
+        let forged = |message| {
+            Stimulus::Raw(Input::Receive {
+                from: NodeId(0),
+                message,
+            })
+        };
+        let script = NodeScript {
+            voters: 3,
+            id: 1,
+            log: SmallLog::default(),
+            stimuli: vec![
+                forged(Message::AppendEntries {
+                    term: Term(7),
+                    leader_id: NodeId(2),
+                }),
+                forged(Message::RequestVote {
+                    term: Term(9),
+                    candidate_id: NodeId(2),
+                    last_log_index: 0,
+                    last_log_term: Term(0),
+                }),
+            ],
+        };
+        let outcome = run_node(&script).unwrap();
+        assert_eq!(outcome.max_term, Term(0));
+    }
+
+    #[test]
+    fn persisting_less_than_the_node_holds_is_reported() {
+        let config = Config::cluster(3, Timing::default()).unwrap().remove(0);
+        let mut node = Node::new();
+        let mut out = Vec::new();
+        node.step(&config, Input::Timeout(Timer::Election), &mut out);
+        let violation = check_persisted(&config, &node, HardState::default()).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PersistBeforeSend);
+    }
+}
