@@ -14,6 +14,11 @@ use std::time::Duration;
 /// the bound keeps quorum arithmetic, fuzz inputs and model states small.
 pub const MAX_VOTERS: usize = 15;
 
+/// The longest timer duration this crate accepts: far beyond any election
+/// timeout in use, and a limit, so that every deadline a driver computes
+/// (`now + duration`) is one its clock can represent.
+pub const MAX_TIMER_DURATION: Duration = Duration::from_secs(3_600);
+
 /// Election and heartbeat timing (Raft §5.2, §9.3 of the paper).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Timing {
@@ -45,6 +50,15 @@ impl Timing {
     /// and the heartbeat must fit at least twice into the minimum election
     /// timeout, so one lost heartbeat does not start an election.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (what, duration) in [
+            ("election timeout max", self.election_timeout_max),
+            ("election timeout min", self.election_timeout_min),
+            ("heartbeat interval", self.heartbeat_interval),
+        ] {
+            if duration > MAX_TIMER_DURATION {
+                return Err(ConfigError::TooLong { what, duration });
+            }
+        }
         if self.election_timeout_min.is_zero() {
             return Err(ConfigError::ZeroElectionTimeout);
         }
@@ -93,6 +107,16 @@ pub enum ConfigError {
     NotAVoter {
         /// The node's id.
         id: NodeId,
+    },
+    /// A duration beyond [`MAX_TIMER_DURATION`].
+    #[error(
+        "the {what} of {duration:?} is longer than the supported maximum of {MAX_TIMER_DURATION:?}"
+    )]
+    TooLong {
+        /// Which duration.
+        what: &'static str,
+        /// The value given.
+        duration: Duration,
     },
     /// The minimum election timeout is zero.
     #[error("the minimum election timeout must be positive")]
@@ -240,15 +264,30 @@ mod tests {
     }
 
     #[test]
-    fn a_heartbeat_too_large_to_double_is_refused_without_overflowing() {
+    fn a_duration_no_clock_could_add_is_refused_with_its_name() {
         let timing = Timing {
             heartbeat_interval: Duration::MAX,
             ..Timing::default()
         };
+        let err = timing.validate().unwrap_err();
         assert!(matches!(
-            timing.validate(),
-            Err(ConfigError::HeartbeatTooSlow { .. })
+            err,
+            ConfigError::TooLong {
+                what: "heartbeat interval",
+                ..
+            }
         ));
+        let timing = Timing {
+            election_timeout_max: Duration::MAX,
+            ..Timing::default()
+        };
+        let err = timing.validate().unwrap_err().to_string();
+        assert!(err.starts_with("the election timeout max of"), "{err}");
+        let longest = Timing {
+            election_timeout_max: MAX_TIMER_DURATION,
+            ..Timing::default()
+        };
+        assert_eq!(longest.validate(), Ok(()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! loop {
-//!     input = transport.next_input(&timers)   // a message, or a deadline passed
+//!     input = a local request, or transport.next_input(&timers)  // a message, or a deadline passed
 //!     node.step(input)
 //!     for output: persist | send via the transport | arm or cancel a timer
 //! }
@@ -14,14 +14,65 @@
 //! it is the driver of a node on its own machine, whatever carries its
 //! messages (the in-process channels, or a network).
 
+use crate::sync::{Arc, Mutex, lock};
 use crate::timeouts::TimeoutPicker;
 use crate::transport::{Delivery, Transport, Wake};
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{
     Config, HardState, Input, LogSummary, Message, Node, NodeId, Output, Term, Timer,
 };
+use std::collections::VecDeque;
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until};
+
+/// How many local requests may wait for a driver. A request is a rare
+/// event (an operator's or a test's); a full queue is refused, not awaited.
+pub const MAX_PENDING_REQUESTS: usize = 16;
+
+/// Inputs from a node's own side (an operator, an application, a test) for
+/// its driver to step, such as `Input::Timeout(Timer::Election)` to make it
+/// campaign now. A small queue and a wake-up rather than a channel: every
+/// node of a many-cluster process has one, and an idle one must cost next
+/// to nothing (an empty `VecDeque` allocates nothing).
+#[derive(Debug, Default)]
+pub struct Requests {
+    queue: Mutex<VecDeque<Input>>,
+    ready: Notify,
+}
+
+/// A request refused because [`MAX_PENDING_REQUESTS`] are already waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{MAX_PENDING_REQUESTS} requests are already waiting")]
+pub struct RequestsFull;
+
+impl Requests {
+    /// Queues `input` for the driver, without waiting.
+    pub fn send(&self, input: Input) -> Result<(), RequestsFull> {
+        let mut queue = lock(&self.queue);
+        if queue.len() >= MAX_PENDING_REQUESTS {
+            return Err(RequestsFull);
+        }
+        queue.push_back(input);
+        drop(queue);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next request, waiting for one if none is queued.
+    async fn next(&self) -> Input {
+        // Each turn either returns or waits for a notification.
+        loop {
+            // Registered before the queue is read, so a request queued in
+            // between still wakes this wait.
+            let notified = self.ready.notified();
+            if let Some(input) = lock(&self.queue).pop_front() {
+                return input;
+            }
+            notified.await;
+        }
+    }
+}
 
 /// Why a node's driver stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +184,8 @@ pub struct Driver<S, T, O> {
     transport: T,
     observer: O,
     timeouts: TimeoutPicker,
+    /// Inputs from the node's own side, stepped like any other.
+    requests: Arc<Requests>,
 }
 
 impl<S, T, O> Driver<S, T, O>
@@ -160,7 +213,16 @@ where
             transport,
             observer,
             timeouts,
+            requests: Arc::default(),
         }
+    }
+
+    /// Where to send this driver local requests ([`Requests`]). The core
+    /// treats them as any input (a leader ignores an election timeout); a
+    /// requested timeout disarms that timer, as if it had fired.
+    #[must_use]
+    pub fn requests(&self) -> Arc<Requests> {
+        Arc::clone(&self.requests)
     }
 
     /// Runs the node until its transport closes (`Ok`) or its storage fails.
@@ -171,9 +233,24 @@ where
         self.observer.started(&self.config, &self.node);
         let mut timers = Timers::default();
         let mut outputs = Vec::new();
+        // The node's one timer entry, lent to the transport for each wait.
+        let alarm = sleep_until(Instant::now());
+        tokio::pin!(alarm);
         self.step(Input::Start, &mut timers, &mut outputs)?;
         loop {
-            let input = match self.transport.next_input(&timers).await {
+            let wake = tokio::select! {
+                // `biased`: a fixed order keeps paused-clock runs reproducible.
+                biased;
+                input = self.requests.next() => {
+                    if let Input::Timeout(timer) = input {
+                        timers.arm(timer, None);
+                    }
+                    self.step(input, &mut timers, &mut outputs)?;
+                    continue;
+                }
+                wake = self.transport.next_input(&timers, alarm.as_mut()) => wake,
+            };
+            let input = match wake {
                 Wake::Message { from, message } => Input::Receive { from, message },
                 Wake::Deadline => match timers.fire(Instant::now()) {
                     Some(timer) => Input::Timeout(timer),

@@ -48,7 +48,7 @@ pub use cluster::{
     LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing, RestoreError,
     ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
 };
-pub use driver::{Driver, NodeError, Observer, Timers};
+pub use driver::{Driver, NodeError, Observer, Requests, Timers};
 pub use timeouts::{TimeoutPicker, TimeoutSource};
 pub use transport::{Delivery, Transport, Wake};
 

@@ -7,12 +7,17 @@
 //! channels override it to pace nodes that share one process as independent
 //! machines would run (see `cluster::pacing`). Either way the driver never
 //! sees another node's clock or deadlines.
+//!
+//! The driver lends the transport its alarm for each wait: one Tokio timer
+//! entry for the node's whole life. Making a new one per wait would register
+//! and remove a timer for every message received.
 
 use crate::driver::Timers;
 use raft_election::{Message, NodeId};
 use std::fmt;
 use std::future::Future;
-use tokio::time::{Instant, sleep_until};
+use std::pin::Pin;
+use tokio::time::{Instant, Sleep};
 
 /// What became of one message handed to a transport.
 ///
@@ -75,29 +80,37 @@ pub trait Transport: Send {
     fn recv(&mut self) -> impl Future<Output = Option<(NodeId, Message)>> + Send;
 
     /// The driver's one wait: the next message, or the earliest deadline of
-    /// `timers` passing. A deadline that has passed goes first.
-    fn next_input(&mut self, timers: &Timers) -> impl Future<Output = Wake> + Send {
-        race_deadline(self, timers.next_deadline())
+    /// `timers` passing, using the driver's `alarm` for the deadline. A
+    /// deadline that has passed goes first.
+    fn next_input(
+        &mut self,
+        timers: &Timers,
+        alarm: Pin<&mut Sleep>,
+    ) -> impl Future<Output = Wake> + Send {
+        race_deadline(self, timers.next_deadline(), alarm)
     }
 }
 
 /// [`Transport::next_input`] as independent machines have it: whichever
-/// comes first, the next message or `deadline` (none: wait for a message).
+/// comes first, the next message or `deadline` (none: wait for a message),
+/// with `alarm` set to the deadline.
 pub async fn race_deadline<T: Transport + ?Sized>(
     transport: &mut T,
     deadline: Option<Instant>,
+    mut alarm: Pin<&mut Sleep>,
 ) -> Wake {
-    let sleep = async {
-        match deadline {
-            Some(at) => sleep_until(at).await,
-            None => std::future::pending().await,
+    if let Some(at) = deadline {
+        // Tokio moves an entry to a later deadline without touching its
+        // timer wheel, so a heartbeat pushing the election back is cheap.
+        if alarm.deadline() != at {
+            alarm.as_mut().reset(at);
         }
-    };
+    }
     // `biased`: a deadline already passed fires before a queued message, and
     // a fixed order keeps paused-clock runs reproducible.
     tokio::select! {
         biased;
-        () = sleep => Wake::Deadline,
+        () = alarm, if deadline.is_some() => Wake::Deadline,
         received = transport.recv() => match received {
             Some((from, message)) => Wake::Message { from, message },
             None => Wake::Closed,

@@ -104,6 +104,12 @@ pub enum FaultError {
         /// The node.
         id: NodeId,
     },
+    /// A node whose queue of local requests is full.
+    #[error("{id} cannot take another request now")]
+    Busy {
+        /// The node.
+        id: NodeId,
+    },
     /// A node listed in two partition groups.
     #[error("{id} is in two partition groups")]
     InTwoGroups {

@@ -52,14 +52,14 @@ pub use pacing::Pacing;
 pub use status::{NodeStatus, Statuses};
 pub use storage::StorageKind;
 
-use crate::driver::{Driver, NodeError};
+use crate::driver::{Driver, NodeError, Requests};
 use crate::sync::{Arc, Mutex, lock};
 use crate::timeouts::{TimeoutPicker, TimeoutSource};
 use network::{ChannelTransport, Network};
 use observer::{ClusterObserver, NodeObserver};
 use raft_election::invariants::Violation;
 use raft_election::storage::{Storage, StorageError};
-use raft_election::{Config, HardState, NodeId, Term};
+use raft_election::{Config, HardState, Input, NodeId, Term, Timer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use storage::SharedStorage;
@@ -168,6 +168,8 @@ pub struct ClusterHandle {
     /// respect to the others.
     lives: tokio::sync::Mutex<Lives>,
     started_from: Mutex<BTreeMap<NodeId, HardState>>,
+    /// Each node's request queue (see [`Driver::requests`]), by id.
+    requests: Mutex<Vec<Option<Arc<Requests>>>>,
     failures: Mutex<Vec<NodeFailure>>,
     network: Arc<Network>,
     observer: Arc<ClusterObserver>,
@@ -203,6 +205,7 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
     let mut handle = ClusterHandle {
         storages,
         started_from: Mutex::new(BTreeMap::new()),
+        requests: Mutex::new(vec![None; usize::from(config.nodes)]),
         lives: tokio::sync::Mutex::new(Lives::default()),
         configs: configs.into_iter().map(|c| (c.id(), c)).collect(),
         network,
@@ -262,6 +265,9 @@ impl ClusterHandle {
         let transport = ChannelTransport::open(Arc::clone(&self.network), id);
         let observer = NodeObserver(Arc::clone(&self.observer));
         let driver = Driver::new(config, restored, storage, transport, observer, timeouts);
+        if let Some(slot) = lock(&self.requests).get_mut(usize::from(id.0)) {
+            *slot = Some(driver.requests());
+        }
         let fail_stop = FailStop {
             id,
             network: Arc::clone(&self.network),
@@ -511,6 +517,27 @@ impl ClusterHandle {
         self.network.links().mark_up(id)?;
         info!("restart {id} from its storage");
         self.spawn_node(&mut lives, id, restored);
+        Ok(())
+    }
+
+    /// Fires `timer` of `id` now, as if it had expired: an election timeout
+    /// makes a follower or candidate campaign at once (a leader ignores it).
+    /// The same verb as the simulator's and the model's.
+    pub fn fire(&self, id: NodeId, timer: Timer) -> Result<(), FaultError> {
+        if !self.network.links().is_up(id) {
+            return Err(if self.configs.contains_key(&id) {
+                FaultError::AlreadyDown { id }
+            } else {
+                FaultError::UnknownNode { id }
+            });
+        }
+        let requests = lock(&self.requests);
+        let queue = requests.get(usize::from(id.0)).and_then(Option::as_ref);
+        queue
+            .ok_or(FaultError::AlreadyDown { id })?
+            .send(Input::Timeout(timer))
+            .map_err(|_| FaultError::Busy { id })?;
+        info!("fire {id}'s {timer:?} timer");
         Ok(())
     }
 

@@ -28,7 +28,7 @@ use raft_election::{NodeId, Timer};
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::{Instant, Sleep};
 
 /// How the nodes of an in-process cluster are paced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,9 +102,16 @@ impl DeadlineTable {
         }
     }
 
-    fn nanos(&self, at: Instant) -> u64 {
+    /// `at` in nanoseconds since the cluster started: the unit of message
+    /// stamps and of this table.
+    pub(crate) fn nanos(&self, at: Instant) -> u64 {
         let nanos = at.saturating_duration_since(self.epoch).as_nanos();
         u64::try_from(nanos).unwrap_or(NO_DEADLINE - 1)
+    }
+
+    /// The instant `nanos` after the cluster started.
+    pub(crate) fn instant(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
     }
 
     /// Publishes `id`'s election deadline (`None`: not armed).
@@ -127,18 +134,6 @@ impl DeadlineTable {
             let other = slot.load(Ordering::Relaxed);
             index != usize::from(id.0) && other < due
         })
-    }
-}
-
-/// Lets the other tasks run once and returns, so the caller can look at the
-/// clock and its inbox again: a wait much finer than Tokio's millisecond
-/// timer. A paused test clock does not move across a yield; then this sleeps
-/// until `deadline`, so Tokio can advance the clock to it.
-async fn watch_clock(deadline: Instant) {
-    let before = Instant::now();
-    tokio::task::yield_now().await;
-    if Instant::now() == before {
-        sleep_until(deadline).await;
     }
 }
 
@@ -176,10 +171,6 @@ pub(crate) struct Paced {
     deferred: (Instant, u32),
     /// Messages taken without a `select!` since the task last yielded.
     taken: usize,
-    /// One timer entry for the node's whole life: making one anew on every
-    /// turn registered and removed a timer for every message received.
-    sleep: Pin<Box<Sleep>>,
-    sleeping_until: Option<Instant>,
 }
 
 impl Paced {
@@ -192,8 +183,6 @@ impl Paced {
             waiting: None,
             deferred: (now, 0),
             taken: 0,
-            sleep: Box::pin(sleep_until(now)),
-            sleeping_until: None,
         }
     }
 
@@ -202,13 +191,11 @@ impl Paced {
         self.clock
     }
 
-    fn message(&mut self, stamped: Stamped) -> Wake {
+    fn message(&mut self, table: &DeadlineTable, stamped: Stamped) -> Wake {
         // Monotonic per node, whatever order its inputs were due in.
-        self.clock = self.clock.max(stamped.at);
-        Wake::Message {
-            from: stamped.envelope.from,
-            message: stamped.envelope.message,
-        }
+        self.clock = self.clock.max(table.instant(stamped.at()));
+        let (from, message) = stamped.input();
+        Wake::Message { from, message }
     }
 
     /// The node's next input, in the order independent machines would see.
@@ -217,6 +204,7 @@ impl Paced {
         inbox: &mut mpsc::Receiver<Stamped>,
         table: &DeadlineTable,
         timers: &Timers,
+        mut alarm: Pin<&mut Sleep>,
     ) -> Wake {
         table.set(self.id, timers.deadline(Timer::Election));
         // Every turn hands on an input or waits; deferrals are bounded.
@@ -258,8 +246,9 @@ impl Paced {
                 // together both campaign, the split vote of §5.2. Only the
                 // inbox's head is compared: the inbox is in arrival order,
                 // which for each sender is the order its steps were due.
-                return match self.waiting.take_if(|w| w.at < due) {
-                    Some(stamped) => self.message(stamped),
+                let due_nanos = table.nanos(due);
+                return match self.waiting.take_if(|w| w.at() < due_nanos) {
+                    Some(stamped) => self.message(table, stamped),
                     None => {
                         self.clock = self.clock.max(due);
                         Wake::Deadline
@@ -267,7 +256,7 @@ impl Paced {
                 };
             }
             if let Some(stamped) = self.waiting.take() {
-                return self.message(stamped);
+                return self.message(table, stamped);
             }
             // A message already queued needs no `select!`: polling the sleep
             // and the inbox again per message was a tenth of the scale
@@ -275,13 +264,13 @@ impl Paced {
             match inbox.try_recv() {
                 Ok(stamped) => {
                     self.taken += 1;
-                    return self.message(stamped);
+                    return self.message(table, stamped);
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {}
                 Err(mpsc::error::TryRecvError::Disconnected) => return Wake::Closed,
             }
             self.taken = 0;
-            if let Some(wake) = self.wait(inbox, timers, now).await {
+            if let Some(wake) = self.wait(inbox, timers, now, alarm.as_mut()).await {
                 return wake;
             }
         }
@@ -289,13 +278,25 @@ impl Paced {
 
     /// Sleeps until a deadline comes close or passes, or a message arrives
     /// (kept in `waiting`, to be ordered against the timers at the next turn).
+    /// Within [`PRECISE_WINDOW`] of an election deadline it only lets the
+    /// other tasks run once, so the caller looks at the clock again: a wait
+    /// much finer than Tokio's millisecond timer.
     async fn wait(
         &mut self,
         inbox: &mut mpsc::Receiver<Stamped>,
         timers: &Timers,
         now: Instant,
+        mut alarm: Pin<&mut Sleep>,
     ) -> Option<Wake> {
         let approaching = approaching(timers, now).filter(|_| self.precise);
+        if approaching.is_some() {
+            tokio::task::yield_now().await;
+            if Instant::now() != now {
+                return None;
+            }
+            // A paused test clock does not move across a yield: sleep to the
+            // deadline instead, so Tokio can advance the clock to it.
+        }
         // Without precision a node sleeps to the deadline itself: waking inside
         // the window with nothing to watch the clock would spin.
         let early = if self.precise {
@@ -303,26 +304,18 @@ impl Paced {
         } else {
             Duration::ZERO
         };
-        let wake = if approaching.is_some() {
-            None
-        } else {
-            wake_early(timers, early)
-        };
+        let wake = approaching.or_else(|| wake_early(timers, early));
         // Only an earlier wake moves the entry. A later one (a heartbeat
         // pushed the election deadline back) waits for the entry to fire
         // and is set then: one wake per timeout instead of a timer-wheel
         // update per heartbeat.
-        if let Some(at) = wake.filter(|&at| self.sleeping_until.is_none_or(|old| at < old)) {
-            self.sleep.as_mut().reset(at);
-            self.sleeping_until = Some(at);
+        if let Some(at) = wake.filter(|&at| alarm.is_elapsed() || at < alarm.deadline()) {
+            alarm.as_mut().reset(at);
         }
         // `biased`: a fixed order makes paused-clock runs reproducible.
         tokio::select! {
             biased;
-            () = &mut self.sleep, if self.sleeping_until.is_some() => self.sleeping_until = None,
-            // Before the inbox, so a deadline reached while a message waits
-            // is compared with it at the top of the loop.
-            () = watch_clock(approaching.unwrap_or(now)), if approaching.is_some() => {}
+            () = alarm, if wake.is_some() => {}
             received = inbox.recv() => {
                 // `None`: the network closed our inbox; we crashed or shut down.
                 let Some(stamped) = received else { return Some(Wake::Closed) };
