@@ -25,7 +25,9 @@
 //!
 //! # Layout
 //!
-//! - [`driver`]: [`Driver`], its [`Timers`] and the [`Observer`] it reports to.
+//! - [`driver`]: [`Driver`] and the [`Observer`] it reports to.
+//! - [`timers`]: a node's armed [`Timers`], owned by its driver and read by
+//!   its transport.
 //! - [`transport`]: the [`Transport`] trait and what became of a message
 //!   ([`Delivery`]).
 //! - [`timeouts`]: where election timeouts come from ([`TimeoutSource`]).
@@ -41,6 +43,7 @@ pub mod cluster;
 pub mod driver;
 mod sync;
 pub mod timeouts;
+pub mod timers;
 pub mod transport;
 
 pub use cluster::{
@@ -48,8 +51,9 @@ pub use cluster::{
     LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing, RestoreError,
     ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
 };
-pub use driver::{Driver, NodeError, Observer, Requests, Timers};
+pub use driver::{Driver, NodeError, Observer, Requests};
 pub use timeouts::{TimeoutPicker, TimeoutSource};
+pub use timers::Timers;
 pub use transport::{Delivery, Transport, Wake};
 
 #[cfg(all(test, loom))]

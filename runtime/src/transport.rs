@@ -12,7 +12,7 @@
 //! entry for the node's whole life. Making a new one per wait would register
 //! and remove a timer for every message received.
 
-use crate::driver::Timers;
+use crate::timers::Timers;
 use raft_election::{Message, NodeId};
 use std::fmt;
 use std::future::Future;

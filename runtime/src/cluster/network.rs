@@ -6,9 +6,9 @@
 //! a cut link or a crashed receiver loses the message, which Raft tolerates.
 
 use super::links::{Links, Route};
-use super::pacing::{DeadlineTable, Paced, Pacing};
-use crate::driver::Timers;
+use super::pacing::{DeadlineTable, Paced, Pacing, Stamped};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::timers::Timers;
 use crate::transport::{Delivery, Transport, Wake, race_deadline};
 use raft_election::{Envelope, Message, NodeId};
 use std::pin::Pin;
@@ -25,34 +25,6 @@ pub const INBOX_CAPACITY: usize = 64;
 /// would delay one more is lost (`QueueFull`). A limit on the tasks a
 /// delaying link can leave behind.
 pub const MAX_DELAYED: usize = 4_096;
-
-/// A message in an inbox, with the instant its sender's step was due (plus
-/// its link's delay), in nanoseconds since the cluster started: under
-/// [`Pacing::Emulated`] a receiver orders it against its own deadlines by
-/// this, not by when this process got round to running either.
-///
-/// Small on purpose: Tokio keeps two blocks of 32 slots per inbox, so every
-/// byte here is 64 bytes per node: no `Instant`, no receiver id, and packed
-/// (41 bytes instead of 48). Fields are read by value, never borrowed.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, packed)]
-pub(crate) struct Stamped {
-    pub(crate) at: u64,
-    pub(crate) from: NodeId,
-    pub(crate) message: Message,
-}
-
-impl Stamped {
-    /// The sender and the message, copied out of the packed fields.
-    pub(crate) fn input(self) -> (NodeId, Message) {
-        (self.from, self.message)
-    }
-
-    /// The stamp, copied out of the packed field.
-    pub(crate) fn at(self) -> u64 {
-        self.at
-    }
-}
 
 /// How many messages met each fate since the cluster started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

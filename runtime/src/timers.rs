@@ -1,0 +1,101 @@
+//! A node's armed timers: one deadline per [`Timer`], owned by its driver
+//! and read by its transport to know when the node must next wake.
+
+use raft_election::Timer;
+use tokio::time::Instant;
+
+/// The deadline of each armed timer. One slot per timer, so arming replaces
+/// the old deadline and cancelling clears it: a stale expiry cannot fire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timers {
+    election: Option<Instant>,
+    heartbeat: Option<Instant>,
+}
+
+impl Timers {
+    /// Arms `timer` to expire at `deadline`, or disarms it (`None`).
+    pub(crate) fn arm(&mut self, timer: Timer, deadline: Option<Instant>) {
+        match timer {
+            Timer::Election => self.election = deadline,
+            Timer::Heartbeat => self.heartbeat = deadline,
+        }
+    }
+
+    /// When `timer` is due, if it is armed.
+    #[must_use]
+    pub fn deadline(&self, timer: Timer) -> Option<Instant> {
+        match timer {
+            Timer::Election => self.election,
+            Timer::Heartbeat => self.heartbeat,
+        }
+    }
+
+    /// The earliest deadline of any armed timer.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.election, self.heartbeat].into_iter().flatten().min()
+    }
+
+    /// The timer that expired first by `now`, if any, and its deadline.
+    #[must_use]
+    pub fn first_expired(&self, now: Instant) -> Option<(Instant, Timer)> {
+        [
+            (Timer::Election, self.election),
+            (Timer::Heartbeat, self.heartbeat),
+        ]
+        .into_iter()
+        .filter_map(|(timer, deadline)| Some((deadline?, timer)))
+        .filter(|&(deadline, _)| deadline <= now)
+        .min()
+    }
+
+    /// Takes the timer that expired first by `now`: firing disarms it, and
+    /// re-arming puts it in the future (durations are positive), so each
+    /// arming fires at most once.
+    pub(crate) fn fire(&mut self, now: Instant) -> Option<Timer> {
+        let (_, timer) = self.first_expired(now)?;
+        self.arm(timer, None);
+        Some(timer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn a_replaced_or_cancelled_timer_never_expires() {
+        let start = Instant::now();
+        let mut timers = Timers::default();
+        timers.arm(Timer::Election, Some(start + ms(100)));
+        // Re-armed later (a heartbeat arrived): the first deadline is gone.
+        timers.arm(Timer::Election, Some(start + ms(300)));
+        assert_eq!(timers.first_expired(start + ms(200)), None);
+        let due = start + ms(300);
+        assert_eq!(timers.first_expired(due), Some((due, Timer::Election)));
+        // Firing disarms it.
+        assert_eq!(timers.fire(due), Some(Timer::Election));
+        assert_eq!(timers.fire(start + ms(400)), None);
+        timers.arm(Timer::Heartbeat, Some(start + ms(50)));
+        timers.arm(Timer::Heartbeat, None);
+        assert_eq!(timers.first_expired(start + ms(400)), None);
+        assert_eq!(timers.next_deadline(), None);
+    }
+
+    #[test]
+    fn the_earliest_of_two_expired_timers_fires_first() {
+        let start = Instant::now();
+        let mut timers = Timers::default();
+        timers.arm(Timer::Election, Some(start + ms(20)));
+        timers.arm(Timer::Heartbeat, Some(start + ms(10)));
+        assert_eq!(timers.next_deadline(), Some(start + ms(10)));
+        assert_eq!(timers.fire(start + ms(30)), Some(Timer::Heartbeat));
+        assert_eq!(timers.fire(start + ms(30)), Some(Timer::Election));
+        assert_eq!(timers.deadline(Timer::Election), None);
+    }
+}
