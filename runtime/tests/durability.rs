@@ -5,7 +5,10 @@
 //! clock, with state in memory and in files. (A demo process killed with
 //! SIGKILL is tested beside the binary, in the cli crate.)
 
-use raft_election::storage::{FileStorage, Storage};
+mod common;
+
+use common::{finish, ms, on_disk};
+
 use raft_election::{HardState, Message, NodeId, Role, Term};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, Statuses, StorageKind, TimeoutSource,
@@ -20,31 +23,10 @@ const N0: NodeId = NodeId(0);
 const N1: NodeId = NodeId(1);
 const N2: NodeId = NodeId(2);
 
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
 fn state(term: u64, voted_for: Option<NodeId>) -> HardState {
     HardState {
         current_term: Term(term),
         voted_for,
-    }
-}
-
-/// What node `id`'s file in `dir` holds, read by a fresh handle.
-fn on_disk(dir: &Path, id: NodeId) -> HardState {
-    FileStorage::open(dir, id)
-        .and_then(|file| file.load())
-        .unwrap_or_else(|e| panic!("{id}: {e}"))
-}
-
-/// Election safety over the whole run, then a clean shutdown.
-async fn finish(cluster: ClusterHandle, context: &str) {
-    if let Err(violation) = cluster.check_safety() {
-        panic!("{context}: {violation}");
-    }
-    if let Err(e) = cluster.shutdown().await {
-        panic!("{context}: {e}");
     }
 }
 

@@ -7,30 +7,17 @@
 //!
 //! Paused clock except where a test says otherwise, so timings are exact.
 
-use raft_election::storage::{FileStorage, Storage};
+mod common;
+
+use common::{finish, ms, on_disk};
+
 use raft_election::{HardState, NodeId, Role, Term, Timer, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, LinkFaults, Observation, StorageKind,
     spawn_cluster,
 };
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-/// Every cluster-wide invariant held over the whole run, and every task
-/// ended cleanly.
-async fn finish(cluster: ClusterHandle, context: &str) {
-    if let Err(violation) = cluster.check_safety() {
-        panic!("{context}: {violation}");
-    }
-    if let Err(e) = cluster.shutdown().await {
-        panic!("{context}: {e}");
-    }
-}
 
 mod links {
     use super::*;
@@ -350,13 +337,6 @@ mod controls {
 
 mod crash_all {
     use super::*;
-
-    /// What node `id`'s file in `dir` holds.
-    fn on_disk(dir: &Path, id: NodeId) -> HardState {
-        FileStorage::open(dir, id)
-            .and_then(|file| file.load())
-            .unwrap_or_else(|e| panic!("{id}: {e}"))
-    }
 
     /// Every vote one life cast, read from its event log: grants to others
     /// and each candidate's vote for itself, as (term, voter) -> candidate.

@@ -1,0 +1,30 @@
+//! Helpers shared by the runtime's integration tests.
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use raft_election::storage::{FileStorage, Storage};
+use raft_election::{HardState, NodeId};
+use raft_election_runtime::ClusterHandle;
+use std::path::Path;
+use std::time::Duration;
+
+pub(crate) fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+/// What node `id`'s file in `dir` holds, read by a fresh handle.
+pub(crate) fn on_disk(dir: &Path, id: NodeId) -> HardState {
+    FileStorage::open(dir, id)
+        .and_then(|file| file.load())
+        .unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+/// Every cluster-wide invariant held over the whole run (election safety
+/// among them), then every task ended cleanly.
+pub(crate) async fn finish(cluster: ClusterHandle, context: &str) {
+    if let Err(violation) = cluster.check_safety() {
+        panic!("{context}: {violation}");
+    }
+    if let Err(e) = cluster.shutdown().await {
+        panic!("{context}: {e}");
+    }
+}
