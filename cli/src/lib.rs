@@ -11,7 +11,7 @@
 //! ```
 //!
 //! - [`logging`]: the one logger setup ([`logging::init_logging`]): the
-//!   story, full lines with each node's span fields, or JSON.
+//!   the story, or JSON lines with each node's span fields (node, term, role).
 //! - [`timeline`]: a cluster's event log as a timeline picture
 //!   (`--timeline FILE`).
 //! - [`plot`]: distributions as CDF charts (`failover --plot FILE`).

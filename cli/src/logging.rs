@@ -2,9 +2,12 @@
 //! lines go.
 //!
 //! The runtime logs every step of a node inside a `node` span whose fields
-//! are the node's id, its current term and its role
-//! (`node{node=n1 term=2 role=candidate}`), so each line can be traced to
-//! the node and the term it belongs to, whatever the format shows.
+//! are the node's id, its current term and its role, kept current, so each
+//! line can be traced to the node and the term it belongs to. The story
+//! format leaves them out (its sentences name node and term); JSON writes
+//! them under `span`. (tracing-subscriber's plain text formats append a
+//! recorded field instead of replacing it, so a changing term would be
+//! written as `term=1 term=2`: no such format is offered.)
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -22,10 +25,9 @@ pub enum LogFormat {
     /// the narration names the node and term in its words.
     #[default]
     Story,
-    /// Each line with its level, target and span fields (node, term, role).
-    Full,
-    /// One JSON object per line, with the node's span (node, term, role)
-    /// under `span` and every field under `fields`: for tools.
+    /// One JSON object per line: the wall-clock time (RFC 3339, so lines of
+    /// several processes merge), the node's span (node, term, role) under
+    /// `span`, and the message and fields under `fields`. For tools.
     Json,
 }
 
@@ -51,8 +53,7 @@ pub fn init_logging(format: LogFormat, default_filter: &str) -> Result<(), Loggi
         .log_internal_errors(false);
     let installed = match format {
         LogFormat::Story => builder.event_format(Story(Uptime::default())).try_init(),
-        LogFormat::Full => builder.with_timer(Uptime::default()).try_init(),
-        LogFormat::Json => builder.json().with_timer(Uptime::default()).try_init(),
+        LogFormat::Json => builder.json().try_init(),
     };
     installed.map_err(|e| LoggingError::AlreadySet(e.to_string()))
 }

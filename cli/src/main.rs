@@ -80,8 +80,8 @@ struct Args {
     /// `RUST_LOG` overrides this.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// How log lines look: story (the narration), full (each line with the
-    /// node, term and role of its node's span) or json (one object a line).
+    /// How log lines look: story (the narration) or json (one object a
+    /// line, with the node, term and role of the node it comes from).
     #[arg(long, value_enum, default_value_t = LogFormat::Story)]
     log_format: LogFormat,
     /// Also draw the story as an SVG timeline in FILE: one lane per node,
