@@ -57,8 +57,10 @@ struct Args {
     /// on it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: Option<u16>,
-    /// Serve stateright's Explorer web UI at ADDR (e.g. 127.0.0.1:3000)
-    /// instead of checking (without symmetry reduction, so ids stay put).
+    /// Serve stateright's Explorer web UI at ADDR (e.g. 127.0.0.1:3000; port
+    /// 0 picks a free one, printed) instead of checking (without symmetry
+    /// reduction, so ids stay put). States read one line per node, and the
+    /// path is drawn as a message sequence diagram.
     #[arg(long, value_name = "ADDR")]
     explore: Option<SocketAddr>,
     /// A restarted node forgets its term and vote (as stateright's own Raft
@@ -138,11 +140,15 @@ fn main() -> ExitCode {
     print_bounds(&model, &args);
     let threads = args.threads();
     if let Some(address) = args.explore {
-        // tiny_http panics on a bind error; check first for a clear message.
-        if let Err(error) = TcpListener::bind(address) {
-            eprintln!("error: cannot serve the Explorer on {address}: {error}");
-            return ExitCode::from(2);
-        }
+        // tiny_http panics on a bind error; check first for a clear message,
+        // and learn the port the system picked for port 0.
+        let address = match TcpListener::bind(address).and_then(|l| l.local_addr()) {
+            Ok(bound) => bound,
+            Err(error) => {
+                eprintln!("error: cannot serve the Explorer on {address}: {error}");
+                return ExitCode::from(2);
+            }
+        };
         println!("Explorer: http://{address}/ (Ctrl-C to stop)");
         model.checker().threads(threads).serve(address);
         return ExitCode::SUCCESS;
