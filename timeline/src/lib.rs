@@ -17,8 +17,8 @@
 //! The events are plain data ([`Event`]), so any source can feed the
 //! renderer: the runtime's event log, a model checker path, or a node's logs.
 //! Messages are labelled with their `Display` text; [`MessageClass::of`]
-//! picks the colour, and a message kind it does not know is drawn in grey,
-//! labelled all the same.
+//! picks the colour, and a message kind it does not know is drawn in
+//! purple, labelled all the same.
 //!
 //! ```
 //! use raft_election::{NodeId, Role, Term};
@@ -311,7 +311,9 @@ impl Timeline {
 
     /// The picture as a self-contained SVG document: no script, no external
     /// style or font, so it opens in any browser and embeds in any page.
-    /// Times that are not finite are ignored.
+    /// Events at times that are not numbers or beyond 10^12 (about 30
+    /// years in milliseconds) are left out; a sequence diagram shows at
+    /// most 1,000 steps.
     #[must_use]
     pub fn to_svg(&self) -> String {
         render::render(self)

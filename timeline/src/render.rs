@@ -75,6 +75,33 @@ const CLASSES: [MessageClass; 6] = [
     MessageClass::Other,
 ];
 
+/// Times beyond this (about 30 years in milliseconds) are left out, as
+/// are times that are not numbers: a picture of them could not be drawn,
+/// and its axis would have no end.
+const MAX_TIME: f64 = 1e12;
+
+/// A sequence diagram shows at most this many steps.
+const MAX_STEPS: f64 = 1_000.0;
+
+/// At most this many ticks or step labels on an axis.
+const MAX_TICKS: usize = 2_000;
+
+fn usable(at: f64) -> bool {
+    at.is_finite() && at.abs() <= MAX_TIME
+}
+
+/// An event whose times can all be drawn.
+fn drawable(event: &Event) -> bool {
+    let fate_at = match &event.kind {
+        EventKind::Sent {
+            fate: Fate::Delivered { at } | Fate::Lost { at, .. },
+            ..
+        } => *at,
+        _ => event.at,
+    };
+    usable(event.at) && usable(fate_at)
+}
+
 /// Coordinates rounded to a tenth of a pixel: plenty, and a smaller file.
 fn r(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
@@ -143,7 +170,7 @@ struct Frame {
 impl Frame {
     fn new(timeline: &Timeline) -> Self {
         let mut times = Vec::new();
-        for event in &timeline.events {
+        for event in timeline.events.iter().filter(|e| drawable(e)) {
             times.push(event.at);
             if let EventKind::Sent {
                 fate: Fate::Delivered { at } | Fate::Lost { at, .. },
@@ -154,7 +181,7 @@ impl Frame {
             }
         }
         times.extend(timeline.notes.iter().map(|n| n.at));
-        times.retain(|t| t.is_finite());
+        times.retain(|&t| usable(t));
         let first = times.iter().copied().fold(f64::INFINITY, f64::min);
         let last = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let (first, last) = if first <= last {
@@ -174,7 +201,9 @@ impl Frame {
                 let start = first.min(0.0);
                 // A little room after the last event for its marks.
                 let end = last + ((last - start) * 0.05).max(1.0);
-                let scale = (TARGET_WIDTH / (end - start)).clamp(0.02, 4.0);
+                // Long runs shrink to the target width (and their heartbeats
+                // thin out); short ones are stretched, up to 4 px a ms.
+                let scale = (TARGET_WIDTH / (end - start)).min(4.0);
                 let mut frame = Self {
                     axis: timeline.axis,
                     start,
@@ -197,10 +226,12 @@ impl Frame {
                 frame.knots = knots;
                 frame
             }
+            // A model path is tens of steps; a longer one is cut off at
+            // the bottom rather than drawn miles long.
             Axis::Steps => Self {
                 axis: timeline.axis,
-                start: first.min(0.0),
-                end: last + 1.0,
+                start: first.clamp(-MAX_STEPS, 0.0),
+                end: last.min(MAX_STEPS) + 1.0,
                 scale: STEP,
                 along0: 96.0,
                 lane0: 90.0,
@@ -260,7 +291,7 @@ fn key_instants(timeline: &Timeline) -> Vec<f64> {
         return Vec::new();
     }
     let mut instants = Vec::new();
-    for event in &timeline.events {
+    for event in timeline.events.iter().filter(|e| drawable(e)) {
         match &event.kind {
             EventKind::Sent { class, .. } if class.is_heartbeat() => {}
             EventKind::Sent {
@@ -270,7 +301,7 @@ fn key_instants(timeline: &Timeline) -> Vec<f64> {
             _ => instants.push(event.at),
         }
     }
-    instants.retain(|t| t.is_finite());
+    instants.retain(|&t| usable(t));
     instants.sort_by(f64::total_cmp);
     instants.dedup();
     instants
@@ -281,7 +312,7 @@ pub(crate) fn render(timeline: &Timeline) -> String {
     let mut events: Vec<&Event> = timeline
         .events
         .iter()
-        .filter(|e| e.at.is_finite() && frame.lane(e.node).is_some())
+        .filter(|e| drawable(e) && frame.lane(e.node).is_some())
         .collect();
     // Stable: events at the same time keep the order they were given in.
     events.sort_by(|a, b| a.at.total_cmp(&b.at));
@@ -297,11 +328,10 @@ pub(crate) fn render(timeline: &Timeline) -> String {
     let (notes, width, height) = notes_text(&frame, &timeline.notes, axis_end);
     body = body.add(notes);
     let (legend, legend_width) = legend(&events);
-    let width = width.max(legend_width).max(frame.along(frame.end) + 40.0);
-    let width = match frame.axis {
-        Axis::Milliseconds => width,
-        Axis::Steps => width.max(frame.last_lane_across() + 120.0),
-    };
+    let width = width.max(legend_width).max(match frame.axis {
+        Axis::Milliseconds => frame.along(frame.end) + 40.0,
+        Axis::Steps => frame.last_lane_across() + 120.0,
+    });
 
     Document::new()
         .set("width", r(width))
@@ -849,15 +879,20 @@ fn time_axis(frame: &Frame) -> (Group, f64) {
                 (frame.along(frame.end), across),
                 MUTED,
             ));
-            let mut tick = (frame.start / step).ceil() * step;
+            let first = (frame.start / step).ceil();
             let mut last_label = f64::NEG_INFINITY;
-            // Bounded: about one tick per 80 pixels of a bounded width.
-            while tick <= frame.end {
+            // About one tick per 80 pixels of a bounded width; counted
+            // rather than summed, so rounding cannot stall it.
+            for index in 0..MAX_TICKS {
+                #[allow(clippy::cast_precision_loss)]
+                let tick = (first + index as f64) * step;
+                if tick > frame.end {
+                    break;
+                }
                 let x = frame.along(tick);
                 // Where a spread burst squeezed the ticks after it, some go
                 // unlabelled rather than overlap.
                 if x - last_label < 48.0 {
-                    tick += step;
                     continue;
                 }
                 last_label = x;
@@ -866,7 +901,6 @@ fn time_axis(frame: &Frame) -> (Group, f64) {
                         .set("text-anchor", "middle")
                         .set("fill", MUTED),
                 );
-                tick += step;
             }
             group = group.add(
                 text(frame.along0, across + 32.0, 10, format!(
@@ -878,14 +912,18 @@ fn time_axis(frame: &Frame) -> (Group, f64) {
             (group, across + 40.0)
         }
         Axis::Steps => {
-            let mut step = frame.start.ceil();
-            while step <= frame.end - 1.0 {
+            let first = frame.start.ceil();
+            for index in 0..MAX_TICKS {
+                #[allow(clippy::cast_precision_loss)]
+                let step = first + index as f64;
+                if step > frame.end - 1.0 {
+                    break;
+                }
                 group = group.add(
                     text(40.0, frame.along(step) + 4.0, 10, format!("{step:.0}"))
                         .set("text-anchor", "end")
                         .set("fill", MUTED),
                 );
-                step += 1.0;
             }
             (group, frame.along(frame.end))
         }
@@ -907,7 +945,7 @@ fn tick_step(scale: f64) -> f64 {
 fn notes_guides(frame: &Frame, notes: &[Note]) -> Group {
     let mut group = Group::new();
     let (low, high) = (frame.lane0 - 30.0, frame.last_lane_across() + 30.0);
-    for note in notes.iter().filter(|n| n.at.is_finite()) {
+    for note in notes.iter().filter(|n| usable(n.at)) {
         let along = frame.along(note.at);
         let (from, to) = match frame.axis {
             Axis::Milliseconds => ((along, low), (along, high)),
@@ -929,7 +967,7 @@ fn notes_text(frame: &Frame, notes: &[Note], axis_end: f64) -> (Group, f64, f64)
     match frame.axis {
         Axis::Milliseconds => {
             let mut y = axis_end + 10.0;
-            for (number, note) in notes.iter().filter(|n| n.at.is_finite()).enumerate() {
+            for (number, note) in notes.iter().filter(|n| usable(n.at)).enumerate() {
                 let colour = if note.alarm { ALARM } else { TEXT };
                 let (x, top) = (frame.along(note.at), frame.lane0 - 40.0);
                 let label = (number + 1).to_string();
@@ -963,7 +1001,7 @@ fn notes_text(frame: &Frame, notes: &[Note], axis_end: f64) -> (Group, f64, f64)
         }
         Axis::Steps => {
             let x = frame.last_lane_across() + 70.0;
-            for note in notes.iter().filter(|n| n.at.is_finite()) {
+            for note in notes.iter().filter(|n| usable(n.at)) {
                 let colour = if note.alarm { ALARM } else { TEXT };
                 width = width.max(x + text_width(&note.text) + 20.0);
                 group = group.add(

@@ -222,3 +222,42 @@ fn an_empty_timeline_is_still_a_picture() {
         roxmltree::Document::parse(&svg).expect("XML");
     }
 }
+
+#[test]
+fn absurd_times_are_left_out_and_never_hang_the_renderer() {
+    for axis in [Axis::Milliseconds, Axis::Steps] {
+        let mut timeline = Timeline::new("absurd", vec![N0, N1], axis);
+        for at in [f64::MAX, -f64::MAX, f64::INFINITY, f64::NAN, 1e300, -1e300] {
+            timeline.events.push(state(at, N0, Role::Leader, u64::MAX));
+            timeline.events.push(sent(
+                0.0,
+                N0,
+                N1,
+                MessageClass::Other,
+                Fate::Delivered { at },
+            ));
+            timeline.notes.push(Note {
+                at,
+                text: "never".to_owned(),
+                alarm: true,
+            });
+        }
+        timeline.events.push(state(0.0, N1, Role::Follower, 0));
+        timeline.events.push(state(1e9, N1, Role::Candidate, 1));
+        let svg = timeline.to_svg();
+        let document = roxmltree::Document::parse(&svg).expect("XML");
+        for dimension in ["width", "height"] {
+            let size: f64 = document
+                .root_element()
+                .attribute(dimension)
+                .and_then(|w| w.parse().ok())
+                .expect("a size");
+            assert!(
+                size.is_finite() && size < 100_000.0,
+                "{axis:?}: {dimension} {size}"
+            );
+        }
+        assert!(marked(&document, "tl-message").is_empty(), "{axis:?}");
+        assert!(!svg.contains("never"), "{axis:?}");
+    }
+}
