@@ -142,6 +142,16 @@ async fn run(args: Args) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    // Written after the story: find a bad path before it.
+    if let Some(path) = &args.timeline {
+        if let Err(e) = std::fs::File::create(path) {
+            eprintln!(
+                "error: cannot write the timeline to {}: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = ClusterConfig {
         nodes: args.nodes,

@@ -137,6 +137,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Written after the whole check: find a bad path before it.
+    if let Some(path) = &args.trace_svg {
+        if let Err(error) = std::fs::File::create(path) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     print_bounds(&model, &args);
     let threads = args.threads();
     if let Some(address) = args.explore {

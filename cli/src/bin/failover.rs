@@ -109,6 +109,16 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    // Files are written after minutes of trials: find a bad path now.
+    for path in [&args.csv, &args.plot, &args.timeline]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = std::fs::File::create(path) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     if args.timeline.is_some() && args.timeline_trial >= args.trials {
         eprintln!(
             "error: --timeline-trial {} names no trial: there are {} (0 to {})",
