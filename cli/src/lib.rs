@@ -42,3 +42,18 @@ pub mod logging;
 pub mod plot;
 pub mod progress;
 pub mod timeline;
+
+/// Whether `path` can be written, found out before a long run that writes
+/// it at the end. Leaves the file system as it was: an existing file is
+/// opened without truncating it, a new one is removed again.
+pub fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        std::fs::File::create(path)?;
+        std::fs::remove_file(path)
+    }
+}

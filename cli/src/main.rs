@@ -144,7 +144,7 @@ async fn run(args: Args) -> ExitCode {
     }
     // Written after the story: find a bad path before it.
     if let Some(path) = &args.timeline {
-        if let Err(e) = std::fs::File::create(path) {
+        if let Err(e) = raft_election_cli::check_writable(path) {
             eprintln!(
                 "error: cannot write the timeline to {}: {e}",
                 path.display()

@@ -139,7 +139,7 @@ fn main() -> ExitCode {
     };
     // Written after the whole check: find a bad path before it.
     if let Some(path) = &args.trace_svg {
-        if let Err(error) = std::fs::File::create(path) {
+        if let Err(error) = check_writable(path) {
             eprintln!("error: cannot write {}: {error}", path.display());
             return ExitCode::from(2);
         }
@@ -175,6 +175,20 @@ fn main() -> ExitCode {
         summarize(watch(builder.spawn_bfs(), start, &label), start, true, svg)
     } else {
         summarize(watch(builder.spawn_dfs(), start, &label), start, false, svg)
+    }
+}
+
+/// Whether `path` can be written, found out before the check: an existing
+/// file is opened without truncating it, a new one is removed again.
+fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        std::fs::File::create(path)?;
+        std::fs::remove_file(path)
     }
 }
 

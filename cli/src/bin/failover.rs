@@ -114,7 +114,7 @@ fn main() -> ExitCode {
         .into_iter()
         .flatten()
     {
-        if let Err(e) = std::fs::File::create(path) {
+        if let Err(e) = raft_election_cli::check_writable(path) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
