@@ -10,15 +10,16 @@
 
 use clap::Parser;
 use raft_election::{HardState, Message, NodeId, Role, Term, Timing};
+use raft_election_cli::logging::{LogFormat, init_logging};
+use raft_election_cli::timeline::{timeline, write_svg};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, NodeStatus, StorageKind, TimeoutSource,
     WaitError, spawn_cluster,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing_subscriber::EnvFilter;
 
 /// Prints a line of the story. A closed stdout (`cargo run | head`) is no
 /// failure of the story, so write errors are ignored rather than panicking
@@ -79,6 +80,16 @@ struct Args {
     /// `RUST_LOG` overrides this.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// How log lines look: story (the narration) or json (one object a
+    /// line, with the node, term and role of the node it comes from).
+    #[arg(long, value_enum, default_value_t = LogFormat::Story)]
+    log_format: LogFormat,
+    /// Also draw the story as an SVG timeline in FILE: one lane per node,
+    /// roles as coloured bands with their terms, messages as arrows, faults
+    /// and election timeouts as marks, the story's steps numbered. With
+    /// --rounds, the last round.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
 }
 
 /// A step of the story that did not happen in time.
@@ -122,7 +133,25 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    init_tracing(args.verbose);
+    let level = match args.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    if let Err(e) = init_logging(args.log_format, &format!("raft_election={level}")) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    // Written after the story: find a bad path before it.
+    if let Some(path) = &args.timeline {
+        if let Err(e) = raft_election_cli::check_writable(path) {
+            eprintln!(
+                "error: cannot write the timeline to {}: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = ClusterConfig {
         nodes: args.nodes,
@@ -166,7 +195,7 @@ async fn run(args: Args) -> ExitCode {
             timeouts: TimeoutSource::Seeded(seed.wrapping_add(u64::from(round))),
             ..config.clone()
         };
-        if let Err(e) = run_round(config, deadline).await {
+        if let Err(e) = run_round(config, deadline, args.timeline.as_deref()).await {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
@@ -174,13 +203,40 @@ async fn run(args: Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One story on a new cluster restored from `config.storage`; the error is
-/// the line to print.
-async fn run_round(config: ClusterConfig, deadline: Duration) -> Result<(), String> {
+/// One story on a new cluster restored from `config.storage`, drawn in
+/// `timeline` if given; the error is the line to print.
+async fn run_round(
+    config: ClusterConfig,
+    deadline: Duration,
+    timeline_file: Option<&Path>,
+) -> Result<(), String> {
     let storage = config.storage.clone();
     let cluster = spawn_cluster(config).map_err(|e| e.to_string())?;
     report_restored(&cluster, &storage);
-    let story = tell(&cluster, deadline).await;
+    let mut steps = Vec::new();
+    let story = tell(&cluster, deadline, &mut steps).await;
+    if let Some(path) = timeline_file {
+        // Drawn even when the story failed: the picture shows where.
+        if let Err(e) = &story {
+            steps.push((cluster.elapsed(), format!("the story stopped at {e}")));
+        }
+        let seed = match cluster.config().timeouts {
+            TimeoutSource::Seeded(seed) => format!(", seed {seed}"),
+            TimeoutSource::Schedule(_) => String::new(),
+        };
+        let title = format!(
+            "Raft election story: {} nodes{seed} (cargo run -- --timeline FILE)",
+            cluster.config().nodes
+        );
+        let picture = timeline(&title, cluster.config().ids(), &cluster.events(), &steps);
+        write_svg(path, &picture)
+            .map_err(|e| format!("cannot write the timeline to {}: {e}", path.display()))?;
+        say!(
+            "
+Timeline: {}",
+            path.display()
+        );
+    }
     let safety = cluster.check_safety();
     let stored = stored_states(&cluster);
     let stopped = cluster.shutdown().await;
@@ -241,43 +297,38 @@ fn voted_for(hard_state: HardState) -> String {
         .map_or_else(|| "nobody".to_owned(), |id| id.to_string())
 }
 
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("raft_election={level}")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_level(false)
-        .with_timer(tracing_subscriber::fmt::time::uptime())
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        // As with `say!`: a closed stdout is not worth a complaint per event.
-        .log_internal_errors(false)
-        .init();
-}
+/// The story's steps: when each began (since the cluster started), and its title.
+type Steps = Vec<(Duration, String)>;
 
-fn step(title: &str) {
-    say!("\n== {title}");
+/// Prints the title of step `number` of the story and notes when it began.
+fn step(cluster: &ClusterHandle, steps: &mut Steps, number: u8, title: &str) {
+    say!("\n== {number}. {title}");
+    steps.push((cluster.elapsed(), title.to_owned()));
 }
 
 fn ms(since: Instant) -> u128 {
     since.elapsed().as_millis()
 }
 
-async fn tell(cluster: &ClusterHandle, deadline: Duration) -> Result<(), StoryError> {
+async fn tell(
+    cluster: &ClusterHandle,
+    deadline: Duration,
+    steps: &mut Steps,
+) -> Result<(), StoryError> {
     let resumed = cluster
         .config()
         .ids()
         .filter_map(|id| cluster.started_from(id))
         .any(|restored| restored.current_term > Term(0));
-    step(&format!(
-        "1. Start: every node is a follower of {} and waits for its election timeout (§5.2)",
-        if resumed { "its stored term" } else { "t0" }
-    ));
+    step(
+        cluster,
+        steps,
+        1,
+        &format!(
+            "Start: every node is a follower of {} and waits for its election timeout (§5.2)",
+            if resumed { "its stored term" } else { "t0" }
+        ),
+    );
     let started = Instant::now();
     let (first, t1) = cluster
         .wait_for_leader(deadline)
@@ -287,10 +338,16 @@ async fn tell(cluster: &ClusterHandle, deadline: Duration) -> Result<(), StoryEr
         "-> {first} leads {t1}, elected {} ms after start",
         ms(started)
     );
+    // Two rounds of heartbeats before the crash, so the leader is seen to
+    // lead (and the timeline shows it) rather than dying as it wins.
+    tokio::time::sleep(cluster.config().timing.heartbeat_interval * 2).await;
 
-    step(&format!(
-        "2. Crash the leader {first}: the others stop hearing heartbeats"
-    ));
+    step(
+        cluster,
+        steps,
+        2,
+        &format!("Crash the leader {first}: the others stop hearing heartbeats"),
+    );
     let crashed = Instant::now();
     cluster.crash(first).await.map_err(|e| StoryError {
         step: "crashing the leader",
@@ -305,9 +362,12 @@ async fn tell(cluster: &ClusterHandle, deadline: Duration) -> Result<(), StoryEr
         ms(crashed)
     );
 
-    step(&format!(
-        "3. Restart {first} from its storage: it comes back in {t1} and learns of {t2}"
-    ));
+    step(
+        cluster,
+        steps,
+        3,
+        &format!("Restart {first} from its storage: it comes back in {t1} and learns of {t2}"),
+    );
     let restarted = Instant::now();
     cluster.restart(first).await.map_err(|e| StoryError {
         step: "restarting the old leader",
@@ -322,9 +382,14 @@ async fn tell(cluster: &ClusterHandle, deadline: Duration) -> Result<(), StoryEr
         ms(restarted)
     );
 
-    step(&format!(
-        "4. Cut {second} off: the majority elects a new leader, {second} still believes it leads {t2}"
-    ));
+    step(
+        cluster,
+        steps,
+        4,
+        &format!(
+            "Cut {second} off: the majority elects a new leader, {second} still believes it leads {t2}"
+        ),
+    );
     let cut = Instant::now();
     cluster.isolate(second).map_err(|e| StoryError {
         step: "isolating the leader",
@@ -347,9 +412,12 @@ async fn tell(cluster: &ClusterHandle, deadline: Duration) -> Result<(), StoryEr
          all lost to the partition"
     );
 
-    step(&format!(
-        "5. Heal: {second} hears of {t3} and steps down (§5.1)"
-    ));
+    step(
+        cluster,
+        steps,
+        5,
+        &format!("Heal: {second} hears of {t3} and steps down (§5.1)"),
+    );
     let healed = Instant::now();
     cluster.heal();
     cluster

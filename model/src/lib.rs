@@ -7,6 +7,26 @@
 //! safety properties are the ones of [`raft_election::invariants`], the same
 //! definitions the simulator, the fuzzer and the tests use.
 //!
+//! ```text
+//! model/  this crate: the stateright Model, `check` (src/main.rs)
+//!   │       trace.rs: actions and states in words, paths as sequence diagrams
+//!   ├──> timeline/  raft-election-timeline: the diagrams as SVG
+//!   ▼
+//! core/   raft-election: Node::step and the invariants it is checked against
+//! ```
+//!
+//! Every interleaving of a two-node cluster, checked in a debug build:
+//!
+//! ```
+//! use raft_election_model::{Bounds, ElectionModel};
+//! use stateright::{Checker, Model};
+//!
+//! let checker = ElectionModel::new(Bounds::new(2))?.checker().spawn_dfs().join();
+//! checker.assert_no_discovery("election safety");
+//! assert!(checker.discovery("a leader is elected").is_some());
+//! # Ok::<(), raft_election_model::ModelError>(())
+//! ```
+//!
 //! # The world it explores
 //!
 //! From one initial state (every node started, logs as [`Bounds::logs`] says,
@@ -50,7 +70,7 @@ mod trace;
 
 pub use network::Network;
 
-pub use trace::{describe_action, describe_state, format_trace};
+pub use trace::{compact_state, describe_action, describe_state, format_trace, sequence_diagram};
 
 use raft_election::Envelope;
 use raft_election::invariants::{self, History, Invariant, Violation};
@@ -266,8 +286,9 @@ impl Hash for Violations {
     }
 }
 
-/// One state of the whole cluster.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// One state of the whole cluster. Its `Debug` is the compact form the
+/// Explorer shows ([`compact_state`]).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ClusterState {
     /// Node `n{i}` is `servers[i]`.
     pub servers: Vec<Server>,
@@ -656,7 +677,13 @@ impl Model for ElectionModel {
 
     fn format_step(&self, last_state: &ClusterState, action: Action) -> Option<String> {
         self.next_state(last_state, action)
-            .map(|next| describe_state(&next))
+            .map(|next| compact_state(&next, Some(self.bounds.max_crashes)))
+    }
+
+    fn as_svg(&self, path: stateright::Path<ClusterState, Action>) -> Option<String> {
+        let steps = path.clone().into_actions().len();
+        let title = format!("{steps} steps of the model");
+        Some(sequence_diagram(self, &path, &title).to_svg())
     }
 }
 

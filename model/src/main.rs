@@ -6,19 +6,22 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use raft_election::Term;
 use raft_election::invariants::Invariant;
 use raft_election_model::{
     Bounds, ElectionModel, NetworkKind, REACHABILITY, Restarts, StartingLogs, format_trace,
+    sequence_diagram,
 };
 use stateright::{Checker, HasDiscoveries, Model};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// How often progress is printed.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the progress line is refreshed.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Exhaustive stateright model of the raft-election core (the same
 /// `Node::step` the Tokio runtime runs). Explores every interleaving of
@@ -54,8 +57,10 @@ struct Args {
     /// on it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: Option<u16>,
-    /// Serve stateright's Explorer web UI at ADDR (e.g. 127.0.0.1:3000)
-    /// instead of checking (without symmetry reduction, so ids stay put).
+    /// Serve stateright's Explorer web UI at ADDR (e.g. 127.0.0.1:3000; port
+    /// 0 picks a free one, printed) instead of checking (without symmetry
+    /// reduction, so ids stay put). States read one line per node, and the
+    /// path is drawn as a message sequence diagram.
     #[arg(long, value_name = "ADDR")]
     explore: Option<SocketAddr>,
     /// A restarted node forgets its term and vote (as stateright's own Raft
@@ -70,6 +75,12 @@ struct Args {
     /// Same as --logs equal.
     #[arg(long, conflicts_with = "logs")]
     equal_logs: bool,
+    /// On a violation, also draw the counterexample as an SVG message
+    /// sequence diagram in FILE (the Explorer's picture): a column per node,
+    /// a row per step, every delivered message an arrow. Nothing is written
+    /// when every invariant holds.
+    #[arg(long, value_name = "FILE", conflicts_with = "explore")]
+    trace_svg: Option<PathBuf>,
 }
 
 impl Args {
@@ -126,14 +137,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Written after the whole check: find a bad path before it.
+    if let Some(path) = &args.trace_svg {
+        if let Err(error) = check_writable(path) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     print_bounds(&model, &args);
     let threads = args.threads();
     if let Some(address) = args.explore {
-        // tiny_http panics on a bind error; check first for a clear message.
-        if let Err(error) = TcpListener::bind(address) {
-            eprintln!("error: cannot serve the Explorer on {address}: {error}");
-            return ExitCode::from(2);
-        }
+        // tiny_http panics on a bind error; check first for a clear message,
+        // and learn the port the system picked for port 0.
+        let address = match TcpListener::bind(address).and_then(|l| l.local_addr()) {
+            Ok(bound) => bound,
+            Err(error) => {
+                eprintln!("error: cannot serve the Explorer on {address}: {error}");
+                return ExitCode::from(2);
+            }
+        };
         println!("Explorer: http://{address}/ (Ctrl-C to stop)");
         model.checker().threads(threads).serve(address);
         return ExitCode::SUCCESS;
@@ -145,13 +167,38 @@ fn main() -> ExitCode {
     } else {
         HasDiscoveries::AnyFailures
     };
+    let label = configuration(&model);
     let builder = model.checker().threads(threads).finish_when(finish);
     let start = Instant::now();
+    let svg = args.trace_svg.as_ref();
     if args.breadth_first() {
-        summarize(watch(builder.spawn_bfs(), start), start, true)
+        summarize(watch(builder.spawn_bfs(), start, &label), start, true, svg)
     } else {
-        summarize(watch(builder.spawn_dfs(), start), start, false)
+        summarize(watch(builder.spawn_dfs(), start, &label), start, false, svg)
     }
+}
+
+/// Whether `path` can be written, found out before the check: an existing
+/// file is opened without truncating it, a new one is removed again.
+fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        std::fs::File::create(path)?;
+        std::fs::remove_file(path)
+    }
+}
+
+/// The bounds in a few words, to label progress.
+fn configuration(model: &ElectionModel) -> String {
+    let bounds = model.bounds();
+    format!(
+        "{} nodes, terms <= {}, {} crash(es)",
+        bounds.nodes, bounds.max_term.0, bounds.max_crashes
+    )
 }
 
 fn print_bounds(model: &ElectionModel, args: &Args) {
@@ -178,23 +225,30 @@ fn print_bounds(model: &ElectionModel, args: &Args) {
     );
 }
 
-/// Prints progress until the checker is done, then waits for its threads.
-fn watch<C: Checker<ElectionModel>>(checker: C, start: Instant) -> C {
+/// Shows progress until the checker is done, then waits for its threads.
+/// The progress line is drawn on standard error when it is a terminal and
+/// hidden otherwise, so a log or a pipe gets only the results.
+fn watch<C: Checker<ElectionModel>>(checker: C, start: Instant, label: &str) -> C {
+    let progress = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
+        progress.set_style(style);
+    }
     let mut last_report = Instant::now();
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(50));
         if last_report.elapsed() >= PROGRESS_INTERVAL {
             last_report = Instant::now();
             let elapsed = start.elapsed().as_secs_f64();
-            println!(
-                "  ... {:>6.0}s  {:>11} unique states  {:>9.0} states/s  depth {}",
-                elapsed,
+            progress.set_message(format!(
+                "{label}: {} unique states, {:.0} states/s, depth {}",
                 checker.unique_state_count(),
                 rate(checker.unique_state_count(), elapsed),
                 checker.max_depth()
-            );
+            ));
+            progress.tick();
         }
     }
+    progress.finish_and_clear();
     checker.join()
 }
 
@@ -215,7 +269,12 @@ fn rate(count: usize, seconds: f64) -> f64 {
 /// Prints the statistics, each property's verdict and every counterexample;
 /// returns success only if every safety property held and every
 /// reachability property was reached.
-fn summarize<C: Checker<ElectionModel>>(checker: C, start: Instant, bfs: bool) -> ExitCode {
+fn summarize<C: Checker<ElectionModel>>(
+    checker: C,
+    start: Instant,
+    bfs: bool,
+    trace_svg: Option<&PathBuf>,
+) -> ExitCode {
     let elapsed = start.elapsed().as_secs_f64();
     let unique = checker.unique_state_count();
     println!("Done in {elapsed:.1} s");
@@ -267,6 +326,20 @@ fn summarize<C: Checker<ElectionModel>>(checker: C, start: Instant, bfs: bool) -
     if let Some((invariant, path)) = broken.next() {
         println!("\nCounterexample to \"{invariant}\":");
         print!("{}", format_trace(checker.model(), path));
+        if let Some(file) = trace_svg {
+            let steps = path.clone().into_actions().len();
+            let title = format!("Counterexample to \"{invariant}\" in {steps} steps");
+            let svg = sequence_diagram(checker.model(), path, &title).to_svg();
+            match std::fs::write(file, svg) {
+                Ok(()) => println!("The trace as a sequence diagram: {}", file.display()),
+                Err(e) => {
+                    eprintln!("error: cannot write {}: {e}", file.display());
+                    ok = false;
+                }
+            }
+        }
+    } else if let Some(file) = trace_svg {
+        println!("No counterexample: {} not written.", file.display());
     }
     for (invariant, path) in broken {
         let steps = path.clone().into_actions().len();

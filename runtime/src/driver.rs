@@ -26,6 +26,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
+use tracing::field::{Empty, display};
+use tracing::{Span, info_span};
 
 /// How many local requests may wait for a driver. A request is a rare
 /// event (an operator's or a test's); a full queue is refused, not awaited.
@@ -132,6 +134,9 @@ pub struct Driver<S, T, O> {
     timeouts: TimeoutPicker,
     /// Inputs from the node's own side, stepped like any other.
     requests: Arc<Requests>,
+    /// Every log line of a step is inside this span, whose fields say the
+    /// node, its term and its role (kept current after each step).
+    span: Span,
 }
 
 impl<S, T, O> Driver<S, T, O>
@@ -152,9 +157,13 @@ where
         observer: O,
         timeouts: TimeoutPicker,
     ) -> Self {
+        let node = Node::restore(restored, LogSummary::default());
+        let span = info_span!("node", node = %config.id(), term = Empty, role = Empty);
+        record_state(&span, &node);
         Self {
             config,
-            node: Node::restore(restored, LogSummary::default()),
+            node,
+            span,
             storage,
             transport,
             observer,
@@ -176,7 +185,8 @@ where
     /// The loop has no other bound: it lasts the node's life, and every turn
     /// waits for a message or a deadline.
     pub async fn run(mut self) -> Result<(), NodeError> {
-        self.observer.started(&self.config, &self.node);
+        self.span
+            .in_scope(|| self.observer.started(&self.config, &self.node));
         let mut timers = Timers::default();
         let mut outputs = Vec::new();
         // The node's one timer entry, lent to the transport for each wait.
@@ -220,6 +230,12 @@ where
         let before = self.node.clone();
         outputs.clear();
         self.node.step(&self.config, input, outputs);
+        if (self.node.current_term(), self.node.role()) != (before.current_term(), before.role()) {
+            record_state(&self.span, &self.node);
+        }
+        // A clone of the handle, so the guard does not borrow `self`.
+        let span = self.span.clone();
+        let _in_span = span.enter();
         let mut observed = false;
         for output in outputs.drain(..) {
             // The core puts its one Persist first. Report the step once the new
@@ -263,4 +279,10 @@ where
             Timer::Heartbeat => min,
         }
     }
+}
+
+/// Puts `node`'s term and role in its driver's span.
+fn record_state(span: &Span, node: &Node) {
+    span.record("term", node.current_term().0);
+    span.record("role", display(node.role()));
 }

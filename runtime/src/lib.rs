@@ -47,9 +47,9 @@ pub mod timers;
 pub mod transport;
 
 pub use cluster::{
-    ClusterConfig, ClusterConfigError, ClusterHandle, Event, EventKind, FaultError, LinkFaults,
-    LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing, RestoreError,
-    ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
+    ClusterConfig, ClusterConfigError, ClusterHandle, Event, EventKind, FaultError, LinkChange,
+    LinkFaults, LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing,
+    RestoreError, ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
 };
 pub use driver::{Driver, NodeError, Observer, Requests};
 pub use timeouts::{TimeoutPicker, TimeoutSource};

@@ -13,14 +13,20 @@
 //! prints figures.
 
 use clap::Parser;
+use plotters::style::RGBColor;
 use raft_election::{Config, NodeId, Role, Term, Timing};
+use raft_election_cli::plot::{Series, write_cdf_svg};
+use raft_election_cli::progress;
+use raft_election_cli::timeline::{timeline, write_svg};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, EventKind, TimeoutSource, spawn_cluster,
 };
 use raft_election_sim::timed::TimedCluster;
+use raft_election_timeline::Timeline;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -55,7 +61,18 @@ struct Args {
     ideal_delay_us: u64,
     /// Also write every trial as CSV to this file.
     #[arg(long)]
-    csv: Option<std::path::PathBuf>,
+    csv: Option<PathBuf>,
+    /// Draw the failover times, measured and ideal, as CDFs on one chart in
+    /// this SVG file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Draw one trial (--timeline-trial) as an SVG timeline in this file:
+    /// the first election, the crash and the failover.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
+    /// The trial --timeline draws, counted from 0 (its seed is --seed plus this).
+    #[arg(long, default_value_t = 0, requires = "timeline")]
+    timeline_trial: u32,
 }
 
 /// One failover, in milliseconds from the crash.
@@ -92,12 +109,44 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    // Files are written after minutes of trials: find a bad path now.
+    for path in [&args.csv, &args.plot, &args.timeline]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = raft_election_cli::check_writable(path) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if args.timeline.is_some() && args.timeline_trial >= args.trials {
+        eprintln!(
+            "error: --timeline-trial {} names no trial: there are {} (0 to {})",
+            args.timeline_trial,
+            args.trials,
+            args.trials - 1
+        );
+        return ExitCode::FAILURE;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime");
     let measured = match runtime.block_on(run_runtime_trials(&args, timing)) {
-        Ok(trials) => trials,
+        Ok((trials, picture)) => {
+            if let (Some(path), Some(picture)) = (&args.timeline, picture) {
+                if let Err(e) = write_svg(path, &picture) {
+                    eprintln!("error: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!(
+                    "timeline of trial {}: {}",
+                    args.timeline_trial,
+                    path.display()
+                );
+            }
+            trials
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -116,27 +165,76 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let Some(path) = &args.plot {
+        if let Err(e) = plot(&args, path, &measured, &ideal) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("CDF plot: {}", path.display());
+    }
     report(&args, timing, &measured, &ideal);
     ExitCode::SUCCESS
 }
 
-async fn run_runtime_trials(args: &Args, timing: Timing) -> Result<Vec<Trial>, String> {
+/// The measured and ideal failover times as CDFs on one chart.
+fn plot(
+    args: &Args,
+    path: &std::path::Path,
+    measured: &[Trial],
+    ideal: &[Trial],
+) -> Result<(), raft_election_cli::plot::PlotError> {
+    let elected = |trials: &[Trial]| trials.iter().map(|t| t.elected).collect::<Vec<_>>();
+    let title = format!(
+        "Failover: leader crashed to new leader elected ({} nodes, timeouts {}-{} ms, heartbeat {} ms)",
+        args.nodes, args.min_ms, args.max_ms, args.heartbeat_ms
+    );
+    let series = [
+        Series {
+            name: "measured (Tokio runtime, real clock)".to_owned(),
+            values: elected(measured),
+            colour: RGBColor(30, 136, 229),
+        },
+        Series {
+            name: format!(
+                "ideal (virtual clock, {} µs one-way delay)",
+                args.ideal_delay_us
+            ),
+            values: elected(ideal),
+            colour: RGBColor(67, 160, 71),
+        },
+    ];
+    write_cdf_svg(path, &title, "ms from the crash to a new leader", &series)
+}
+
+/// Every runtime trial, and the timeline of the one `--timeline` asks for.
+async fn run_runtime_trials(
+    args: &Args,
+    timing: Timing,
+) -> Result<(Vec<Trial>, Option<Timeline>), String> {
     let mut trials = Vec::with_capacity(args.trials as usize);
+    let mut picture = None;
+    let bar = progress::bar(u64::from(args.trials), "trials");
+    bar.set_message("runtime");
     for i in 0..args.trials {
         let seed = args.seed.wrapping_add(u64::from(i));
-        let trial = runtime_trial(args.nodes, timing, seed)
+        let draw = args.timeline.is_some() && i == args.timeline_trial;
+        let (trial, drawn) = runtime_trial(args.nodes, timing, seed, draw)
             .await
             .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
         trials.push(trial);
-        if (i + 1) % 50 == 0 || i + 1 == args.trials {
-            eprint!("\rruntime trials: {}/{}", i + 1, args.trials);
-        }
+        picture = picture.or(drawn);
+        bar.inc(1);
     }
-    eprintln!();
-    Ok(trials)
+    bar.finish_and_clear();
+    Ok((trials, picture))
 }
 
-async fn runtime_trial(nodes: u8, timing: Timing, seed: u64) -> Result<Trial, String> {
+async fn runtime_trial(
+    nodes: u8,
+    timing: Timing,
+    seed: u64,
+    draw: bool,
+) -> Result<(Trial, Option<Timeline>), String> {
     let config = ClusterConfig {
         nodes,
         timing,
@@ -168,14 +266,34 @@ async fn runtime_trial(nodes: u8, timing: Timing, seed: u64) -> Result<Trial, St
     wait_all_follow(&cluster, new_leader, new_term).await?;
     let all_know = ms(cluster.elapsed() - crashed_at);
     cluster.check_safety().map_err(|e| e.to_string())?;
+    let picture = draw.then(|| {
+        let at = |ms: f64| Duration::from_secs_f64(ms / 1e3);
+        let notes = [
+            (at(initial_elected), format!("{leader} elected in {term}")),
+            (crashed_at, format!("{leader} crashed")),
+            (
+                at(elected),
+                format!(
+                    "{new_leader} elected in {new_term}, {:.1} ms after the crash",
+                    elected - ms(crashed_at)
+                ),
+            ),
+        ];
+        let title = format!(
+            "Failover trial, seed {seed}: {nodes} nodes, timeouts {:?}-{:?}, heartbeat {:?}",
+            timing.election_timeout_min, timing.election_timeout_max, timing.heartbeat_interval
+        );
+        timeline(&title, cluster.config().ids(), &cluster.events(), &notes)
+    });
     cluster.shutdown().await.map_err(|e| e.to_string())?;
-    Ok(Trial {
+    let trial = Trial {
         initial_elected,
         initial_all_know,
         elected: elected - ms(crashed_at),
         all_know,
         rounds: new_term.0 - term.0,
-    })
+    };
+    Ok((trial, picture))
 }
 
 /// When `leader` became leader of `term`, in ms since the cluster started.
@@ -209,8 +327,11 @@ async fn wait_all_follow(
 
 fn run_ideal_trials(args: &Args, timing: Timing) -> Vec<Trial> {
     let delay = Duration::from_micros(args.ideal_delay_us);
-    (0..args.ideal_trials)
+    let bar = progress::bar(u64::from(args.ideal_trials), "trials");
+    bar.set_message("ideal");
+    let trials = (0..args.ideal_trials)
         .filter_map(|i| {
+            bar.inc(1);
             ideal_trial(
                 args.nodes,
                 timing,
@@ -218,7 +339,9 @@ fn run_ideal_trials(args: &Args, timing: Timing) -> Vec<Trial> {
                 args.seed.wrapping_add(u64::from(i)),
             )
         })
-        .collect()
+        .collect();
+    bar.finish_and_clear();
+    trials
 }
 
 /// The same trial on the core alone, with an ideal network.

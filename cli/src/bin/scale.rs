@@ -21,6 +21,7 @@
 use clap::{Parser, ValueEnum};
 use cpu_time::ProcessTime;
 use raft_election::Timing;
+use raft_election_cli::progress;
 use raft_election_runtime::{ClusterConfig, ClusterHandle, Observation, Pacing, spawn_cluster};
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode, Stdio};
@@ -366,6 +367,8 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
     let cpu_start = ProcessTime::now();
     let started = Instant::now();
     let mut clusters = Vec::with_capacity(g as usize);
+    let bar = progress::bar(u64::from(g), "clusters");
+    bar.set_message("spawning");
     for i in 0..g {
         let config = ClusterConfig {
             observation,
@@ -375,15 +378,16 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
             ..ClusterConfig::seeded(NODES, seed_of(args, i))
         };
         clusters.push(spawn_cluster(config).map_err(|e| e.to_string())?);
-        if (i + 1) % 1_000 == 0 {
-            eprint!("\rspawned {}/{g}", i + 1);
-        }
+        bar.inc(1);
     }
-    eprintln!("\rspawned {g} clusters ({} nodes)", u64::from(g) * 3);
+    bar.finish_and_clear();
+    eprintln!("spawned {g} clusters ({} nodes)", u64::from(g) * 3);
 
     // Every cluster is already running; waiting on them in order costs no more
     // than the slowest one.
     let deadline = started + Duration::from_secs(args.elect_within);
+    let bar = progress::bar(u64::from(g), "clusters");
+    bar.set_message("up (a leader all follow)");
     for (i, cluster) in clusters.iter().enumerate() {
         let left = deadline.saturating_duration_since(Instant::now());
         cluster
@@ -393,7 +397,9 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
                 let seed = seed_of(args, u32::try_from(i).unwrap_or(u32::MAX));
                 format!("cluster {i} (seed {seed}) did not settle on a leader in time: {e}")
             })?;
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let elected_after = started.elapsed();
     eprintln!("all {g} clusters settled on a leader after {elected_after:.2?}");
     let rss_elected = rss_bytes();
@@ -402,18 +408,20 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
     let before: Vec<Snapshot> = clusters.iter().map(snapshot).collect();
     let cpu_before = ProcessTime::now();
     let window_start = Instant::now();
+    let bar = progress::bar(args.seconds, "s");
+    bar.set_message("steady state");
     for second in 1..=args.seconds {
         tokio::time::sleep_until(window_start + Duration::from_secs(second)).await;
         if second % 5 == 0 || second == args.seconds {
             let now: Vec<Snapshot> = clusters.iter().map(snapshot).collect();
             let spurious = count_changed(&now, &before).0;
-            eprint!(
-                "\rsteady state {second}/{} s: {spurious} cluster(s) with a term change",
-                args.seconds
-            );
+            bar.set_message(format!(
+                "steady state, {spurious} cluster(s) with a term change"
+            ));
         }
+        bar.inc(1);
     }
-    eprintln!();
+    bar.finish_and_clear();
     let window = window_start.elapsed();
     let cpu_window = cpu_before.elapsed();
     let after: Vec<Snapshot> = clusters.iter().map(snapshot).collect();

@@ -9,9 +9,9 @@ use std::fmt;
 use std::time::Duration;
 
 /// The event log keeps the most recent this many events and counts the rest.
-/// A three-node cluster at the default 50 ms heartbeat logs about 80 events a
-/// second (two heartbeats and two acknowledgements), so this is over ten
-/// minutes of history in a few megabytes.
+/// A three-node cluster at the default 50 ms heartbeat logs about 160 events
+/// a second (two heartbeats and two acknowledgements, each sent and
+/// received), so this is over six minutes of history in a few megabytes.
 pub const MAX_EVENTS: usize = 65_536;
 
 /// Something that happened at one node.
@@ -22,7 +22,8 @@ pub struct Event {
     /// The node it happened at.
     pub node: NodeId,
     /// The node's current term after the event; for [`EventKind::ElectionTimeout`],
-    /// the term in which the timer fired.
+    /// the term in which the timer fired; for a fault at a crashed node, the
+    /// last term it had.
     pub term: Term,
     /// What happened.
     pub kind: EventKind,
@@ -69,8 +70,48 @@ pub enum EventKind {
         /// Delivered or lost, and why.
         delivery: Delivery,
     },
+    /// The node stepped a message from `from` (the other end of a
+    /// [`EventKind::Sent`] that was delivered; twice for a duplicate).
+    Received {
+        /// The sender.
+        from: NodeId,
+        /// The message.
+        message: Message,
+    },
     /// The node was crashed by the fault controls, or stopped on a failure.
     Crashed,
+    /// The fault controls partitioned the cluster: this node is in group
+    /// `group` (0 for the first group given), or in none (`None`), cut off
+    /// from everyone. Recorded at every node.
+    Partitioned {
+        /// Its group.
+        group: Option<u8>,
+    },
+    /// The fault controls changed the link from this node to `to`.
+    LinkChanged {
+        /// The other end.
+        to: NodeId,
+        /// What the link is now.
+        change: LinkChange,
+    },
+    /// The fault controls cut this running node off from everyone.
+    Disconnected,
+    /// The fault controls connected this node again.
+    Connected,
+    /// The fault controls opened every link again. Recorded at every node.
+    Healed,
+}
+
+/// What the fault controls made of one directed link (see
+/// [`crate::LinkFaults`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkChange {
+    /// It loses everything: a one-way cut.
+    Cut,
+    /// It loses, duplicates or delays some messages.
+    Faulty,
+    /// It is faultless again.
+    Faultless,
 }
 
 impl fmt::Display for Event {
@@ -94,7 +135,23 @@ impl fmt::Display for Event {
                 message,
                 delivery,
             } => write!(f, "-> {to} {message} ({delivery})"),
+            EventKind::Received { from, message } => write!(f, "<- {from} {message}"),
             EventKind::Crashed => f.write_str("crashed"),
+            EventKind::Partitioned { group: Some(group) } => {
+                write!(f, "partitioned into group {group}")
+            }
+            EventKind::Partitioned { group: None } => f.write_str("partitioned from everyone"),
+            EventKind::LinkChanged { to, change } => {
+                let what = match change {
+                    LinkChange::Cut => "cut",
+                    LinkChange::Faulty => "faulty",
+                    LinkChange::Faultless => "faultless",
+                };
+                write!(f, "link to {to} {what}")
+            }
+            EventKind::Disconnected => f.write_str("disconnected"),
+            EventKind::Connected => f.write_str("connected"),
+            EventKind::Healed => f.write_str("every link healed"),
         }
     }
 }

@@ -44,7 +44,7 @@ pub(crate) mod status;
 mod storage;
 
 pub use config::{ClusterConfig, ClusterConfigError, Observation};
-pub use event_log::{Event, EventKind, MAX_EVENTS};
+pub use event_log::{Event, EventKind, LinkChange, MAX_EVENTS};
 pub use links::{FaultError, LinkFaults, LinkTable, MAX_LINK_DELAY};
 pub use network::{INBOX_CAPACITY, MAX_DELAYED, NetworkStats};
 pub use observer::{ByKind, MessageCounts};
@@ -276,7 +276,7 @@ impl ClusterHandle {
         let task = tokio::spawn(async move {
             let result = driver.run().await;
             if let Err(e) = &result {
-                error!("{e}");
+                error!(node = %id, "{e}");
                 fail_stop.take_down();
             }
             result
@@ -451,7 +451,7 @@ impl ClusterHandle {
     /// task may still be ending; [`Self::restart`] waits for it.
     pub async fn crash(&self, id: NodeId) -> Result<(), FaultError> {
         self.network.links().mark_down(id)?;
-        info!("crash {id}: its task is aborted and its channel closed");
+        info!(node = %id, "crash {id}: its task is aborted and its channel closed");
         self.network.close_inbox(id);
         self.observer.record_crash(id);
         let mut lives = self.lives.lock().await;
@@ -515,7 +515,7 @@ impl ClusterHandle {
         self.join(&mut lives, id).await;
         let restored = self.hard_state(id)?;
         self.network.links().mark_up(id)?;
-        info!("restart {id} from its storage");
+        info!(node = %id, "restart {id} from its storage");
         self.spawn_node(&mut lives, id, restored);
         Ok(())
     }
@@ -537,7 +537,7 @@ impl ClusterHandle {
             .ok_or(FaultError::AlreadyDown { id })?
             .send(Input::Timeout(timer))
             .map_err(|_| FaultError::Busy { id })?;
-        info!("fire {id}'s {timer:?} timer");
+        info!(node = %id, "fire {id}'s {timer:?} timer");
         Ok(())
     }
 
@@ -546,6 +546,15 @@ impl ClusterHandle {
     pub fn partition(&self, groups: &[BTreeSet<NodeId>]) -> Result<(), FaultError> {
         self.network.links().partition(groups)?;
         info!("partition: {}", self.links());
+        for id in self.config.ids() {
+            // `validate` bounds the cluster to 15 voters, so at most 15 groups hold one.
+            let group = groups
+                .iter()
+                .position(|g| g.contains(&id))
+                .and_then(|g| u8::try_from(g).ok());
+            self.observer
+                .record_fault(id, EventKind::Partitioned { group });
+        }
         Ok(())
     }
 
@@ -572,6 +581,7 @@ impl ClusterHandle {
     pub fn set_link(&self, from: NodeId, to: NodeId, faults: LinkFaults) -> Result<(), FaultError> {
         self.network.links().set(from, to, faults)?;
         info!("link {from}->{to}: {faults}");
+        self.record_link(from, to, faults);
         Ok(())
     }
 
@@ -579,20 +589,39 @@ impl ClusterHandle {
     pub fn set_all_links(&self, faults: LinkFaults) -> Result<(), FaultError> {
         self.network.links().set_all(faults)?;
         info!("every link: {faults}");
+        for from in self.config.ids() {
+            for to in self.config.ids().filter(|&to| to != from) {
+                self.record_link(from, to, faults);
+            }
+        }
         Ok(())
+    }
+
+    fn record_link(&self, from: NodeId, to: NodeId, faults: LinkFaults) {
+        let change = if faults.cut {
+            LinkChange::Cut
+        } else if faults == LinkFaults::default() {
+            LinkChange::Faultless
+        } else {
+            LinkChange::Faulty
+        };
+        self.observer
+            .record_fault(from, EventKind::LinkChanged { to, change });
     }
 
     /// Cuts a running `id` off from everyone until [`Self::connect`].
     pub fn disconnect(&self, id: NodeId) -> Result<(), FaultError> {
         self.network.links().set_connected(id, false)?;
-        info!("disconnect {id}");
+        info!(node = %id, "disconnect {id}");
+        self.observer.record_fault(id, EventKind::Disconnected);
         Ok(())
     }
 
     /// Reconnects `id` after [`Self::disconnect`].
     pub fn connect(&self, id: NodeId) -> Result<(), FaultError> {
         self.network.links().set_connected(id, true)?;
-        info!("connect {id}");
+        info!(node = %id, "connect {id}");
+        self.observer.record_fault(id, EventKind::Connected);
         Ok(())
     }
 
@@ -601,6 +630,9 @@ impl ClusterHandle {
     pub fn heal(&self) {
         self.network.links().heal();
         info!("heal: every link is open again");
+        for id in self.config.ids() {
+            self.observer.record_fault(id, EventKind::Healed);
+        }
     }
 
     fn collect(&self, id: NodeId, joined: Result<Result<(), NodeError>, tokio::task::JoinError>) {

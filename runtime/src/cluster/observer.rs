@@ -98,6 +98,9 @@ pub(crate) struct ClusterObserver {
     board: StatusBoard,
     monitor: SafetyMonitor,
     counts: Vec<Counts>,
+    /// Each node's latest term, kept while it is down, so a fault recorded
+    /// at a crashed node carries the term it last had.
+    terms: Vec<AtomicU64>,
     /// Bumped after every board change; waiters subscribe to it.
     changes: watch::Sender<u64>,
 }
@@ -112,6 +115,7 @@ impl ClusterObserver {
             board: StatusBoard::new(config),
             monitor: SafetyMonitor::new(),
             counts: config.voters().iter().map(|_| Counts::default()).collect(),
+            terms: config.voters().iter().map(|_| AtomicU64::new(0)).collect(),
             changes: watch::Sender::new(0),
         }
     }
@@ -177,6 +181,24 @@ impl ClusterObserver {
         });
     }
 
+    fn set_term(&self, id: NodeId, term: Term) {
+        if let Some(slot) = self.terms.get(usize::from(id.0)) {
+            // Read only to label events; nothing else depends on it.
+            slot.store(term.0, Ordering::Relaxed);
+        }
+    }
+
+    fn last_term(&self, id: NodeId) -> Term {
+        self.terms
+            .get(usize::from(id.0))
+            .map_or(Term(0), |slot| Term(slot.load(Ordering::Relaxed)))
+    }
+
+    /// A fault the cluster's controls injected at `id`, for the event log.
+    pub(crate) fn record_fault(&self, id: NodeId, kind: EventKind) {
+        self.push(id, self.last_term(id), kind);
+    }
+
     fn check(result: Result<(), Violation>) {
         if let Err(violation) = result {
             error!("invariant broken: {violation}");
@@ -192,6 +214,7 @@ impl ClusterObserver {
             display_option(restored.voted_for)
         );
         Self::check(self.monitor.record_restart(id, node));
+        self.set_term(id, restored.current_term);
         self.push(id, restored.current_term, EventKind::Started { restored });
         // `revive` put it on the board when its task was spawned; a task that
         // was crashed before it ran does not put it back.
@@ -211,9 +234,8 @@ impl ClusterObserver {
     /// A node crashed (by the fault controls, or on a failure): from now on
     /// the board ignores any late report of its task.
     pub(crate) fn record_crash(&self, id: NodeId) {
-        let term = self.board.snapshot().get(id).map(|s| s.term);
         self.board.crash(id);
-        self.push(id, term.unwrap_or_default(), EventKind::Crashed);
+        self.push(id, self.last_term(id), EventKind::Crashed);
         self.notify();
     }
 
@@ -229,10 +251,15 @@ impl ClusterObserver {
             Input::Start | Input::Timeout(_) => None,
         };
         let (term, old_term) = (after.current_term(), before.current_term());
+        if let (Some(from), Input::Receive { message, .. }) = (from, input) {
+            let message = *message;
+            self.push(id, term, EventKind::Received { from, message });
+        }
         if *input == Input::Timeout(Timer::Election) {
             self.push(id, old_term, EventKind::ElectionTimeout);
         }
         if term != old_term {
+            self.set_term(id, term);
             self.push(id, term, EventKind::TermChanged { from: old_term });
         }
         if after.role() != before.role() {
