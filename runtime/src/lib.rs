@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod data_dir;
 pub mod driver;
 mod sync;
 pub mod timeouts;
@@ -48,6 +49,7 @@ pub use cluster::{
     LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing, RestoreError,
     ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
 };
+pub use data_dir::{DataDir, DataDirError, DirStorage};
 pub use driver::{Driver, NodeError, Observer, Requests, Timers};
 pub use timeouts::{TimeoutPicker, TimeoutSource};
 pub use transport::{Delivery, Transport, Wake};

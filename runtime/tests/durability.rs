@@ -6,7 +6,7 @@
 //! SIGKILL is tested beside the binary, in the cli crate.)
 
 use raft_election::storage::{FileStorage, Storage};
-use raft_election::{HardState, Message, NodeId, Role, Term};
+use raft_election::{ClusterId, HardState, Message, NodeId, Role, Term};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, Statuses, StorageKind, TimeoutSource,
     spawn_cluster,
@@ -33,8 +33,8 @@ fn state(term: u64, voted_for: Option<NodeId>) -> HardState {
 
 /// What node `id`'s file in `dir` holds, read by a fresh handle.
 fn on_disk(dir: &Path, id: NodeId) -> HardState {
-    FileStorage::open(dir, id)
-        .and_then(|file| file.load())
+    FileStorage::open(dir, ClusterId(1), id)
+        .load()
         .unwrap_or_else(|e| panic!("{id}: {e}"))
 }
 
@@ -268,7 +268,11 @@ mod corrupt_files {
         files_of_a_finished_cluster(dir.path()).await;
         let path = dir.path().join("node-1.state");
         let good = fs::read_to_string(&path).unwrap();
-        let term_line = good.lines().nth(1).unwrap().to_owned();
+        let term_line = good
+            .lines()
+            .find(|line| line.starts_with("current_term "))
+            .unwrap()
+            .to_owned();
         // An edited term with the old checksum: a torn or tampered file.
         let bad = good.replace(&term_line, "current_term 0");
         assert_ne!(bad, good);

@@ -8,7 +8,7 @@
 //! Paused clock except where a test says otherwise, so timings are exact.
 
 use raft_election::storage::{FileStorage, Storage};
-use raft_election::{HardState, NodeId, Role, Term, Timer, Timing};
+use raft_election::{ClusterId, HardState, NodeId, Role, Term, Timer, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, LinkFaults, Observation, StorageKind,
     spawn_cluster,
@@ -353,8 +353,8 @@ mod crash_all {
 
     /// What node `id`'s file in `dir` holds.
     fn on_disk(dir: &Path, id: NodeId) -> HardState {
-        FileStorage::open(dir, id)
-            .and_then(|file| file.load())
+        FileStorage::open(dir, ClusterId(1), id)
+            .load()
             .unwrap_or_else(|e| panic!("{id}: {e}"))
     }
 
