@@ -40,7 +40,9 @@
 pub mod cluster;
 pub mod data_dir;
 pub mod driver;
+pub mod server;
 mod sync;
+pub mod tcp;
 pub mod timeouts;
 pub mod transport;
 
@@ -50,7 +52,9 @@ pub use cluster::{
     ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
 };
 pub use data_dir::{DataDir, DataDirError, DirStorage};
-pub use driver::{Driver, NodeError, Observer, Requests, Timers};
+pub use driver::{Driver, NodeError, Observer, Requests, RequestsFull, Timers};
+pub use server::{Leadership, RoundTrips, Server, ServerBuilder, ServerError, ServerStatus};
+pub use tcp::{TcpConfig, TcpError, TcpStats, TcpStatsHandle, TcpTransport};
 pub use timeouts::{TimeoutPicker, TimeoutSource};
 pub use transport::{Delivery, Transport, Wake};
 
