@@ -7,8 +7,14 @@
 //!
 //! With `--data-dir DIR` each node keeps its term and vote in a file in DIR,
 //! and the next run (or the next `--rounds` round) resumes from them.
+//!
+//! `raft-election node ...` runs one node of a real cluster instead: a
+//! process of its own, over TCP (see `node.rs`).
 
-use clap::Parser;
+mod logging;
+mod node;
+
+use clap::{Parser, Subcommand};
 use raft_election::{HardState, Message, NodeId, Role, Term, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, NodeStatus, StorageKind, TimeoutSource,
@@ -18,7 +24,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing_subscriber::EnvFilter;
 
 /// Prints a line of the story. A closed stdout (`cargo run | head`) is no
 /// failure of the story, so write errors are ignored rather than panicking
@@ -31,10 +36,12 @@ macro_rules! say {
 }
 
 /// Raft leader election, told step by step: who times out, who votes for
-/// whom, who leads which term.
+/// whom, who leads which term. `raft-election node` runs one node of a real
+/// cluster instead.
 #[derive(Debug, Parser)]
 #[command(
     version,
+    args_conflicts_with_subcommands = true,
     after_help = "The story, on the real clock: start; a leader is elected; the leader is \
 crashed and the others elect a new one; the dead node restarts from its stored term and \
 vote; the new leader is cut off and the majority elects a third; the partition heals and \
@@ -43,9 +50,27 @@ Exits 0 when every step happened, 1 with the reason otherwise.
 
 With --data-dir DIR, each node's term and vote live in DIR/node-<id>.state (written to a \
 temporary file, fsynced, renamed over the old one); a second run prints what each node \
-restored and continues from those terms. A corrupt file stops the run with its reason \
-instead of starting that node from t0."
+restored and continues from those terms. A directory with no state file is a new cluster: \
+its files are created at t0. A missing, corrupt or foreign file stops the run with its path \
+and reason instead of starting that node from t0. The directory is locked while the demo runs.
+
+`raft-election node --help` tells how to run a real cluster, one process per node."
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    demo: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one node of a real cluster over TCP (one process per node).
+    Node(node::NodeArgs),
+}
+
+/// The demo's options.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Number of nodes (at least 3: the story crashes a leader and still needs a majority).
     #[arg(long, default_value_t = 3)]
@@ -97,7 +122,11 @@ fn failed(step: &'static str) -> impl FnOnce(WaitError) -> StoryError {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Node(node)) => return node::main(node),
+        None => cli.demo,
+    };
     // One thread keeps the story's order reproducible from its seed. With
     // --data-dir every term or vote change is an fsync of milliseconds; on a
     // multi-thread runtime it moves off the worker (`block_in_place`)
@@ -122,7 +151,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    init_tracing(args.verbose);
+    logging::init(logging::Logging {
+        verbose: args.verbose,
+        format: logging::LogFormat::Text,
+        node: None,
+    });
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = ClusterConfig {
         nodes: args.nodes,
@@ -239,25 +272,6 @@ fn voted_for(hard_state: HardState) -> String {
     hard_state
         .voted_for
         .map_or_else(|| "nobody".to_owned(), |id| id.to_string())
-}
-
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("raft_election={level}")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_level(false)
-        .with_timer(tracing_subscriber::fmt::time::uptime())
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        // As with `say!`: a closed stdout is not worth a complaint per event.
-        .log_internal_errors(false)
-        .init();
 }
 
 fn step(title: &str) {

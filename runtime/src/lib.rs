@@ -53,7 +53,9 @@ pub use cluster::{
 };
 pub use data_dir::{DataDir, DataDirError, DirStorage};
 pub use driver::{Driver, NodeError, Observer, Requests, RequestsFull, Timers};
-pub use server::{Leadership, RoundTrips, Server, ServerBuilder, ServerError, ServerStatus};
+pub use server::{
+    Leadership, RoundTrips, Server, ServerBuilder, ServerError, ServerStatus, StatusReader,
+};
 pub use tcp::{TcpConfig, TcpError, TcpStats, TcpStatsHandle, TcpTransport};
 pub use timeouts::{TimeoutPicker, TimeoutSource};
 pub use transport::{Delivery, Transport, Wake};

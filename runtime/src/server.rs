@@ -333,6 +333,16 @@ impl Server {
         lock(&self.round_trips).clone()
     }
 
+    /// A handle that reads its status and round trips from anywhere (a log
+    /// formatter, a status endpoint), for as long as it is kept.
+    #[must_use]
+    pub fn status_reader(&self) -> StatusReader {
+        StatusReader {
+            status: Arc::clone(&self.status),
+            round_trips: Arc::clone(&self.round_trips),
+        }
+    }
+
     /// Makes it campaign now, as if its election timer fired (a leader
     /// ignores it).
     pub fn campaign(&self) -> Result<(), RequestsFull> {
@@ -377,6 +387,27 @@ fn joined_result(
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads a server's status and round trips ([`Server::status_reader`]).
+#[derive(Clone, Debug)]
+pub struct StatusReader {
+    status: Arc<Mutex<ServerStatus>>,
+    round_trips: Arc<Mutex<RoundTrips>>,
+}
+
+impl StatusReader {
+    /// What the server is doing now.
+    #[must_use]
+    pub fn status(&self) -> ServerStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Its heartbeats' round trips so far.
+    #[must_use]
+    pub fn round_trips(&self) -> RoundTrips {
+        lock(&self.round_trips).clone()
+    }
 }
 
 /// A transport the server can close: its node's driver then returns.
