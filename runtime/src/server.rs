@@ -109,7 +109,7 @@ pub struct RoundTrips {
 }
 
 impl RoundTrips {
-    fn record(&mut self, sample: Duration) {
+    pub(crate) fn record(&mut self, sample: Duration) {
         if self.samples.len() >= ROUND_TRIP_SAMPLES {
             self.samples.pop_front();
         }
@@ -257,6 +257,7 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
         );
         let requests = driver.requests();
         let ended = Arc::clone(&status);
+        let measured = Arc::clone(&round_trips);
         let task = tokio::spawn(async move {
             let result = driver.run().await;
             // Whatever ended it, this server leads nothing any more.
@@ -265,9 +266,30 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
                 l.is_me = false;
                 l.leader = None;
             });
+            // The round trips it measured as leader, for the record.
+            let round_trips = lock(&measured).clone();
+            let micros = |permille| {
+                round_trips
+                    .percentile(permille)
+                    .map(|d| d.as_secs_f64() * 1e6)
+            };
+            let samples = round_trips.samples().count();
+            let (p50, p99) = (micros(500), micros(990));
             match &result {
-                Ok(()) => info!(event = "stop", "stopped"),
-                Err(e) => warn!(event = "stop", "stopped: {e}"),
+                Ok(()) => info!(
+                    event = "stop",
+                    round_trips = samples,
+                    round_trip_p50_us = p50,
+                    round_trip_p99_us = p99,
+                    "stopped"
+                ),
+                Err(e) => warn!(
+                    event = "stop",
+                    round_trips = samples,
+                    round_trip_p50_us = p50,
+                    round_trip_p99_us = p99,
+                    "stopped: {e}"
+                ),
             }
             result
         });

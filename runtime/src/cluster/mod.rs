@@ -359,6 +359,13 @@ impl ClusterHandle {
         self.observer.log().evicted()
     }
 
+    /// Round trips of the leaders' heartbeats so far (AppendEntries sent,
+    /// its answer stepped by the leader), with [`Observation::Full`].
+    #[must_use]
+    pub fn round_trips(&self) -> crate::server::RoundTrips {
+        self.observer.round_trips()
+    }
+
     /// Message counts by fate.
     #[must_use]
     pub fn network_stats(&self) -> NetworkStats {

@@ -21,6 +21,7 @@
 //! The transport knows nothing of elections; the same [`crate::Driver`]
 //! runs over it as over the in-process channels.
 
+pub mod fuzzing;
 mod inbound;
 mod outbound;
 pub mod wire;

@@ -83,6 +83,16 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
     let _ = codec().encode(Bytes::from(payload), out);
 }
 
+/// Takes one length-prefixed frame from the front of `bytes` and decodes
+/// it: `None` if no whole frame is there yet.
+pub fn codec_decode(bytes: &mut BytesMut) -> Option<Result<Frame, FrameError>> {
+    match codec().decode(bytes) {
+        Ok(Some(payload)) => Some(decode(&payload)),
+        Ok(None) => None,
+        Err(_) => Some(Err(FrameError::TooLong)),
+    }
+}
+
 /// Decodes one frame's bytes (after the length prefix).
 pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
     let (&version, rest) = bytes.split_first().ok_or(FrameError::Empty)?;
