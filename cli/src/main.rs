@@ -13,9 +13,10 @@
 
 mod logging;
 mod node;
+mod timing;
 
 use clap::{Parser, Subcommand};
-use raft_election::{HardState, Message, NodeId, Role, Term, Timing};
+use raft_election::{HardState, Message, NodeId, Role, Term};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, NodeStatus, StorageKind, TimeoutSource,
     WaitError, spawn_cluster,
@@ -79,15 +80,8 @@ struct Args {
     /// Random if omitted.
     #[arg(long)]
     seed: Option<u64>,
-    /// Shortest election timeout, in milliseconds.
-    #[arg(long, default_value_t = 150)]
-    election_min_ms: u64,
-    /// Longest election timeout, in milliseconds.
-    #[arg(long, default_value_t = 300)]
-    election_max_ms: u64,
-    /// Interval between a leader's heartbeats, in milliseconds.
-    #[arg(long, default_value_t = 50)]
-    heartbeat_ms: u64,
+    #[command(flatten)]
+    timing: timing::TimingArgs,
     /// How long each step of the story may take before the demo gives up, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     step_deadline_ms: u64,
@@ -159,11 +153,7 @@ async fn run(args: Args) -> ExitCode {
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = ClusterConfig {
         nodes: args.nodes,
-        timing: Timing {
-            election_timeout_min: Duration::from_millis(args.election_min_ms),
-            election_timeout_max: Duration::from_millis(args.election_max_ms),
-            heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
-        },
+        timing: args.timing.timing(),
         timeouts: TimeoutSource::Seeded(seed),
         storage: args
             .data_dir
@@ -185,9 +175,9 @@ async fn run(args: Args) -> ExitCode {
         "Raft election demo: {} nodes, seed {seed} (replay with --seed {seed}), \
          election timeouts {}-{} ms, heartbeat every {} ms",
         args.nodes,
-        args.election_min_ms,
-        args.election_max_ms,
-        args.heartbeat_ms
+        args.timing.election_min_ms,
+        args.timing.election_max_ms,
+        args.timing.heartbeat_ms
     );
     let deadline = Duration::from_millis(args.step_deadline_ms);
     for round in 0..args.rounds {

@@ -2,8 +2,9 @@
 //! reaching its peers over TCP.
 
 use crate::logging::{self, LogFormat, Logging, NodeContext};
+use crate::timing::TimingArgs;
 use clap::Args;
-use raft_election::{ClusterId, Config, NodeId, Timing};
+use raft_election::{ClusterId, Config, NodeId};
 use raft_election_runtime::{
     DataDir, Server, StatusReader, TcpConfig, TcpStatsHandle, TcpTransport,
 };
@@ -57,15 +58,8 @@ pub(crate) struct NodeArgs {
     /// another cluster are refused.
     #[arg(long, default_value_t = 1)]
     cluster_id: u64,
-    /// Shortest election timeout, in milliseconds.
-    #[arg(long, default_value_t = 150)]
-    election_min_ms: u64,
-    /// Longest election timeout, in milliseconds.
-    #[arg(long, default_value_t = 300)]
-    election_max_ms: u64,
-    /// Interval between a leader's heartbeats, in milliseconds.
-    #[arg(long, default_value_t = 50)]
-    heartbeat_ms: u64,
+    #[command(flatten)]
+    timing: TimingArgs,
     /// Serve the node's status as JSON over HTTP on this address
     /// (GET /status: role, term, leader, peers connected, last heartbeat age,
     /// heartbeat round trips).
@@ -78,8 +72,9 @@ pub(crate) struct NodeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Log more: -v every vote and lost message, -vv every heartbeat.
-    /// `RUST_LOG` overrides this.
+    /// Log more: -v every message but heartbeats, sent or received (votes,
+    /// terms and roles are always logged), -vv heartbeats too. `RUST_LOG`
+    /// overrides this.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 }
@@ -143,11 +138,7 @@ fn configure(args: &NodeArgs) -> Result<(Config, TcpConfig), String> {
             return Err(format!("--peer {peer} is given twice"));
         }
     }
-    let timing = Timing {
-        election_timeout_min: Duration::from_millis(args.election_min_ms),
-        election_timeout_max: Duration::from_millis(args.election_max_ms),
-        heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
-    };
+    let timing = args.timing.timing();
     let voters = peers.keys().copied().chain([id]);
     let config = Config::new(id, voters, timing).map_err(|e| e.to_string())?;
     let mut tcp = TcpConfig::new(ClusterId(args.cluster_id), args.listen, peers);

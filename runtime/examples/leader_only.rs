@@ -62,7 +62,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.peers.iter().map(|&(p, a)| (NodeId(p), a)).collect();
     let config = Config::new(id, peers.keys().copied().chain([id]), Timing::default())?;
     let (storage, _) = DataDir::lock(&args.data_dir)?.state(cluster, id, args.init)?;
-    let transport = TcpTransport::bind(&config, TcpConfig::new(cluster, args.listen, peers)).await?;
+    let transport =
+        TcpTransport::bind(&config, TcpConfig::new(cluster, args.listen, peers)).await?;
     let server = Server::builder(config)
         .storage(storage)
         .transport(transport)

@@ -37,14 +37,14 @@
 //! question 5).
 
 use crate::driver::{Driver, NodeError, Observer, Requests, RequestsFull, Timers};
+use crate::round_trips::RoundTrips;
 use crate::timeouts::{TimeoutPicker, TimeoutSource};
 use crate::transport::{Delivery, Transport, Wake};
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{Config, Input, Message, Node, NodeId, RestoredStateError, Role, Term, Timer};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
@@ -63,9 +63,6 @@ pub struct Leadership {
     /// seen no higher term since.
     pub is_me: bool,
 }
-
-/// How many heartbeat round trips a server keeps for [`RoundTrips`].
-pub const ROUND_TRIP_SAMPLES: usize = 4_096;
 
 /// What a server is doing, for operators.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,37 +95,6 @@ impl ServerStatus {
             last_heartbeat: None,
             running: true,
         }
-    }
-}
-
-/// Round trips of a leader's heartbeats (AppendEntries sent, its response
-/// received): the message round trip between two nodes, both steps included.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RoundTrips {
-    samples: VecDeque<Duration>,
-}
-
-impl RoundTrips {
-    pub(crate) fn record(&mut self, sample: Duration) {
-        if self.samples.len() >= ROUND_TRIP_SAMPLES {
-            self.samples.pop_front();
-        }
-        self.samples.push_back(sample);
-    }
-
-    /// The most recent samples (at most [`ROUND_TRIP_SAMPLES`]), oldest first.
-    pub fn samples(&self) -> impl Iterator<Item = Duration> + '_ {
-        self.samples.iter().copied()
-    }
-
-    /// The `permille`-th of the samples by nearest rank (500 the median),
-    /// or `None` without samples.
-    #[must_use]
-    pub fn percentile(&self, permille: usize) -> Option<Duration> {
-        let mut sorted: Vec<Duration> = self.samples.iter().copied().collect();
-        sorted.sort_unstable();
-        let last = sorted.len().checked_sub(1)?;
-        sorted.get(last * permille.min(1000) / 1000).copied()
     }
 }
 
@@ -296,8 +262,10 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
         Ok(Server {
             id,
             watching,
-            status,
-            round_trips,
+            reader: StatusReader {
+                status,
+                round_trips,
+            },
             requests,
             stop,
             task,
@@ -311,8 +279,7 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
 pub struct Server {
     id: NodeId,
     watching: watch::Receiver<Leadership>,
-    status: Arc<Mutex<ServerStatus>>,
-    round_trips: Arc<Mutex<RoundTrips>>,
+    reader: StatusReader,
     requests: Arc<Requests>,
     stop: CancellationToken,
     task: JoinHandle<Result<(), NodeError>>,
@@ -346,23 +313,20 @@ impl Server {
     /// What it is doing now.
     #[must_use]
     pub fn status(&self) -> ServerStatus {
-        lock(&self.status).clone()
+        self.reader.status()
     }
 
     /// Its heartbeats' round trips so far (as leader).
     #[must_use]
     pub fn round_trips(&self) -> RoundTrips {
-        lock(&self.round_trips).clone()
+        self.reader.round_trips()
     }
 
     /// A handle that reads its status and round trips from anywhere (a log
     /// formatter, a status endpoint), for as long as it is kept.
     #[must_use]
     pub fn status_reader(&self) -> StatusReader {
-        StatusReader {
-            status: Arc::clone(&self.status),
-            round_trips: Arc::clone(&self.round_trips),
-        }
+        self.reader.clone()
     }
 
     /// Makes it campaign now, as if its election timer fired (a leader

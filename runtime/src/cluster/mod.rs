@@ -362,7 +362,7 @@ impl ClusterHandle {
     /// Round trips of the leaders' heartbeats so far (AppendEntries sent,
     /// its answer stepped by the leader), with [`Observation::Full`].
     #[must_use]
-    pub fn round_trips(&self) -> crate::server::RoundTrips {
+    pub fn round_trips(&self) -> crate::round_trips::RoundTrips {
         self.observer.round_trips()
     }
 

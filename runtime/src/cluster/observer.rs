@@ -18,7 +18,7 @@ use super::monitor::SafetyMonitor;
 use super::narration::{narrate, new_leader, new_vote};
 use super::status::{NodeStatus, StatusBoard};
 use crate::driver::Observer;
-use crate::server::RoundTrips;
+use crate::round_trips::RoundTrips;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::transport::Delivery;
 use raft_election::invariants::Violation;
@@ -294,7 +294,9 @@ impl ClusterObserver {
             return;
         }
         if matches!(message, Message::AppendEntries { .. }) {
-            lock(&self.heartbeats).sent.insert((from, to), Instant::now());
+            lock(&self.heartbeats)
+                .sent
+                .insert((from, to), Instant::now());
         }
         let is_heartbeat = matches!(
             message,

@@ -75,6 +75,12 @@ struct Args {
     /// beside this one (`cargo build --release --bins` builds both).
     #[arg(long, value_name = "PATH")]
     node_binary: Option<PathBuf>,
+    /// With `--transport tcp`: where the nodes' data directories go. Every
+    /// vote and new term is an fsync there before the message that depends
+    /// on it leaves; a memory file system (/dev/shm) leaves the network and
+    /// the runtime to be measured, a disk adds its fsync latency.
+    #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
+    data_root: PathBuf,
     /// With `--transport tcp`: seconds an idle cluster of node processes
     /// runs while its memory, CPU and heartbeat round trips are measured.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3_600))]
@@ -260,7 +266,7 @@ fn measure_idle(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Idle, String> {
     let limit = wait_bound(timing);
-    let mut cluster = Processes::start(binary, args.nodes, 32, port(), timing)?;
+    let mut cluster = Processes::start(binary, &args.data_root, args.nodes, 32, port(), timing)?;
     let (leader, term, _) = cluster.wait_for_leader_after(Term(0), limit)?;
     cluster.wait_all_follow(leader, term, limit)?;
     let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
@@ -358,7 +364,8 @@ fn run_tcp_trials(args: &Args, timing: Timing, binary: &Path) -> Result<Vec<Tria
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
         let trial = (|| {
             let started = seconds(std::time::SystemTime::now());
-            let mut cluster = Processes::start(binary, args.nodes, 31, port(), timing)?;
+            let mut cluster =
+                Processes::start(binary, &args.data_root, args.nodes, 31, port(), timing)?;
             let (leader, term, won) = cluster.wait_for_leader_after(Term(0), limit)?;
             let all_know = cluster.wait_all_follow(leader, term, limit)?;
             let h = timing.heartbeat_interval;
@@ -570,7 +577,10 @@ fn report(args: &Args, timing: Timing, delay_us: f64, measured: &[Trial], ideal:
 
     let transport = match args.transport {
         TransportKind::InProcess => "in one process",
-        TransportKind::Tcp => "node processes over TCP",
+        TransportKind::Tcp => &format!(
+            "node processes over TCP, data in {}",
+            args.data_root.display()
+        ),
     };
     println!(
         "failover ({transport}): {} nodes, timeouts {}-{} ms, heartbeat {} ms, {} trials ({} ideal, one-way delay {d:.3} ms), seed {}",

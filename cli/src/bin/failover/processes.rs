@@ -44,15 +44,17 @@ pub(crate) fn seconds(at: SystemTime) -> f64 {
 }
 
 impl Processes {
-    /// Starts `nodes` new nodes (`--init`) of `binary` on 127.`subnet`.0.i.
+    /// Starts `nodes` new nodes (`--init`) of `binary` on 127.`subnet`.0.i,
+    /// their data directories in a new directory under `root`.
     pub(crate) fn start(
         binary: &Path,
+        root: &Path,
         nodes: u8,
         subnet: u8,
         port: u16,
         timing: Timing,
     ) -> Result<Self, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::tempdir_in(root).map_err(|e| format!("{}: {e}", root.display()))?;
         let addrs: BTreeMap<NodeId, SocketAddr> = (1..=nodes)
             .map(|i| {
                 (
