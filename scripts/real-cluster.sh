@@ -30,11 +30,24 @@ start() {
         --data-dir "$data/n$id" --status "127.0.0.$id:8001" $init \
         2>>"$data/n$id.log" &
     pids[$id]=$!
+    # Not a job of this shell: its end (a SIGKILL below) is not announced.
+    disown "$!"
+}
+
+# Waits until process $1 is gone: 10 s at most, then SIGKILL.
+gone() {
+    local tries=0
+    while kill -0 "$1" 2>/dev/null; do
+        if ((++tries > 500)); then
+            kill -KILL "$1" 2>/dev/null || true
+        fi
+        sleep 0.02
+    done
 }
 
 stop_all() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for pid in "${pids[@]}"; do gone "$pid"; done
 }
 trap stop_all EXIT
 
@@ -65,7 +78,7 @@ echo "n$leader leads t$term"
 status "$leader"; echo
 
 kill -KILL "${pids[$leader]}"
-wait "${pids[$leader]}" 2>/dev/null || true
+gone "${pids[$leader]}"
 unset "pids[$leader]"
 echo "killed n$leader with SIGKILL"
 read -r successor new_term < <(leader_after "$term")
