@@ -87,7 +87,9 @@ pub struct TcpConfig {
     pub connect_timeout: Duration,
     /// Sent data unacknowledged this long drops the connection (Linux
     /// `TCP_USER_TIMEOUT`), so a peer that vanished without a reset is
-    /// noticed and reconnected in about this time, not in minutes.
+    /// noticed and reconnected in about this time, not in minutes. A peer
+    /// that stops reading for this long (its window stays shut) is treated
+    /// the same way.
     pub unacknowledged_timeout: Duration,
     /// Messages queued per peer; when full the oldest is dropped.
     pub peer_queue: usize,
