@@ -1,16 +1,29 @@
 //! The one logging setup of every binary: the format, the filter, and where
 //! lines go.
 //!
-//! The runtime logs every step of a node inside a `node` span whose fields
-//! are the node's id, its current term and its role, kept current, so each
-//! line can be traced to the node and the term it belongs to. The story
-//! format leaves them out (its sentences name node and term); JSON writes
-//! them under `span`. (tracing-subscriber's plain text formats append a
-//! recorded field instead of replacing it, so a changing term would be
-//! written as `term=1 term=2`: no such format is offered.)
+//! - [`init_logging`], for the demo and the benchmarks, where many nodes
+//!   share a process: the runtime logs every step of a node inside a `node`
+//!   span whose fields are the node's id, its current term and its role,
+//!   kept current. The text format (the story) leaves them out, its
+//!   sentences name node and term; JSON writes them under `span`.
+//!   (tracing-subscriber's plain text formats append a recorded field
+//!   instead of replacing it, so a changing term would be written as
+//!   `term=1 term=2`: no such format is offered.)
+//! - [`init_node_logging`], for a node process, which logs for one node:
+//!   every line starts with that node's id, term and role as they are when
+//!   the line is written, in text or in JSON (one flat object a line: `ts`
+//!   in seconds since the Unix epoch, `level`, `node`, `term`, `role`,
+//!   `target`, `message` and the event's own fields, such as `event` =
+//!   start, timeout, term, role, vote, leader, receive, send, stop; see
+//!   `raft_election_runtime::server`).
 
+use raft_election::{NodeId, Role, Term};
+use serde_json::{Map, Value};
 use std::fmt;
 use std::io::IsTerminal;
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -21,13 +34,16 @@ use tracing_subscriber::registry::LookupSpan;
 /// How log lines look.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
-    /// Seconds since start and the message, for a person reading the story:
-    /// the narration names the node and term in its words.
+    /// For a person. The demo: seconds since start and the message, the
+    /// story, whose narration names the node and term in its words. A node
+    /// process: the time, the level, the node's id, term and role, and the
+    /// message with its fields.
     #[default]
-    Story,
-    /// One JSON object per line: the wall-clock time (RFC 3339, so lines of
-    /// several processes merge), the node's span (node, term, role) under
-    /// `span`, and the message and fields under `fields`. For tools.
+    Text,
+    /// One JSON object per line, for tools. The demo: the wall-clock time
+    /// (RFC 3339, so lines of several processes merge), the node's span
+    /// (node, term, role) under `span`, and the message and fields under
+    /// `fields`. A node process: one flat object (see the module docs).
     Json,
 }
 
@@ -52,7 +68,7 @@ pub fn init_logging(format: LogFormat, default_filter: &str) -> Result<(), Loggi
         // A closed stdout (`| head`) is not worth a complaint per line.
         .log_internal_errors(false);
     let installed = match format {
-        LogFormat::Story => builder.event_format(Story(Uptime::default())).try_init(),
+        LogFormat::Text => builder.event_format(Story(Uptime::default())).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
     installed.map_err(|e| LoggingError::AlreadySet(e.to_string()))
@@ -77,5 +93,135 @@ where
         writer.write_char(' ')?;
         context.format_fields(writer.by_ref(), event)?;
         writeln!(writer)
+    }
+}
+
+/// A node's term and role right now, for the start of each line.
+pub type NodeState = Arc<dyn Fn() -> (Term, Role) + Send + Sync>;
+
+/// Where a node process's lines get their term and role: set once the
+/// node runs (lines before say `-`).
+#[derive(Clone)]
+pub struct NodeContext {
+    id: NodeId,
+    state: Arc<OnceLock<NodeState>>,
+}
+
+impl NodeContext {
+    /// The context of node `id`, its state not known yet.
+    #[must_use]
+    pub fn new(id: NodeId) -> Self {
+        Self {
+            id,
+            state: Arc::default(),
+        }
+    }
+
+    /// From now on, lines read the node's term and role from `state`.
+    pub fn set(&self, state: NodeState) {
+        let _ = self.state.set(state);
+    }
+
+    fn now(&self) -> (NodeId, Option<(Term, Role)>) {
+        (self.id, self.state.get().map(|state| state()))
+    }
+}
+
+/// Installs the logger of a node process: `format`, to standard error
+/// (what service managers collect), filtered by `RUST_LOG` if set and by
+/// `default_filter` otherwise, every line led by `context`'s node, term and
+/// role. Call once.
+pub fn init_node_logging(
+    format: LogFormat,
+    default_filter: &str,
+    context: NodeContext,
+) -> Result<(), LoggingError> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .log_internal_errors(false)
+        .event_format(NodeFormat {
+            json: format == LogFormat::Json,
+            context,
+        })
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| LoggingError::AlreadySet(e.to_string()))
+}
+
+/// A node process's line: time, level, node, term, role, message, fields.
+struct NodeFormat {
+    json: bool,
+    context: NodeContext,
+}
+
+impl<S, N> FormatEvent<S, N> for NodeFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let (id, state) = self.context.now();
+        let metadata = event.metadata();
+        if self.json {
+            let mut line = Map::new();
+            let ts = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            line.insert("ts".into(), ts.into());
+            line.insert("level".into(), metadata.level().as_str().into());
+            line.insert("node".into(), id.0.into());
+            if let Some((term, role)) = state {
+                line.insert("term".into(), term.0.into());
+                line.insert("role".into(), role.to_string().into());
+            }
+            line.insert("target".into(), metadata.target().into());
+            event.record(&mut JsonFields(&mut line));
+            return writeln!(writer, "{}", Value::Object(line));
+        }
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut writer)?;
+        let (term, role) = state.map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |(term, role)| (term.to_string(), role.to_string()),
+        );
+        write!(writer, " {:>5} {id} {term} {role}: ", metadata.level())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// An event's fields as JSON values.
+struct JsonFields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonFields<'_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
     }
 }

@@ -7,9 +7,15 @@
 //!
 //! With `--data-dir DIR` each node keeps its term and vote in a file in DIR,
 //! and the next run (or the next `--rounds` round) resumes from them.
+//!
+//! `raft-election node ...` runs one node of a real cluster instead: a
+//! process of its own, over TCP (see `node.rs`).
 
-use clap::Parser;
-use raft_election::{HardState, Message, NodeId, Role, Term, Timing};
+mod node;
+mod timing;
+
+use clap::{Parser, Subcommand};
+use raft_election::{HardState, Message, NodeId, Role, Term};
 use raft_election_cli::logging::{LogFormat, init_logging};
 use raft_election_cli::timeline::{timeline, write_svg};
 use raft_election_runtime::{
@@ -32,10 +38,12 @@ macro_rules! say {
 }
 
 /// Raft leader election, told step by step: who times out, who votes for
-/// whom, who leads which term.
+/// whom, who leads which term. `raft-election node` runs one node of a real
+/// cluster instead.
 #[derive(Debug, Parser)]
 #[command(
     version,
+    args_conflicts_with_subcommands = true,
     after_help = "The story, on the real clock: start; a leader is elected; the leader is \
 crashed and the others elect a new one; the dead node restarts from its stored term and \
 vote; the new leader is cut off and the majority elects a third; the partition heals and \
@@ -44,9 +52,27 @@ Exits 0 when every step happened, 1 with the reason otherwise.
 
 With --data-dir DIR, each node's term and vote live in DIR/node-<id>.state (written to a \
 temporary file, fsynced, renamed over the old one); a second run prints what each node \
-restored and continues from those terms. A corrupt file stops the run with its reason \
-instead of starting that node from t0."
+restored and continues from those terms. A directory with no state file is a new cluster: \
+its files are created at t0. A missing, corrupt or foreign file stops the run with its path \
+and reason instead of starting that node from t0. The directory is locked while the demo runs.
+
+`raft-election node --help` tells how to run a real cluster, one process per node."
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    demo: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one node of a real cluster over TCP (one process per node).
+    Node(node::NodeArgs),
+}
+
+/// The demo's options.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Number of nodes (at least 3: the story crashes a leader and still needs a majority).
     #[arg(long, default_value_t = 3)]
@@ -55,15 +81,8 @@ struct Args {
     /// Random if omitted.
     #[arg(long)]
     seed: Option<u64>,
-    /// Shortest election timeout, in milliseconds.
-    #[arg(long, default_value_t = 150)]
-    election_min_ms: u64,
-    /// Longest election timeout, in milliseconds.
-    #[arg(long, default_value_t = 300)]
-    election_max_ms: u64,
-    /// Interval between a leader's heartbeats, in milliseconds.
-    #[arg(long, default_value_t = 50)]
-    heartbeat_ms: u64,
+    #[command(flatten)]
+    timing: timing::TimingArgs,
     /// How long each step of the story may take before the demo gives up, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     step_deadline_ms: u64,
@@ -80,9 +99,9 @@ struct Args {
     /// `RUST_LOG` overrides this.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// How log lines look: story (the narration) or json (one object a
+    /// How log lines look: text (the story's narration) or json (one object a
     /// line, with the node, term and role of the node it comes from).
-    #[arg(long, value_enum, default_value_t = LogFormat::Story)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Also draw the story as an SVG timeline in FILE: one lane per node,
     /// roles as coloured bands with their terms, messages as arrows, faults
@@ -108,7 +127,11 @@ fn failed(step: &'static str) -> impl FnOnce(WaitError) -> StoryError {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Node(node)) => return node::main(node),
+        None => cli.demo,
+    };
     // One thread keeps the story's order reproducible from its seed. With
     // --data-dir every term or vote change is an fsync of milliseconds; on a
     // multi-thread runtime it moves off the worker (`block_in_place`)
@@ -155,11 +178,7 @@ async fn run(args: Args) -> ExitCode {
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = ClusterConfig {
         nodes: args.nodes,
-        timing: Timing {
-            election_timeout_min: Duration::from_millis(args.election_min_ms),
-            election_timeout_max: Duration::from_millis(args.election_max_ms),
-            heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
-        },
+        timing: args.timing.timing(),
         timeouts: TimeoutSource::Seeded(seed),
         storage: args
             .data_dir
@@ -181,9 +200,9 @@ async fn run(args: Args) -> ExitCode {
         "Raft election demo: {} nodes, seed {seed} (replay with --seed {seed}), \
          election timeouts {}-{} ms, heartbeat every {} ms",
         args.nodes,
-        args.election_min_ms,
-        args.election_max_ms,
-        args.heartbeat_ms
+        args.timing.election_min_ms,
+        args.timing.election_max_ms,
+        args.timing.heartbeat_ms
     );
     let deadline = Duration::from_millis(args.step_deadline_ms);
     for round in 0..args.rounds {

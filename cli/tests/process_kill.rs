@@ -4,7 +4,7 @@
 //! next run resumes from them.
 
 use raft_election::storage::{FileStorage, Storage};
-use raft_election::{HardState, NodeId, Term};
+use raft_election::{ClusterId, HardState, NodeId, Term};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -16,8 +16,8 @@ const N2: NodeId = NodeId(2);
 
 /// What node `id`'s file in `dir` holds, read by a fresh handle.
 fn on_disk(dir: &Path, id: NodeId) -> HardState {
-    FileStorage::open(dir, id)
-        .and_then(|file| file.load())
+    FileStorage::open(dir, ClusterId(1), id)
+        .load()
         .unwrap_or_else(|e| panic!("{id}: {e}"))
 }
 use std::fs::File;
@@ -89,7 +89,7 @@ impl Drop for Demo {
     }
 }
 
-/// The state files in `dir`, by node; a missing file is term 0.
+/// The state files in `dir`, by node.
 fn files(dir: &Path) -> BTreeMap<NodeId, HardState> {
     [N0, N1, N2]
         .into_iter()
@@ -122,7 +122,15 @@ fn run_until_then_kill(
     // A thousand rounds take many minutes; this waits at most one.
     let deadline = Instant::now() + Duration::from_secs(60);
     let seen = loop {
-        let now = files(data);
+        // The first run creates the files as it starts.
+        let created = [N0, N1, N2]
+            .iter()
+            .all(|&id| FileStorage::path_in(data, id).exists());
+        let now = if created {
+            files(data)
+        } else {
+            BTreeMap::new()
+        };
         if now.values().any(|s| s.current_term >= target) {
             break now;
         }
@@ -175,8 +183,11 @@ fn run_until_then_kill(
 fn a_demo_process_killed_with_sigkill_leaves_whole_files_and_the_next_run_resumes_from_them() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut stored = files(&data);
-    assert!(stored.values().all(|s| *s == HardState::default()));
+    // The first run finds no file and creates them all at t0.
+    let mut stored: BTreeMap<NodeId, HardState> = [N0, N1, N2]
+        .into_iter()
+        .map(|id| (id, HardState::default()))
+        .collect();
     for run in 0..3u64 {
         let highest = stored
             .values()

@@ -6,7 +6,7 @@
 //! appear as a value: its own vote, itself as leader, its own granted vote),
 //! which lets symmetry reduction treat nodes as interchangeable.
 
-use crate::types::NodeId;
+use crate::types::{HardState, NodeId, Term};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -151,6 +151,28 @@ pub enum ConfigError {
     },
 }
 
+/// A stored hard state that this configuration's node cannot start from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoredStateError {
+    /// The vote went to a node that is not a voter of this cluster: the file
+    /// belongs to another membership, or was edited.
+    #[error("it records a vote for {voted_for} in {term}, which is not a voter of this cluster")]
+    VoteForNonMember {
+        /// The recorded vote.
+        voted_for: NodeId,
+        /// The recorded term.
+        term: Term,
+    },
+    /// The term is the last one: this node could never start an election
+    /// (`Term::next` has nothing left), and its messages would drag every
+    /// peer there too. Only a forged message or an edited file gets here.
+    #[error("its term is {term}, the last one: this node could never campaign again")]
+    TermExhausted {
+        /// The recorded term.
+        term: Term,
+    },
+}
+
 /// Everything constant about one node: its id, the voters, its timing.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -225,6 +247,21 @@ impl Config {
     #[must_use]
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+
+    /// Checks that this node can start from `hard_state`, read back from
+    /// storage: a vote for a voter, a term with a successor. A driver calls
+    /// it before [`crate::Node::restore`], so a file from another membership
+    /// is refused with its reason instead of running.
+    pub fn check_restored(&self, hard_state: &HardState) -> Result<(), RestoredStateError> {
+        let term = hard_state.current_term;
+        if let Some(voted_for) = hard_state.voted_for.filter(|&v| !self.is_voter(v)) {
+            return Err(RestoredStateError::VoteForNonMember { voted_for, term });
+        }
+        if term.next().is_none() {
+            return Err(RestoredStateError::TermExhausted { term });
+        }
+        Ok(())
     }
 }
 
@@ -317,6 +354,33 @@ mod tests {
     fn a_node_outside_the_voters_is_refused() {
         let err = Config::new(NodeId(9), [NodeId(0), NodeId(1)], Timing::default()).unwrap_err();
         assert_eq!(err, ConfigError::NotAVoter { id: NodeId(9) });
+    }
+
+    #[test]
+    fn a_restored_vote_for_a_non_member_or_the_last_term_is_refused() {
+        let config = Config::new(NodeId(1), [NodeId(1), NodeId(2)], Timing::default()).unwrap();
+        let state = |term, voted_for: Option<u8>| HardState {
+            current_term: Term(term),
+            voted_for: voted_for.map(NodeId),
+        };
+        assert_eq!(config.check_restored(&state(4, Some(2))), Ok(()));
+        assert_eq!(config.check_restored(&state(0, None)), Ok(()));
+        assert_eq!(
+            config.check_restored(&state(4, Some(7))),
+            Err(RestoredStateError::VoteForNonMember {
+                voted_for: NodeId(7),
+                term: Term(4)
+            })
+        );
+        let err = config.check_restored(&state(u64::MAX, None)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "its term is t{}, the last one: this node could never campaign again",
+                u64::MAX
+            )
+        );
+        assert_eq!(config.check_restored(&state(u64::MAX - 1, Some(1))), Ok(()));
     }
 
     #[test]

@@ -56,7 +56,8 @@
 //! simulators and the fuzz harnesses), `raft-election-model` (the stateright
 //! model checker), `raft-election-runtime` (Tokio) and `raft-election-cli`
 //! (the binaries). With the `arbitrary` feature the input types derive
-//! `arbitrary::Arbitrary`, for fuzzers.
+//! `arbitrary::Arbitrary`, for fuzzers; with `serde`, the messages and ids
+//! derive serde's traits, for wire encodings.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(fuzzing), warn(missing_docs))]
 
@@ -68,7 +69,7 @@ mod step;
 pub mod storage;
 pub mod types;
 
-pub use config::{Config, ConfigError, Timing};
+pub use config::{Config, ConfigError, RestoredStateError, Timing};
 pub use message::{Envelope, Message};
 pub use node::{Input, Node, Output, Timer};
-pub use types::{HardState, LogSummary, NodeId, Role, Term};
+pub use types::{ClusterId, HardState, LogSummary, NodeId, Role, Term};

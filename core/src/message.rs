@@ -10,6 +10,7 @@ use std::fmt;
 /// [`crate::node::Input::Receive`]), as a transport would report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Message {
     /// Invoked by candidates to gather votes (Raft §5.2).
     RequestVote {

@@ -6,18 +6,25 @@
 //! A driver calls [`Storage::save`] for every `Output::Persist` before it
 //! executes the outputs after it.
 
-use crate::types::{HardState, NodeId, Term};
+use crate::types::{ClusterId, HardState, NodeId, Term};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Where a node keeps its hard state.
 pub trait Storage {
-    /// The last saved hard state, or the initial one if nothing was ever saved.
+    /// The last saved hard state. Storage that is new by construction
+    /// ([`MemStorage`]) starts at term 0; a file that was never created is an
+    /// error ([`StorageError::Missing`]), never a silent term 0.
     fn load(&self) -> Result<HardState, StorageError>;
     /// Makes `hard_state` durable; returns only once it would survive a crash.
     fn save(&mut self, hard_state: &HardState) -> Result<(), StorageError>;
 }
+
+/// What a refused file should say to the operator: starting from term 0
+/// instead could let this node vote twice in a term it already voted in.
+const NOT_FROM_TERM_0: &str =
+    "refusing to start from an empty state, which could vote twice in one term";
 
 /// Why the hard state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -36,15 +43,62 @@ pub enum StorageError {
     /// is the only safe answer: starting from term 0 with no vote could let
     /// this node vote twice in a term it already voted in.
     #[error(
-        "{path} is corrupt ({reason}); refusing to start from an empty state, which could \
-         vote twice in one term. Restore the file or, if this node's vote is known to be \
-         lost anyway, remove the node from the cluster"
+        "{path} is corrupt ({reason}); {NOT_FROM_TERM_0}. Restore the file or, if this \
+         node's vote is known to be lost anyway, remove the node from the cluster"
     )]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// There is no state file: this node has either never been initialized
+    /// or lost its file, and the two cannot be told apart. Only the operator
+    /// can say it is new ([`FileStorage::create`], the node's `--init`).
+    #[error(
+        "{path} does not exist: has this node voted before? {NOT_FROM_TERM_0}. If this is a \
+         new node that has never run, initialize it (--init)"
+    )]
+    Missing {
+        /// The file that should be there.
+        path: PathBuf,
+    },
+    /// Initialization was asked for, but the node already has a state file.
+    #[error(
+        "{path} already exists: this node has run before, and starting it again from term 0 \
+         could let it vote twice in one term. Start it without --init to resume from the file"
+    )]
+    AlreadyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// The file is whole but belongs to another node or another cluster
+    /// (a copied directory, a wrong `--id`): its vote is not this node's.
+    #[error(
+        "{path} belongs to node {file_node} of {file_cluster}, but this is node {node} of \
+         {cluster}: refusing another node's vote. Check --id, --cluster-id and --data-dir"
+    )]
+    WrongOwner {
+        /// The file.
+        path: PathBuf,
+        /// The cluster it records.
+        file_cluster: ClusterId,
+        /// The node it records.
+        file_node: NodeId,
+        /// The cluster opening it.
+        cluster: ClusterId,
+        /// The node opening it.
+        node: NodeId,
+    },
+    /// A version 1 file, written before files recorded their owner.
+    #[error(
+        "{path} is a version 1 hard-state file, which does not record its cluster and node, \
+         so it cannot be checked as this node's; refusing it. Only the in-process demo wrote \
+         version 1 files: give it a new --data-dir"
+    )]
+    Version1 {
+        /// The file.
+        path: PathBuf,
     },
 }
 
@@ -75,29 +129,71 @@ impl Storage for MemStorage {
 }
 
 /// The first line of every hard-state file, naming format and version.
-const MAGIC: &str = "raft-election hard-state v1";
+const MAGIC: &str = "raft-election hard-state v2";
+/// The first line of the format before owners were recorded.
+const MAGIC_V1: &str = "raft-election hard-state v1";
 
-/// Hard state in one small text file, replaced atomically.
+/// Hard state in one small text file, replaced atomically, recording whose
+/// it is (cluster and node).
 ///
 /// Saving writes a temporary file, fsyncs it, renames it over the old one and
 /// fsyncs the directory, so after a crash the file holds either the old or
-/// the new state, never a mix. A checksum line catches torn or edited files.
+/// the new state, never a mix. A checksum line catches torn or edited files;
+/// every load checks the owner.
+///
+/// ```text
+/// raft-election hard-state v2
+/// cluster_id 1
+/// node_id 2
+/// current_term 5
+/// voted_for 3
+/// crc32 1c291ca3
+/// ```
 #[derive(Debug)]
 pub struct FileStorage {
     path: PathBuf,
+    cluster: ClusterId,
+    id: NodeId,
 }
 
 impl FileStorage {
-    /// Storage for node `id` in `dir` (created if missing).
-    pub fn open(dir: &Path, id: NodeId) -> Result<Self, StorageError> {
+    /// The state file of node `id` in `dir`: `dir/node-<id>.state`.
+    #[must_use]
+    pub fn path_in(dir: &Path, id: NodeId) -> PathBuf {
+        dir.join(format!("node-{}.state", id.0))
+    }
+
+    /// The existing state file of node `id` of `cluster` in `dir`. Reads
+    /// nothing yet: [`Storage::load`] checks that the file is there, whole
+    /// and this node's.
+    #[must_use]
+    pub fn open(dir: &Path, cluster: ClusterId, id: NodeId) -> Self {
+        Self {
+            path: Self::path_in(dir, id),
+            cluster,
+            id,
+        }
+    }
+
+    /// Initializes node `id` of `cluster` in `dir` (created if missing): a
+    /// state file at term 0 with no vote, for a node that has never run.
+    /// Refuses ([`StorageError::AlreadyExists`]) if the node has a file.
+    pub fn create(dir: &Path, cluster: ClusterId, id: NodeId) -> Result<Self, StorageError> {
         fs::create_dir_all(dir).map_err(|source| StorageError::Io {
             action: "create directory",
             path: dir.to_path_buf(),
             source,
         })?;
-        Ok(Self {
-            path: dir.join(format!("node-{}.state", id.0)),
-        })
+        let mut storage = Self::open(dir, cluster, id);
+        if storage
+            .path
+            .try_exists()
+            .map_err(storage.io("look for", &storage.path))?
+        {
+            return Err(StorageError::AlreadyExists { path: storage.path });
+        }
+        storage.save(&HardState::default())?;
+        Ok(storage)
     }
 
     /// The file this storage reads and writes.
@@ -114,14 +210,24 @@ impl FileStorage {
             source,
         }
     }
+
+    fn owner(&self) -> Owner {
+        Owner {
+            cluster: self.cluster,
+            node: self.id,
+        }
+    }
 }
 
 impl Storage for FileStorage {
     fn load(&self) -> Result<HardState, StorageError> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
-            // Never saved: a node that has never voted starts at term 0.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HardState::default()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::Missing {
+                    path: self.path.clone(),
+                });
+            }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(StorageError::Corrupt {
                     path: self.path.clone(),
@@ -130,16 +236,30 @@ impl Storage for FileStorage {
             }
             Err(e) => return Err(self.io("read", &self.path)(e)),
         };
-        decode(&text).map_err(|reason| StorageError::Corrupt {
-            path: self.path.clone(),
+        let path = || self.path.clone();
+        if text.lines().next() == Some(MAGIC_V1) {
+            return Err(StorageError::Version1 { path: path() });
+        }
+        let (owner, hard_state) = decode(&text).map_err(|reason| StorageError::Corrupt {
+            path: path(),
             reason,
-        })
+        })?;
+        if owner != self.owner() {
+            return Err(StorageError::WrongOwner {
+                path: path(),
+                file_cluster: owner.cluster,
+                file_node: owner.node,
+                cluster: self.cluster,
+                node: self.id,
+            });
+        }
+        Ok(hard_state)
     }
 
     fn save(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
         let tmp = self.path.with_extension("state.tmp");
         let mut file = File::create(&tmp).map_err(self.io("create", &tmp))?;
-        file.write_all(encode(hard_state).as_bytes())
+        file.write_all(encode(self.owner(), hard_state).as_bytes())
             .map_err(self.io("write", &tmp))?;
         file.sync_all().map_err(self.io("fsync", &tmp))?;
         drop(file);
@@ -153,66 +273,89 @@ impl Storage for FileStorage {
     }
 }
 
-fn body(hard_state: &HardState) -> String {
+/// Whose state a file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Owner {
+    cluster: ClusterId,
+    node: NodeId,
+}
+
+fn body(owner: Owner, hard_state: &HardState) -> String {
     let voted_for = hard_state
         .voted_for
         .map_or_else(|| "none".to_string(), |id| id.0.to_string());
     format!(
-        "{MAGIC}\ncurrent_term {}\nvoted_for {voted_for}\n",
-        hard_state.current_term.0
+        "{MAGIC}\ncluster_id {}\nnode_id {}\ncurrent_term {}\nvoted_for {voted_for}\n",
+        owner.cluster.0, owner.node.0, hard_state.current_term.0
     )
 }
 
-fn encode(hard_state: &HardState) -> String {
-    let body = body(hard_state);
+fn encode(owner: Owner, hard_state: &HardState) -> String {
+    let body = body(owner, hard_state);
     let checksum = crc32fast::hash(body.as_bytes());
     format!("{body}crc32 {checksum:08x}\n")
 }
 
-fn decode(text: &str) -> Result<HardState, String> {
+fn decode(text: &str) -> Result<(Owner, HardState), String> {
     let mut lines = text.lines();
     if lines.next() != Some(MAGIC) {
         return Err(format!("first line is not {MAGIC:?}"));
     }
-    let field = |line: Option<&str>, name: &str| -> Result<String, String> {
-        line.and_then(|l| l.strip_prefix(name))
+    let mut field = |name: &str| -> Result<String, String> {
+        lines
+            .next()
+            .and_then(|l| l.strip_prefix(name))
             .and_then(|v| v.strip_prefix(' '))
             .map(str::to_string)
             .ok_or_else(|| format!("missing `{name}` line"))
     };
-    let term = field(lines.next(), "current_term")?;
-    let voted_for = field(lines.next(), "voted_for")?;
-    let crc = field(lines.next(), "crc32")?;
+    let cluster = field("cluster_id")?;
+    let node = field("node_id")?;
+    let term = field("current_term")?;
+    let voted_for = field("voted_for")?;
+    let crc = field("crc32")?;
     if lines.next().is_some() {
         return Err("unexpected lines after the checksum".into());
     }
-    let current_term = term
-        .parse::<u64>()
-        .map(Term)
-        .map_err(|e| format!("current_term {term:?}: {e}"))?;
-    let voted_for = match voted_for.as_str() {
-        "none" => None,
-        id => Some(NodeId(
-            id.parse::<u8>()
-                .map_err(|e| format!("voted_for {id:?}: {e}"))?,
-        )),
+    let number = |name: &str, value: &str| {
+        value
+            .parse::<u64>()
+            .map_err(|e| format!("{name} {value:?}: {e}"))
+    };
+    let id = |name: &str, value: &str| {
+        value
+            .parse::<u8>()
+            .map(NodeId)
+            .map_err(|e| format!("{name} {value:?}: {e}"))
+    };
+    let owner = Owner {
+        cluster: ClusterId(number("cluster_id", &cluster)?),
+        node: id("node_id", &node)?,
     };
     let hard_state = HardState {
-        current_term,
-        voted_for,
+        current_term: Term(number("current_term", &term)?),
+        voted_for: match voted_for.as_str() {
+            "none" => None,
+            voter => Some(id("voted_for", voter)?),
+        },
     };
-    let expected = format!("{:08x}", crc32fast::hash(body(&hard_state).as_bytes()));
+    let expected = format!(
+        "{:08x}",
+        crc32fast::hash(body(owner, &hard_state).as_bytes())
+    );
     if crc != expected {
         return Err(format!(
             "checksum {crc} does not match the contents ({expected})"
         ));
     }
-    Ok(hard_state)
+    Ok((owner, hard_state))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CLUSTER: ClusterId = ClusterId(7);
 
     fn state(term: u64, voted_for: Option<u8>) -> HardState {
         HardState {
@@ -224,33 +367,102 @@ mod tests {
     #[test]
     fn a_saved_state_is_loaded_back_from_a_new_handle() {
         let dir = tempfile::tempdir().unwrap();
-        let mut storage = FileStorage::open(dir.path(), NodeId(2)).unwrap();
-        assert_eq!(storage.load().unwrap(), HardState::default(), "never saved");
+        let mut storage = FileStorage::create(dir.path(), CLUSTER, NodeId(2)).unwrap();
+        assert_eq!(storage.load().unwrap(), HardState::default(), "created");
         for hard_state in [
             state(1, Some(2)),
             state(7, None),
             state(u64::MAX, Some(255)),
         ] {
             storage.save(&hard_state).unwrap();
-            let reopened = FileStorage::open(dir.path(), NodeId(2)).unwrap();
+            let reopened = FileStorage::open(dir.path(), CLUSTER, NodeId(2));
             assert_eq!(reopened.load().unwrap(), hard_state);
         }
     }
 
     #[test]
+    fn a_missing_file_is_an_error_and_init_refuses_an_existing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = FileStorage::path_in(dir.path(), NodeId(1));
+        let err = FileStorage::open(dir.path(), CLUSTER, NodeId(1))
+            .load()
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Missing { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{} does not exist: has this node voted before?",
+                path.display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("--init"), "{message}");
+        let mut storage = FileStorage::create(dir.path(), CLUSTER, NodeId(1)).unwrap();
+        storage.save(&state(3, Some(1))).unwrap();
+        let err = FileStorage::create(dir.path(), CLUSTER, NodeId(1)).unwrap_err();
+        assert!(matches!(err, StorageError::AlreadyExists { .. }), "{err}");
+        assert_eq!(storage.load().unwrap(), state(3, Some(1)), "left as it was");
+    }
+
+    #[test]
+    fn a_file_of_another_node_or_cluster_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        FileStorage::create(dir.path(), CLUSTER, NodeId(1)).unwrap();
+        let path = FileStorage::path_in(dir.path(), NodeId(1));
+        // Copied over another node's file: same name, another owner.
+        fs::copy(&path, FileStorage::path_in(dir.path(), NodeId(2))).unwrap();
+        let err = FileStorage::open(dir.path(), CLUSTER, NodeId(2))
+            .load()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("belongs to node n1 of cluster 7, but this is node n2 of cluster 7"),
+            "{err}"
+        );
+        let err = FileStorage::open(dir.path(), ClusterId(8), NodeId(1))
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{} belongs to node n1 of cluster 7, but this is node n1 of cluster 8",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_version_1_file_is_refused_because_its_owner_cannot_be_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = FileStorage::path_in(dir.path(), NodeId(0));
+        let body = format!("{MAGIC_V1}\ncurrent_term 3\nvoted_for 1\n");
+        let v1 = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+        fs::write(&path, v1).unwrap();
+        let err = FileStorage::open(dir.path(), CLUSTER, NodeId(0))
+            .load()
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Version1 { .. }), "{err}");
+        assert!(err.to_string().contains("version 1"), "{err}");
+    }
+
+    #[test]
     fn a_corrupt_or_truncated_file_is_refused_with_a_readable_error() {
         let dir = tempfile::tempdir().unwrap();
-        let mut storage = FileStorage::open(dir.path(), NodeId(0)).unwrap();
+        let mut storage = FileStorage::create(dir.path(), CLUSTER, NodeId(0)).unwrap();
         storage.save(&state(5, Some(1))).unwrap();
         let good = fs::read_to_string(storage.path()).unwrap();
         let flipped = good.replace("current_term 5", "current_term 4");
+        let other_owner = good.replace("node_id 0", "node_id 1");
         let truncated = &good[..good.len() / 2];
         for (what, bad) in [
             ("a changed term", flipped.as_str()),
+            ("a changed owner", other_owner.as_str()),
             ("a truncated file", truncated),
             ("an empty file", ""),
             ("garbage", "hello\n"),
         ] {
+            assert_ne!(bad, good, "{what}");
             fs::write(storage.path(), bad).unwrap();
             let err = storage.load().unwrap_err();
             assert!(matches!(err, StorageError::Corrupt { .. }), "{what}: {err}");

@@ -9,6 +9,7 @@ use std::fmt;
 /// the width is a limit, not an accident (TigerBeetle: "put a limit on everything").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NodeId(pub u8);
 
 impl fmt::Display for NodeId {
@@ -17,9 +18,25 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// Names one cluster. Every node of a cluster is configured with the same id;
+/// a state file records it and a peer's handshake carries it, so a node or a
+/// file of another cluster is refused rather than mixed in (two clusters'
+/// votes in one count could elect two leaders of a term).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ClusterId(pub u64);
+
+impl fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cluster {}", self.0)
+    }
+}
+
 /// A Raft term: a logical clock that only moves forward (Raft §5.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Term(pub u64);
 
 impl Term {

@@ -1,8 +1,9 @@
 //! The Tokio runtime of the `raft-election` core: the one node [`Driver`]
 //! (wait for an input, step the core, execute its outputs), the
-//! [`Transport`] seam it talks to peers through, and an in-process
-//! [`cluster`] of such drivers over channels, with fault controls and
-//! observation for tests, the demo and the benchmarks.
+//! [`Transport`] seam it talks to peers through, an in-process [`cluster`]
+//! of such drivers over channels, with fault controls and observation for
+//! tests, the demo and the benchmarks, and for real clusters the [`tcp`]
+//! transport and [`Server`], one node for an application to embed.
 //!
 //! The runtime only executes what [`raft_election::Node::step`] asks: it
 //! persists, sends, arms and cancels timers, and picks timer durations.
@@ -35,13 +36,26 @@
 //!   [`ClusterHandle`]): channels as the transport, a pacing policy for nodes
 //!   that share one process, the link table and its faults, the event log,
 //!   the status board and the safety monitor.
+//! - [`tcp`]: the TCP transport ([`TcpTransport`]) and its wire format.
+//! - [`server`]: [`Server`], one node on its own task with a watch on who
+//!   leads ([`Leadership`]); [`round_trips`]: its heartbeats' round trips.
+//! - [`data_dir`]: a node's data directory, locked for the process's life
+//!   ([`DataDir`]).
 //! - `sync`: the std/loom facade the shared pieces are built on.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod data_dir;
 pub mod driver;
+pub mod round_trips;
+// Tokio leaves out its network under `--cfg loom`, and loom checks only the
+// shared pieces of the in-process cluster.
+#[cfg(not(loom))]
+pub mod server;
 mod sync;
+#[cfg(not(loom))]
+pub mod tcp;
 pub mod timeouts;
 pub mod timers;
 pub mod transport;
@@ -51,7 +65,13 @@ pub use cluster::{
     LinkFaults, LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing,
     RestoreError, ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
 };
-pub use driver::{Driver, NodeError, Observer, Requests};
+pub use data_dir::{DataDir, DataDirError, DirStorage};
+pub use driver::{Driver, NodeError, Observer, Requests, RequestsFull};
+pub use round_trips::RoundTrips;
+#[cfg(not(loom))]
+pub use server::{Leadership, Server, ServerBuilder, ServerError, ServerStatus, StatusReader};
+#[cfg(not(loom))]
+pub use tcp::{TcpConfig, TcpError, TcpStats, TcpStatsHandle, TcpTransport};
 pub use timeouts::{TimeoutPicker, TimeoutSource};
 pub use timers::Timers;
 pub use transport::{Delivery, Transport, Wake};

@@ -250,7 +250,11 @@ mod corrupt_files {
         files_of_a_finished_cluster(dir.path()).await;
         let path = dir.path().join("node-1.state");
         let good = fs::read_to_string(&path).unwrap();
-        let term_line = good.lines().nth(1).unwrap().to_owned();
+        let term_line = good
+            .lines()
+            .find(|line| line.starts_with("current_term "))
+            .unwrap()
+            .to_owned();
         // An edited term with the old checksum: a torn or tampered file.
         let bad = good.replace(&term_line, "current_term 0");
         assert_ne!(bad, good);

@@ -6,7 +6,7 @@
 use super::pacing::Pacing;
 use super::storage::StorageKind;
 use crate::timeouts::TimeoutSource;
-use raft_election::{Config, ConfigError, NodeId, Timing};
+use raft_election::{ClusterId, Config, ConfigError, NodeId, Timing};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ pub enum Observation {
 pub struct ClusterConfig {
     /// How many voters; ids are `n0..n{nodes-1}`.
     pub nodes: u8,
+    /// The cluster's id, recorded in its state files
+    /// ([`StorageKind::Directory`]): a directory of another cluster is refused.
+    pub cluster_id: ClusterId,
     /// Election timeout range and heartbeat interval, as the core uses them.
     pub timing: Timing,
     /// Where election timeouts come from.
@@ -43,12 +46,13 @@ pub struct ClusterConfig {
 }
 
 impl Default for ClusterConfig {
-    /// Three nodes, the paper's 150–300 ms timeouts, 50 ms heartbeats, seed 0,
-    /// hard state in memory, full observation, emulated independent machines
-    /// with precise timers.
+    /// Three nodes of cluster 1, the paper's 150–300 ms timeouts, 50 ms
+    /// heartbeats, seed 0, hard state in memory, full observation, emulated
+    /// independent machines with precise timers.
     fn default() -> Self {
         Self {
             nodes: 3,
+            cluster_id: ClusterId(1),
             timing: Timing::default(),
             timeouts: TimeoutSource::Seeded(0),
             storage: StorageKind::Memory,

@@ -52,6 +52,7 @@ pub use pacing::Pacing;
 pub use status::{NodeStatus, Statuses};
 pub use storage::StorageKind;
 
+use crate::data_dir::{DataDir, DataDirError};
 use crate::driver::{Driver, NodeError, Requests};
 use crate::sync::{Arc, Mutex, lock};
 use crate::timeouts::{TimeoutPicker, TimeoutSource};
@@ -59,7 +60,7 @@ use network::{ChannelTransport, Network};
 use observer::{ClusterObserver, NodeObserver};
 use raft_election::invariants::Violation;
 use raft_election::storage::{Storage, StorageError};
-use raft_election::{Config, HardState, Input, NodeId, Term, Timer};
+use raft_election::{Config, HardState, Input, NodeId, RestoredStateError, Term, Timer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use storage::SharedStorage;
@@ -86,6 +87,18 @@ pub enum SpawnError {
         /// What its storage reported.
         source: StorageError,
     },
+    /// A node's stored state does not fit the configuration (a vote for a
+    /// non-member, the last term).
+    #[error("cannot start {node}: its stored state is refused: {source}")]
+    Restored {
+        /// The node.
+        node: NodeId,
+        /// What is wrong with it.
+        source: RestoredStateError,
+    },
+    /// The data directory could not be locked (another process uses it).
+    #[error("cannot start the cluster: {0}")]
+    DataDir(#[from] DataDirError),
 }
 
 /// A node's stored state could not be used.
@@ -103,6 +116,14 @@ pub enum RestoreError {
         node: NodeId,
         /// What its storage reported.
         source: StorageError,
+    },
+    /// Its stored state does not fit the configuration; it stays down.
+    #[error("the stored state of {node} is refused: {source}")]
+    Restored {
+        /// The node.
+        node: NodeId,
+        /// What is wrong with it.
+        source: RestoredStateError,
     },
 }
 
@@ -173,6 +194,9 @@ pub struct ClusterHandle {
     failures: Mutex<Vec<NodeFailure>>,
     network: Arc<Network>,
     observer: Arc<ClusterObserver>,
+    /// The locked data directory ([`StorageKind::Directory`]), released
+    /// when the handle is dropped.
+    _data_dir: Option<DataDir>,
 }
 
 /// Starts a cluster of `config.nodes` nodes, one Tokio task each, each
@@ -180,18 +204,36 @@ pub struct ClusterHandle {
 /// files a previous cluster may have left). Must be called inside a Tokio
 /// runtime.
 ///
-/// Every node's state is read before any task starts, so a corrupt file is
-/// an error here and no node runs.
+/// Every node's state is read and checked against the configuration before
+/// any task starts, so a corrupt or foreign file is an error here and no
+/// node runs. A directory is locked for the cluster's life.
 pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError> {
     let configs = config.validate()?;
     tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
+    let data_dir = match &config.storage {
+        StorageKind::Memory => None,
+        StorageKind::Directory(dir) => Some(DataDir::lock(dir)?),
+    };
+    let new_cluster =
+        match &config.storage {
+            StorageKind::Memory => true,
+            StorageKind::Directory(dir) => SharedStorage::is_new_cluster(dir, config.ids())
+                .map_err(|source| SpawnError::Storage {
+                    node: NodeId(0),
+                    source,
+                })?,
+        };
     let mut storages = BTreeMap::new();
     let mut restored = BTreeMap::new();
     for node in &configs {
         let id = node.id();
         let storage_error = |source| SpawnError::Storage { node: id, source };
-        let storage = SharedStorage::open(&config.storage, id).map_err(storage_error)?;
-        restored.insert(id, storage.load().map_err(storage_error)?);
+        let storage = SharedStorage::open(&config.storage, config.cluster_id, id, new_cluster)
+            .map_err(storage_error)?;
+        let hard_state = storage.load().map_err(storage_error)?;
+        node.check_restored(&hard_state)
+            .map_err(|source| SpawnError::Restored { node: id, source })?;
+        restored.insert(id, hard_state);
         storages.insert(id, storage);
     }
     // `validate` refused zero nodes, so there is a first config.
@@ -212,6 +254,7 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
         observer,
         failures: Mutex::new(Vec::new()),
         config,
+        _data_dir: data_dir,
     };
     for (id, hard_state) in restored {
         handle.spawn_node(&mut lives, id, hard_state);
@@ -314,6 +357,13 @@ impl ClusterHandle {
     #[must_use]
     pub fn events_evicted(&self) -> u64 {
         self.observer.log().evicted()
+    }
+
+    /// Round trips of the leaders' heartbeats so far (AppendEntries sent,
+    /// its answer stepped by the leader), with [`Observation::Full`].
+    #[must_use]
+    pub fn round_trips(&self) -> crate::round_trips::RoundTrips {
+        self.observer.round_trips()
     }
 
     /// Message counts by fate.
@@ -514,6 +564,11 @@ impl ClusterHandle {
         }
         self.join(&mut lives, id).await;
         let restored = self.hard_state(id)?;
+        if let Some(config) = self.configs.get(&id) {
+            config
+                .check_restored(&restored)
+                .map_err(|source| RestoreError::Restored { node: id, source })?;
+        }
         self.network.links().mark_up(id)?;
         info!(node = %id, "restart {id} from its storage");
         self.spawn_node(&mut lives, id, restored);

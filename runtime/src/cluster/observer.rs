@@ -18,7 +18,8 @@ use super::monitor::SafetyMonitor;
 use super::narration::{narrate, new_leader, new_vote};
 use super::status::{NodeStatus, StatusBoard};
 use crate::driver::Observer;
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::round_trips::RoundTrips;
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::transport::Delivery;
 use raft_election::invariants::Violation;
 use raft_election::{Config, Input, Message, Node, NodeId, Term, Timer};
@@ -103,6 +104,17 @@ pub(crate) struct ClusterObserver {
     terms: Vec<AtomicU64>,
     /// Bumped after every board change; waiters subscribe to it.
     changes: watch::Sender<u64>,
+    /// When each leader last sent AppendEntries to each peer, and the round
+    /// trips its answers made (full observation only).
+    heartbeats: Mutex<Heartbeats>,
+}
+
+/// Heartbeats awaiting an answer, by (leader, follower), and the round trips
+/// of those answered.
+#[derive(Debug, Default)]
+struct Heartbeats {
+    sent: BTreeMap<(NodeId, NodeId), Instant>,
+    round_trips: RoundTrips,
 }
 
 impl ClusterObserver {
@@ -117,7 +129,14 @@ impl ClusterObserver {
             counts: config.voters().iter().map(|_| Counts::default()).collect(),
             terms: config.voters().iter().map(|_| AtomicU64::new(0)).collect(),
             changes: watch::Sender::new(0),
+            heartbeats: Mutex::new(Heartbeats::default()),
         }
+    }
+
+    /// Heartbeat round trips so far: a leader's AppendEntries sent, its
+    /// answer stepped.
+    pub(crate) fn round_trips(&self) -> RoundTrips {
+        lock(&self.heartbeats).round_trips.clone()
     }
 
     pub(crate) fn elapsed(&self) -> Duration {
@@ -246,6 +265,12 @@ impl ClusterObserver {
         let from = match input {
             Input::Receive { from, message } => {
                 self.count(id, message, false);
+                if self.full() && matches!(message, Message::AppendEntriesResponse { .. }) {
+                    let mut heartbeats = lock(&self.heartbeats);
+                    if let Some(sent) = heartbeats.sent.remove(&(id, *from)) {
+                        heartbeats.round_trips.record(sent.elapsed());
+                    }
+                }
                 Some(*from)
             }
             Input::Start | Input::Timeout(_) => None,
@@ -294,6 +319,11 @@ impl ClusterObserver {
         self.count(from, &message, true);
         if !self.full() {
             return;
+        }
+        if matches!(message, Message::AppendEntries { .. }) {
+            lock(&self.heartbeats)
+                .sent
+                .insert((from, to), Instant::now());
         }
         let is_heartbeat = matches!(
             message,

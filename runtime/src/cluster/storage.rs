@@ -4,10 +4,11 @@
 //! Saving and loading are the core's ([`MemStorage`], [`FileStorage`]); this
 //! module only chooses one per node and shares it.
 
+use crate::data_dir::off_the_worker;
 use crate::sync::{Arc, Mutex, lock};
 use raft_election::storage::{FileStorage, MemStorage, Storage, StorageError};
-use raft_election::{HardState, NodeId};
-use std::path::PathBuf;
+use raft_election::{ClusterId, HardState, NodeId};
+use std::path::{Path, PathBuf};
 
 /// Where a cluster keeps its nodes' hard state (Figure 2's `currentTerm` and
 /// `votedFor`, "updated on stable storage before responding to RPCs").
@@ -20,9 +21,16 @@ pub enum StorageKind {
     #[default]
     Memory,
     /// One file per node in this directory, `node-<id>.state`
-    /// ([`FileStorage`]: atomic replace, fsync, checksum). Survives the
-    /// process, `kill -9` included: a later cluster over the same directory
-    /// resumes every node from its file. The directory is created if missing.
+    /// ([`FileStorage`]: atomic replace, fsync, checksum, the cluster and
+    /// node recorded). Survives the process, `kill -9` included: a later
+    /// cluster over the same directory resumes every node from its file.
+    ///
+    /// The directory is the whole cluster's and is locked while the cluster
+    /// runs ([`crate::DataDir`]). It is created if missing, and a directory
+    /// with no state file of any node is a new cluster: every node starts
+    /// from a new file at term 0. Once one file exists, every node's must:
+    /// a missing one is refused ([`StorageError::Missing`]), never
+    /// recreated at term 0.
     Directory(PathBuf),
 }
 
@@ -46,16 +54,45 @@ enum Backend {
 }
 
 impl SharedStorage {
-    /// The storage of node `id` of a cluster configured with `kind`. Opening
-    /// reads nothing yet; [`Storage::load`] does.
-    pub(crate) fn open(kind: &StorageKind, id: NodeId) -> Result<Self, StorageError> {
+    /// The storage of node `id` of `cluster`, kept as `kind` says. With a
+    /// directory, `new_cluster` creates its file at term 0 (refused if it
+    /// exists); otherwise the file must exist. Opening reads nothing yet;
+    /// [`Storage::load`] does.
+    pub(crate) fn open(
+        kind: &StorageKind,
+        cluster: ClusterId,
+        id: NodeId,
+        new_cluster: bool,
+    ) -> Result<Self, StorageError> {
         let backend = match kind {
             StorageKind::Memory => Backend::Memory(MemStorage::new()),
-            StorageKind::Directory(dir) => Backend::File(FileStorage::open(dir, id)?),
+            StorageKind::Directory(dir) if new_cluster => {
+                Backend::File(FileStorage::create(dir, cluster, id)?)
+            }
+            StorageKind::Directory(dir) => Backend::File(FileStorage::open(dir, cluster, id)),
         };
         Ok(Self {
             cell: Arc::new(Mutex::new(backend)),
         })
+    }
+
+    /// Whether `dir` holds the state file of none of `ids`: a new cluster.
+    pub(crate) fn is_new_cluster(
+        dir: &Path,
+        ids: impl IntoIterator<Item = NodeId>,
+    ) -> Result<bool, StorageError> {
+        for id in ids {
+            let path = FileStorage::path_in(dir, id);
+            let exists = path.try_exists().map_err(|source| StorageError::Io {
+                action: "look for",
+                path: path.clone(),
+                source,
+            })?;
+            if exists {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -75,30 +112,13 @@ impl Storage for SharedStorage {
     }
 }
 
-/// Runs a blocking file write (an fsync takes milliseconds) without stalling
-/// the other tasks of this worker thread: on a multi-thread runtime,
-/// `block_in_place` hands them to another worker meanwhile. Elsewhere (a
-/// current-thread runtime, no runtime) it just runs the write.
-///
-/// Not `spawn_blocking`: awaiting the write would add an await point where a
-/// crash could abort the task with the write still in flight, to land after
-/// the restart had loaded the older state. Inside one poll, the write is
-/// over before an abort can take effect: a crash lands between writes.
-fn off_the_worker<T>(write: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(write)
-        }
-        _ => write(),
-    }
-}
-
 // Under `--cfg loom` the shared types are loom's, usable only inside `loom::model`.
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use raft_election::Term;
+
+    const CLUSTER: ClusterId = ClusterId(1);
 
     fn state(term: u64, voted_for: u8) -> HardState {
         HardState {
@@ -114,7 +134,7 @@ mod tests {
             StorageKind::Memory,
             StorageKind::Directory(dir.path().to_path_buf()),
         ] {
-            let handle = SharedStorage::open(&kind, NodeId(1)).unwrap();
+            let handle = SharedStorage::open(&kind, CLUSTER, NodeId(1), true).unwrap();
             let mut task = handle.clone();
             assert_eq!(handle.load().unwrap(), HardState::default(), "{kind:?}");
             task.save(&state(4, 2)).unwrap();
@@ -122,7 +142,7 @@ mod tests {
             assert_eq!(handle.load().unwrap(), state(4, 2), "{kind:?}");
         }
         // The file outlives every handle on it.
-        let reopened = FileStorage::open(dir.path(), NodeId(1)).unwrap();
+        let reopened = FileStorage::open(dir.path(), CLUSTER, NodeId(1));
         assert_eq!(reopened.load().unwrap(), state(4, 2));
     }
 
@@ -142,7 +162,7 @@ mod tests {
         ];
         for (term, runtime) in (1..).zip(runtimes) {
             let kind = StorageKind::Directory(dir.path().to_path_buf());
-            let handle = SharedStorage::open(&kind, NodeId(1)).unwrap();
+            let handle = SharedStorage::open(&kind, CLUSTER, NodeId(1), term == 1).unwrap();
             let mut task = handle.clone();
             runtime
                 .block_on(runtime.spawn(async move { task.save(&state(term, 2)) }))

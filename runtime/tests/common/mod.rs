@@ -2,7 +2,7 @@
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use raft_election::storage::{FileStorage, Storage};
-use raft_election::{HardState, NodeId};
+use raft_election::{ClusterId, HardState, NodeId};
 use raft_election_runtime::ClusterHandle;
 use std::path::Path;
 use std::time::Duration;
@@ -11,10 +11,11 @@ pub(crate) fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
 }
 
-/// What node `id`'s file in `dir` holds, read by a fresh handle.
+/// What node `id`'s file in `dir` (of cluster 1, the in-process default)
+/// holds, read by a fresh handle.
 pub(crate) fn on_disk(dir: &Path, id: NodeId) -> HardState {
-    FileStorage::open(dir, id)
-        .and_then(|file| file.load())
+    FileStorage::open(dir, ClusterId(1), id)
+        .load()
         .unwrap_or_else(|e| panic!("{id}: {e}"))
 }
 

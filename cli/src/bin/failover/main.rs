@@ -3,6 +3,12 @@
 //!
 //! `cargo run --release --bin failover -- --trials 500`
 //!
+//! With `--transport tcp` the nodes are `raft-election node` processes on
+//! loopback and the crash is a `kill -9`; the run also measures an idle
+//! cluster of processes (each node's memory and CPU, and the heartbeat
+//! round trip beside the in-process cluster's), and the ideal uses half the
+//! measured round trip as its one-way delay.
+//!
 //! Each trial starts a fresh cluster on the real clock, waits for a leader,
 //! lets a few heartbeats pass, crashes the leader at a uniformly random moment
 //! within a heartbeat interval, and measures the time until a new leader is
@@ -12,8 +18,11 @@
 //! closed-form expectation is printed beside both. Nothing is asserted: this
 //! prints figures.
 
+mod processes;
+
 use clap::Parser;
 use plotters::style::RGBColor;
+use processes::{Processes, seconds, usage};
 use raft_election::{Config, NodeId, Role, Term, Timing};
 use raft_election_cli::plot::{Series, write_cdf_svg};
 use raft_election_cli::progress;
@@ -26,7 +35,7 @@ use raft_election_timeline::Timeline;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -56,9 +65,10 @@ struct Args {
     /// carry less sampling noise than the measured ones they are compared to.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     ideal_trials: u32,
-    /// One-way message delay of the ideal simulation, µs.
-    #[arg(long, default_value_t = 100)]
-    ideal_delay_us: u64,
+    /// One-way message delay of the ideal simulation, µs; default 100 in
+    /// process, half the measured heartbeat round trip over TCP.
+    #[arg(long)]
+    ideal_delay_us: Option<u64>,
     /// Also write every trial as CSV to this file.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -73,6 +83,33 @@ struct Args {
     /// The trial --timeline draws, counted from 0 (its seed is --seed plus this).
     #[arg(long, default_value_t = 0, requires = "timeline")]
     timeline_trial: u32,
+    /// Where the nodes run: tasks of this process over channels, or
+    /// `raft-election node` processes over TCP on loopback (127.31.0.x).
+    #[arg(long, value_enum, default_value_t = TransportKind::InProcess)]
+    transport: TransportKind,
+    /// The node binary for `--transport tcp`; default: `raft-election`
+    /// beside this one (`cargo build --release --bins` builds both).
+    #[arg(long, value_name = "PATH")]
+    node_binary: Option<PathBuf>,
+    /// With `--transport tcp`: where the nodes' data directories go. Every
+    /// vote and new term is an fsync there before the message that depends
+    /// on it leaves; a memory file system (/dev/shm) leaves the network and
+    /// the runtime to be measured, a disk adds its fsync latency.
+    #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
+    data_root: PathBuf,
+    /// With `--transport tcp`: seconds an idle cluster of node processes
+    /// runs while its memory, CPU and heartbeat round trips are measured.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    idle_seconds: u64,
+}
+
+/// Where the benchmark's nodes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TransportKind {
+    /// Tasks of this process, channels between them.
+    InProcess,
+    /// One process per node, TCP between them.
+    Tcp,
 }
 
 /// One failover, in milliseconds from the crash.
@@ -119,6 +156,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if args.timeline.is_some() && args.transport == TransportKind::Tcp {
+        eprintln!(
+            "error: --timeline draws a trial of the in-process cluster, whose event log it reads; \
+             it cannot draw node processes (--transport tcp)"
+        );
+        return ExitCode::FAILURE;
+    }
     if args.timeline.is_some() && args.timeline_trial >= args.trials {
         eprintln!(
             "error: --timeline-trial {} names no trial: there are {} (0 to {})",
@@ -132,27 +176,61 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    let measured = match runtime.block_on(run_runtime_trials(&args, timing)) {
-        Ok((trials, picture)) => {
-            if let (Some(path), Some(picture)) = (&args.timeline, picture) {
-                if let Err(e) = write_svg(path, &picture) {
-                    eprintln!("error: writing {}: {e}", path.display());
+    let load_before = load_average();
+    let (measured, idle, delay_us) = match args.transport {
+        TransportKind::InProcess => {
+            let measured = match runtime.block_on(run_runtime_trials(&args, timing)) {
+                Ok((trials, picture)) => {
+                    if let (Some(path), Some(picture)) = (&args.timeline, picture) {
+                        if let Err(e) = write_svg(path, &picture) {
+                            eprintln!("error: writing {}: {e}", path.display());
+                            return ExitCode::FAILURE;
+                        }
+                        println!(
+                            "timeline of trial {}: {}",
+                            args.timeline_trial,
+                            path.display()
+                        );
+                    }
+                    Ok(trials)
+                }
+                Err(e) => Err(e),
+            };
+            (measured, None, args.ideal_delay_us.unwrap_or(100) as f64)
+        }
+        TransportKind::Tcp => {
+            let binary = args
+                .node_binary
+                .clone()
+                .unwrap_or_else(processes::default_binary);
+            if !binary.is_file() {
+                eprintln!(
+                    "error: no node binary at {} (build it: cargo build --release --bins)",
+                    binary.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            let idle = match measure_idle(&args, timing, &binary, &runtime) {
+                Ok(idle) => idle,
+                Err(e) => {
+                    eprintln!("error: {e}");
                     return ExitCode::FAILURE;
                 }
-                println!(
-                    "timeline of trial {}: {}",
-                    args.timeline_trial,
-                    path.display()
-                );
-            }
-            trials
+            };
+            let delay_us = args
+                .ideal_delay_us
+                .map_or(idle.tcp_round_trip_us.0 / 2.0, |d| d as f64);
+            (run_tcp_trials(&args, timing, &binary), Some(idle), delay_us)
         }
+    };
+    let measured = match measured {
+        Ok(trials) => trials,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let ideal = run_ideal_trials(&args, timing);
+    let ideal = run_ideal_trials(&args, timing, delay_us);
     let dropped = u64::from(args.ideal_trials).saturating_sub(ideal.len() as u64);
     if dropped > 0 {
         eprintln!(
@@ -166,19 +244,28 @@ fn main() -> ExitCode {
         }
     }
     if let Some(path) = &args.plot {
-        if let Err(e) = plot(&args, path, &measured, &ideal) {
+        if let Err(e) = plot(&args, delay_us, path, &measured, &ideal) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
         println!("CDF plot: {}", path.display());
     }
-    report(&args, timing, &measured, &ideal);
+    report(&args, timing, delay_us, &measured, &ideal);
+    if let Some(idle) = idle {
+        idle.report(&args);
+    }
+    println!(
+        "load average (1, 5, 15 min): {load_before} at the start, {} at the end; \
+         other work on this machine slows the nodes",
+        load_average()
+    );
     ExitCode::SUCCESS
 }
 
 /// The measured and ideal failover times as CDFs on one chart.
 fn plot(
     args: &Args,
+    delay_us: f64,
     path: &std::path::Path,
     measured: &[Trial],
     ideal: &[Trial],
@@ -195,15 +282,206 @@ fn plot(
             colour: RGBColor(30, 136, 229),
         },
         Series {
-            name: format!(
-                "ideal (virtual clock, {} µs one-way delay)",
-                args.ideal_delay_us
-            ),
+            name: format!("ideal (virtual clock, {delay_us:.0} µs one-way delay)"),
             values: elected(ideal),
             colour: RGBColor(67, 160, 71),
         },
     ];
     write_cdf_svg(path, &title, "ms from the crash to a new leader", &series)
+}
+
+/// The machine's load average, as /proc/loadavg says it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
+}
+
+/// An idle cluster measured: memory and CPU of node processes, and the
+/// heartbeat round trip over TCP and in process (p50, p99 in µs).
+struct Idle {
+    seconds: u64,
+    /// (RSS kB, CPU share of one core) of the leader and of each follower.
+    leader: (u64, f64),
+    followers: Vec<(u64, f64)>,
+    tcp_round_trip_us: (f64, f64),
+    tcp_samples: u64,
+    in_process_round_trip_us: (f64, f64),
+    in_process_samples: usize,
+}
+
+impl Idle {
+    fn report(&self, args: &Args) {
+        println!(
+            "\nidle cluster of {} node processes, {} s, heartbeat {} ms:",
+            args.nodes, self.seconds, args.heartbeat_ms
+        );
+        let (rss, cpu) = self.leader;
+        println!(
+            "  leader:   RSS {:>6.1} MB, CPU {:>5.2}% of one core",
+            rss as f64 / 1024.0,
+            cpu * 100.0
+        );
+        for &(rss, cpu) in &self.followers {
+            println!(
+                "  follower: RSS {:>6.1} MB, CPU {:>5.2}% of one core",
+                rss as f64 / 1024.0,
+                cpu * 100.0
+            );
+        }
+        println!("heartbeat round trip (AppendEntries sent to its answer stepped, at the leader):");
+        let (p50, p99) = self.tcp_round_trip_us;
+        println!(
+            "  node processes over TCP: p50 {p50:>7.1} µs, p99 {p99:>7.1} µs ({} samples)",
+            self.tcp_samples
+        );
+        let (p50, p99) = self.in_process_round_trip_us;
+        println!(
+            "  in-process cluster:      p50 {p50:>7.1} µs, p99 {p99:>7.1} µs ({} samples)",
+            self.in_process_samples
+        );
+    }
+}
+
+/// Runs an idle cluster of node processes for `--idle-seconds` (RSS, CPU,
+/// round trips from the leader's `stop` line), then the in-process cluster
+/// for as long (its round trips).
+fn measure_idle(
+    args: &Args,
+    timing: Timing,
+    binary: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Idle, String> {
+    let limit = wait_bound(timing);
+    let mut cluster = Processes::start(binary, &args.data_root, args.nodes, 32, port(), timing)?;
+    let (leader, term, _) = cluster.wait_for_leader_after(Term(0), limit)?;
+    cluster.wait_all_follow(leader, term, limit)?;
+    let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
+    let pids: Vec<(NodeId, u32)> = ids
+        .iter()
+        .filter_map(|&id| Some((id, cluster.pid(id)?)))
+        .collect();
+    let before: Vec<(u64, f64)> = pids
+        .iter()
+        .map(|&(_, pid)| usage(pid))
+        .collect::<Result<_, _>>()?;
+    eprintln!(
+        "idle cluster of node processes: measuring for {} s",
+        args.idle_seconds
+    );
+    std::thread::sleep(Duration::from_secs(args.idle_seconds));
+    let after: Vec<(u64, f64)> = pids
+        .iter()
+        .map(|&(_, pid)| usage(pid))
+        .collect::<Result<_, _>>()?;
+    let mut followers = Vec::new();
+    let mut leader_usage = (0, 0.0);
+    for (i, &(id, _)) in pids.iter().enumerate() {
+        let cpu = (after[i].1 - before[i].1) / args.idle_seconds as f64;
+        if id == leader {
+            leader_usage = (after[i].0, cpu);
+        } else {
+            followers.push((after[i].0, cpu));
+        }
+    }
+    cluster.terminate_all(limit)?;
+    let stop = cluster
+        .stops
+        .get(&leader)
+        .ok_or("no stop line from the leader")?;
+    let tcp_round_trip_us = (
+        stop["round_trip_p50_us"]
+            .as_f64()
+            .ok_or("no round trips measured")?,
+        stop["round_trip_p99_us"]
+            .as_f64()
+            .ok_or("no round trips measured")?,
+    );
+    let tcp_samples = stop["round_trips"].as_u64().unwrap_or(0);
+    let seconds = args.idle_seconds;
+    eprintln!("in-process cluster: measuring for {seconds} s");
+    let in_process = runtime.block_on(async {
+        let config = ClusterConfig {
+            nodes: args.nodes,
+            timing,
+            timeouts: TimeoutSource::Seeded(args.seed),
+            ..ClusterConfig::default()
+        };
+        let cluster = spawn_cluster(config).map_err(|e| e.to_string())?;
+        cluster
+            .wait_for_leader(limit)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let round_trips = cluster.round_trips();
+        cluster.shutdown().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(round_trips)
+    })?;
+    let micros = |permille| {
+        in_process
+            .percentile(permille)
+            .map_or(f64::NAN, |d| ms(d) * 1e3)
+    };
+    Ok(Idle {
+        seconds,
+        leader: leader_usage,
+        followers,
+        tcp_round_trip_us,
+        tcp_samples,
+        in_process_round_trip_us: (micros(500), micros(990)),
+        in_process_samples: in_process.samples().count(),
+    })
+}
+
+/// The port every node process listens on (each on its own address), per
+/// benchmark process so that two runs on one machine do not meet.
+fn port() -> u16 {
+    20_000 + (std::process::id() % 20_000) as u16
+}
+
+/// The trials with node processes: start three, wait for a leader and for
+/// everyone to follow it, `kill -9` it at a random moment within a
+/// heartbeat interval (after three), time the successor from the nodes'
+/// own log timestamps.
+fn run_tcp_trials(args: &Args, timing: Timing, binary: &Path) -> Result<Vec<Trial>, String> {
+    let limit = wait_bound(timing);
+    let mut trials = Vec::with_capacity(args.trials as usize);
+    let bar = progress::bar(u64::from(args.trials), "trials");
+    bar.set_message("node processes");
+    for i in 0..args.trials {
+        let seed = args.seed.wrapping_add(u64::from(i));
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+        let trial = (|| {
+            let started = seconds(std::time::SystemTime::now());
+            let mut cluster =
+                Processes::start(binary, &args.data_root, args.nodes, 31, port(), timing)?;
+            let (leader, term, won) = cluster.wait_for_leader_after(Term(0), limit)?;
+            let all_know = cluster.wait_all_follow(leader, term, limit)?;
+            let h = timing.heartbeat_interval;
+            std::thread::sleep(h * 3 + h.mul_f64(rng.random::<f64>()));
+            let crashed = seconds(cluster.kill(leader));
+            let (successor, new_term, elected) = cluster.wait_for_leader_after(term, limit)?;
+            let everyone = cluster.wait_all_follow(successor, new_term, limit)?;
+            Ok::<_, String>(Trial {
+                initial_elected: (won - started) * 1e3,
+                initial_all_know: (all_know - started) * 1e3,
+                elected: (elected - crashed) * 1e3,
+                all_know: (everyone - crashed) * 1e3,
+                rounds: new_term.0 - term.0,
+            })
+        })()
+        .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
+        trials.push(trial);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(trials)
 }
 
 /// Every runtime trial, and the timeline of the one `--timeline` asks for.
@@ -325,8 +603,8 @@ async fn wait_all_follow(
         .map_err(|e| e.to_string())
 }
 
-fn run_ideal_trials(args: &Args, timing: Timing) -> Vec<Trial> {
-    let delay = Duration::from_micros(args.ideal_delay_us);
+fn run_ideal_trials(args: &Args, timing: Timing, delay_us: f64) -> Vec<Trial> {
+    let delay = Duration::from_secs_f64(delay_us / 1e6);
     let bar = progress::bar(u64::from(args.ideal_trials), "trials");
     bar.set_message("ideal");
     let trials = (0..args.ideal_trials)
@@ -415,11 +693,11 @@ fn summary(mut values: Vec<f64>) -> [f64; 6] {
     [values[0], at(500), mean, at(900), at(990), values[n - 1]]
 }
 
-fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
+fn report(args: &Args, timing: Timing, delay_us: f64, measured: &[Trial], ideal: &[Trial]) {
     let t = ms(timing.election_timeout_min);
     let r = ms(timing.election_timeout_max) - t;
     let h = ms(timing.heartbeat_interval);
-    let d = args.ideal_delay_us as f64 / 1e3;
+    let d = delay_us / 1e3;
     let s = f64::from(args.nodes - 1);
     // Raft thesis ch. 9: first of s uniform timeouts, minus the mean time
     // since the last heartbeat, plus vote request/reply and a heartbeat.
@@ -427,8 +705,15 @@ fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
     let l = if r > 0.0 { d / r } else { 1.0 };
     let formula_split = 1.0 - (1.0 - l).powf(s);
 
+    let transport = match args.transport {
+        TransportKind::InProcess => "in one process",
+        TransportKind::Tcp => &format!(
+            "node processes over TCP, data in {}",
+            args.data_root.display()
+        ),
+    };
     println!(
-        "failover: {} nodes, timeouts {}-{} ms, heartbeat {} ms, {} trials ({} ideal), seed {}",
+        "failover ({transport}): {} nodes, timeouts {}-{} ms, heartbeat {} ms, {} trials ({} ideal, one-way delay {d:.3} ms), seed {}",
         args.nodes,
         args.min_ms,
         args.max_ms,
@@ -451,7 +736,7 @@ fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
     row("  ideal (sim)", col(ideal, |t| t.elected));
     row("failover all know", col(measured, |t| t.all_know));
     row("  ideal (sim)", col(ideal, |t| t.all_know));
-    println!("formula mean (thesis ch. 9, d = {d} ms): {formula_mean:.1}");
+    println!("formula mean (thesis ch. 9, d = {d:.3} ms): {formula_mean:.1}");
 
     let split = |trials: &[Trial]| {
         let splits = trials.iter().filter(|t| t.rounds > 1).count();

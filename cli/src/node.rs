@@ -1,0 +1,317 @@
+//! `raft-election node`: one node of a real cluster, a process of its own,
+//! reaching its peers over TCP.
+
+use crate::timing::TimingArgs;
+use clap::Args;
+use raft_election::{ClusterId, Config, NodeId};
+use raft_election_cli::logging::{LogFormat, NodeContext, init_node_logging};
+use raft_election_runtime::{
+    DataDir, Server, StatusReader, TcpConfig, TcpStatsHandle, TcpTransport,
+};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{error, info};
+
+/// Run one node of a cluster over TCP: one process per node, each with its
+/// own data directory.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Start each node of a new cluster once with --init, which creates its state file at term 0; \
+start it without --init ever after, so it resumes its stored term and vote. A node whose \
+state file is missing, corrupt, or another node's or cluster's refuses to start, naming the \
+file and why: starting it from term 0 could let it vote twice in one term. The data \
+directory is locked while the node runs.
+
+SIGTERM or Ctrl-C stops the node between two steps: a leader sends no more heartbeats and \
+the state file is whole. Logs go to stderr, one line per event, each starting with the \
+node's id, term and role; --log-format json writes one JSON object per line.
+
+Example, three terminals:
+  raft-election node --id 1 --listen 127.0.0.1:7001 --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003 --data-dir /tmp/n1 --init
+  raft-election node --id 2 --listen 127.0.0.1:7002 --peer 1=127.0.0.1:7001 --peer 3=127.0.0.1:7003 --data-dir /tmp/n2 --init
+  raft-election node --id 3 --listen 127.0.0.1:7003 --peer 1=127.0.0.1:7001 --peer 2=127.0.0.1:7002 --data-dir /tmp/n3 --init")]
+pub(crate) struct NodeArgs {
+    /// This node's id (0 to 255), unique in its cluster.
+    #[arg(long)]
+    id: u8,
+    /// Address to accept peer connections on; its IP is also the source of
+    /// this node's connections to its peers.
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// A peer, as ID=ADDR; once per other node of the cluster.
+    #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
+    peers: Vec<(u8, SocketAddr)>,
+    /// Directory of this node's state file (created if missing; locked while
+    /// the node runs).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Create this node's state file at term 0: only for a new node that has
+    /// never run. Refused if the file exists.
+    #[arg(long)]
+    init: bool,
+    /// The cluster's id, the same on every node: frames and state files of
+    /// another cluster are refused.
+    #[arg(long, default_value_t = 1)]
+    cluster_id: u64,
+    #[command(flatten)]
+    timing: TimingArgs,
+    /// Serve the node's status as JSON over HTTP on this address
+    /// (GET /status: role, term, leader, peers connected, last heartbeat age,
+    /// heartbeat round trips).
+    #[arg(long, value_name = "ADDR")]
+    status: Option<SocketAddr>,
+    /// How long a peer connection may take to send its hello, or to finish
+    /// a frame, before it is closed, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    handshake_timeout_ms: u64,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log more: -v every message but heartbeats, sent or received (votes,
+    /// terms and roles are always logged), -vv heartbeats too. `RUST_LOG`
+    /// overrides this.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn parse_peer(text: &str) -> Result<(u8, SocketAddr), String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not ID=ADDR (for example 2=127.0.0.1:7002)"))?;
+    let id = id
+        .parse::<u8>()
+        .map_err(|e| format!("peer id {id:?}: {e}"))?;
+    let addr = addr
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("peer address {addr:?}: {e}"))?;
+    Ok((id, addr))
+}
+
+/// Runs the node until SIGTERM or Ctrl-C (exit 0) or a failure (exit 1,
+/// with the reason).
+pub(crate) fn main(args: NodeArgs) -> ExitCode {
+    let json = args.log_format == LogFormat::Json;
+    let context = NodeContext::new(NodeId(args.id));
+    let level = match args.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = format!("raft_election={level}");
+    if let Err(e) = init_node_logging(args.log_format, &filter, context.clone()) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    // One thread: a node is one state machine and a few sockets, and a
+    // state file write (an fsync) must finish before the step's messages
+    // go out anyway.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(run(args, context)),
+        Err(e) => Err(format!("cannot start the Tokio runtime: {e}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A JSON log is read by tools: the reason goes there. On a terminal,
+        // the usual `error:` line.
+        Err(e) if json => {
+            error!(event = "error", "{e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn configure(args: &NodeArgs) -> Result<(Config, TcpConfig), String> {
+    let id = NodeId(args.id);
+    let mut peers = BTreeMap::new();
+    for &(peer, addr) in &args.peers {
+        if peer == args.id {
+            return Err(format!("--peer {peer}={addr} is this node's own id"));
+        }
+        if peers.insert(NodeId(peer), addr).is_some() {
+            return Err(format!("--peer {peer} is given twice"));
+        }
+    }
+    let timing = args.timing.timing();
+    let voters = peers.keys().copied().chain([id]);
+    let config = Config::new(id, voters, timing).map_err(|e| e.to_string())?;
+    let mut tcp = TcpConfig::new(ClusterId(args.cluster_id), args.listen, peers);
+    tcp.handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
+    if tcp.handshake_timeout.is_zero() {
+        return Err("--handshake-timeout-ms must be positive".into());
+    }
+    Ok((config, tcp))
+}
+
+async fn run(args: NodeArgs, context: NodeContext) -> Result<(), String> {
+    let (config, tcp) = configure(&args)?;
+    let (id, cluster) = (config.id(), tcp.cluster);
+    // The lock first: a second process on this directory must say so,
+    // not fail later on a busy port.
+    let (storage, restored) = DataDir::lock(&args.data_dir)
+        .and_then(|dir| dir.state(cluster, id, args.init))
+        .map_err(|e| e.to_string())?;
+    if args.init {
+        info!("initialized {} at term 0", storage.path().display());
+    }
+    let transport = TcpTransport::bind(&config, tcp.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let network = transport.stats();
+    info!(
+        event = "listen",
+        address = %transport.local_addr(),
+        "listening on {} as {id} of {cluster}, state in {} ({}, voted for {})",
+        transport.local_addr(),
+        storage.path().display(),
+        restored.current_term,
+        restored.voted_for.map_or_else(|| "nobody".to_owned(), |v| v.to_string()),
+    );
+    let mut server = Server::builder(config)
+        .storage(storage)
+        .transport(transport)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let reader = server.status_reader();
+    let state = reader.clone();
+    context.set(Arc::new(move || {
+        let status = state.status();
+        (status.term, status.role)
+    }));
+    let status = match args.status {
+        Some(addr) => Some(StatusEndpoint::start(addr, reader, network)?),
+        None => None,
+    };
+    let stopped = tokio::select! {
+        signal = shutdown_signal() => {
+            info!(event = "signal", "{signal}: shutting down");
+            server.shutdown().await
+        }
+        stopped = server.stopped() => stopped,
+    };
+    if let Some(status) = status {
+        status.stop();
+    }
+    stopped.map_err(|e| e.to_string())
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C); names the one that came.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// The HTTP status endpoint: one thread answering GET /status with JSON.
+struct StatusEndpoint {
+    server: Arc<tiny_http::Server>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StatusEndpoint {
+    fn start(
+        addr: SocketAddr,
+        reader: StatusReader,
+        network: TcpStatsHandle,
+    ) -> Result<Self, String> {
+        let server = tiny_http::Server::http(addr)
+            .map(Arc::new)
+            .map_err(|e| format!("cannot serve status on {addr}: {e}"))?;
+        info!("status on http://{addr}/status");
+        let serving = Arc::clone(&server);
+        let thread = std::thread::spawn(move || {
+            // Ends when `stop` unblocks the server.
+            for request in serving.incoming_requests() {
+                let (code, body) = match request.url() {
+                    "/status" | "/" => (200, status_json(&reader, &network).to_string()),
+                    _ => (404, json!({"error": "GET /status"}).to_string()),
+                };
+                let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
+                    .expect("a valid header");
+                let response = tiny_http::Response::from_string(body)
+                    .with_status_code(code)
+                    .with_header(header);
+                // A client that hung up is no concern of the node's.
+                let _ = request.respond(response);
+            }
+        });
+        Ok(Self { server, thread })
+    }
+
+    fn stop(self) {
+        self.server.unblock();
+        let _ = self.thread.join();
+    }
+}
+
+/// The node's status as an operator reads it.
+fn status_json(reader: &StatusReader, network: &TcpStatsHandle) -> serde_json::Value {
+    let status = reader.status();
+    let round_trips = reader.round_trips();
+    let micros = |permille| {
+        round_trips
+            .percentile(permille)
+            .map(|d: Duration| d.as_secs_f64() * 1e6)
+    };
+    let net = network.snapshot();
+    let peers: serde_json::Map<String, serde_json::Value> = net
+        .peers
+        .iter()
+        .map(|(id, p)| {
+            (
+                id.0.to_string(),
+                json!({
+                    "connected": p.connected,
+                    "connections": p.connections,
+                    "sent": p.sent,
+                    "dropped": p.dropped,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "id": status.id.0,
+        "role": status.role.to_string(),
+        "term": status.term.0,
+        "leader": status.leader.map(|l| l.0),
+        "voted_for": status.voted_for.map(|v| v.0),
+        "running": status.running,
+        "last_heartbeat_ms_ago": status.last_heartbeat.map(|at| at.elapsed().as_secs_f64() * 1e3),
+        "peers": peers,
+        "inbound_connections": net.inbound_connections,
+        "rejected_connections": net.rejected_connections,
+        "inbox_full": net.inbox_full,
+        "heartbeat_round_trip_us": {
+            "samples": round_trips.samples().count(),
+            "p50": micros(500),
+            "p99": micros(990),
+        },
+    })
+}

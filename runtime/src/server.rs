@@ -1,0 +1,597 @@
+//! One Raft server for an application to embed: the [`Driver`] of one node
+//! on its own task, over any [`Transport`] and [`Storage`], with a watch on
+//! who leads.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use raft_election::storage::MemStorage;
+//! use raft_election::{ClusterId, Config, NodeId, Timing};
+//! use raft_election_runtime::{Server, TcpConfig, TcpTransport};
+//! use std::collections::BTreeMap;
+//!
+//! // A cluster of one, so it elects itself; a real one lists its peers.
+//! let config = Config::new(NodeId(1), [NodeId(1)], Timing::default())?;
+//! let tcp = TcpConfig::new(ClusterId(1), "127.0.0.1:0".parse()?, BTreeMap::new());
+//! let transport = TcpTransport::bind(&config, tcp).await?;
+//! // A real node keeps its term and vote in a locked data directory
+//! // (`DataDir::lock(dir)?.state(cluster, id, init)?`).
+//! let server = Server::builder(config)
+//!     .storage(MemStorage::new())
+//!     .transport(transport)
+//!     .spawn()?;
+//! let mut leadership = server.leadership();
+//! let now = *leadership.wait_for(|l| l.is_me).await?;
+//! // Work only while leading, and stamp what you write with the term: a
+//! // store that refuses writes of older terms fences off a deposed leader.
+//! println!("leading {}: writes carry fencing token {}", now.term, now.term.0);
+//! server.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What `is_me` promises is exactly what Raft's election does: this node won
+//! a majority of votes in `term`. Without CheckQuorum it may have been
+//! deposed since, by a partition it cannot see: another node may lead a
+//! later term at the same moment. Hence the fencing token (proofs.md,
+//! question 5).
+
+use crate::driver::{Driver, NodeError, Observer, Requests, RequestsFull};
+use crate::round_trips::RoundTrips;
+use crate::timeouts::{TimeoutPicker, TimeoutSource};
+use crate::timers::Timers;
+use crate::transport::{Delivery, Transport, Wake};
+use raft_election::storage::{Storage, StorageError};
+use raft_election::{Config, Input, Message, Node, NodeId, RestoredStateError, Role, Term, Timer};
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, trace, warn};
+
+/// Who leads, as this server knows it. `term` only grows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leadership {
+    /// This server's current term: a fencing token for whatever the leader
+    /// of this term writes.
+    pub term: Term,
+    /// The leader of `term`, once known (from its heartbeat, or itself).
+    pub leader: Option<NodeId>,
+    /// Whether this server is that leader: it won `term`'s election and has
+    /// seen no higher term since.
+    pub is_me: bool,
+}
+
+/// What a server is doing, for operators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// The server.
+    pub id: NodeId,
+    /// Follower, candidate or leader.
+    pub role: Role,
+    /// Current term.
+    pub term: Term,
+    /// The leader it knows for `term`.
+    pub leader: Option<NodeId>,
+    /// Whom it voted for in `term`.
+    pub voted_for: Option<NodeId>,
+    /// A follower: when it last accepted its leader's heartbeat. A leader:
+    /// when it last sent a round of heartbeats.
+    pub last_heartbeat: Option<Instant>,
+    /// False once its node stopped (shut down or failed).
+    pub running: bool,
+}
+
+impl ServerStatus {
+    fn new(id: NodeId) -> Self {
+        Self {
+            id,
+            role: Role::Follower,
+            term: Term(0),
+            leader: None,
+            voted_for: None,
+            last_heartbeat: None,
+            running: true,
+        }
+    }
+}
+
+/// Why a server could not start, or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Its storage could not be read (missing, corrupt, another node's).
+    #[error("cannot start {id}: {source}")]
+    Storage {
+        /// The server.
+        id: NodeId,
+        /// What the storage said.
+        source: StorageError,
+    },
+    /// Its stored state does not fit the configuration.
+    #[error("cannot start {id}: its stored state is refused: {source}")]
+    Restored {
+        /// The server.
+        id: NodeId,
+        /// What is wrong with it.
+        source: RestoredStateError,
+    },
+    /// Spawned outside a Tokio runtime.
+    #[error("a server must be spawned from inside a Tokio runtime")]
+    NoRuntime,
+    /// Its node stopped on an error (a storage failure: fail-stop).
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// Its task panicked.
+    #[error("{id}'s task panicked: {reason}")]
+    Panicked {
+        /// The server.
+        id: NodeId,
+        /// The panic message.
+        reason: String,
+    },
+}
+
+/// A builder's slot not filled yet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unset;
+
+/// Builds a [`Server`]: [`Server::builder`], then `storage`, `transport`,
+/// and `spawn`.
+#[derive(Debug)]
+pub struct ServerBuilder<S, T> {
+    config: Config,
+    storage: S,
+    transport: T,
+    timeouts: Option<TimeoutSource>,
+}
+
+impl<S, T> ServerBuilder<S, T> {
+    /// Where the server keeps its term and vote. A process that may be
+    /// restarted needs a file ([`crate::DataDir`]): memory forgets the vote.
+    pub fn storage<S2: Storage + Send + 'static>(self, storage: S2) -> ServerBuilder<S2, T> {
+        ServerBuilder {
+            config: self.config,
+            storage,
+            transport: self.transport,
+            timeouts: self.timeouts,
+        }
+    }
+
+    /// How it reaches its peers ([`crate::TcpTransport`]).
+    pub fn transport<T2: Transport + 'static>(self, transport: T2) -> ServerBuilder<S, T2> {
+        ServerBuilder {
+            config: self.config,
+            storage: self.storage,
+            transport,
+            timeouts: self.timeouts,
+        }
+    }
+
+    /// Where election timeouts come from; by default seeded at random, so
+    /// no two servers or lives share a sequence.
+    #[must_use]
+    pub fn timeouts(mut self, source: TimeoutSource) -> Self {
+        self.timeouts = Some(source);
+        self
+    }
+}
+
+impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
+    /// Reads the stored state, checks it against the configuration and
+    /// starts the server's task. Must be called inside a Tokio runtime.
+    pub fn spawn(self) -> Result<Server, ServerError> {
+        let id = self.config.id();
+        tokio::runtime::Handle::try_current().map_err(|_| ServerError::NoRuntime)?;
+        let restored = self
+            .storage
+            .load()
+            .map_err(|source| ServerError::Storage { id, source })?;
+        self.config
+            .check_restored(&restored)
+            .map_err(|source| ServerError::Restored { id, source })?;
+        let source = self
+            .timeouts
+            .unwrap_or_else(|| TimeoutSource::Seeded(rand::random()));
+        let status = Arc::new(Mutex::new(ServerStatus::new(id)));
+        let round_trips = Arc::new(Mutex::new(RoundTrips::default()));
+        let (leadership, watching) = watch::channel(Leadership {
+            term: restored.current_term,
+            ..Leadership::default()
+        });
+        let leadership = Arc::new(leadership);
+        let stop = CancellationToken::new();
+        let observer = ServerObserver {
+            status: Arc::clone(&status),
+            round_trips: Arc::clone(&round_trips),
+            leadership: Arc::clone(&leadership),
+            heartbeats_sent: BTreeMap::new(),
+        };
+        let transport = Stoppable {
+            inner: self.transport,
+            stop: stop.clone(),
+        };
+        let timeouts = TimeoutPicker::new(&source, id, 0);
+        let driver = Driver::new(
+            self.config,
+            restored,
+            self.storage,
+            transport,
+            observer,
+            timeouts,
+        );
+        let requests = driver.requests();
+        let ended = Arc::clone(&status);
+        let measured = Arc::clone(&round_trips);
+        let task = tokio::spawn(async move {
+            let result = driver.run().await;
+            // Whatever ended it, this server leads nothing any more.
+            lock(&ended).running = false;
+            leadership.send_modify(|l| {
+                l.is_me = false;
+                l.leader = None;
+            });
+            // The round trips it measured as leader, for the record.
+            let round_trips = lock(&measured).clone();
+            let micros = |permille| {
+                round_trips
+                    .percentile(permille)
+                    .map(|d| d.as_secs_f64() * 1e6)
+            };
+            let samples = round_trips.samples().count();
+            let (p50, p99) = (micros(500), micros(990));
+            match &result {
+                Ok(()) => info!(
+                    event = "stop",
+                    round_trips = samples,
+                    round_trip_p50_us = p50,
+                    round_trip_p99_us = p99,
+                    "stopped"
+                ),
+                Err(e) => warn!(
+                    event = "stop",
+                    round_trips = samples,
+                    round_trip_p50_us = p50,
+                    round_trip_p99_us = p99,
+                    "stopped: {e}"
+                ),
+            }
+            result
+        });
+        Ok(Server {
+            id,
+            watching,
+            reader: StatusReader {
+                status,
+                round_trips,
+            },
+            requests,
+            stop,
+            task,
+        })
+    }
+}
+
+/// A running server; see the module documentation. Dropping it stops the
+/// server without waiting; [`Self::shutdown`] waits.
+#[derive(Debug)]
+pub struct Server {
+    id: NodeId,
+    watching: watch::Receiver<Leadership>,
+    reader: StatusReader,
+    requests: Arc<Requests>,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), NodeError>>,
+}
+
+impl Server {
+    /// A builder for the server `config.id()` of `config`'s cluster.
+    #[must_use]
+    pub fn builder(config: Config) -> ServerBuilder<Unset, Unset> {
+        ServerBuilder {
+            config,
+            storage: Unset,
+            transport: Unset,
+            timeouts: None,
+        }
+    }
+
+    /// Its id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Who leads, updated on every change. Once the server stops, it says
+    /// `is_me: false` and then reports the channel closed.
+    #[must_use]
+    pub fn leadership(&self) -> watch::Receiver<Leadership> {
+        self.watching.clone()
+    }
+
+    /// What it is doing now.
+    #[must_use]
+    pub fn status(&self) -> ServerStatus {
+        self.reader.status()
+    }
+
+    /// Its heartbeats' round trips so far (as leader).
+    #[must_use]
+    pub fn round_trips(&self) -> RoundTrips {
+        self.reader.round_trips()
+    }
+
+    /// A handle that reads its status and round trips from anywhere (a log
+    /// formatter, a status endpoint), for as long as it is kept.
+    #[must_use]
+    pub fn status_reader(&self) -> StatusReader {
+        self.reader.clone()
+    }
+
+    /// Makes it campaign now, as if its election timer fired (a leader
+    /// ignores it).
+    pub fn campaign(&self) -> Result<(), RequestsFull> {
+        self.requests.send(Input::Timeout(Timer::Election))
+    }
+
+    /// Waits until the server stops by itself: a storage failure (the
+    /// error) or its transport closing.
+    pub async fn stopped(&mut self) -> Result<(), ServerError> {
+        let joined = (&mut self.task).await;
+        self.stop.cancel();
+        joined_result(self.id, joined)
+    }
+
+    /// Stops the server between two steps (a leader sends no more
+    /// heartbeats, a state file is never left half written) and waits.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.stop.cancel();
+        let joined = (&mut self.task).await;
+        joined_result(self.id, joined)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn joined_result(
+    id: NodeId,
+    joined: Result<Result<(), NodeError>, tokio::task::JoinError>,
+) -> Result<(), ServerError> {
+    match joined {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(ServerError::Panicked {
+            id,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads a server's status and round trips ([`Server::status_reader`]).
+#[derive(Clone, Debug)]
+pub struct StatusReader {
+    status: Arc<Mutex<ServerStatus>>,
+    round_trips: Arc<Mutex<RoundTrips>>,
+}
+
+impl StatusReader {
+    /// What the server is doing now.
+    #[must_use]
+    pub fn status(&self) -> ServerStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Its heartbeats' round trips so far.
+    #[must_use]
+    pub fn round_trips(&self) -> RoundTrips {
+        lock(&self.round_trips).clone()
+    }
+}
+
+/// A transport the server can close: its node's driver then returns.
+#[derive(Debug)]
+struct Stoppable<T> {
+    inner: T,
+    stop: CancellationToken,
+}
+
+impl<T: Transport> Transport for Stoppable<T> {
+    fn send(&mut self, to: NodeId, message: Message) -> Delivery {
+        self.inner.send(to, message)
+    }
+
+    async fn recv(&mut self) -> Option<(NodeId, Message)> {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => None,
+            received = self.inner.recv() => received,
+        }
+    }
+
+    async fn next_input(&mut self, timers: &Timers, alarm: Pin<&mut Sleep>) -> Wake {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => Wake::Closed,
+            wake = self.inner.next_input(timers, alarm) => wake,
+        }
+    }
+}
+
+/// Keeps the status, the leadership watch and the round trips, and logs
+/// each change as a structured event (`event` = start, timeout, term, role,
+/// vote, leader, receive, send, stop), from which a timeline can be drawn.
+#[derive(Debug)]
+struct ServerObserver {
+    status: Arc<Mutex<ServerStatus>>,
+    round_trips: Arc<Mutex<RoundTrips>>,
+    leadership: Arc<watch::Sender<Leadership>>,
+    /// When the leader last sent AppendEntries to each peer.
+    heartbeats_sent: BTreeMap<NodeId, Instant>,
+}
+
+impl ServerObserver {
+    fn publish(&self, node: &Node) {
+        {
+            let mut status = lock(&self.status);
+            status.role = node.role();
+            status.term = node.current_term();
+            status.leader = node.leader_id();
+            status.voted_for = node.voted_for();
+        }
+        let now = Leadership {
+            term: node.current_term(),
+            leader: node.leader_id(),
+            is_me: node.role() == Role::Leader,
+        };
+        self.leadership.send_if_modified(|l| {
+            let changed = *l != now;
+            *l = now;
+            changed
+        });
+    }
+
+    /// Round trip of a heartbeat answered by `from`, if one is pending.
+    fn answered(&mut self, from: NodeId) {
+        if let Some(sent) = self.heartbeats_sent.remove(&from) {
+            lock(&self.round_trips).record(sent.elapsed());
+        }
+    }
+}
+
+impl Observer for ServerObserver {
+    fn started(&mut self, _config: &Config, node: &Node) {
+        // Published before the line, which reads the status for its prefix.
+        self.publish(node);
+        let hard_state = node.hard_state();
+        info!(
+            event = "start",
+            restored_term = hard_state.current_term.0,
+            voted_for = hard_state.voted_for.map(|v| v.0),
+            "starts as follower of {}, voted for {}",
+            hard_state.current_term,
+            hard_state
+                .voted_for
+                .map_or_else(|| "nobody".to_owned(), |v| v.to_string())
+        );
+    }
+
+    fn stepped(&mut self, config: &Config, before: &Node, input: &Input, after: &Node) {
+        let id = config.id();
+        if let Input::Receive { from, message } = input {
+            if matches!(message, Message::AppendEntriesResponse { .. }) {
+                self.answered(*from);
+            }
+            if matches!(message, Message::AppendEntries { .. }) && after.leader_id() == Some(*from)
+            {
+                lock(&self.status).last_heartbeat = Some(Instant::now());
+            }
+        }
+        let changed = before.current_term() != after.current_term()
+            || before.role() != after.role()
+            || before.leader_id() != after.leader_id()
+            || before.voted_for() != after.voted_for();
+        if changed {
+            self.publish(after);
+        }
+        match input {
+            Input::Receive { from, message } => {
+                let (name, term) = (message.name(), message.term().0);
+                if is_heartbeat(message) {
+                    trace!(
+                        event = "receive",
+                        peer = from.0,
+                        message = name,
+                        message_term = term,
+                        "{message} from {from}"
+                    );
+                } else {
+                    debug!(
+                        event = "receive",
+                        peer = from.0,
+                        message = name,
+                        message_term = term,
+                        "{message} from {from}"
+                    );
+                }
+            }
+            Input::Timeout(Timer::Election) => {
+                info!(
+                    event = "timeout",
+                    term = before.current_term().0,
+                    "election timeout in {}",
+                    before.current_term()
+                );
+            }
+            Input::Start | Input::Timeout(_) => {}
+        }
+        let (old_term, term) = (before.current_term(), after.current_term());
+        if term != old_term {
+            info!(
+                event = "term",
+                from = old_term.0,
+                to = term.0,
+                "term {old_term} -> {term}"
+            );
+        }
+        if before.role() != after.role() {
+            info!(event = "role", from = %before.role(), to = %after.role(), "{} -> {} in {term}", before.role(), after.role());
+        }
+        let voted = after.voted_for() != before.voted_for() || term != old_term;
+        if let Some(candidate) = after.voted_for().filter(|&c| voted && c != id) {
+            info!(
+                event = "vote",
+                candidate = candidate.0,
+                vote_term = term.0,
+                "votes for {candidate} in {term}"
+            );
+        }
+        let learned = after.leader_id() != before.leader_id() || term != old_term;
+        if let Some(leader) = after.leader_id().filter(|&l| learned && l != id) {
+            info!(
+                event = "leader",
+                leader = leader.0,
+                "follows {leader} in {term}"
+            );
+        }
+    }
+
+    fn sent(
+        &mut self,
+        config: &Config,
+        term: Term,
+        to: NodeId,
+        message: &Message,
+        delivery: Delivery,
+    ) {
+        let _ = config;
+        if matches!(message, Message::AppendEntries { .. }) {
+            let now = Instant::now();
+            // Answers come back long before the next round (a heartbeat
+            // interval apart); a lost answer's entry is replaced by the next send.
+            self.heartbeats_sent.insert(to, now);
+            lock(&self.status).last_heartbeat = Some(now);
+        }
+        let name = message.name();
+        if is_heartbeat(message) {
+            trace!(event = "send", peer = to.0, message = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
+        } else {
+            debug!(event = "send", peer = to.0, message = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
+        }
+    }
+}
+
+fn is_heartbeat(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::AppendEntries { .. } | Message::AppendEntriesResponse { .. }
+    )
+}

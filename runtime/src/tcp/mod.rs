@@ -1,0 +1,382 @@
+//! The TCP transport: a node's peers are other processes, reached over TCP.
+//!
+//! - Sending: one outgoing connection per peer, each with its own task and
+//!   a bounded queue. [`Transport::send`] only queues (the oldest message
+//!   is dropped when the queue is full: Raft tolerates loss), so a slow or
+//!   dead peer never delays the node or its other peers. A lost connection
+//!   is made again with capped exponential backoff and jitter.
+//! - Receiving: every accepted connection has its own task, which runs the
+//!   handshake and the checks of [`wire::Inbound`] and hands messages to
+//!   the node through one bounded inbox. A connection that sends anything
+//!   wrong (garbage, a frame over the size limit, an unknown version,
+//!   another cluster, an unknown or spoofed sender), sends no hello in
+//!   time or stalls inside a frame is logged once with its address and
+//!   closed; the node goes on.
+//!
+//! The handshake checks ids, not identities: anyone who can reach the port
+//! can claim to be a peer. Run it on a network you trust, as etcd without
+//! TLS; authentication would wrap these connections without touching the
+//! node.
+//!
+//! The transport knows nothing of elections; the same [`crate::Driver`]
+//! runs over it as over the in-process channels.
+
+pub mod fuzzing;
+mod inbound;
+mod outbound;
+pub mod wire;
+
+use crate::timers::Timers;
+use crate::transport::{Delivery, Transport, Wake, race_deadline};
+use outbound::PeerQueue;
+use raft_election::{ClusterId, Config, Message, NodeId, Timer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+/// Messages from all peers waiting for the node; beyond this they are lost
+/// (counted in [`TcpStats::inbox_full`]). A node handles a message in
+/// microseconds, so only a flood fills it.
+pub const INBOX_CAPACITY: usize = 256;
+
+/// Accepted connections open at once; one more is closed at once. A
+/// cluster needs one per peer, a few more while peers reconnect.
+pub const MAX_INBOUND_CONNECTIONS: usize = 64;
+
+/// For this long before an election deadline a node watches the clock
+/// instead of Tokio's timer, which fires only on whole milliseconds: two
+/// nodes whose deadlines fall in the same millisecond would otherwise
+/// campaign together and split the vote (§5.2), about one election in a
+/// hundred with the paper's 150 ms range. The cost is a busy core for
+/// this long when an election timeout is reached, and nothing while
+/// heartbeats keep pushing the deadline back.
+pub const PRECISE_WINDOW: Duration = Duration::from_millis(2);
+
+/// How a node reaches its peers and who may reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// The cluster every frame must name.
+    pub cluster: ClusterId,
+    /// Where this node accepts peer connections. Its IP address is also the
+    /// source of outgoing connections (unless unspecified), so each node on
+    /// one machine can have its own loopback address, and a firewall rule
+    /// on an address pair cuts one link.
+    pub listen: SocketAddr,
+    /// Every peer's address, by id: the other voters.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// How long an accepted connection may take to send its hello, and to
+    /// finish a frame it started.
+    pub handshake_timeout: Duration,
+    /// An accepted connection silent this long is closed (its peer
+    /// reconnects when it next has something to say).
+    pub idle_timeout: Duration,
+    /// The first reconnection delay; it doubles up to `reconnect_max`, each
+    /// wait drawn uniformly from its upper half (jitter).
+    pub reconnect_min: Duration,
+    /// The longest reconnection delay.
+    pub reconnect_max: Duration,
+    /// How long a connection attempt may take.
+    pub connect_timeout: Duration,
+    /// Sent data unacknowledged this long drops the connection (Linux
+    /// `TCP_USER_TIMEOUT`), so a peer that vanished without a reset is
+    /// noticed and reconnected in about this time, not in minutes. A peer
+    /// that stops reading for this long (its window stays shut) is treated
+    /// the same way.
+    pub unacknowledged_timeout: Duration,
+    /// Messages queued per peer; when full the oldest is dropped.
+    pub peer_queue: usize,
+}
+
+impl TcpConfig {
+    /// Listens on `listen`, reaches `peers`, with the default limits:
+    /// handshake 2 s, idle 60 s, reconnection 10 to 100 ms (a restarted
+    /// peer hears its leader well within an election timeout), connection
+    /// attempts 500 ms, unacknowledged data 2 s, 64 messages per peer.
+    #[must_use]
+    pub fn new(
+        cluster: ClusterId,
+        listen: SocketAddr,
+        peers: BTreeMap<NodeId, SocketAddr>,
+    ) -> Self {
+        Self {
+            cluster,
+            listen,
+            peers,
+            handshake_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(60),
+            reconnect_min: Duration::from_millis(10),
+            reconnect_max: Duration::from_millis(100),
+            connect_timeout: Duration::from_millis(500),
+            unacknowledged_timeout: Duration::from_secs(2),
+            peer_queue: 64,
+        }
+    }
+}
+
+/// Why the transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpError {
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The peers are not the configuration's other voters.
+    #[error("the peers given ({given}) are not the other voters of the configuration ({expected})")]
+    Peers {
+        /// The peer ids given.
+        given: String,
+        /// The other voters.
+        expected: String,
+    },
+    /// A limit that cannot work (zero, or a backoff range upside down).
+    #[error("invalid TCP setting: {0}")]
+    Setting(&'static str),
+}
+
+/// What the transport has done so far, for operators.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Each peer's outgoing connection.
+    pub peers: BTreeMap<NodeId, PeerStats>,
+    /// Accepted connections open now.
+    pub inbound_connections: usize,
+    /// Accepted connections closed for bad input or a timeout.
+    pub rejected_connections: u64,
+    /// Messages received but lost because the node's inbox was full.
+    pub inbox_full: u64,
+}
+
+/// One peer's outgoing connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Whether the connection is up (its hello was written).
+    pub connected: bool,
+    /// Connections made so far.
+    pub connections: u64,
+    /// Messages handed to the connection.
+    pub sent: u64,
+    /// Messages dropped from the full queue.
+    pub dropped: u64,
+}
+
+/// The shared counters behind [`TcpStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    inbound_connections: AtomicUsize,
+    rejected_connections: AtomicU64,
+    inbox_full: AtomicU64,
+}
+
+/// A statistic: no other memory depends on it.
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A handle on a running transport's statistics, usable after the
+/// transport moved into its driver.
+#[derive(Clone, Debug)]
+pub struct TcpStatsHandle {
+    counters: Arc<Counters>,
+    peers: BTreeMap<NodeId, Arc<PeerQueue>>,
+}
+
+impl TcpStatsHandle {
+    /// The statistics now.
+    #[must_use]
+    pub fn snapshot(&self) -> TcpStats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TcpStats {
+            peers: self
+                .peers
+                .iter()
+                .map(|(&id, queue)| (id, queue.stats()))
+                .collect(),
+            inbound_connections: self.counters.inbound_connections.load(Ordering::Relaxed),
+            rejected_connections: read(&self.counters.rejected_connections),
+            inbox_full: read(&self.counters.inbox_full),
+        }
+    }
+}
+
+/// A node's TCP transport; see the module documentation. Dropping it stops
+/// every connection task.
+#[derive(Debug)]
+pub struct TcpTransport {
+    inbox: mpsc::Receiver<(NodeId, Message)>,
+    peers: BTreeMap<NodeId, Arc<PeerQueue>>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+    local_addr: SocketAddr,
+}
+
+impl TcpTransport {
+    /// Listens on `tcp.listen` and starts a connection task per peer of
+    /// node `config.id()`. Must be called inside a Tokio runtime.
+    pub async fn bind(config: &Config, tcp: TcpConfig) -> Result<Self, TcpError> {
+        check(config, &tcp)?;
+        let listener = TcpListener::bind(tcp.listen)
+            .await
+            .map_err(|source| TcpError::Bind {
+                addr: tcp.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| TcpError::Bind {
+            addr: tcp.listen,
+            source,
+        })?;
+        let stop = CancellationToken::new();
+        let counters = Arc::new(Counters::default());
+        let (inbox_sender, inbox) = mpsc::channel(INBOX_CAPACITY);
+        let tcp = Arc::new(tcp);
+        tokio::spawn(inbound::accept(
+            listener,
+            inbound::Acceptor {
+                config: config.clone(),
+                tcp: Arc::clone(&tcp),
+                inbox: inbox_sender,
+                counters: Arc::clone(&counters),
+                stop: stop.clone(),
+            },
+        ));
+        let mut peers = BTreeMap::new();
+        for (&peer, &addr) in &tcp.peers {
+            let queue = Arc::new(PeerQueue::new(tcp.peer_queue));
+            peers.insert(peer, Arc::clone(&queue));
+            let link = outbound::Link {
+                me: config.id(),
+                peer,
+                addr,
+                tcp: Arc::clone(&tcp),
+                queue,
+                stop: stop.clone(),
+            };
+            tokio::spawn(link.run());
+        }
+        Ok(Self {
+            inbox,
+            peers,
+            counters,
+            stop,
+            local_addr,
+        })
+    }
+
+    /// The address it listens on (the actual port, if 0 was asked for).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle on its statistics.
+    #[must_use]
+    pub fn stats(&self) -> TcpStatsHandle {
+        TcpStatsHandle {
+            counters: Arc::clone(&self.counters),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+fn check(config: &Config, tcp: &TcpConfig) -> Result<(), TcpError> {
+    let given: BTreeSet<NodeId> = tcp.peers.keys().copied().collect();
+    let expected: BTreeSet<NodeId> = config.peers().collect();
+    if given != expected {
+        let list = |ids: &BTreeSet<NodeId>| {
+            let names: Vec<String> = ids.iter().map(NodeId::to_string).collect();
+            names.join(", ")
+        };
+        return Err(TcpError::Peers {
+            given: list(&given),
+            expected: list(&expected),
+        });
+    }
+    if tcp.peer_queue == 0 {
+        return Err(TcpError::Setting(
+            "the peer queue must hold at least one message",
+        ));
+    }
+    if tcp.reconnect_min.is_zero() || tcp.reconnect_min > tcp.reconnect_max {
+        return Err(TcpError::Setting(
+            "the reconnection delays must be positive, the minimum at most the maximum",
+        ));
+    }
+    let timeouts = [
+        tcp.handshake_timeout,
+        tcp.idle_timeout,
+        tcp.connect_timeout,
+        tcp.unacknowledged_timeout,
+    ];
+    if timeouts.iter().any(Duration::is_zero) {
+        return Err(TcpError::Setting("every timeout must be positive"));
+    }
+    Ok(())
+}
+
+impl Transport for TcpTransport {
+    fn send(&mut self, to: NodeId, message: Message) -> Delivery {
+        match self.peers.get(&to) {
+            Some(queue) => {
+                queue.push(message);
+                Delivery::Delivered
+            }
+            // The core sends only to voters, all of which are peers.
+            None => Delivery::Down,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<(NodeId, Message)> {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => None,
+            received = self.inbox.recv() => received,
+        }
+    }
+
+    /// The next message or deadline, with an election deadline met to the
+    /// microsecond rather than the millisecond ([`PRECISE_WINDOW`]).
+    async fn next_input(&mut self, timers: &Timers, alarm: Pin<&mut Sleep>) -> Wake {
+        let now = Instant::now();
+        let election = timers.deadline(Timer::Election);
+        let approaching = election.is_some_and(|at| at > now && at - now <= PRECISE_WINDOW);
+        if approaching && timers.first_expired(now).is_none() {
+            // Watch the clock: a message first, else let the connection
+            // tasks run once and come back; the driver asks again.
+            return match self.inbox.try_recv() {
+                Ok((from, message)) => Wake::Message { from, message },
+                Err(mpsc::error::TryRecvError::Disconnected) => Wake::Closed,
+                Err(mpsc::error::TryRecvError::Empty) if self.stop.is_cancelled() => Wake::Closed,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::task::yield_now().await;
+                    // Not a deadline yet: the driver finds none expired and
+                    // waits again, here.
+                    Wake::Deadline
+                }
+            };
+        }
+        // Otherwise sleep, waking early before an election deadline; an
+        // early wake finds no timer expired and the driver asks again.
+        let wake = timers.next_deadline().map(|at| match election {
+            Some(e) if e == at && e > now + PRECISE_WINDOW => e - PRECISE_WINDOW,
+            _ => at,
+        });
+        race_deadline(self, wake, alarm).await
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

@@ -1,0 +1,220 @@
+//! Outgoing connections: per peer, a bounded queue the node pushes to
+//! without waiting, and a task that keeps a connection up and writes the
+//! queue to it.
+
+use super::wire::{self, Body, Frame};
+use super::{PeerStats, TcpConfig, bump};
+use bytes::BytesMut;
+use raft_election::{Message, NodeId};
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+/// Messages for one peer, oldest first, at most `capacity`.
+#[derive(Debug)]
+pub(crate) struct PeerQueue {
+    queue: Mutex<VecDeque<Message>>,
+    capacity: usize,
+    ready: Notify,
+    connected: AtomicBool,
+    connections: AtomicU64,
+    sent: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl PeerQueue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity,
+            ready: Notify::new(),
+            connected: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `message`, dropping the oldest one if the queue is full: a
+    /// newer heartbeat or vote supersedes an older one.
+    pub(crate) fn push(&self, message: Message) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.len() >= self.capacity {
+            queue.pop_front();
+            bump(&self.dropped);
+        }
+        queue.push_back(message);
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// Moves every queued message to `out`.
+    fn take_all(&self, out: &mut Vec<Message>) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        out.extend(queue.drain(..));
+    }
+
+    pub(crate) fn stats(&self) -> PeerStats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PeerStats {
+            connected: self.connected.load(Ordering::Relaxed),
+            connections: read(&self.connections),
+            sent: read(&self.sent),
+            dropped: read(&self.dropped),
+        }
+    }
+}
+
+/// One peer's outgoing connection and what it needs.
+#[derive(Debug)]
+pub(super) struct Link {
+    pub(super) me: NodeId,
+    pub(super) peer: NodeId,
+    pub(super) addr: SocketAddr,
+    pub(super) tcp: Arc<TcpConfig>,
+    pub(super) queue: Arc<PeerQueue>,
+    pub(super) stop: CancellationToken,
+}
+
+impl Link {
+    /// Connects, writes, reconnects, until stopped.
+    pub(super) async fn run(self) {
+        let mut backoff = self.tcp.reconnect_min;
+        let mut was_connected = true;
+        // Each turn makes one connection attempt and, if it succeeds, serves
+        // the connection until it breaks; every failed turn sleeps.
+        loop {
+            let connected = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return,
+                connected = self.connect() => connected,
+            };
+            match connected {
+                Ok(stream) => {
+                    backoff = self.tcp.reconnect_min;
+                    bump(&self.queue.connections);
+                    self.queue.connected.store(true, Ordering::Relaxed);
+                    info!(peer = %self.peer, peer_address = %self.addr, "connected to {}", self.peer);
+                    let ended = self.serve(stream).await;
+                    self.queue.connected.store(false, Ordering::Relaxed);
+                    if self.stop.is_cancelled() {
+                        return;
+                    }
+                    info!(
+                        peer = %self.peer,
+                        peer_address = %self.addr,
+                        "lost the connection to {}: {ended}", self.peer
+                    );
+                    was_connected = true;
+                    continue;
+                }
+                // Said once per outage: a dead peer is tried every 100 ms.
+                Err(e) if was_connected => {
+                    info!(peer = %self.peer, peer_address = %self.addr, "cannot reach {}: {e}", self.peer);
+                    was_connected = false;
+                }
+                Err(e) => debug!(peer = %self.peer, "cannot reach {}: {e}", self.peer),
+            }
+            // Full jitter over the upper half: peers that lost one node
+            // together do not retry in lockstep.
+            let wait = rand::random_range(backoff / 2..=backoff);
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            backoff = backoff.saturating_mul(2).min(self.tcp.reconnect_max);
+        }
+    }
+
+    async fn connect(&self) -> io::Result<TcpStream> {
+        let socket = if self.addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // From this node's own address, so the peer (and a firewall) sees
+        // the same address this node listens on.
+        let local = self.tcp.listen.ip();
+        if !local.is_unspecified() && local.is_ipv4() == self.addr.is_ipv4() {
+            socket.bind(SocketAddr::new(local, 0))?;
+        }
+        let stream = tokio::time::timeout(self.tcp.connect_timeout, socket.connect(self.addr))
+            .await
+            .map_err(|_| {
+                io::Error::new(io::ErrorKind::TimedOut, "connection attempt timed out")
+            })??;
+        stream.set_nodelay(true)?;
+        set_unacknowledged_timeout(&stream, self.tcp.unacknowledged_timeout)?;
+        Ok(stream)
+    }
+
+    /// Writes the hello, then every queued message, until the connection
+    /// breaks or the node stops.
+    async fn serve(&self, stream: TcpStream) -> io::Error {
+        let (mut reader, mut writer) = stream.into_split();
+        let mut out = BytesMut::with_capacity(1024);
+        let frame = |body| Frame {
+            cluster: self.tcp.cluster,
+            from: self.me,
+            body,
+        };
+        wire::encode(&frame(Body::Hello { to: self.peer }), &mut out);
+        let mut batch = Vec::with_capacity(self.queue.capacity);
+        // The peer never writes on this connection: a readable socket
+        // means it closed (or broke the protocol), so reconnect at once
+        // rather than at the next failed write.
+        let mut probe = [0_u8; 1];
+        // Each turn writes what is queued, or waits for more.
+        loop {
+            if !out.is_empty() {
+                let written = tokio::select! {
+                    biased;
+                    () = self.stop.cancelled() => return io::ErrorKind::Interrupted.into(),
+                    written = writer.write_all(&out) => written,
+                };
+                if let Err(e) = written {
+                    return e;
+                }
+                out.clear();
+            }
+            self.queue.take_all(&mut batch);
+            if batch.is_empty() {
+                tokio::select! {
+                    biased;
+                    () = self.stop.cancelled() => return io::ErrorKind::Interrupted.into(),
+                    read = reader.read(&mut probe) => return match read {
+                        Ok(0) => io::Error::new(io::ErrorKind::UnexpectedEof, "closed by the peer"),
+                        Ok(_) => io::Error::new(io::ErrorKind::InvalidData, "the peer wrote on a connection it should only read"),
+                        Err(e) => e,
+                    },
+                    () = self.queue.ready.notified() => continue,
+                }
+            }
+            let count = batch.len() as u64;
+            for message in batch.drain(..) {
+                wire::encode(&frame(Body::Message(message)), &mut out);
+            }
+            self.queue.sent.fetch_add(count, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+fn set_unacknowledged_timeout(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout))
+}
+
+/// Elsewhere the kernel's own retransmission limit applies.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+fn set_unacknowledged_timeout(_stream: &TcpStream, _timeout: Duration) -> io::Result<()> {
+    Ok(())
+}
