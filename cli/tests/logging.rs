@@ -79,10 +79,10 @@ fn every_line_a_node_logs_carries_its_id_term_and_role_as_span_fields() {
                     "{line}"
                 );
             }
-            // Only the fault controls log outside a node's step, and they
-            // name the node they act on, if one.
-            None => assert!(
-                target.starts_with("raft_election_runtime::cluster"),
+            // Only the fault controls (the cluster module itself, not its
+            // observer or narration) log outside a node's step.
+            None => assert_eq!(
+                target, "raft_election_runtime::cluster",
                 "a line outside any node span: {line}"
             ),
         }

@@ -125,6 +125,40 @@ async fn a_runs_timeline_has_a_lane_per_node_an_arrow_per_delivered_message_and_
             delivered, received,
             "seed {seed}: one arrow per delivered message"
         );
+        // And each arrow joins the right lanes at the right times: on the
+        // paused clock a message is stepped at the instant it is sent, so
+        // every receipt in the log is an arrow from its sender to its
+        // receiver, sent and delivered at the receipt's time.
+        let ms = |at: Duration| format!("{:.3}", at.as_secs_f64() * 1e3);
+        let mut expected: Vec<(String, String, String)> = events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Received { from, .. } => {
+                    Some((from.to_string(), e.node.to_string(), ms(e.at)))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut drawn: Vec<(String, String, String)> = messages
+            .iter()
+            .filter(|n| n.attribute("data-fate") == Some("delivered"))
+            .map(|n| {
+                let attribute = |name| n.attribute(name).unwrap_or_default().to_owned();
+                assert_eq!(
+                    attribute("data-sent"),
+                    attribute("data-delivered"),
+                    "seed {seed}: an arrow not delivered when sent"
+                );
+                (
+                    attribute("data-from"),
+                    attribute("data-to"),
+                    attribute("data-delivered"),
+                )
+            })
+            .collect();
+        expected.sort();
+        drawn.sort();
+        assert_eq!(drawn, expected, "seed {seed}: arrows and receipts differ");
         assert!(
             received > 10,
             "seed {seed}: {received} messages is no election"

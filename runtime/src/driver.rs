@@ -201,6 +201,7 @@ where
                     if let Input::Timeout(timer) = input {
                         timers.arm(timer, None);
                     }
+                    self.transport.stepping_local_input();
                     self.step(input, &mut timers, &mut outputs)?;
                     continue;
                 }
@@ -246,10 +247,15 @@ where
                 observed = true;
             }
             match output {
-                Output::Persist(hard_state) => self
-                    .storage
-                    .save(&hard_state)
-                    .map_err(|source| NodeError::Storage { id, source })?,
+                Output::Persist(hard_state) => {
+                    if let Err(source) = self.storage.save(&hard_state) {
+                        // Logged here, inside the node's span: the line says
+                        // whose state could not be saved, in which term.
+                        let error = NodeError::Storage { id, source };
+                        tracing::error!("{error}");
+                        return Err(error);
+                    }
+                }
                 Output::Send { to, message } => {
                     let delivery = self.transport.send(to, message);
                     let term = self.node.current_term();

@@ -79,6 +79,11 @@ pub trait Transport: Send {
     /// The next message from a peer, or `None` once the transport is closed.
     fn recv(&mut self) -> impl Future<Output = Option<(NodeId, Message)>> + Send;
 
+    /// The driver is about to step an input of the node's own side (a local
+    /// request), due now: a transport that stamps messages with when the
+    /// step sending them was due starts from now. Nothing by default.
+    fn stepping_local_input(&mut self) {}
+
     /// The driver's one wait: the next message, or the earliest deadline of
     /// `timers` passing, using the driver's `alarm` for the deadline. A
     /// deadline that has passed goes first.

@@ -16,19 +16,28 @@ const N0: NodeId = NodeId(0);
 const N1: NodeId = NodeId(1);
 const N2: NodeId = NodeId(2);
 
+/// What the driver did to the outside world, in the order it did it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Io {
+    Saved(HardState),
+    Sent(Instant, NodeId, Message),
+}
+
+/// One log shared by the transport and the storage, so the order of saves
+/// and sends across the two is recorded, not only each one's own order.
+type IoLog = Arc<Mutex<Vec<Io>>>;
+
 /// Sends are recorded with the instant they were made; messages come only
 /// from the test's channel, and the transport closes when the test drops it.
 struct RecordingTransport {
-    sent: Arc<Mutex<Vec<(Instant, NodeId, Message)>>>,
+    log: IoLog,
     inbox: mpsc::Receiver<(NodeId, Message)>,
 }
 
 impl Transport for RecordingTransport {
     fn send(&mut self, to: NodeId, message: Message) -> Delivery {
-        self.sent
-            .lock()
-            .unwrap()
-            .push((Instant::now(), to, message));
+        let sent = Io::Sent(Instant::now(), to, message);
+        self.log.lock().unwrap().push(sent);
         Delivery::Delivered
     }
 
@@ -37,17 +46,22 @@ impl Transport for RecordingTransport {
     }
 }
 
-/// Storage that keeps every state it was asked to save, in order.
-#[derive(Clone, Default)]
-struct RecordingStorage(Arc<Mutex<Vec<HardState>>>);
+/// Storage that records every state it was asked to save in the shared log.
+#[derive(Clone)]
+struct RecordingStorage(IoLog);
 
 impl Storage for RecordingStorage {
     fn load(&self) -> Result<HardState, StorageError> {
-        Ok(self.0.lock().unwrap().last().copied().unwrap_or_default())
+        let log = self.0.lock().unwrap();
+        let saved = log.iter().rev().find_map(|io| match *io {
+            Io::Saved(hard_state) => Some(hard_state),
+            Io::Sent(..) => None,
+        });
+        Ok(saved.unwrap_or_default())
     }
 
     fn save(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
-        self.0.lock().unwrap().push(*hard_state);
+        self.0.lock().unwrap().push(Io::Saved(*hard_state));
         Ok(())
     }
 }
@@ -76,8 +90,7 @@ fn ms(millis: u64) -> Duration {
 }
 
 struct Harness {
-    sent: Arc<Mutex<Vec<(Instant, NodeId, Message)>>>,
-    saved: RecordingStorage,
+    log: IoLog,
     roles: Roles,
     peers: mpsc::Sender<(NodeId, Message)>,
     requests: Arc<Requests>,
@@ -89,20 +102,19 @@ struct Harness {
 /// (a schedule), on the recording transport.
 fn spawn_n0() -> Harness {
     let config = Config::new(N0, [N0, N1, N2], Timing::default()).unwrap();
-    let sent = Arc::new(Mutex::new(Vec::new()));
+    let log = IoLog::default();
     let (peers, inbox) = mpsc::channel(16);
     let transport = RecordingTransport {
-        sent: Arc::clone(&sent),
+        log: Arc::clone(&log),
         inbox,
     };
-    let saved = RecordingStorage::default();
     let roles = Roles::default();
     let schedule = [(N0, vec![ms(200)])].into_iter().collect();
     let timeouts = TimeoutPicker::new(&TimeoutSource::Schedule(schedule), N0, 0);
     let driver = Driver::new(
         config,
         HardState::default(),
-        saved.clone(),
+        RecordingStorage(Arc::clone(&log)),
         transport,
         roles.clone(),
         timeouts,
@@ -111,8 +123,7 @@ fn spawn_n0() -> Harness {
     let start = Instant::now();
     let task = tokio::spawn(driver.run());
     Harness {
-        sent,
-        saved,
+        log,
         roles,
         peers,
         requests,
@@ -123,9 +134,12 @@ fn spawn_n0() -> Harness {
 
 impl Harness {
     fn sent(&self) -> Vec<(Duration, NodeId, Message)> {
-        let sent = self.sent.lock().unwrap();
-        sent.iter()
-            .map(|&(at, to, message)| (at - self.start, to, message))
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter_map(|io| match *io {
+                Io::Sent(at, to, message) => Some((at - self.start, to, message)),
+                Io::Saved(_) => None,
+            })
             .collect()
     }
 
@@ -173,19 +187,20 @@ async fn the_driver_campaigns_wins_and_heartbeats_over_a_recording_transport() {
     tokio::time::sleep(ms(199)).await;
     assert!(harness.sent().is_empty(), "nothing before the timeout");
     tokio::time::sleep(ms(2)).await;
-    let requests = [
-        (ms(200), N1, request_vote(1)),
-        (ms(200), N2, request_vote(1)),
-    ];
-    assert_eq!(harness.sent(), requests);
-    let saved = harness.saved.0.lock().unwrap().clone();
+    let campaigned = HardState {
+        current_term: Term(1),
+        voted_for: Some(N0),
+    };
+    let at = harness.start + ms(200);
+    // Figure 2: the term and the self-vote are on stable storage before the
+    // requests that depend on them leave.
     assert_eq!(
-        saved,
-        [HardState {
-            current_term: Term(1),
-            voted_for: Some(N0)
-        }],
-        "the term and the self-vote were saved before the requests left"
+        *harness.log.lock().unwrap(),
+        [
+            Io::Saved(campaigned),
+            Io::Sent(at, N1, request_vote(1)),
+            Io::Sent(at, N2, request_vote(1)),
+        ]
     );
 
     harness.peers.send((N1, grant(1))).await.unwrap();
@@ -208,9 +223,9 @@ async fn the_driver_campaigns_wins_and_heartbeats_over_a_recording_transport() {
     harness.close().await;
 }
 
-/// A local request to fire the election timer is stepped at once and
-/// disarms the timer it fired: the scheduled expiry at 200 ms does not
-/// start a second campaign.
+/// A local request to fire the election timer is stepped at once, and the
+/// campaign it starts replaces the armed timer: the expiry scheduled for
+/// 200 ms does not start a second campaign, the new one (50 + 200 ms) does.
 #[tokio::test(start_paused = true)]
 async fn a_requested_election_timeout_campaigns_at_once_and_replaces_the_armed_one() {
     let harness = spawn_n0();

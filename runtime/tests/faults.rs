@@ -442,3 +442,120 @@ mod crash_all {
         assert!(elected > 0, "no life elected a leader");
     }
 }
+
+mod lifecycle {
+    use super::*;
+
+    /// Crashes and restarts of one node raced from two tasks on worker
+    /// threads: whatever the interleaving, the link table and the status
+    /// board agree at the end on whether the node is up (a crash landing
+    /// between a restart's revival and its spawn left it down in the table
+    /// but alive on the board).
+    #[test]
+    fn racing_crashes_and_restarts_leave_the_link_table_and_the_board_agreeing() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let cluster = std::sync::Arc::new(spawn_cluster(ClusterConfig::seeded(3, 9)).unwrap());
+            let id = NodeId(1);
+            for round in 0..300 {
+                let _ = cluster.crash(id).await;
+                let (a, b) = (cluster.clone(), cluster.clone());
+                let restart = tokio::spawn(async move { a.restart(id).await.is_ok() });
+                let crash = tokio::spawn(async move { b.crash(id).await.is_ok() });
+                let (restarted, crashed) = (restart.await.unwrap(), crash.await.unwrap());
+                let down = cluster.links().down.contains(&id);
+                let on_board = cluster.statuses().get(id).is_some();
+                assert_eq!(
+                    down, !on_board,
+                    "round {round}: restarted {restarted}, crashed {crashed}, down in the \
+                     table {down}, on the board {on_board}"
+                );
+            }
+            let cluster = std::sync::Arc::into_inner(cluster).expect("the only handle");
+            finish(cluster, "racing crashes and restarts").await;
+        });
+    }
+
+    /// Dropping a handle aborts its tasks without waiting; its directory
+    /// stays locked until they are gone, so a new cluster over it is
+    /// refused until then, never run beside a task that may still write.
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_cluster_keeps_its_directory_locked_until_its_tasks_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = || ClusterConfig {
+            storage: StorageKind::Directory(dir.path().to_path_buf()),
+            ..ClusterConfig::seeded(3, 2)
+        };
+        let cluster = spawn_cluster(config()).unwrap();
+        cluster.wait_for_leader(ms(1_000)).await.unwrap();
+        drop(cluster);
+        let err = spawn_cluster(config()).unwrap_err().to_string();
+        assert!(err.contains("in use"), "{err}");
+        // The aborted tasks end at their next poll.
+        tokio::task::yield_now().await;
+        let cluster = spawn_cluster(config()).unwrap();
+        cluster.wait_for_leader(ms(1_000)).await.unwrap();
+        finish(cluster, "after a dropped cluster").await;
+    }
+
+    /// A heartbeat shorter than a step makes a leader's deadline always past;
+    /// a paced node must still let the other tasks of its worker run (a
+    /// passed deadline spends no cooperative budget), or its one worker
+    /// never gets back to the timers and the board. The cluster runs on a
+    /// thread of its own, so a held worker shows here as no answer in 60 s
+    /// rather than a hung test.
+    #[test]
+    fn a_heartbeat_shorter_than_a_step_does_not_hold_the_worker() {
+        let config = ClusterConfig {
+            timing: Timing {
+                election_timeout_min: Duration::from_micros(200),
+                election_timeout_max: Duration::from_micros(400),
+                heartbeat_interval: Duration::from_nanos(100),
+            },
+            ..ClusterConfig::seeded(3, 1)
+        };
+        let (done, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let cluster = spawn_cluster(config).unwrap();
+                let elected = cluster.wait_for_leader(Duration::from_secs(20)).await;
+                cluster.crash_all().await;
+                let _ = done.send(elected.map(|_| ()).map_err(|e| e.to_string()));
+            });
+        });
+        match answer.recv_timeout(Duration::from_secs(60)) {
+            Ok(elected) => elected.unwrap(),
+            Err(_) => panic!("no answer from the cluster's thread in 60 s: a node held its worker"),
+        }
+    }
+
+    /// Copies a delaying link holds die with their cluster: after shutdown
+    /// no task of it is left on the runtime, though the delays were far
+    /// longer than the run.
+    #[tokio::test(start_paused = true)]
+    async fn copies_held_by_a_delaying_link_do_not_outlive_their_cluster() {
+        let cluster = spawn_cluster(ClusterConfig::seeded(3, 5)).unwrap();
+        cluster.wait_for_leader(ms(1_000)).await.unwrap();
+        let slow = LinkFaults {
+            delay: Some((Duration::from_secs(30), Duration::from_secs(40))),
+            ..LinkFaults::default()
+        };
+        cluster.set_all_links(slow).unwrap();
+        tokio::time::sleep(ms(500)).await;
+        assert!(cluster.network_stats().delayed > 10);
+        let metrics = tokio::runtime::Handle::current().metrics();
+        assert!(metrics.num_alive_tasks() > 10, "the copies are tasks");
+        finish(cluster, "delayed copies").await;
+        tokio::task::yield_now().await;
+        assert_eq!(metrics.num_alive_tasks(), 0, "a copy outlived its cluster");
+    }
+}

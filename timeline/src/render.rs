@@ -29,6 +29,8 @@ const BURST_GAP: f64 = 7.0;
 const CHAR: f64 = 6.2;
 /// A timeline aims at about this many pixels of time.
 const TARGET_WIDTH: f64 = 1400.0;
+/// The most the spreading of bursts may add to a picture's width, in px.
+const MAX_SPREAD: f64 = 10.0 * TARGET_WIDTH;
 /// Rows of a sequence diagram, per step.
 const STEP: f64 = 34.0;
 const TEXT: &str = "#263238";
@@ -215,12 +217,16 @@ impl Frame {
                     lanes,
                     knots: Vec::new(),
                 };
+                // Spreading thousands of instants apart would make a picture
+                // miles wide: the gap shrinks so the spread stays within a bound.
+                #[allow(clippy::cast_precision_loss)]
+                let gap = BURST_GAP.min(MAX_SPREAD / key_instants.len().max(1) as f64);
                 let mut knots: Vec<(f64, f64)> = Vec::with_capacity(key_instants.len());
                 for at in key_instants {
                     let linear = frame.linear(at);
                     let x = knots
                         .last()
-                        .map_or(linear, |&(_, previous)| linear.max(previous + BURST_GAP));
+                        .map_or(linear, |&(_, previous)| linear.max(previous + gap));
                     knots.push((at, x));
                 }
                 frame.knots = knots;
@@ -693,8 +699,13 @@ fn draw_arrow(frame: &Frame, arrow: &Arrow<'_>) -> Group {
         .set("data-class", class_id(arrow.class))
         .set("data-fate", fate)
         .set("data-count", arrow.count)
-        .add(Title::new(what))
-        .add(shaft);
+        .set("data-from", arrow.from.to_string())
+        .set("data-to", arrow.to.to_string())
+        .set("data-sent", format!("{:.3}", arrow.sent));
+    if let Fate::Delivered { at } = arrow.fate {
+        group = group.set("data-delivered", format!("{at:.3}"));
+    }
+    group = group.add(Title::new(what)).add(shaft);
     if lost {
         group = group.add(cross(end, 3.5, ALARM));
     }

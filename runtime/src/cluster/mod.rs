@@ -66,7 +66,7 @@ use std::time::Duration;
 use storage::SharedStorage;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
-use tracing::{error, info};
+use tracing::info;
 
 /// Why a cluster could not start.
 #[derive(Debug, thiserror::Error)]
@@ -178,8 +178,9 @@ struct Lives {
 ///
 /// Every control takes `&self`, so a task injecting faults can run beside
 /// one that waits for a leader. Crashes and restarts are serialized with
-/// each other. Dropping the handle aborts every node task without waiting;
-/// [`Self::shutdown`] and [`Self::crash_all`] wait.
+/// each other. Dropping the handle aborts every node task without waiting
+/// ([`Self::shutdown`] and [`Self::crash_all`] wait); a directory stays
+/// locked until the last task that could still write to it is gone.
 #[derive(Debug)]
 pub struct ClusterHandle {
     config: ClusterConfig,
@@ -194,9 +195,6 @@ pub struct ClusterHandle {
     failures: Mutex<Vec<NodeFailure>>,
     network: Arc<Network>,
     observer: Arc<ClusterObserver>,
-    /// The locked data directory ([`StorageKind::Directory`]), released
-    /// when the handle is dropped.
-    _data_dir: Option<DataDir>,
 }
 
 /// Starts a cluster of `config.nodes` nodes, one Tokio task each, each
@@ -212,7 +210,7 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
     tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
     let data_dir = match &config.storage {
         StorageKind::Memory => None,
-        StorageKind::Directory(dir) => Some(DataDir::lock(dir)?),
+        StorageKind::Directory(dir) => Some(std::sync::Arc::new(DataDir::lock(dir)?)),
     };
     let new_cluster =
         match &config.storage {
@@ -228,8 +226,10 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
     for node in &configs {
         let id = node.id();
         let storage_error = |source| SpawnError::Storage { node: id, source };
-        let storage = SharedStorage::open(&config.storage, config.cluster_id, id, new_cluster)
-            .map_err(storage_error)?;
+        let lock = data_dir.clone();
+        let storage =
+            SharedStorage::open(&config.storage, config.cluster_id, id, new_cluster, lock)
+                .map_err(storage_error)?;
         let hard_state = storage.load().map_err(storage_error)?;
         node.check_restored(&hard_state)
             .map_err(|source| SpawnError::Restored { node: id, source })?;
@@ -254,7 +254,6 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
         observer,
         failures: Mutex::new(Vec::new()),
         config,
-        _data_dir: data_dir,
     };
     for (id, hard_state) in restored {
         handle.spawn_node(&mut lives, id, hard_state);
@@ -318,8 +317,7 @@ impl ClusterHandle {
         };
         let task = tokio::spawn(async move {
             let result = driver.run().await;
-            if let Err(e) = &result {
-                error!(node = %id, "{e}");
+            if result.is_err() {
                 fail_stop.take_down();
             }
             result
@@ -430,7 +428,12 @@ impl ClusterHandle {
         mut condition: impl FnMut(&Statuses) -> bool,
         timeout: Duration,
     ) -> Result<Statuses, WaitError> {
-        let deadline = Instant::now().checked_add(timeout);
+        // Beyond a century is forever: Tokio's own deadline arithmetic
+        // needs room above any deadline it is given.
+        let forever = timeout > Duration::from_secs(100 * 365 * 24 * 3_600);
+        let deadline = (!forever)
+            .then(|| Instant::now().checked_add(timeout))
+            .flatten();
         // Subscribe before reading, so a change between the read and the wait
         // still wakes us.
         let mut changes = self.observer.subscribe();
@@ -493,18 +496,21 @@ impl ClusterHandle {
         })
     }
 
-    /// Crashes `id`: nothing reaches or leaves it any more, its inbox is
-    /// closed and its task aborted and awaited, so on return it can write
-    /// nothing more. Its storage survives for [`Self::restart`].
+    /// Crashes `id`: nothing is sent to it or by it any more (copies a
+    /// delaying link already holds may still arrive, as on a real network),
+    /// its inbox is closed and its task aborted and awaited, so on return it
+    /// can write nothing more. Its storage survives for [`Self::restart`].
     ///
     /// If this future is dropped before it finishes, the node is down but its
     /// task may still be ending; [`Self::restart`] waits for it.
     pub async fn crash(&self, id: NodeId) -> Result<(), FaultError> {
+        // Taken first: a restart between marking the node down and joining
+        // its task would revive it on the board and open it a new inbox.
+        let mut lives = self.lives.lock().await;
         self.network.links().mark_down(id)?;
         info!(node = %id, "crash {id}: its task is aborted and its channel closed");
         self.network.close_inbox(id);
         self.observer.record_crash(id);
-        let mut lives = self.lives.lock().await;
         self.join(&mut lives, id).await;
         Ok(())
     }
@@ -512,6 +518,8 @@ impl ClusterHandle {
     /// Crashes every running node and waits until none can write any more:
     /// a new cluster over the same directories may start at once.
     pub async fn crash_all(&self) {
+        // Taken first, as in `crash`.
+        let mut lives = self.lives.lock().await;
         let ids: Vec<NodeId> = self.configs.keys().copied().collect();
         let crashed: Vec<NodeId> = ids
             .into_iter()
@@ -522,7 +530,7 @@ impl ClusterHandle {
             self.network.close_inbox(id);
             self.observer.record_crash(id);
         }
-        let mut lives = self.lives.lock().await;
+        self.network.abort_delayed();
         // Abort all first, so the tasks end together, then wait for each.
         for task in lives.tasks.values() {
             task.abort();
@@ -731,6 +739,7 @@ impl Drop for ClusterHandle {
         for task in self.lives.get_mut().tasks.values() {
             task.abort();
         }
+        self.network.abort_delayed();
     }
 }
 

@@ -7,13 +7,14 @@
 
 use super::links::{Links, Route};
 use super::pacing::{DeadlineTable, Paced, Pacing, Stamped};
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::timers::Timers;
 use crate::transport::{Delivery, Transport, Wake, race_deadline};
 use raft_election::{Envelope, Message, NodeId};
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
 /// Capacity of each node's inbox. In one round a node receives at most one
@@ -96,7 +97,10 @@ pub(crate) struct Network {
     /// cache line where a tree walk touched several.
     inboxes: Mutex<Vec<Option<mpsc::Sender<Stamped>>>>,
     counters: Counters,
-    delayed: AtomicUsize,
+    /// Copies a delaying link holds, each a task that delivers it after its
+    /// delay; aborted on shutdown and `crash_all`, so none outlives its
+    /// cluster.
+    delayed: Mutex<JoinSet<()>>,
     pacing: Pacing,
     deadlines: DeadlineTable,
 }
@@ -107,7 +111,7 @@ impl Network {
             links: Links::new(nodes, seed),
             inboxes: Mutex::new((0..nodes).map(|_| None).collect()),
             counters: Counters::default(),
-            delayed: AtomicUsize::new(0),
+            delayed: Mutex::new(JoinSet::new()),
             pacing,
             deadlines: DeadlineTable::new(nodes),
         }
@@ -175,18 +179,18 @@ impl Network {
         if delay.is_zero() {
             return this.deliver(to, stamped);
         }
-        // Reserve a slot of the bound before spawning, released when delivered.
-        if this.delayed.fetch_add(1, Ordering::Relaxed) >= MAX_DELAYED {
-            this.delayed.fetch_sub(1, Ordering::Relaxed);
+        let mut delayed = lock(&this.delayed);
+        // Forget the copies already delivered, then keep to the bound.
+        while delayed.try_join_next().is_some() {}
+        if delayed.len() >= MAX_DELAYED {
             this.counters.count(Delivery::QueueFull);
             return Delivery::QueueFull;
         }
         bump(&this.counters.delayed);
         let network = Arc::clone(this);
-        tokio::spawn(async move {
+        delayed.spawn(async move {
             tokio::time::sleep(delay).await;
             network.deliver(to, stamped);
-            network.delayed.fetch_sub(1, Ordering::Relaxed);
         });
         Delivery::Delivered
     }
@@ -203,6 +207,11 @@ impl Network {
         };
         self.counters.count(delivery);
         delivery
+    }
+
+    /// Drops every copy a delaying link still holds.
+    pub(crate) fn abort_delayed(&self) {
+        lock(&self.delayed).abort_all();
     }
 
     pub(crate) fn stats(&self) -> NetworkStats {
@@ -246,6 +255,12 @@ impl Transport for ChannelTransport {
     async fn recv(&mut self) -> Option<(NodeId, Message)> {
         let stamped = self.inbox.recv().await?;
         Some(stamped.input())
+    }
+
+    fn stepping_local_input(&mut self) {
+        if let Some(paced) = self.paced.as_mut() {
+            paced.advance(Instant::now());
+        }
     }
 
     async fn next_input(&mut self, timers: &Timers, alarm: Pin<&mut Sleep>) -> Wake {

@@ -103,9 +103,10 @@ impl Stamped {
 /// in vain (up to this bound) because its request will never come.
 const MAX_DEFERRALS: u32 = 64;
 
-/// How many queued messages a node takes without yielding. `try_recv` spends
-/// none of Tokio's cooperative budget, so this bound is what keeps a
-/// refilling inbox from holding the worker.
+/// How many inputs (queued messages, passed deadlines) a node takes without
+/// yielding. Neither `try_recv` nor a deadline already passed spends any of
+/// Tokio's cooperative budget, so this bound is what keeps a refilling inbox,
+/// or a heartbeat shorter than a step, from holding the worker.
 const MAX_TAKEN_WITHOUT_YIELD: usize = 64;
 
 /// An election timer that is not armed.
@@ -218,6 +219,12 @@ impl Paced {
         self.clock
     }
 
+    /// The node steps an input of its own side now (a local request), due
+    /// now rather than at a stamp or a deadline.
+    pub(crate) fn advance(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
+    }
+
     fn message(&mut self, table: &DeadlineTable, stamped: Stamped) -> Wake {
         // Monotonic per node, whatever order its inputs were due in.
         self.clock = self.clock.max(table.instant(stamped.at()));
@@ -274,6 +281,10 @@ impl Paced {
                 // inbox's head is compared: the inbox is in arrival order,
                 // which for each sender is the order its steps were due.
                 let due_nanos = table.nanos(due);
+                // Counted like a message taken: a deadline that is always
+                // past (a heartbeat shorter than a step) must not hold the
+                // worker either.
+                self.taken += 1;
                 return match self.waiting.take_if(|w| w.at() < due_nanos) {
                     Some(stamped) => self.message(table, stamped),
                     None => {

@@ -4,7 +4,7 @@
 //! Saving and loading are the core's ([`MemStorage`], [`FileStorage`]); this
 //! module only chooses one per node and shares it.
 
-use crate::data_dir::off_the_worker;
+use crate::data_dir::{DataDir, off_the_worker};
 use crate::sync::{Arc, Mutex, lock};
 use raft_election::storage::{FileStorage, MemStorage, Storage, StorageError};
 use raft_election::{ClusterId, HardState, NodeId};
@@ -45,6 +45,10 @@ pub enum StorageKind {
 #[derive(Clone, Debug)]
 pub(crate) struct SharedStorage {
     cell: Arc<Mutex<Backend>>,
+    /// The cluster's directory lock, held by every clone: it is released
+    /// only when no task that could still write a file is left, however
+    /// the cluster ended (a dropped handle aborts tasks without waiting).
+    _lock: Option<std::sync::Arc<DataDir>>,
 }
 
 #[derive(Debug)]
@@ -63,6 +67,7 @@ impl SharedStorage {
         cluster: ClusterId,
         id: NodeId,
         new_cluster: bool,
+        lock: Option<std::sync::Arc<DataDir>>,
     ) -> Result<Self, StorageError> {
         let backend = match kind {
             StorageKind::Memory => Backend::Memory(MemStorage::new()),
@@ -73,6 +78,7 @@ impl SharedStorage {
         };
         Ok(Self {
             cell: Arc::new(Mutex::new(backend)),
+            _lock: lock,
         })
     }
 
@@ -134,7 +140,7 @@ mod tests {
             StorageKind::Memory,
             StorageKind::Directory(dir.path().to_path_buf()),
         ] {
-            let handle = SharedStorage::open(&kind, CLUSTER, NodeId(1), true).unwrap();
+            let handle = SharedStorage::open(&kind, CLUSTER, NodeId(1), true, None).unwrap();
             let mut task = handle.clone();
             assert_eq!(handle.load().unwrap(), HardState::default(), "{kind:?}");
             task.save(&state(4, 2)).unwrap();
@@ -162,7 +168,7 @@ mod tests {
         ];
         for (term, runtime) in (1..).zip(runtimes) {
             let kind = StorageKind::Directory(dir.path().to_path_buf());
-            let handle = SharedStorage::open(&kind, CLUSTER, NodeId(1), term == 1).unwrap();
+            let handle = SharedStorage::open(&kind, CLUSTER, NodeId(1), term == 1, None).unwrap();
             let mut task = handle.clone();
             runtime
                 .block_on(runtime.spawn(async move { task.save(&state(term, 2)) }))
