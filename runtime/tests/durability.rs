@@ -79,9 +79,8 @@ mod one_vote_per_term {
 
     /// Figure 2's "votedFor … updated on stable storage before responding",
     /// with state in memory and in files. A node restarted from term 0 would
-    /// grant n2's request (demonstrated by feeding the driver an empty state
-    /// on restart: n1 then answers `true`), and two leaders of t1 become
-    /// possible.
+    /// grant n2's request, and two leaders of t1 would become possible: the
+    /// model checker's `--volatile-restarts` shows that trace.
     #[tokio::test(start_paused = true)]
     async fn a_node_crashed_right_after_voting_never_votes_for_a_second_candidate_in_that_term() {
         let dir = tempfile::tempdir().unwrap();

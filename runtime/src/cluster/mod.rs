@@ -96,6 +96,10 @@ pub enum SpawnError {
         /// What is wrong with it.
         source: RestoredStateError,
     },
+    /// The cluster's data directory could not be read to tell whether it
+    /// holds a cluster already.
+    #[error("cannot start the cluster: {0}")]
+    Directory(StorageError),
     /// The data directory could not be locked (another process uses it).
     #[error("cannot start the cluster: {0}")]
     DataDir(#[from] DataDirError),
@@ -212,15 +216,12 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
         StorageKind::Memory => None,
         StorageKind::Directory(dir) => Some(std::sync::Arc::new(DataDir::lock(dir)?)),
     };
-    let new_cluster =
-        match &config.storage {
-            StorageKind::Memory => true,
-            StorageKind::Directory(dir) => SharedStorage::is_new_cluster(dir, config.ids())
-                .map_err(|source| SpawnError::Storage {
-                    node: NodeId(0),
-                    source,
-                })?,
-        };
+    let new_cluster = match &config.storage {
+        StorageKind::Memory => true,
+        StorageKind::Directory(dir) => {
+            SharedStorage::is_new_cluster(dir, config.ids()).map_err(SpawnError::Directory)?
+        }
+    };
     let mut storages = BTreeMap::new();
     let mut restored = BTreeMap::new();
     for node in &configs {
