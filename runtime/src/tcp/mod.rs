@@ -3,8 +3,11 @@
 //! - Sending: one outgoing connection per peer, each with its own task and
 //!   a bounded queue. [`Transport::send`] only queues (the oldest message
 //!   is dropped when the queue is full: Raft tolerates loss), so a slow or
-//!   dead peer never delays the node or its other peers. A lost connection
-//!   is made again with capped exponential backoff and jitter.
+//!   dead peer never delays the node or its other peers. Every new attempt
+//!   waits a capped exponential backoff with jitter, whether the last one
+//!   failed or the peer closed the connection it had accepted; the backoff
+//!   starts again from its minimum only once a connection has held. An
+//!   outage is logged once, not once per attempt.
 //! - Receiving: every accepted connection has its own task, which runs the
 //!   handshake and the checks of [`wire::Inbound`] and hands messages to
 //!   the node through one bounded inbox. A connection that sends anything
@@ -79,9 +82,11 @@ pub struct TcpConfig {
     /// reconnects when it next has something to say).
     pub idle_timeout: Duration,
     /// The first reconnection delay; it doubles up to `reconnect_max`, each
-    /// wait drawn uniformly from its upper half (jitter).
+    /// wait drawn uniformly from its upper half (jitter). Every attempt
+    /// waits, also after a connection the peer accepted and then closed.
     pub reconnect_min: Duration,
-    /// The longest reconnection delay.
+    /// The longest reconnection delay, and how long a connection must hold
+    /// before the delay starts again from `reconnect_min`.
     pub reconnect_max: Duration,
     /// How long a connection attempt may take.
     pub connect_timeout: Duration,
@@ -165,7 +170,7 @@ pub struct PeerStats {
     pub connected: bool,
     /// Connections made so far.
     pub connections: u64,
-    /// Messages handed to the connection.
+    /// Messages written to the connection (handed to the kernel).
     pub sent: u64,
     /// Messages dropped from the full queue.
     pub dropped: u64,
