@@ -40,7 +40,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
@@ -73,14 +73,21 @@ pub struct TcpConfig {
     /// one machine can have its own loopback address, and a firewall rule
     /// on an address pair cuts one link.
     pub listen: SocketAddr,
-    /// Every peer's address, by id: the other voters.
+    /// Every peer's address, by id: the other voters. Where an address
+    /// names a specific IP, a hello from that peer must come from that IP
+    /// (peers connect from their listening address), so a second process
+    /// started elsewhere with the same id is refused.
     pub peers: BTreeMap<NodeId, SocketAddr>,
-    /// How long an accepted connection may take to send its hello, and to
-    /// finish a frame it started.
+    /// How long an accepted connection may take from its acceptance to a
+    /// whole hello, and from a frame's first byte to its last: a peer
+    /// trickling bytes gains no time.
     pub handshake_timeout: Duration,
-    /// An accepted connection silent this long is closed (its peer
-    /// reconnects when it next has something to say).
-    pub idle_timeout: Duration,
+    /// A connection quiet this long, in either direction, is probed by TCP
+    /// keepalive (whole seconds, at least one). A peer that answers stays
+    /// connected however long it has nothing to say, as two followers
+    /// have nothing to say to each other; one that vanished is dropped
+    /// about `unacknowledged_timeout` later.
+    pub keepalive: Duration,
     /// The first reconnection delay; it doubles up to `reconnect_max`, each
     /// wait drawn uniformly from its upper half (jitter). Every attempt
     /// waits, also after a connection the peer accepted and then closed.
@@ -102,9 +109,10 @@ pub struct TcpConfig {
 
 impl TcpConfig {
     /// Listens on `listen`, reaches `peers`, with the default limits:
-    /// handshake 2 s, idle 60 s, reconnection 10 to 100 ms (a restarted
-    /// peer hears its leader well within an election timeout), connection
-    /// attempts 500 ms, unacknowledged data 2 s, 64 messages per peer.
+    /// handshake 2 s, keepalive after 5 s of quiet, reconnection 10 to
+    /// 100 ms (a restarted peer hears its leader well within an election
+    /// timeout), connection attempts 500 ms, unacknowledged data 2 s, 64
+    /// messages per peer.
     #[must_use]
     pub fn new(
         cluster: ClusterId,
@@ -116,7 +124,7 @@ impl TcpConfig {
             listen,
             peers,
             handshake_timeout: Duration::from_secs(2),
-            idle_timeout: Duration::from_secs(60),
+            keepalive: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(10),
             reconnect_max: Duration::from_millis(100),
             connect_timeout: Duration::from_millis(500),
@@ -252,6 +260,7 @@ impl TcpTransport {
                 tcp: Arc::clone(&tcp),
                 inbox: inbox_sender,
                 counters: Arc::clone(&counters),
+                current: Arc::default(),
                 stop: stop.clone(),
             },
         ));
@@ -319,13 +328,39 @@ fn check(config: &Config, tcp: &TcpConfig) -> Result<(), TcpError> {
     }
     let timeouts = [
         tcp.handshake_timeout,
-        tcp.idle_timeout,
         tcp.connect_timeout,
         tcp.unacknowledged_timeout,
     ];
     if timeouts.iter().any(Duration::is_zero) {
         return Err(TcpError::Setting("every timeout must be positive"));
     }
+    if tcp.keepalive < Duration::from_secs(1) {
+        return Err(TcpError::Setting(
+            "keepalive is set in whole seconds: at least 1 s",
+        ));
+    }
+    Ok(())
+}
+
+/// Between keepalive probes of a quiet connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sets up a peer connection, accepted or made: no Nagle delay for small
+/// messages, keepalive probes once it has been quiet for `tcp.keepalive`,
+/// and data or probes unacknowledged for `tcp.unacknowledged_timeout` drop
+/// it (Linux `TCP_USER_TIMEOUT`; elsewhere the kernel's retransmission and
+/// probe limits apply), so a peer that vanished without a FIN is noticed
+/// in seconds on both ends, not in the kernel's default of hours.
+fn configure(stream: &TcpStream, tcp: &TcpConfig) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(tcp.keepalive)
+            .with_interval(KEEPALIVE_INTERVAL),
+    )?;
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    socket.set_tcp_user_timeout(Some(tcp.unacknowledged_timeout))?;
     Ok(())
 }
 

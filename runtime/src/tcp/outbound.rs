@@ -3,7 +3,7 @@
 //! queue to it.
 
 use super::wire::{self, Body, Frame};
-use super::{PeerStats, TcpConfig, bump};
+use super::{PeerStats, TcpConfig, bump, configure};
 use bytes::BytesMut;
 use raft_election::{Message, NodeId};
 use std::collections::VecDeque;
@@ -11,7 +11,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
@@ -194,8 +193,7 @@ impl Link {
             .map_err(|_| {
                 io::Error::new(io::ErrorKind::TimedOut, "connection attempt timed out")
             })??;
-        stream.set_nodelay(true)?;
-        set_unacknowledged_timeout(&stream, self.tcp.unacknowledged_timeout)?;
+        configure(&stream, &self.tcp)?;
         Ok(stream)
     }
 
@@ -256,15 +254,4 @@ impl Link {
             }
         }
     }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-fn set_unacknowledged_timeout(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
-    socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout))
-}
-
-/// Elsewhere the kernel's own retransmission limit applies.
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
-fn set_unacknowledged_timeout(_stream: &TcpStream, _timeout: Duration) -> io::Result<()> {
-    Ok(())
 }

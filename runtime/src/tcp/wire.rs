@@ -24,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use raft_election::{ClusterId, Config, Message, NodeId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// The wire version this build speaks. Change it whenever the encoding of
@@ -157,6 +158,16 @@ pub enum Rejection {
     /// A second hello on one connection.
     #[error("a second hello")]
     SecondHello,
+    /// A hello from a peer, but not from the IP address configured for it.
+    #[error("a hello from {peer}, whose address is {expected}, but from {actual}")]
+    WrongAddress {
+        /// The peer the hello named.
+        peer: NodeId,
+        /// Its configured IP address.
+        expected: IpAddr,
+        /// Where the connection comes from.
+        actual: IpAddr,
+    },
     /// A frame whose sender is not the one the hello named.
     #[error("a frame from {claimed} on the connection of {peer}")]
     SpoofedSender {
@@ -194,6 +205,9 @@ pub struct Inbound {
     /// The peer its hello named, once accepted.
     peer: Option<NodeId>,
     codec: LengthDelimitedCodec,
+    /// The codec took a frame's length prefix out of the buffer and waits
+    /// for its body.
+    prefix_taken: bool,
 }
 
 impl Inbound {
@@ -206,7 +220,15 @@ impl Inbound {
             config: config.clone(),
             peer: None,
             codec: codec(),
+            prefix_taken: false,
         }
+    }
+
+    /// Whether a frame has begun and is not whole yet: bytes of it wait in
+    /// `buffer`, or its length prefix was taken from it already.
+    #[must_use]
+    pub fn mid_frame(&self, buffer: &BytesMut) -> bool {
+        self.prefix_taken || !buffer.is_empty()
     }
 
     /// The peer, once its hello was accepted.
@@ -219,9 +241,16 @@ impl Inbound {
     /// it holds no whole frame yet, an error if the connection must close.
     /// Consumes what it read; after an error, nothing more is to be read.
     pub fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Received>, Rejection> {
+        let before = buffer.len();
         let bytes = match self.codec.decode(buffer) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok(None),
+            Ok(Some(bytes)) => {
+                self.prefix_taken = false;
+                bytes
+            }
+            Ok(None) => {
+                self.prefix_taken |= buffer.len() < before;
+                return Ok(None);
+            }
             // The codec's only error is an announced length over the limit.
             Err(_) => return Err(FrameError::TooLong.into()),
         };
@@ -378,6 +407,23 @@ mod tests {
         assert_eq!(from, NodeId(2));
         assert_eq!(inbound.decode(&mut bytes), Ok(None));
         assert_eq!(inbound.peer(), Some(NodeId(2)));
+    }
+
+    /// The codec takes a length prefix out of the buffer before the body
+    /// arrives: the frame is still unfinished with the buffer empty.
+    #[test]
+    fn a_frame_is_mid_way_from_its_first_byte_to_its_last_even_once_its_prefix_is_taken() {
+        let mut inbound = Inbound::new(&config(), CLUSTER);
+        let whole = stream(&[frame(2, Body::Hello { to: NodeId(1) })]);
+        let mut buffer = BytesMut::new();
+        assert!(!inbound.mid_frame(&buffer));
+        for (i, &byte) in whole.iter().enumerate() {
+            buffer.extend_from_slice(&[byte]);
+            let decoded = inbound.decode(&mut buffer).unwrap();
+            let last = i + 1 == whole.len();
+            assert_eq!(decoded.is_some(), last, "byte {i}");
+            assert_eq!(inbound.mid_frame(&buffer), !last, "after byte {i}");
+        }
     }
 
     #[test]
