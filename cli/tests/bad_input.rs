@@ -215,6 +215,15 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
     unknown_version[2] = 99;
     let mut spoofed = hello(1, rogue, me);
     spoofed.extend_from_slice(&heartbeat(other));
+    let mut last_term = hello(1, rogue, me);
+    last_term.extend_from_slice(&frame(
+        1,
+        rogue,
+        Body::Message(Message::AppendEntries {
+            term: Term(u64::MAX),
+            leader_id: NodeId(rogue),
+        }),
+    ));
     let mut unfinished = hello(1, rogue, me);
     unfinished.extend_from_slice(&heartbeat(rogue)[..4]);
     let cases: Vec<(&str, IpAddr, Vec<u8>, String)> = vec![
@@ -267,6 +276,15 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
             format!("a frame from n{other} on the connection of {absent}"),
         ),
         (
+            "a heartbeat of the last term",
+            rogue_ip,
+            last_term.to_vec(),
+            format!(
+                "AppendEntries in the last term ({}): no election could follow it",
+                Term(u64::MAX)
+            ),
+        ),
+        (
             "a frame left unfinished",
             rogue_ip,
             unfinished.to_vec(),
@@ -307,6 +325,10 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
     assert_ne!(successor, leader);
     let history = cluster.history();
     history.check_safety().unwrap();
+    assert!(
+        history.nodes[&victim].term < Term(u64::MAX),
+        "{victim} never adopted the last term"
+    );
     // By now a second line about any of them would have been written.
     for (what, ours) in addresses {
         let said = warnings(&history, victim, &ours);

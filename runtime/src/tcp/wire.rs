@@ -21,7 +21,7 @@
 //! target `frame` feeds it anything at all.
 
 use bytes::{Bytes, BytesMut};
-use raft_election::{ClusterId, Config, Message, NodeId};
+use raft_election::{ClusterId, Config, Message, NodeId, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -168,6 +168,11 @@ pub enum Rejection {
         /// Where the connection comes from.
         actual: IpAddr,
     },
+    /// A message of the last term there is. No correct node sends one: it
+    /// could never hold another election, and every node that adopted the
+    /// term would be stuck with it.
+    #[error("{0} in the last term ({term}): no election could follow it", term = Term(u64::MAX))]
+    LastTerm(&'static str),
     /// A frame whose sender is not the one the hello named.
     #[error("a frame from {claimed} on the connection of {peer}")]
     SpoofedSender {
@@ -276,6 +281,9 @@ impl Inbound {
                 peer,
                 claimed: frame.from,
             }),
+            (Some(_), Body::Message(message)) if message.term() == Term(u64::MAX) => {
+                Err(Rejection::LastTerm(message.name()))
+            }
             (Some(peer), Body::Message(message)) => Ok(Some(Received::Message {
                 from: peer,
                 message,
@@ -296,7 +304,7 @@ impl fmt::Display for Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_election::{Term, Timing};
+    use raft_election::Timing;
 
     const CLUSTER: ClusterId = ClusterId(9);
 
@@ -491,6 +499,11 @@ mod tests {
                 "second hello",
                 stream(&[hello, hello]),
                 Rejection::SecondHello,
+            ),
+            (
+                "last term",
+                stream(&[hello, frame(2, heartbeat(u64::MAX, 2))]),
+                Rejection::LastTerm("AppendEntries"),
             ),
             (
                 "spoofed",
