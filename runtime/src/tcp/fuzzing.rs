@@ -1,7 +1,8 @@
 //! The harness of the cargo-fuzz target `frame`, shared with its corpus
 //! replay (`tests/frame_corpus.rs`), so the fuzzer and `cargo test` run the
 //! very same code: the bytes one peer connection could carry, fed to the
-//! decoder that every accepted connection runs ([`Inbound`]).
+//! decoder that every accepted connection runs (`wire::Inbound`, private to
+//! this crate, which is why the harness lives here).
 
 use super::wire::{self, Body, Frame, Inbound, Received, Rejection};
 use bytes::BytesMut;
@@ -26,7 +27,7 @@ pub struct FrameOutcome {
 const MAX_CUTS: usize = 512;
 
 /// Feeds `bytes` to a connection accepted by n1 of a 3-node cluster: whole,
-/// one byte at a time, and in two pieces at every cut (at [`MAX_CUTS`]
+/// one byte at a time, and in two pieces at every cut (at 512
 /// points spread over a longer input), since TCP may deliver a stream cut
 /// anywhere, inside a length prefix, inside a body or between frames. Checks
 /// what must hold whatever the bytes: no panic, every feeding gives the

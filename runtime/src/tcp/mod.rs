@@ -9,12 +9,17 @@
 //!   starts again from its minimum only once a connection has held. An
 //!   outage is logged once, not once per attempt.
 //! - Receiving: every accepted connection has its own task, which runs the
-//!   handshake and the checks of [`wire::Inbound`] and hands messages to
-//!   the node through one bounded inbox. A connection that sends anything
-//!   wrong (garbage, a frame over the size limit, an unknown version,
-//!   another cluster, an unknown or spoofed sender), sends no hello in
-//!   time or stalls inside a frame is logged once with its address and
-//!   closed; the node goes on.
+//!   handshake and the checks of the decoder ([`wire`]) and hands messages
+//!   to the node through one bounded inbox. A connection that sends
+//!   anything wrong (garbage, a frame over the size limit, an unknown
+//!   version, another cluster, an unknown or spoofed sender, a peer's
+//!   hello from another IP than the peer's, a message of the last term),
+//!   sends no whole hello within the handshake timeout of its acceptance or
+//!   leaves a frame unfinished that long is logged once with its address
+//!   and closed; the node goes on. Each peer has one accepted connection at
+//!   a time: its new hello replaces the older one. A peer with nothing to
+//!   say keeps its connection; TCP keepalive tells it from one that
+//!   vanished.
 //!
 //! The handshake checks ids, not identities: anyone who can reach the port
 //! can claim to be a peer. Run it on a network you trust, as etcd without

@@ -13,12 +13,16 @@
 //! keep a heartbeat to about 8 bytes. It is stable (1.0 wire format),
 //! `no_std`-grade strict, and decodes only what the types allow. Why the
 //! version byte in front rather than inside: a node meeting a newer peer
-//! reads one byte and says "version 3 is not supported" instead of failing
-//! somewhere in the body.
+//! reads one byte, closes the connection and logs "wire version 3, but this
+//! node speaks version 1" with the peer's address, instead of failing
+//! somewhere in the body. Nothing is sent back (a connection carries frames
+//! one way only): the newer peer sees its connection closed and retries
+//! with backoff, and its operator reads the reason in this node's log.
 //!
-//! [`Inbound`] is the receiving side as a state machine over bytes, with no
-//! I/O: the connection task feeds it what the socket gave, and the fuzz
-//! target `frame` feeds it anything at all.
+//! The receiving side (`Inbound`, inside this crate) is a state machine
+//! over bytes, with no I/O: the connection task feeds it what the socket
+//! gave, and the fuzz target `frame` ([`super::fuzzing`]) feeds it anything
+//! at all.
 
 use bytes::{Bytes, BytesMut};
 use raft_election::{ClusterId, Config, Message, NodeId, Term};
@@ -86,7 +90,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
 
 /// Takes one length-prefixed frame from the front of `bytes` and decodes
 /// it: `None` if no whole frame is there yet.
-pub fn codec_decode(bytes: &mut BytesMut) -> Option<Result<Frame, FrameError>> {
+pub(crate) fn codec_decode(bytes: &mut BytesMut) -> Option<Result<Frame, FrameError>> {
     match codec().decode(bytes) {
         Ok(Some(payload)) => Some(decode(&payload)),
         Ok(None) => None,
@@ -185,7 +189,7 @@ pub enum Rejection {
 
 /// What a whole frame from a peer amounted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Received {
+pub(crate) enum Received {
     /// The hello was accepted: the connection is `peer`'s.
     Hello {
         /// The peer.
@@ -203,7 +207,7 @@ pub enum Received {
 /// The receiving side of one peer connection: the codec, the handshake and
 /// the checks every frame must pass. No I/O: feed it bytes.
 #[derive(Debug)]
-pub struct Inbound {
+pub(crate) struct Inbound {
     me: NodeId,
     cluster: ClusterId,
     config: Config,
@@ -218,7 +222,7 @@ pub struct Inbound {
 impl Inbound {
     /// A connection accepted by node `config.id()` of `cluster`.
     #[must_use]
-    pub fn new(config: &Config, cluster: ClusterId) -> Self {
+    pub(crate) fn new(config: &Config, cluster: ClusterId) -> Self {
         Self {
             me: config.id(),
             cluster,
@@ -232,20 +236,20 @@ impl Inbound {
     /// Whether a frame has begun and is not whole yet: bytes of it wait in
     /// `buffer`, or its length prefix was taken from it already.
     #[must_use]
-    pub fn mid_frame(&self, buffer: &BytesMut) -> bool {
+    pub(crate) fn mid_frame(&self, buffer: &BytesMut) -> bool {
         self.prefix_taken || !buffer.is_empty()
     }
 
     /// The peer, once its hello was accepted.
     #[must_use]
-    pub fn peer(&self) -> Option<NodeId> {
+    pub(crate) fn peer(&self) -> Option<NodeId> {
         self.peer
     }
 
     /// Takes the next whole frame from the front of `buffer`: `Ok(None)` if
     /// it holds no whole frame yet, an error if the connection must close.
     /// Consumes what it read; after an error, nothing more is to be read.
-    pub fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Received>, Rejection> {
+    pub(crate) fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Received>, Rejection> {
         let before = buffer.len();
         let bytes = match self.codec.decode(buffer) {
             Ok(Some(bytes)) => {
