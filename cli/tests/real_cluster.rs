@@ -5,12 +5,13 @@
 
 mod common;
 
-use common::{Cluster, seconds};
+use common::{Cluster, DEADLINE, seconds};
 use raft_election::storage::{FileStorage, Storage};
 use raft_election::{ClusterId, HardState, NodeId, Term};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::time::{Duration, SystemTime};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
 
 /// When `id` became leader of `term`, from its log.
 fn elected_at(cluster: &Cluster, id: NodeId, term: Term) -> f64 {
@@ -157,6 +158,86 @@ fn fifty_kills_at_random_moments_never_give_two_votes_or_two_leaders_in_a_term()
         assert!(
             stored.current_term >= logged,
             "{id}: file {stored:?}, log {logged}"
+        );
+    }
+}
+
+/// A node logging to a file (standard error is no terminal) writes no
+/// colour codes, in text as in JSON; in JSON every line's `term` is the
+/// node's term when it was written and its `message` the sentence: the
+/// timeout, receive and send events name their own fields apart
+/// (`timeout_term`, `message_type`, `message_term`).
+#[test]
+fn a_node_log_file_has_no_colour_codes_and_no_event_field_replaces_the_lines_term_or_message() {
+    let mut cluster = Cluster::new(14, 3, None);
+    let n1 = NodeId(1);
+    let mut args = cluster.args(n1);
+    let json = args.iter().position(|a| a == "json").unwrap();
+    args[json] = "text".into();
+    args.push("--init".into());
+    // Alone, it times out and campaigns again and again.
+    cluster.start_with(n1, &args);
+    let deadline = Instant::now() + DEADLINE;
+    let text = loop {
+        let text = std::fs::read_to_string(cluster.log_path(n1)).unwrap_or_default();
+        if text.matches("election timeout").count() >= 2 {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {DEADLINE:?} for two election timeouts in {}:\n{text}",
+            cluster.log_path(n1).display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    cluster.kill(n1);
+    assert!(!text.contains('\x1b'), "colour codes in a file:\n{text:?}");
+    assert!(text.contains("event="), "fields are written:\n{text}");
+    // A new cluster from here: n1 starts over.
+    std::fs::remove_file(cluster.log_path(n1)).unwrap();
+    std::fs::remove_dir_all(cluster.data_dir(n1)).unwrap();
+
+    cluster.start_all();
+    let (leader, term) = cluster.wait_for_leader_after(Term(0));
+    // A second election: timeouts, votes and heartbeats sent and received.
+    cluster.kill(leader);
+    cluster.wait_for_leader_after(term);
+    let history = cluster.history();
+    let mut seen = BTreeMap::new();
+    for (id, log) in &history.nodes {
+        let raw = std::fs::read_to_string(cluster.log_path(*id)).unwrap();
+        assert!(!raw.contains('\x1b'), "{id}: colour codes in a JSON log");
+        for line in &log.lines {
+            let event = line["event"].as_str().unwrap_or_default();
+            let message = line["message"].as_str().unwrap_or_default();
+            match event {
+                "timeout" => {
+                    let (timeout, now) = (line["timeout_term"].as_u64(), line["term"].as_u64());
+                    assert!(
+                        timeout.is_some() && now > timeout,
+                        "{id}: a timeout line's term is the one after it: {line}"
+                    );
+                }
+                "receive" | "send" => {
+                    let kind = line["message_type"].as_str().unwrap_or_default();
+                    assert!(
+                        message.starts_with(kind) && line["message_term"].is_u64(),
+                        "{id}: the sentence, then the message's type and term: {line}"
+                    );
+                }
+                _ => {}
+            }
+            assert!(
+                line.get("event_term").is_none() && line.get("event_message").is_none(),
+                "{id}: a field clashed with the line's own: {line}"
+            );
+            *seen.entry(event.to_owned()).or_insert(0) += 1;
+        }
+    }
+    for event in ["timeout", "receive", "send"] {
+        assert!(
+            seen.get(event).is_some_and(|&n| n > 0),
+            "no {event} line: {seen:?}"
         );
     }
 }

@@ -563,7 +563,7 @@ impl Observer for ServerObserver {
                     trace!(
                         event = "receive",
                         peer = from.0,
-                        message = name,
+                        message_type = name,
                         message_term = term,
                         "{message} from {from}"
                     );
@@ -571,7 +571,7 @@ impl Observer for ServerObserver {
                     debug!(
                         event = "receive",
                         peer = from.0,
-                        message = name,
+                        message_type = name,
                         message_term = term,
                         "{message} from {from}"
                     );
@@ -580,7 +580,7 @@ impl Observer for ServerObserver {
             Input::Timeout(Timer::Election) => {
                 info!(
                     event = "timeout",
-                    term = before.current_term().0,
+                    timeout_term = before.current_term().0,
                     "election timeout in {}",
                     before.current_term()
                 );
@@ -636,9 +636,9 @@ impl Observer for ServerObserver {
         }
         let name = message.name();
         if is_heartbeat(message) {
-            trace!(event = "send", peer = to.0, message = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
+            trace!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
         } else {
-            debug!(event = "send", peer = to.0, message = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
+            debug!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
         }
     }
 }
