@@ -335,3 +335,63 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
         assert_eq!(said.len(), 1, "{what}: logged once: {said:?}");
     }
 }
+
+/// The status endpoint under clients that connect and send nothing: it
+/// serves a bounded number at once (closing the others at once), closes
+/// the silent ones after its deadline, never starts a thread per client,
+/// and answers the next GET /status.
+#[test]
+fn silent_http_clients_are_bounded_and_closed_and_the_status_endpoint_still_answers() {
+    let mut cluster = Cluster::new(24, 3, None);
+    let n1 = NodeId(1);
+    let status = SocketAddr::new(cluster.addrs[&n1].ip(), cluster.addrs[&n1].port() + 1);
+    let mut args = cluster.args(n1);
+    args.extend(["--init".into(), "--status".into(), status.to_string()]);
+    cluster.start_with(n1, &args);
+    cluster.wait_for("the status endpoint", |h| {
+        h.nodes[&n1]
+            .lines
+            .iter()
+            .any(|l| l["message"] == format!("status on http://{status}/status"))
+            .then_some(())
+    });
+    let silent: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(status).unwrap())
+        .collect();
+    #[cfg(target_os = "linux")]
+    {
+        let threads = std::fs::read_dir(format!("/proc/{}/task", cluster.pid(n1)))
+            .unwrap()
+            .count();
+        assert!(
+            threads <= 4,
+            "{threads} threads with {} clients connected",
+            silent.len()
+        );
+    }
+    for mut stream in silent {
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let read = stream.read(&mut [0_u8; 64]);
+        let timed_out = read.as_ref().is_err_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        });
+        assert!(
+            matches!(read, Ok(0) | Err(_)) && !timed_out,
+            "waited {DEADLINE:?} for the node to close a silent client: {read:?}"
+        );
+    }
+    let mut stream = TcpStream::connect(status).unwrap();
+    stream
+        .write_all(b"GET /status HTTP/1.1\r\nHost: node\r\n\r\n")
+        .unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\"role\":"),
+        "{answer}"
+    );
+}
