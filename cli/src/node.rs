@@ -49,8 +49,8 @@ pub(crate) struct NodeArgs {
     /// A peer, as ID=ADDR; once per other node of the cluster.
     #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
     peers: Vec<(u8, SocketAddr)>,
-    /// Directory of this node's state file (created if missing; locked while
-    /// the node runs).
+    /// Directory of this node's state file, locked while the node runs.
+    /// Created by --init if missing; without --init it must exist.
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
     /// Create this node's state file at term 0: only for a new node that has
@@ -163,7 +163,14 @@ async fn run(args: NodeArgs, context: NodeContext) -> Result<(), String> {
     let (id, cluster) = (config.id(), tcp.cluster);
     // The lock first: a second process on this directory must say so,
     // not fail later on a busy port.
-    let (storage, restored) = DataDir::lock(&args.data_dir)
+    // Only --init may create the directory: a mistyped path must not
+    // become a new, empty node.
+    let dir = if args.init {
+        DataDir::create(&args.data_dir)
+    } else {
+        DataDir::lock(&args.data_dir)
+    };
+    let (storage, restored) = dir
         .and_then(|dir| dir.state(cluster, id, args.init))
         .map_err(|e| e.to_string())?;
     if args.init {

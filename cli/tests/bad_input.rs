@@ -29,7 +29,8 @@ fn refused(cluster: &Cluster, id: NodeId, extra: &[&str]) -> String {
 
 /// Figure 2's "updated on stable storage before responding to RPCs" is only
 /// as good as the file a node restarts from: each unsafe start is refused
-/// with the file's path and the reason.
+/// with the file's path and the reason. A missing data directory is not
+/// created without --init.
 #[test]
 fn a_node_refuses_to_start_from_a_missing_foreign_locked_or_impossible_state_file() {
     let mut cluster = Cluster::new(21, 3, None);
@@ -37,6 +38,16 @@ fn a_node_refuses_to_start_from_a_missing_foreign_locked_or_impossible_state_fil
     let root = cluster.dir.path().to_path_buf();
     let file = |id: NodeId| FileStorage::path_in(&root.join(format!("n{}", id.0)), id);
 
+    // A mistyped directory is refused, and not created.
+    let said = refused(&cluster, n1, &[]);
+    let missing = format!(
+        "data directory {} does not exist: is the path right?",
+        cluster.data_dir(n1).display()
+    );
+    assert!(said.contains(&missing) && said.contains("--init"), "{said}");
+    assert!(!cluster.data_dir(n1).exists(), "{said}");
+    // A directory without the node's file.
+    std::fs::create_dir(cluster.data_dir(n1)).unwrap();
     let said = refused(&cluster, n1, &[]);
     let missing = format!(
         "{} does not exist: has this node voted before?",

@@ -15,7 +15,8 @@
 //! let tcp = TcpConfig::new(ClusterId(1), "127.0.0.1:0".parse()?, BTreeMap::new());
 //! let transport = TcpTransport::bind(&config, tcp).await?;
 //! // A real node keeps its term and vote in a locked data directory
-//! // (`DataDir::lock(dir)?.state(cluster, id, init)?`).
+//! // (`DataDir::create(dir)?.state(cluster, id, true)?` the first time,
+//! // `DataDir::lock(dir)?.state(cluster, id, false)?` ever after).
 //! let server = Server::builder(config)
 //!     .storage(MemStorage::new())
 //!     .transport(transport)
