@@ -15,10 +15,15 @@
 //!   in seconds since the Unix epoch, `level`, `node`, `term`, `role`,
 //!   `target`, `message` and the event's own fields, such as `event` =
 //!   start, timeout, term, role, vote, leader, receive, send, stop; see
-//!   `raft_election_runtime::server`).
+//!   `raft_election_runtime::server`). An event field never replaces one
+//!   of the line's own keys: the runtime names them apart (`timeout_term`,
+//!   `vote_term`, `message_type`, `message_term`), and a clash left is
+//!   written as `event_<name>`. Colours only when standard error is a
+//!   terminal.
 
 use raft_election::{NodeId, Role, Term};
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io::IsTerminal;
 use std::sync::{Arc, OnceLock};
@@ -140,6 +145,9 @@ pub fn init_node_logging(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: a log file or a service manager's
+        // journal gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .log_internal_errors(false)
         .event_format(NodeFormat {
             json: format == LogFormat::Json,
@@ -182,7 +190,11 @@ where
                 line.insert("role".into(), role.to_string().into());
             }
             line.insert("target".into(), metadata.target().into());
-            event.record(&mut JsonFields(&mut line));
+            let taken = line.keys().cloned().collect();
+            event.record(&mut JsonFields {
+                line: &mut line,
+                taken,
+            });
             return writeln!(writer, "{}", Value::Object(line));
         }
         tracing_subscriber::fmt::time::SystemTime.format_time(&mut writer)?;
@@ -196,32 +208,105 @@ where
     }
 }
 
-/// An event's fields as JSON values.
-struct JsonFields<'a>(&'a mut Map<String, Value>);
+/// An event's fields as JSON values. A field named like a key the line
+/// has already (its `term`, a second `message`) is written as
+/// `event_<name>` rather than over it: the line's own keys always say what
+/// the module docs promise.
+struct JsonFields<'a> {
+    line: &'a mut Map<String, Value>,
+    /// Keys written so far.
+    taken: BTreeSet<String>,
+}
+
+impl JsonFields<'_> {
+    fn insert(&mut self, field: &Field, value: Value) {
+        let name = field.name();
+        let key = if self.taken.contains(name) {
+            format!("event_{name}")
+        } else {
+            name.to_owned()
+        };
+        self.taken.insert(key.clone());
+        self.line.insert(key, value);
+    }
+}
 
 impl Visit for JsonFields<'_> {
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.insert(field, format!("{value:?}").into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// A writer shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// An event field named like one of the line's own keys is kept beside
+    /// it, never over it: the line's `term` is the node's, its `message`
+    /// the sentence.
+    #[test]
+    fn a_json_line_keeps_its_own_term_and_message_whatever_the_event_fields_are_named() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let context = NodeContext::new(NodeId(3));
+        context.set(Arc::new(|| (Term(5), Role::Candidate)));
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .event_format(NodeFormat {
+                json: true,
+                context,
+            })
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(event = "timeout", term = 4_u64, "election timeout in t4");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["node"], 3, "{line}");
+        assert_eq!(line["term"], 5, "{line}");
+        assert_eq!(line["role"], "candidate", "{line}");
+        assert_eq!(line["event_term"], 4, "{line}");
+        assert_eq!(line["message"], "election timeout in t4", "{line}");
     }
 }

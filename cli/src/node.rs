@@ -1,6 +1,8 @@
 //! `raft-election node`: one node of a real cluster, a process of its own,
 //! reaching its peers over TCP.
 
+mod status;
+
 use crate::timing::TimingArgs;
 use clap::Args;
 use raft_election::{ClusterId, Config, NodeId};
@@ -9,6 +11,7 @@ use raft_election_runtime::{
     DataDir, Server, StatusReader, TcpConfig, TcpStatsHandle, TcpTransport,
 };
 use serde_json::json;
+use status::StatusEndpoint;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,8 +49,8 @@ pub(crate) struct NodeArgs {
     /// A peer, as ID=ADDR; once per other node of the cluster.
     #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
     peers: Vec<(u8, SocketAddr)>,
-    /// Directory of this node's state file (created if missing; locked while
-    /// the node runs).
+    /// Directory of this node's state file, locked while the node runs.
+    /// Created by --init if missing; without --init it must exist.
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
     /// Create this node's state file at term 0: only for a new node that has
@@ -62,7 +65,8 @@ pub(crate) struct NodeArgs {
     timing: TimingArgs,
     /// Serve the node's status as JSON over HTTP on this address
     /// (GET /status: role, term, leader, peers connected, last heartbeat age,
-    /// heartbeat round trips).
+    /// heartbeat round trips). At most 4 connections at once, each answered
+    /// once and closed within 2 s; more are closed at once.
     #[arg(long, value_name = "ADDR")]
     status: Option<SocketAddr>,
     /// How long a peer connection may take to send its hello, or to finish
@@ -159,7 +163,14 @@ async fn run(args: NodeArgs, context: NodeContext) -> Result<(), String> {
     let (id, cluster) = (config.id(), tcp.cluster);
     // The lock first: a second process on this directory must say so,
     // not fail later on a busy port.
-    let (storage, restored) = DataDir::lock(&args.data_dir)
+    // Only --init may create the directory: a mistyped path must not
+    // become a new, empty node.
+    let dir = if args.init {
+        DataDir::create(&args.data_dir)
+    } else {
+        DataDir::lock(&args.data_dir)
+    };
+    let (storage, restored) = dir
         .and_then(|dir| dir.state(cluster, id, args.init))
         .map_err(|e| e.to_string())?;
     if args.init {
@@ -226,48 +237,6 @@ async fn shutdown_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
-    }
-}
-
-/// The HTTP status endpoint: one thread answering GET /status with JSON.
-struct StatusEndpoint {
-    server: Arc<tiny_http::Server>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl StatusEndpoint {
-    fn start(
-        addr: SocketAddr,
-        reader: StatusReader,
-        network: TcpStatsHandle,
-    ) -> Result<Self, String> {
-        let server = tiny_http::Server::http(addr)
-            .map(Arc::new)
-            .map_err(|e| format!("cannot serve status on {addr}: {e}"))?;
-        info!("status on http://{addr}/status");
-        let serving = Arc::clone(&server);
-        let thread = std::thread::spawn(move || {
-            // Ends when `stop` unblocks the server.
-            for request in serving.incoming_requests() {
-                let (code, body) = match request.url() {
-                    "/status" | "/" => (200, status_json(&reader, &network).to_string()),
-                    _ => (404, json!({"error": "GET /status"}).to_string()),
-                };
-                let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
-                    .expect("a valid header");
-                let response = tiny_http::Response::from_string(body)
-                    .with_status_code(code)
-                    .with_header(header);
-                // A client that hung up is no concern of the node's.
-                let _ = request.respond(response);
-            }
-        });
-        Ok(Self { server, thread })
-    }
-
-    fn stop(self) {
-        self.server.unblock();
-        let _ = self.thread.join();
     }
 }
 

@@ -5,12 +5,13 @@
 mod common;
 
 use bytes::BytesMut;
-use common::{Cluster, DEADLINE};
+use common::{Cluster, DEADLINE, History};
 use raft_election::storage::{FileStorage, Storage};
 use raft_election::{ClusterId, HardState, Message, NodeId, Term};
 use raft_election_runtime::tcp::wire::{self, Body, Frame};
+use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Instant;
 
 /// Runs node `id` of `cluster` with its flags and `extra`, expecting it to
@@ -28,7 +29,8 @@ fn refused(cluster: &Cluster, id: NodeId, extra: &[&str]) -> String {
 
 /// Figure 2's "updated on stable storage before responding to RPCs" is only
 /// as good as the file a node restarts from: each unsafe start is refused
-/// with the file's path and the reason.
+/// with the file's path and the reason. A missing data directory is not
+/// created without --init.
 #[test]
 fn a_node_refuses_to_start_from_a_missing_foreign_locked_or_impossible_state_file() {
     let mut cluster = Cluster::new(21, 3, None);
@@ -36,6 +38,16 @@ fn a_node_refuses_to_start_from_a_missing_foreign_locked_or_impossible_state_fil
     let root = cluster.dir.path().to_path_buf();
     let file = |id: NodeId| FileStorage::path_in(&root.join(format!("n{}", id.0)), id);
 
+    // A mistyped directory is refused, and not created.
+    let said = refused(&cluster, n1, &[]);
+    let missing = format!(
+        "data directory {} does not exist: is the path right?",
+        cluster.data_dir(n1).display()
+    );
+    assert!(said.contains(&missing) && said.contains("--init"), "{said}");
+    assert!(!cluster.data_dir(n1).exists(), "{said}");
+    // A directory without the node's file.
+    std::fs::create_dir(cluster.data_dir(n1)).unwrap();
     let said = refused(&cluster, n1, &[]);
     let missing = format!(
         "{} does not exist: has this node voted before?",
@@ -140,10 +152,13 @@ fn hello(cluster: u64, from: u8, to: u8) -> BytesMut {
     frame(cluster, from, Body::Hello { to: NodeId(to) })
 }
 
-/// Connects to `addr`, writes `bytes`, and waits for the node to close the
-/// connection; returns our address, which its log must name.
-fn send_and_wait_for_close(addr: SocketAddr, bytes: &[u8]) -> SocketAddr {
-    let mut stream = TcpStream::connect(addr).unwrap();
+/// Connects to `addr` from `ip`, writes `bytes`, and waits for the node to
+/// close the connection; returns our address, which its log must name.
+fn send_and_wait_for_close(ip: IpAddr, addr: SocketAddr, bytes: &[u8]) -> SocketAddr {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(ip, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream = TcpStream::from(socket);
     let ours = stream.local_addr().unwrap();
     stream.write_all(bytes).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
@@ -159,21 +174,42 @@ fn send_and_wait_for_close(addr: SocketAddr, bytes: &[u8]) -> SocketAddr {
     ours
 }
 
+/// The warnings `victim` logged about connections from `address`.
+fn warnings(history: &History, victim: NodeId, address: &str) -> Vec<String> {
+    history.nodes[&victim]
+        .lines
+        .iter()
+        .filter(|l| l["peer_address"] == address && l["level"] == "WARN")
+        .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// Every bad input of the issue against a live node: each connection is
 /// closed, logged once with its address and reason, and the node goes on:
 /// the cluster elects a new leader after its leader is killed.
+///
+/// Five voters, four running: the rogue connections claim to be n5, which
+/// never runs. A hello naming a running peer would replace that peer's
+/// own connection (one per peer), and the peer's reconnection would then
+/// replace the rogue one before it could stall.
 #[test]
 fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_electing() {
-    let mut cluster = Cluster::new(23, 3, None);
-    // Quick: the silent and half-open cases wait for this.
-    cluster.extra = vec!["--handshake-timeout-ms".into(), "500".into()];
-    cluster.start_all();
+    let mut cluster = Cluster::new(23, 5, None);
+    let (absent, running) = cluster.ids.split_last().unwrap();
+    let (absent, running) = (*absent, running.to_vec());
+    for &id in &running {
+        cluster.start(id, true);
+    }
     let (leader, term) = cluster.wait_for_leader_after(Term(0));
     // The victim: a follower, so the election after the leader's death
-    // needs it.
-    let victim = *cluster.ids.iter().find(|&&id| id != leader).unwrap();
+    // needs it (three of the five voters are left).
+    let victim = *running.iter().find(|&&id| id != leader).unwrap();
     let addr = cluster.addrs[&victim];
-    let me = victim.0;
+    let (me, rogue) = (victim.0, absent.0);
+    // Where n5 would connect from, and where anyone else does.
+    let rogue_ip = cluster.addrs[&absent].ip();
+    let elsewhere = IpAddr::from([127, 0, 0, 1]);
+    let other = running.iter().find(|&&id| id != victim).unwrap().0;
     let heartbeat = |from: u8| {
         frame(
             1,
@@ -186,73 +222,105 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
     };
     let mut oversized = vec![0xff_u8, 0xff];
     oversized.extend([0_u8; 64]);
-    let mut unknown_version = hello(1, 2, me).to_vec();
+    let mut unknown_version = hello(1, rogue, me).to_vec();
     unknown_version[2] = 99;
-    let mut spoofed = hello(1, (me % 3) + 1, me);
-    spoofed.extend_from_slice(&heartbeat(((me + 1) % 3) + 1));
-    let mut half_open = hello(1, (me % 3) + 1, me);
-    half_open.extend_from_slice(&heartbeat((me % 3) + 1)[..4]);
-    let cases: Vec<(&str, Vec<u8>, String)> = vec![
-        ("garbage", vec![0, 3, 1, 0xff, 0xff], "garbage (".into()),
+    let mut spoofed = hello(1, rogue, me);
+    spoofed.extend_from_slice(&heartbeat(other));
+    let mut last_term = hello(1, rogue, me);
+    last_term.extend_from_slice(&frame(
+        1,
+        rogue,
+        Body::Message(Message::AppendEntries {
+            term: Term(u64::MAX),
+            leader_id: NodeId(rogue),
+        }),
+    ));
+    let mut unfinished = hello(1, rogue, me);
+    unfinished.extend_from_slice(&heartbeat(rogue)[..4]);
+    let cases: Vec<(&str, IpAddr, Vec<u8>, String)> = vec![
+        (
+            "garbage",
+            elsewhere,
+            vec![0, 3, 1, 0xff, 0xff],
+            "garbage (".into(),
+        ),
         (
             "an HTTP request",
+            elsewhere,
             b"GET / HTTP/1.1\r\n\r\n".to_vec(),
             "a frame longer than 256 bytes".into(),
         ),
         (
             "a frame over the size limit",
+            elsewhere,
             oversized,
             "a frame longer than 256 bytes".into(),
         ),
         (
             "an unknown version",
+            rogue_ip,
             unknown_version,
             "wire version 99, but this node speaks version 1".into(),
         ),
         (
             "another cluster",
-            hello(7, 2, me).to_vec(),
+            rogue_ip,
+            hello(7, rogue, me).to_vec(),
             "a frame of cluster 7, but this node is in cluster 1".into(),
         ),
         (
             "an unknown sender",
+            elsewhere,
             hello(1, 9, me).to_vec(),
             "sender n9 is not a peer of this node".into(),
         ),
         (
-            "a spoofed sender",
-            spoofed.to_vec(),
-            "on the connection of".into(),
+            "a peer's hello from another address",
+            elsewhere,
+            hello(1, rogue, me).to_vec(),
+            format!("a hello from {absent}, whose address is {rogue_ip}, but from {elsewhere}"),
         ),
         (
-            "a half-open connection",
-            half_open.to_vec(),
-            "left a frame unfinished within 500ms".into(),
+            "a spoofed sender",
+            rogue_ip,
+            spoofed.to_vec(),
+            format!("a frame from n{other} on the connection of {absent}"),
+        ),
+        (
+            "a heartbeat of the last term",
+            rogue_ip,
+            last_term.to_vec(),
+            format!(
+                "AppendEntries in the last term ({}): no election could follow it",
+                Term(u64::MAX)
+            ),
+        ),
+        (
+            "a frame left unfinished",
+            rogue_ip,
+            unfinished.to_vec(),
+            "left a frame unfinished within 2s".into(),
         ),
         (
             "a silent peer",
+            elsewhere,
             Vec::new(),
-            "sent no hello within 500ms".into(),
+            "sent no hello within 2s".into(),
         ),
     ];
-    for (what, bytes, reason) in &cases {
-        let ours = send_and_wait_for_close(addr, bytes);
-        let needle = ours.to_string();
-        let lines = cluster.wait_for(&format!("{victim} to log {what}"), |h| {
-            let lines: Vec<String> = h.nodes[&victim]
-                .lines
-                .iter()
-                .filter(|l| l["peer_address"] == needle.as_str() && l["level"] == "WARN")
-                .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
-                .collect();
-            (!lines.is_empty()).then_some(lines)
+    let mut addresses = Vec::new();
+    for (what, from, bytes, reason) in &cases {
+        let ours = send_and_wait_for_close(*from, addr, bytes).to_string();
+        let said = cluster.wait_for(&format!("{victim} to log {what}"), |h| {
+            warnings(h, victim, &ours).into_iter().next()
         });
-        assert_eq!(lines.len(), 1, "{what}: logged once: {lines:?}");
-        assert!(lines[0].contains(reason.as_str()), "{what}: {lines:?}");
-        eprintln!("{what}: {}", lines[0]);
+        assert!(said.contains(reason.as_str()), "{what}: {said}");
+        eprintln!("{what}: {said}");
+        addresses.push((*what, ours));
     }
     // Counted before the leader is killed: its own connections may end
-    // mid-frame then, which is worth a line too.
+    // mid-frame then, which is worth a line too. No other connection (a
+    // real peer's) was refused.
     let rejected = cluster.history().nodes[&victim]
         .lines
         .iter()
@@ -266,5 +334,75 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
     cluster.kill(leader);
     let (successor, _) = cluster.wait_for_leader_after(term);
     assert_ne!(successor, leader);
-    cluster.history().check_safety().unwrap();
+    let history = cluster.history();
+    history.check_safety().unwrap();
+    assert!(
+        history.nodes[&victim].term < Term(u64::MAX),
+        "{victim} never adopted the last term"
+    );
+    // By now a second line about any of them would have been written.
+    for (what, ours) in addresses {
+        let said = warnings(&history, victim, &ours);
+        assert_eq!(said.len(), 1, "{what}: logged once: {said:?}");
+    }
+}
+
+/// The status endpoint under clients that connect and send nothing: it
+/// serves a bounded number at once (closing the others at once), closes
+/// the silent ones after its deadline, never starts a thread per client,
+/// and answers the next GET /status.
+#[test]
+fn silent_http_clients_are_bounded_and_closed_and_the_status_endpoint_still_answers() {
+    let mut cluster = Cluster::new(24, 3, None);
+    let n1 = NodeId(1);
+    let status = SocketAddr::new(cluster.addrs[&n1].ip(), cluster.addrs[&n1].port() + 1);
+    let mut args = cluster.args(n1);
+    args.extend(["--init".into(), "--status".into(), status.to_string()]);
+    cluster.start_with(n1, &args);
+    cluster.wait_for("the status endpoint", |h| {
+        h.nodes[&n1]
+            .lines
+            .iter()
+            .any(|l| l["message"] == format!("status on http://{status}/status"))
+            .then_some(())
+    });
+    let silent: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(status).unwrap())
+        .collect();
+    #[cfg(target_os = "linux")]
+    {
+        let threads = std::fs::read_dir(format!("/proc/{}/task", cluster.pid(n1)))
+            .unwrap()
+            .count();
+        assert!(
+            threads <= 4,
+            "{threads} threads with {} clients connected",
+            silent.len()
+        );
+    }
+    for mut stream in silent {
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let read = stream.read(&mut [0_u8; 64]);
+        let timed_out = read.as_ref().is_err_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        });
+        assert!(
+            matches!(read, Ok(0) | Err(_)) && !timed_out,
+            "waited {DEADLINE:?} for the node to close a silent client: {read:?}"
+        );
+    }
+    let mut stream = TcpStream::connect(status).unwrap();
+    stream
+        .write_all(b"GET /status HTTP/1.1\r\nHost: node\r\n\r\n")
+        .unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\"role\":"),
+        "{answer}"
+    );
 }

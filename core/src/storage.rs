@@ -179,7 +179,7 @@ impl FileStorage {
     /// state file at term 0 with no vote, for a node that has never run.
     /// Refuses ([`StorageError::AlreadyExists`]) if the node has a file.
     pub fn create(dir: &Path, cluster: ClusterId, id: NodeId) -> Result<Self, StorageError> {
-        fs::create_dir_all(dir).map_err(|source| StorageError::Io {
+        create_dir_durably(dir).map_err(|source| StorageError::Io {
             action: "create directory",
             path: dir.to_path_buf(),
             source,
@@ -273,6 +273,32 @@ impl Storage for FileStorage {
     }
 }
 
+/// Creates `dir` and any missing parent, each made durable by an fsync of
+/// the directory that holds it: a new directory's entry, like a renamed
+/// file's, survives a power loss only once its parent is synced, and a
+/// state file in a directory that vanished would be as lost as the file.
+pub fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    // The missing directories, innermost first.
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+        if path.try_exists()? {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Whose state a file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Owner {
@@ -356,6 +382,17 @@ mod tests {
     use super::*;
 
     const CLUSTER: ClusterId = ClusterId(7);
+
+    #[test]
+    fn a_state_file_can_be_created_in_directories_that_do_not_exist_yet() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a").join("b");
+        let mut storage = FileStorage::create(&dir, CLUSTER, NodeId(1)).unwrap();
+        storage.save(&state(2, Some(1))).unwrap();
+        assert_eq!(storage.load().unwrap(), state(2, Some(1)));
+        // Creating what exists is no error.
+        create_dir_durably(&dir).unwrap();
+    }
 
     fn state(term: u64, voted_for: Option<u8>) -> HardState {
         HardState {

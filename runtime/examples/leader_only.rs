@@ -61,7 +61,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peers: BTreeMap<NodeId, SocketAddr> =
         args.peers.iter().map(|&(p, a)| (NodeId(p), a)).collect();
     let config = Config::new(id, peers.keys().copied().chain([id]), Timing::default())?;
-    let (storage, _) = DataDir::lock(&args.data_dir)?.state(cluster, id, args.init)?;
+    let dir = if args.init {
+        DataDir::create(&args.data_dir)?
+    } else {
+        DataDir::lock(&args.data_dir)?
+    };
+    let (storage, _) = dir.state(cluster, id, args.init)?;
     let transport =
         TcpTransport::bind(&config, TcpConfig::new(cluster, args.listen, peers)).await?;
     let server = Server::builder(config)

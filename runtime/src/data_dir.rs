@@ -8,9 +8,9 @@
 //! the lock when the process dies, `kill -9` included, so nothing is left to
 //! clean up.
 
-use raft_election::storage::{FileStorage, Storage, StorageError};
+use raft_election::storage::{FileStorage, Storage, StorageError, create_dir_durably};
 use raft_election::{ClusterId, HardState, NodeId};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -29,6 +29,16 @@ pub enum DataDirError {
         path: PathBuf,
         /// The underlying error.
         source: io::Error,
+    },
+    /// The directory does not exist, and creating it was not asked for: a
+    /// mistyped path must not become a new, empty node.
+    #[error(
+        "data directory {path} does not exist: is the path right? A node that has run before \
+         needs its own directory; a new node creates it with --init"
+    )]
+    Missing {
+        /// The directory.
+        path: PathBuf,
     },
     /// Another process holds the lock.
     #[error(
@@ -57,9 +67,31 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Locks `path` (created if missing) for this process, or fails at once
-    /// with [`DataDirError::InUse`] if another process holds it.
+    /// Locks the existing directory `path` for this process, or fails at
+    /// once: [`DataDirError::Missing`] if there is no such directory,
+    /// [`DataDirError::InUse`] if another process holds it.
     pub fn lock(path: &Path) -> Result<Self, DataDirError> {
+        if !path.is_dir() {
+            return Err(DataDirError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::lock_existing(path)
+    }
+
+    /// Creates `path` if missing (durably: each new directory's parent is
+    /// synced) and locks it, as [`Self::lock`]. For a new node only: an
+    /// existing node that finds its directory gone must not start afresh.
+    pub fn create(path: &Path) -> Result<Self, DataDirError> {
+        create_dir_durably(path).map_err(|source| DataDirError::Io {
+            action: "create directory",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::lock_existing(path)
+    }
+
+    fn lock_existing(path: &Path) -> Result<Self, DataDirError> {
         let io = |action, path: &Path| {
             let path = path.to_path_buf();
             move |source| DataDirError::Io {
@@ -68,7 +100,6 @@ impl DataDir {
                 source,
             }
         };
-        fs::create_dir_all(path).map_err(io("create directory", path))?;
         let lock_path = path.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
@@ -200,6 +231,27 @@ mod tests {
         );
         drop(first);
         DataDir::lock(dir.path()).expect("free again");
+    }
+
+    #[test]
+    fn a_missing_directory_is_refused_and_left_missing_unless_it_is_created() {
+        let root = tempfile::tempdir().unwrap();
+        let mistyped = root.path().join("nodes").join("n1");
+        let err = DataDir::lock(&mistyped).unwrap_err();
+        assert!(matches!(err, DataDirError::Missing { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "data directory {} does not exist",
+                mistyped.display()
+            )),
+            "{message}"
+        );
+        assert!(!root.path().join("nodes").exists(), "nothing was created");
+        let dir = DataDir::create(&mistyped).unwrap();
+        assert!(mistyped.join(LOCK_FILE).is_file());
+        drop(dir);
+        DataDir::lock(&mistyped).expect("there now");
     }
 
     #[test]

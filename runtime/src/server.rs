@@ -15,7 +15,8 @@
 //! let tcp = TcpConfig::new(ClusterId(1), "127.0.0.1:0".parse()?, BTreeMap::new());
 //! let transport = TcpTransport::bind(&config, tcp).await?;
 //! // A real node keeps its term and vote in a locked data directory
-//! // (`DataDir::lock(dir)?.state(cluster, id, init)?`).
+//! // (`DataDir::create(dir)?.state(cluster, id, true)?` the first time,
+//! // `DataDir::lock(dir)?.state(cluster, id, false)?` ever after).
 //! let server = Server::builder(config)
 //!     .storage(MemStorage::new())
 //!     .transport(transport)
@@ -121,9 +122,10 @@ pub enum ServerError {
     /// Spawned outside a Tokio runtime.
     #[error("a server must be spawned from inside a Tokio runtime")]
     NoRuntime,
-    /// Its node stopped on an error (a storage failure: fail-stop).
+    /// Its node stopped on an error (a storage failure: fail-stop). Shared:
+    /// every wait for the server's end reports it.
     #[error(transparent)]
-    Node(#[from] NodeError),
+    Node(Arc<NodeError>),
     /// Its task panicked.
     #[error("{id}'s task panicked: {reason}")]
     Panicked {
@@ -223,16 +225,16 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
             timeouts,
         );
         let requests = driver.requests();
-        let ended = Arc::clone(&status);
+        let stopping = Stopping {
+            status: Arc::clone(&status),
+            leadership,
+        };
         let measured = Arc::clone(&round_trips);
         let task = tokio::spawn(async move {
             let result = driver.run().await;
-            // Whatever ended it, this server leads nothing any more.
-            lock(&ended).running = false;
-            leadership.send_modify(|l| {
-                l.is_me = false;
-                l.leader = None;
-            });
+            // Dropped here when the driver returns, or while the task
+            // unwinds from a panic: either way it leads nothing any more.
+            drop(stopping);
             // The round trips it measured as leader, for the record.
             let round_trips = lock(&measured).clone();
             let micros = |permille| {
@@ -269,8 +271,58 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
             },
             requests,
             stop,
-            task,
+            task: Some(task),
+            ended: None,
         })
+    }
+}
+
+/// What a stopped server must no longer claim, cleared when this is
+/// dropped: when its task returns, and also when the task panics (Tokio
+/// drops a panicked task's future), so a watcher never keeps reading
+/// `is_me: true` from a server that is gone.
+#[derive(Debug)]
+struct Stopping {
+    status: Arc<Mutex<ServerStatus>>,
+    leadership: Arc<watch::Sender<Leadership>>,
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        lock(&self.status).running = false;
+        self.leadership.send_modify(|l| {
+            l.is_me = false;
+            l.leader = None;
+        });
+    }
+}
+
+/// How a server's task ended, kept for every later wait.
+#[derive(Clone, Debug)]
+enum Ended {
+    Stopped,
+    Failed(Arc<NodeError>),
+    Panicked(String),
+}
+
+impl Ended {
+    fn new(joined: Result<Result<(), NodeError>, tokio::task::JoinError>) -> Self {
+        match joined {
+            Ok(Ok(())) => Self::Stopped,
+            Ok(Err(e)) => Self::Failed(Arc::new(e)),
+            Err(e) => Self::Panicked(e.to_string()),
+        }
+    }
+
+    fn result(&self, id: NodeId) -> Result<(), ServerError> {
+        match self {
+            Self::Stopped => Ok(()),
+            Self::Failed(e) => Err(ServerError::Node(Arc::clone(e))),
+            Self::Panicked(reason) => Err(ServerError::Panicked {
+                id,
+                reason: reason.clone(),
+            }),
+        }
     }
 }
 
@@ -283,7 +335,10 @@ pub struct Server {
     reader: StatusReader,
     requests: Arc<Requests>,
     stop: CancellationToken,
-    task: JoinHandle<Result<(), NodeError>>,
+    /// The task, until it has been waited for.
+    task: Option<JoinHandle<Result<(), NodeError>>>,
+    /// How it ended, once waited for.
+    ended: Option<Ended>,
 }
 
 impl Server {
@@ -337,38 +392,38 @@ impl Server {
     }
 
     /// Waits until the server stops by itself: a storage failure (the
-    /// error) or its transport closing.
+    /// error) or its transport closing. Can be called again, and followed
+    /// by [`Self::shutdown`]: each reports the same end.
     pub async fn stopped(&mut self) -> Result<(), ServerError> {
-        let joined = (&mut self.task).await;
+        let result = self.join().await;
         self.stop.cancel();
-        joined_result(self.id, joined)
+        result
     }
 
     /// Stops the server between two steps (a leader sends no more
     /// heartbeats, a state file is never left half written) and waits.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         self.stop.cancel();
-        let joined = (&mut self.task).await;
-        joined_result(self.id, joined)
+        self.join().await
+    }
+
+    /// Waits for the task once; later calls read how it ended.
+    async fn join(&mut self) -> Result<(), ServerError> {
+        if let Some(task) = &mut self.task {
+            // Cancelled mid-wait, the task stays to be waited for again.
+            let joined = task.await;
+            self.task = None;
+            self.ended = Some(Ended::new(joined));
+        }
+        self.ended
+            .as_ref()
+            .map_or(Ok(()), |ended| ended.result(self.id))
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-fn joined_result(
-    id: NodeId,
-    joined: Result<Result<(), NodeError>, tokio::task::JoinError>,
-) -> Result<(), ServerError> {
-    match joined {
-        Ok(result) => Ok(result?),
-        Err(e) => Err(ServerError::Panicked {
-            id,
-            reason: e.to_string(),
-        }),
     }
 }
 
@@ -509,7 +564,7 @@ impl Observer for ServerObserver {
                     trace!(
                         event = "receive",
                         peer = from.0,
-                        message = name,
+                        message_type = name,
                         message_term = term,
                         "{message} from {from}"
                     );
@@ -517,7 +572,7 @@ impl Observer for ServerObserver {
                     debug!(
                         event = "receive",
                         peer = from.0,
-                        message = name,
+                        message_type = name,
                         message_term = term,
                         "{message} from {from}"
                     );
@@ -526,7 +581,7 @@ impl Observer for ServerObserver {
             Input::Timeout(Timer::Election) => {
                 info!(
                     event = "timeout",
-                    term = before.current_term().0,
+                    timeout_term = before.current_term().0,
                     "election timeout in {}",
                     before.current_term()
                 );
@@ -582,9 +637,9 @@ impl Observer for ServerObserver {
         }
         let name = message.name();
         if is_heartbeat(message) {
-            trace!(event = "send", peer = to.0, message = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
+            trace!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
         } else {
-            debug!(event = "send", peer = to.0, message = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
+            debug!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
         }
     }
 }

@@ -77,7 +77,7 @@ fn every_frame_input_replays_and_the_corpus_reaches_messages_and_every_rejection
             .iter()
             .any(|o| o.rejection.as_ref().is_some_and(kind))
     };
-    let kinds: [(&str, Kind); 10] = [
+    let kinds: [(&str, Kind); 11] = [
         ("too long", |r| *r == Rejection::Frame(FrameError::TooLong)),
         ("empty", |r| *r == Rejection::Frame(FrameError::Empty)),
         ("version", |r| {
@@ -94,6 +94,7 @@ fn every_frame_input_replays_and_the_corpus_reaches_messages_and_every_rejection
         ("not for me", |r| matches!(r, Rejection::NotForMe { .. })),
         ("no hello", |r| *r == Rejection::NoHello),
         ("spoofed", |r| matches!(r, Rejection::SpoofedSender { .. })),
+        ("last term", |r| matches!(r, Rejection::LastTerm(_))),
     ];
     for (name, kind) in kinds {
         assert!(reached(kind), "no corpus input is rejected as {name}");

@@ -149,6 +149,11 @@ impl Cluster {
         }
     }
 
+    /// The process id of running node `id`.
+    pub fn pid(&self, id: NodeId) -> u32 {
+        self.running[&id].id()
+    }
+
     pub fn running(&self) -> BTreeSet<NodeId> {
         self.running.keys().copied().collect()
     }

@@ -214,7 +214,7 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
     tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
     let data_dir = match &config.storage {
         StorageKind::Memory => None,
-        StorageKind::Directory(dir) => Some(std::sync::Arc::new(DataDir::lock(dir)?)),
+        StorageKind::Directory(dir) => Some(std::sync::Arc::new(DataDir::create(dir)?)),
     };
     let new_cluster = match &config.storage {
         StorageKind::Memory => true,

@@ -3,15 +3,23 @@
 //! - Sending: one outgoing connection per peer, each with its own task and
 //!   a bounded queue. [`Transport::send`] only queues (the oldest message
 //!   is dropped when the queue is full: Raft tolerates loss), so a slow or
-//!   dead peer never delays the node or its other peers. A lost connection
-//!   is made again with capped exponential backoff and jitter.
+//!   dead peer never delays the node or its other peers. Every new attempt
+//!   waits a capped exponential backoff with jitter, whether the last one
+//!   failed or the peer closed the connection it had accepted; the backoff
+//!   starts again from its minimum only once a connection has held. An
+//!   outage is logged once, not once per attempt.
 //! - Receiving: every accepted connection has its own task, which runs the
-//!   handshake and the checks of [`wire::Inbound`] and hands messages to
-//!   the node through one bounded inbox. A connection that sends anything
-//!   wrong (garbage, a frame over the size limit, an unknown version,
-//!   another cluster, an unknown or spoofed sender), sends no hello in
-//!   time or stalls inside a frame is logged once with its address and
-//!   closed; the node goes on.
+//!   handshake and the checks of the decoder ([`wire`]) and hands messages
+//!   to the node through one bounded inbox. A connection that sends
+//!   anything wrong (garbage, a frame over the size limit, an unknown
+//!   version, another cluster, an unknown or spoofed sender, a peer's
+//!   hello from another IP than the peer's, a message of the last term),
+//!   sends no whole hello within the handshake timeout of its acceptance or
+//!   leaves a frame unfinished that long is logged once with its address
+//!   and closed; the node goes on. Each peer has one accepted connection at
+//!   a time: its new hello replaces the older one. A peer with nothing to
+//!   say keeps its connection; TCP keepalive tells it from one that
+//!   vanished.
 //!
 //! The handshake checks ids, not identities: anyone who can reach the port
 //! can claim to be a peer. Run it on a network you trust, as etcd without
@@ -37,7 +45,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
@@ -70,18 +78,27 @@ pub struct TcpConfig {
     /// one machine can have its own loopback address, and a firewall rule
     /// on an address pair cuts one link.
     pub listen: SocketAddr,
-    /// Every peer's address, by id: the other voters.
+    /// Every peer's address, by id: the other voters. Where an address
+    /// names a specific IP, a hello from that peer must come from that IP
+    /// (peers connect from their listening address), so a second process
+    /// started elsewhere with the same id is refused.
     pub peers: BTreeMap<NodeId, SocketAddr>,
-    /// How long an accepted connection may take to send its hello, and to
-    /// finish a frame it started.
+    /// How long an accepted connection may take from its acceptance to a
+    /// whole hello, and from a frame's first byte to its last: a peer
+    /// trickling bytes gains no time.
     pub handshake_timeout: Duration,
-    /// An accepted connection silent this long is closed (its peer
-    /// reconnects when it next has something to say).
-    pub idle_timeout: Duration,
+    /// A connection quiet this long, in either direction, is probed by TCP
+    /// keepalive (whole seconds, at least one). A peer that answers stays
+    /// connected however long it has nothing to say, as two followers
+    /// have nothing to say to each other; one that vanished is dropped
+    /// about `unacknowledged_timeout` later.
+    pub keepalive: Duration,
     /// The first reconnection delay; it doubles up to `reconnect_max`, each
-    /// wait drawn uniformly from its upper half (jitter).
+    /// wait drawn uniformly from its upper half (jitter). Every attempt
+    /// waits, also after a connection the peer accepted and then closed.
     pub reconnect_min: Duration,
-    /// The longest reconnection delay.
+    /// The longest reconnection delay, and how long a connection must hold
+    /// before the delay starts again from `reconnect_min`.
     pub reconnect_max: Duration,
     /// How long a connection attempt may take.
     pub connect_timeout: Duration,
@@ -97,9 +114,10 @@ pub struct TcpConfig {
 
 impl TcpConfig {
     /// Listens on `listen`, reaches `peers`, with the default limits:
-    /// handshake 2 s, idle 60 s, reconnection 10 to 100 ms (a restarted
-    /// peer hears its leader well within an election timeout), connection
-    /// attempts 500 ms, unacknowledged data 2 s, 64 messages per peer.
+    /// handshake 2 s, keepalive after 5 s of quiet, reconnection 10 to
+    /// 100 ms (a restarted peer hears its leader well within an election
+    /// timeout), connection attempts 500 ms, unacknowledged data 2 s, 64
+    /// messages per peer.
     #[must_use]
     pub fn new(
         cluster: ClusterId,
@@ -111,7 +129,7 @@ impl TcpConfig {
             listen,
             peers,
             handshake_timeout: Duration::from_secs(2),
-            idle_timeout: Duration::from_secs(60),
+            keepalive: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(10),
             reconnect_max: Duration::from_millis(100),
             connect_timeout: Duration::from_millis(500),
@@ -165,7 +183,7 @@ pub struct PeerStats {
     pub connected: bool,
     /// Connections made so far.
     pub connections: u64,
-    /// Messages handed to the connection.
+    /// Messages written to the connection (handed to the kernel).
     pub sent: u64,
     /// Messages dropped from the full queue.
     pub dropped: u64,
@@ -247,6 +265,7 @@ impl TcpTransport {
                 tcp: Arc::clone(&tcp),
                 inbox: inbox_sender,
                 counters: Arc::clone(&counters),
+                current: Arc::default(),
                 stop: stop.clone(),
             },
         ));
@@ -314,13 +333,39 @@ fn check(config: &Config, tcp: &TcpConfig) -> Result<(), TcpError> {
     }
     let timeouts = [
         tcp.handshake_timeout,
-        tcp.idle_timeout,
         tcp.connect_timeout,
         tcp.unacknowledged_timeout,
     ];
     if timeouts.iter().any(Duration::is_zero) {
         return Err(TcpError::Setting("every timeout must be positive"));
     }
+    if tcp.keepalive < Duration::from_secs(1) {
+        return Err(TcpError::Setting(
+            "keepalive is set in whole seconds: at least 1 s",
+        ));
+    }
+    Ok(())
+}
+
+/// Between keepalive probes of a quiet connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sets up a peer connection, accepted or made: no Nagle delay for small
+/// messages, keepalive probes once it has been quiet for `tcp.keepalive`,
+/// and data or probes unacknowledged for `tcp.unacknowledged_timeout` drop
+/// it (Linux `TCP_USER_TIMEOUT`; elsewhere the kernel's retransmission and
+/// probe limits apply), so a peer that vanished without a FIN is noticed
+/// in seconds on both ends, not in the kernel's default of hours.
+fn configure(stream: &TcpStream, tcp: &TcpConfig) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(tcp.keepalive)
+            .with_interval(KEEPALIVE_INTERVAL),
+    )?;
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    socket.set_tcp_user_timeout(Some(tcp.unacknowledged_timeout))?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! queue to it.
 
 use super::wire::{self, Body, Frame};
-use super::{PeerStats, TcpConfig, bump};
+use super::{PeerStats, TcpConfig, bump, configure};
 use bytes::BytesMut;
 use raft_election::{Message, NodeId};
 use std::collections::VecDeque;
@@ -11,10 +11,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -86,11 +86,21 @@ pub(super) struct Link {
 
 impl Link {
     /// Connects, writes, reconnects, until stopped.
+    ///
+    /// Every reconnection waits a jittered backoff first, whether the
+    /// attempt failed or the connection was accepted and then closed (a
+    /// peer of another cluster, a wrong address, a full receiver): a peer
+    /// that closes at once is tried at most once per backoff, never in a
+    /// loop. The backoff starts again from `reconnect_min` only once a
+    /// connection has stayed up for `reconnect_max`.
     pub(super) async fn run(self) {
         let mut backoff = self.tcp.reconnect_min;
-        let mut was_connected = true;
-        // Each turn makes one connection attempt and, if it succeeds, serves
-        // the connection until it breaks; every failed turn sleeps.
+        // Whether the last line at INFO said the link is down: repeats of a
+        // failure go to DEBUG until a connection holds again, so an outage
+        // is logged once, not once per attempt.
+        let mut said_down = false;
+        // Each turn makes one connection attempt, serves it if it succeeds,
+        // and always sleeps before the next.
         loop {
             let connected = tokio::select! {
                 biased;
@@ -99,32 +109,63 @@ impl Link {
             };
             match connected {
                 Ok(stream) => {
-                    backoff = self.tcp.reconnect_min;
                     bump(&self.queue.connections);
-                    self.queue.connected.store(true, Ordering::Relaxed);
-                    info!(peer = %self.peer, peer_address = %self.addr, "connected to {}", self.peer);
-                    let ended = self.serve(stream).await;
+                    debug!(peer = %self.peer, peer_address = %self.addr, "connection to {} open", self.peer);
+                    let opened = Instant::now();
+                    let serving = self.serve(stream);
+                    tokio::pin!(serving);
+                    let held = tokio::time::sleep(self.tcp.reconnect_max);
+                    // A connection that holds this long is a working link.
+                    let (ended, stable) = tokio::select! {
+                        ended = &mut serving => (ended, false),
+                        () = held => {
+                            backoff = self.tcp.reconnect_min;
+                            said_down = false;
+                            info!(peer = %self.peer, peer_address = %self.addr, "connected to {}", self.peer);
+                            ((&mut serving).await, true)
+                        }
+                    };
                     self.queue.connected.store(false, Ordering::Relaxed);
                     if self.stop.is_cancelled() {
                         return;
                     }
+                    let lasted = opened.elapsed();
+                    if stable {
+                        info!(
+                            peer = %self.peer,
+                            peer_address = %self.addr,
+                            "lost the connection to {} after {lasted:.1?}: {ended}", self.peer
+                        );
+                        said_down = true;
+                    } else if !said_down {
+                        info!(
+                            peer = %self.peer,
+                            peer_address = %self.addr,
+                            "the connection to {} ended after {lasted:.1?}: {ended}; retrying \
+                             with backoff up to {:?} (repeats at debug level)",
+                            self.peer,
+                            self.tcp.reconnect_max
+                        );
+                        said_down = true;
+                    } else {
+                        debug!(peer = %self.peer, "the connection to {} ended after {lasted:.1?}: {ended}", self.peer);
+                    }
+                }
+                Err(e) if !said_down => {
                     info!(
                         peer = %self.peer,
                         peer_address = %self.addr,
-                        "lost the connection to {}: {ended}", self.peer
+                        "cannot reach {}: {e}; retrying with backoff up to {:?} (repeats at \
+                         debug level)",
+                        self.peer,
+                        self.tcp.reconnect_max
                     );
-                    was_connected = true;
-                    continue;
-                }
-                // Said once per outage: a dead peer is tried every 100 ms.
-                Err(e) if was_connected => {
-                    info!(peer = %self.peer, peer_address = %self.addr, "cannot reach {}: {e}", self.peer);
-                    was_connected = false;
+                    said_down = true;
                 }
                 Err(e) => debug!(peer = %self.peer, "cannot reach {}: {e}", self.peer),
             }
-            // Full jitter over the upper half: peers that lost one node
-            // together do not retry in lockstep.
+            // Jitter over the upper half: peers that lost one node together
+            // do not retry in lockstep.
             let wait = rand::random_range(backoff / 2..=backoff);
             tokio::select! {
                 biased;
@@ -152,8 +193,7 @@ impl Link {
             .map_err(|_| {
                 io::Error::new(io::ErrorKind::TimedOut, "connection attempt timed out")
             })??;
-        stream.set_nodelay(true)?;
-        set_unacknowledged_timeout(&stream, self.tcp.unacknowledged_timeout)?;
+        configure(&stream, &self.tcp)?;
         Ok(stream)
     }
 
@@ -168,6 +208,9 @@ impl Link {
             body,
         };
         wire::encode(&frame(Body::Hello { to: self.peer }), &mut out);
+        let mut hello_written = false;
+        // Messages in `out`: counted as sent once written.
+        let mut pending = 0_u64;
         let mut batch = Vec::with_capacity(self.queue.capacity);
         // The peer never writes on this connection: a readable socket
         // means it closed (or broke the protocol), so reconnect at once
@@ -185,6 +228,12 @@ impl Link {
                     return e;
                 }
                 out.clear();
+                self.queue.sent.fetch_add(pending, Ordering::Relaxed);
+                pending = 0;
+                if !hello_written {
+                    hello_written = true;
+                    self.queue.connected.store(true, Ordering::Relaxed);
+                }
             }
             self.queue.take_all(&mut batch);
             if batch.is_empty() {
@@ -199,22 +248,10 @@ impl Link {
                     () = self.queue.ready.notified() => continue,
                 }
             }
-            let count = batch.len() as u64;
+            pending = batch.len() as u64;
             for message in batch.drain(..) {
                 wire::encode(&frame(Body::Message(message)), &mut out);
             }
-            self.queue.sent.fetch_add(count, Ordering::Relaxed);
         }
     }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-fn set_unacknowledged_timeout(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
-    socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout))
-}
-
-/// Elsewhere the kernel's own retransmission limit applies.
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
-fn set_unacknowledged_timeout(_stream: &TcpStream, _timeout: Duration) -> io::Result<()> {
-    Ok(())
 }

@@ -13,17 +13,22 @@
 //! keep a heartbeat to about 8 bytes. It is stable (1.0 wire format),
 //! `no_std`-grade strict, and decodes only what the types allow. Why the
 //! version byte in front rather than inside: a node meeting a newer peer
-//! reads one byte and says "version 3 is not supported" instead of failing
-//! somewhere in the body.
+//! reads one byte, closes the connection and logs "wire version 3, but this
+//! node speaks version 1" with the peer's address, instead of failing
+//! somewhere in the body. Nothing is sent back (a connection carries frames
+//! one way only): the newer peer sees its connection closed and retries
+//! with backoff, and its operator reads the reason in this node's log.
 //!
-//! [`Inbound`] is the receiving side as a state machine over bytes, with no
-//! I/O: the connection task feeds it what the socket gave, and the fuzz
-//! target `frame` feeds it anything at all.
+//! The receiving side (`Inbound`, inside this crate) is a state machine
+//! over bytes, with no I/O: the connection task feeds it what the socket
+//! gave, and the fuzz target `frame` ([`super::fuzzing`]) feeds it anything
+//! at all.
 
 use bytes::{Bytes, BytesMut};
-use raft_election::{ClusterId, Config, Message, NodeId};
+use raft_election::{ClusterId, Config, Message, NodeId, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// The wire version this build speaks. Change it whenever the encoding of
@@ -85,7 +90,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
 
 /// Takes one length-prefixed frame from the front of `bytes` and decodes
 /// it: `None` if no whole frame is there yet.
-pub fn codec_decode(bytes: &mut BytesMut) -> Option<Result<Frame, FrameError>> {
+pub(crate) fn codec_decode(bytes: &mut BytesMut) -> Option<Result<Frame, FrameError>> {
     match codec().decode(bytes) {
         Ok(Some(payload)) => Some(decode(&payload)),
         Ok(None) => None,
@@ -157,6 +162,21 @@ pub enum Rejection {
     /// A second hello on one connection.
     #[error("a second hello")]
     SecondHello,
+    /// A hello from a peer, but not from the IP address configured for it.
+    #[error("a hello from {peer}, whose address is {expected}, but from {actual}")]
+    WrongAddress {
+        /// The peer the hello named.
+        peer: NodeId,
+        /// Its configured IP address.
+        expected: IpAddr,
+        /// Where the connection comes from.
+        actual: IpAddr,
+    },
+    /// A message of the last term there is. No correct node sends one: it
+    /// could never hold another election, and every node that adopted the
+    /// term would be stuck with it.
+    #[error("{0} in the last term ({term}): no election could follow it", term = Term(u64::MAX))]
+    LastTerm(&'static str),
     /// A frame whose sender is not the one the hello named.
     #[error("a frame from {claimed} on the connection of {peer}")]
     SpoofedSender {
@@ -169,7 +189,7 @@ pub enum Rejection {
 
 /// What a whole frame from a peer amounted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Received {
+pub(crate) enum Received {
     /// The hello was accepted: the connection is `peer`'s.
     Hello {
         /// The peer.
@@ -187,41 +207,59 @@ pub enum Received {
 /// The receiving side of one peer connection: the codec, the handshake and
 /// the checks every frame must pass. No I/O: feed it bytes.
 #[derive(Debug)]
-pub struct Inbound {
+pub(crate) struct Inbound {
     me: NodeId,
     cluster: ClusterId,
     config: Config,
     /// The peer its hello named, once accepted.
     peer: Option<NodeId>,
     codec: LengthDelimitedCodec,
+    /// The codec took a frame's length prefix out of the buffer and waits
+    /// for its body.
+    prefix_taken: bool,
 }
 
 impl Inbound {
     /// A connection accepted by node `config.id()` of `cluster`.
     #[must_use]
-    pub fn new(config: &Config, cluster: ClusterId) -> Self {
+    pub(crate) fn new(config: &Config, cluster: ClusterId) -> Self {
         Self {
             me: config.id(),
             cluster,
             config: config.clone(),
             peer: None,
             codec: codec(),
+            prefix_taken: false,
         }
+    }
+
+    /// Whether a frame has begun and is not whole yet: bytes of it wait in
+    /// `buffer`, or its length prefix was taken from it already.
+    #[must_use]
+    pub(crate) fn mid_frame(&self, buffer: &BytesMut) -> bool {
+        self.prefix_taken || !buffer.is_empty()
     }
 
     /// The peer, once its hello was accepted.
     #[must_use]
-    pub fn peer(&self) -> Option<NodeId> {
+    pub(crate) fn peer(&self) -> Option<NodeId> {
         self.peer
     }
 
     /// Takes the next whole frame from the front of `buffer`: `Ok(None)` if
     /// it holds no whole frame yet, an error if the connection must close.
     /// Consumes what it read; after an error, nothing more is to be read.
-    pub fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Received>, Rejection> {
+    pub(crate) fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Received>, Rejection> {
+        let before = buffer.len();
         let bytes = match self.codec.decode(buffer) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok(None),
+            Ok(Some(bytes)) => {
+                self.prefix_taken = false;
+                bytes
+            }
+            Ok(None) => {
+                self.prefix_taken |= buffer.len() < before;
+                return Ok(None);
+            }
             // The codec's only error is an announced length over the limit.
             Err(_) => return Err(FrameError::TooLong.into()),
         };
@@ -247,6 +285,9 @@ impl Inbound {
                 peer,
                 claimed: frame.from,
             }),
+            (Some(_), Body::Message(message)) if message.term() == Term(u64::MAX) => {
+                Err(Rejection::LastTerm(message.name()))
+            }
             (Some(peer), Body::Message(message)) => Ok(Some(Received::Message {
                 from: peer,
                 message,
@@ -267,7 +308,7 @@ impl fmt::Display for Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_election::{Term, Timing};
+    use raft_election::Timing;
 
     const CLUSTER: ClusterId = ClusterId(9);
 
@@ -380,6 +421,23 @@ mod tests {
         assert_eq!(inbound.peer(), Some(NodeId(2)));
     }
 
+    /// The codec takes a length prefix out of the buffer before the body
+    /// arrives: the frame is still unfinished with the buffer empty.
+    #[test]
+    fn a_frame_is_mid_way_from_its_first_byte_to_its_last_even_once_its_prefix_is_taken() {
+        let mut inbound = Inbound::new(&config(), CLUSTER);
+        let whole = stream(&[frame(2, Body::Hello { to: NodeId(1) })]);
+        let mut buffer = BytesMut::new();
+        assert!(!inbound.mid_frame(&buffer));
+        for (i, &byte) in whole.iter().enumerate() {
+            buffer.extend_from_slice(&[byte]);
+            let decoded = inbound.decode(&mut buffer).unwrap();
+            let last = i + 1 == whole.len();
+            assert_eq!(decoded.is_some(), last, "byte {i}");
+            assert_eq!(inbound.mid_frame(&buffer), !last, "after byte {i}");
+        }
+    }
+
     #[test]
     fn every_bad_frame_is_a_rejection_naming_what_was_wrong() {
         let hello = frame(2, Body::Hello { to: NodeId(1) });
@@ -445,6 +503,11 @@ mod tests {
                 "second hello",
                 stream(&[hello, hello]),
                 Rejection::SecondHello,
+            ),
+            (
+                "last term",
+                stream(&[hello, frame(2, heartbeat(u64::MAX, 2))]),
+                Rejection::LastTerm("AppendEntries"),
             ),
             (
                 "spoofed",

@@ -1,0 +1,236 @@
+//! What a node's TCP transport does with the connections it accepts: the
+//! deadlines of a hello and of a frame, a quiet peer, one connection per
+//! peer, and a hello from the wrong address. Real sockets on loopback,
+//! Tokio's paused clock: every deadline is exact, and an hour passes in
+//! milliseconds.
+
+use bytes::BytesMut;
+use raft_election::{ClusterId, Config, Message, NodeId, Term, Timing};
+use raft_election_runtime::tcp::wire::{self, Body, Frame};
+use raft_election_runtime::{TcpConfig, TcpStatsHandle, TcpTransport, Transport};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::time::Instant;
+
+const CLUSTER: ClusterId = ClusterId(4);
+const N1: NodeId = NodeId(1);
+const N2: NodeId = NodeId(2);
+
+/// Of virtual time: nothing here waits this long unless it is broken.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// Node n1 of {n1, n2}, listening on 127.0.0.1, with n2 at a listener on
+/// `peer_ip` that accepts nothing: n1's own connection to n2 waits in its
+/// backlog and sends nothing, so everything n1 receives comes from the
+/// test's connections.
+struct Node {
+    transport: TcpTransport,
+    stats: TcpStatsHandle,
+    handshake: Duration,
+    _n2: TcpListener,
+}
+
+impl Node {
+    async fn start(peer_ip: Ipv4Addr) -> Self {
+        let n2 = TcpListener::bind((peer_ip, 0)).await.unwrap();
+        let config = Config::new(N1, [N1, N2], Timing::default()).unwrap();
+        let peers = BTreeMap::from([(N2, n2.local_addr().unwrap())]);
+        let tcp = TcpConfig::new(CLUSTER, "127.0.0.1:0".parse().unwrap(), peers);
+        let handshake = tcp.handshake_timeout;
+        let transport = TcpTransport::bind(&config, tcp).await.unwrap();
+        let stats = transport.stats();
+        Self {
+            transport,
+            stats,
+            handshake,
+            _n2: n2,
+        }
+    }
+
+    /// A connection to the node from `ip`.
+    async fn connect_from(&self, ip: Ipv4Addr) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(IpAddr::V4(ip), 0)).unwrap();
+        let stream = socket.connect(self.transport.local_addr()).await.unwrap();
+        stream.into_split()
+    }
+
+    /// The next message the node receives, within [`DEADLINE`].
+    async fn received(&mut self) -> (NodeId, Message) {
+        tokio::time::timeout(DEADLINE, self.transport.recv())
+            .await
+            .expect("a message within the deadline")
+            .expect("the transport is open")
+    }
+}
+
+fn encode(body: Body) -> BytesMut {
+    let mut out = BytesMut::new();
+    let frame = Frame {
+        cluster: CLUSTER,
+        from: N2,
+        body,
+    };
+    wire::encode(&frame, &mut out);
+    out
+}
+
+fn hello() -> BytesMut {
+    encode(Body::Hello { to: N1 })
+}
+
+fn heartbeat(term: u64) -> (Message, BytesMut) {
+    let message = Message::AppendEntries {
+        term: Term(term),
+        leader_id: N2,
+    };
+    (message, encode(Body::Message(message)))
+}
+
+/// Waits (at most `within`) for the node to close the connection; returns
+/// when it did.
+async fn closed(reader: &mut OwnedReadHalf, within: Duration) -> Instant {
+    let mut buffer = [0_u8; 16];
+    let read = tokio::time::timeout(within, reader.read(&mut buffer))
+        .await
+        .unwrap_or_else(|_| panic!("the node did not close the connection within {within:?}"));
+    // The node never writes on an accepted connection.
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    Instant::now()
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until the connection breaks.
+async fn trickle(mut writer: OwnedWriteHalf, bytes: BytesMut, gap: Duration) {
+    for byte in bytes {
+        if writer.write_all(&[byte]).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(gap).await;
+    }
+    // Keep the connection open: the node is the one to close it.
+    tokio::time::sleep(DEADLINE * 2).await;
+}
+
+/// A hello trickled a byte at a time, each within the handshake timeout of
+/// the last, does not hold the connection open: the deadline runs from
+/// acceptance, not from the last byte.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_peer_trickling_its_hello_is_closed_at_the_handshake_deadline_counted_from_acceptance() {
+    let node = Node::start(Ipv4Addr::LOCALHOST).await;
+    let (mut reader, writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
+    let opened = Instant::now();
+    let gap = node.handshake * 2 / 5;
+    let bytes = hello();
+    assert!(gap * u32::try_from(bytes.len()).unwrap() > node.handshake);
+    tokio::spawn(trickle(writer, bytes, gap));
+    let lasted = closed(&mut reader, DEADLINE).await - opened;
+    assert!(
+        lasted <= node.handshake,
+        "open for {lasted:?}, beyond the {:?} handshake",
+        node.handshake
+    );
+    let stats = node.stats.snapshot();
+    assert_eq!(
+        (stats.rejected_connections, stats.inbound_connections),
+        (1, 0)
+    );
+}
+
+/// After the hello, a frame trickled a byte at a time is closed the
+/// handshake timeout after its first byte, however long the connection was
+/// quiet before it.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_peer_trickling_a_frame_is_closed_at_the_deadline_counted_from_its_first_byte() {
+    let mut node = Node::start(Ipv4Addr::LOCALHOST).await;
+    let (mut reader, mut writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
+    let (message, frame) = heartbeat(1);
+    writer.write_all(&hello()).await.unwrap();
+    writer.write_all(&frame).await.unwrap();
+    assert_eq!(node.received().await, (N2, message));
+    tokio::time::sleep(node.handshake * 10).await;
+    let (_, frame) = heartbeat(2);
+    let began = Instant::now();
+    let gap = node.handshake * 2 / 5;
+    tokio::spawn(trickle(writer, frame, gap));
+    let lasted = closed(&mut reader, DEADLINE).await - began;
+    assert!(
+        lasted <= node.handshake,
+        "a frame unfinished for {lasted:?}, beyond the {:?} allowed",
+        node.handshake
+    );
+    assert_eq!(node.stats.snapshot().rejected_connections, 1);
+}
+
+/// Two followers have nothing to say to each other for as long as their
+/// leader lives: a peer quiet for an hour keeps its connection (TCP
+/// keepalive, not a timer of the node, tells a quiet peer from a vanished
+/// one), and what it sends then arrives.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_quiet_peer_keeps_its_connection_for_an_hour_and_is_heard_when_it_speaks() {
+    let mut node = Node::start(Ipv4Addr::LOCALHOST).await;
+    let (_reader, mut writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
+    writer.write_all(&hello()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let stats = node.stats.snapshot();
+    assert_eq!(
+        (stats.inbound_connections, stats.rejected_connections),
+        (1, 0),
+        "still open after an hour"
+    );
+    let (message, frame) = heartbeat(7);
+    writer.write_all(&frame).await.unwrap();
+    assert_eq!(node.received().await, (N2, message));
+}
+
+/// A peer that says hello again (it restarted, or lost its connection
+/// without the node noticing) replaces its older connection, which the
+/// node closes: one connection per peer, never a pile of stale ones.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_second_hello_from_the_same_peer_replaces_its_older_connection() {
+    let mut node = Node::start(Ipv4Addr::LOCALHOST).await;
+    let (mut old_reader, mut old) = node.connect_from(Ipv4Addr::LOCALHOST).await;
+    let (message, frame) = heartbeat(1);
+    old.write_all(&hello()).await.unwrap();
+    old.write_all(&frame).await.unwrap();
+    assert_eq!(node.received().await, (N2, message));
+
+    let (_new_reader, mut new) = node.connect_from(Ipv4Addr::LOCALHOST).await;
+    new.write_all(&hello()).await.unwrap();
+    // At once: no timer of the node is involved.
+    closed(&mut old_reader, Duration::from_millis(1)).await;
+    let (message, frame) = heartbeat(2);
+    new.write_all(&frame).await.unwrap();
+    assert_eq!(node.received().await, (N2, message));
+    let stats = node.stats.snapshot();
+    assert_eq!(
+        (stats.inbound_connections, stats.rejected_connections),
+        (1, 0),
+        "the newer connection only, and a replacement is no rejection"
+    );
+}
+
+/// A hello naming n2 from another IP than n2's configured one is refused:
+/// a second process started with n2's id elsewhere cannot speak for it.
+/// From n2's own IP the same bytes are accepted.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_hello_from_another_ip_than_the_peers_configured_one_is_refused() {
+    let n2_ip = Ipv4Addr::new(127, 0, 0, 2);
+    let mut node = Node::start(n2_ip).await;
+    let (mut reader, mut writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
+    let (message, frame) = heartbeat(1);
+    writer.write_all(&hello()).await.unwrap();
+    // The frame after the hello may find the connection closed already.
+    let _ = writer.write_all(&frame).await;
+    closed(&mut reader, DEADLINE).await;
+    assert_eq!(node.stats.snapshot().rejected_connections, 1);
+
+    let (_reader, mut writer) = node.connect_from(n2_ip).await;
+    writer.write_all(&hello()).await.unwrap();
+    writer.write_all(&frame).await.unwrap();
+    assert_eq!(node.received().await, (N2, message));
+    assert_eq!(node.stats.snapshot().rejected_connections, 1);
+}
