@@ -403,8 +403,15 @@ mod crash_all {
                 // Every life campaigns at least once (however loaded the
                 // machine), then is crashed 0 to 14 ms later: mid-election,
                 // or with a leader, or with its votes still being written.
-                let stored = files.values().map(|s| s.current_term).max();
-                let campaigned = |s: &Statuses| s.live().values().any(|n| Some(n.term) > stored);
+                // Per node: a campaign may reach only the highest stored
+                // term, when the node that stored it is not the candidate.
+                let stored: BTreeMap<NodeId, Term> =
+                    files.iter().map(|(&id, s)| (id, s.current_term)).collect();
+                let campaigned = |s: &Statuses| {
+                    s.live()
+                        .iter()
+                        .any(|(id, n)| stored.get(id).is_some_and(|&t| n.term > t))
+                };
                 if let Err(e) = cluster.wait_until(campaigned, ms(30_000)).await {
                     panic!("life {life}: no node campaigned: {e}");
                 }
