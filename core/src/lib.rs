@@ -68,7 +68,7 @@ mod step;
 pub mod storage;
 pub mod types;
 
-pub use config::{Config, ConfigError, Timing};
+pub use config::{Config, ConfigError, Features, Timing};
 pub use message::{Envelope, Message};
 pub use node::{Input, Node, Output, Timer};
 pub use types::{HardState, LogSummary, NodeId, Role, Term};
