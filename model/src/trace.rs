@@ -3,7 +3,7 @@
 use crate::symmetry::canonical_order;
 use crate::{Action, ClusterState, ElectionModel};
 use raft_election::Envelope;
-use raft_election::{NodeId, Role, Timer};
+use raft_election::{NodeId, Role};
 use stateright::{Model, Path};
 use std::fmt::Write;
 
@@ -19,9 +19,9 @@ pub fn describe_action(action: &Action) -> String {
             "the network loses {} -> {}: {}",
             envelope.from, envelope.to, envelope.message
         ),
-        Action::Fire(id, Timer::Election) => format!("{id}'s election timer fires"),
-        Action::Fire(id, Timer::Heartbeat) => format!("{id}'s heartbeat timer fires"),
+        Action::Fire(id, timer) => format!("{id}'s {timer} timer fires"),
         Action::Restart(id) => format!("{id} crashes and restarts from its stable storage"),
+        Action::Transfer(id, to) => format!("{id} is asked to hand its leadership to {to}"),
     }
 }
 
@@ -45,9 +45,15 @@ pub fn describe_state(state: &ClusterState) -> String {
             server.storage.current_term,
             name(server.storage.voted_for),
         );
-        if node.role() == Role::Candidate {
+        if matches!(node.role(), Role::PreCandidate | Role::Candidate) {
             let votes: Vec<String> = node.votes_granted().iter().map(|v| v.to_string()).collect();
             let _ = write!(text, "; votes {{{}}}", votes.join(", "));
+        }
+        if node.in_lease() {
+            text.push_str("; in lease");
+        }
+        if let Some(target) = node.transfer_target() {
+            let _ = write!(text, "; transferring to {target}");
         }
         text.push('\n');
     }
@@ -72,6 +78,7 @@ fn rename_action(action: Action, rename: impl Fn(NodeId) -> NodeId) -> Action {
         Action::Drop(e) => Action::Drop(envelope(e)),
         Action::Fire(id, timer) => Action::Fire(rename(id), timer),
         Action::Restart(id) => Action::Restart(rename(id)),
+        Action::Transfer(id, to) => Action::Transfer(rename(id), rename(to)),
     }
 }
 
