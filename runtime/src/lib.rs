@@ -46,7 +46,7 @@ pub mod transport;
 pub use cluster::{
     ClusterConfig, ClusterConfigError, ClusterHandle, Event, EventKind, FaultError, LinkFaults,
     LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing, RestoreError,
-    ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
+    ShutdownError, SpawnError, Statuses, StorageKind, TransferError, WaitError, spawn_cluster,
 };
 pub use driver::{Driver, NodeError, Observer, Requests, Timers};
 pub use timeouts::{TimeoutPicker, TimeoutSource};
