@@ -3,6 +3,12 @@
 //!
 //! `cargo run --release --bin failover -- --trials 500`
 //!
+//! `--features` picks the election features of every node, measured and
+//! ideal alike; `--baseline` runs every trial a second time with other
+//! features (interleaved, same seeds) and prints what the difference costs.
+//! `--handover transfer` replaces the crash by a planned failover: the
+//! leader is asked to hand its leadership to a random follower (§3.10).
+//!
 //! Each trial starts a fresh cluster on the real clock, waits for a leader,
 //! lets a few heartbeats pass, crashes the leader at a uniformly random moment
 //! within a heartbeat interval, and measures the time until a new leader is
@@ -13,7 +19,7 @@
 //! prints figures.
 
 use clap::Parser;
-use raft_election::{Config, NodeId, Role, Term, Timing};
+use raft_election::{Config, Features, NodeId, Role, Term, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, EventKind, TimeoutSource, spawn_cluster,
 };
@@ -56,6 +62,40 @@ struct Args {
     /// Also write every trial as CSV to this file.
     #[arg(long)]
     csv: Option<std::path::PathBuf>,
+    /// Election features of every node, measured and ideal alike: a
+    /// comma-separated list of pre-vote, check-quorum, lease-guarded-votes
+    /// and leadership-transfer, or all, or none [default: the core's
+    /// defaults].
+    #[arg(long, value_name = "LIST", default_value_t = Features::default())]
+    features: Features,
+    /// Also run every trial with these features, interleaved with the main
+    /// ones on the same seeds, and print both tables and the ratio of their
+    /// medians: what the difference between the two costs.
+    #[arg(long, value_name = "LIST")]
+    baseline: Option<Features>,
+    /// How the leader goes: crashed at a random moment within a heartbeat
+    /// interval, or asked at such a moment to hand its leadership to a
+    /// random follower (a planned failover, §3.10; needs
+    /// leadership-transfer among the features).
+    #[arg(long, value_enum, default_value_t = Handover::Crash)]
+    handover: Handover,
+}
+
+/// How the leader of a trial goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Handover {
+    /// Crashed: the followers wait out an election timeout.
+    Crash,
+    /// Asked to transfer its leadership to a follower.
+    Transfer,
+}
+
+/// What one run of trials measures: the features of its nodes and how the
+/// leader goes.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    features: Features,
+    handover: Handover,
 }
 
 /// One failover, in milliseconds from the crash.
@@ -92,42 +132,81 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    let setups = args.setups();
+    if args.handover == Handover::Transfer && setups.iter().any(|s| !s.features.leadership_transfer)
+    {
+        eprintln!("error: --handover transfer needs leadership-transfer among the features");
+        return ExitCode::FAILURE;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    let measured = match runtime.block_on(run_runtime_trials(&args, timing)) {
+    let measured = match runtime.block_on(run_runtime_trials(&args, timing, &setups)) {
         Ok(trials) => trials,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let ideal = run_ideal_trials(&args, timing);
-    let dropped = u64::from(args.ideal_trials).saturating_sub(ideal.len() as u64);
-    if dropped > 0 {
-        eprintln!(
-            "warning: {dropped} ideal trials elected no leader within their horizon and are left out"
-        );
+    let ideal: Vec<Vec<Trial>> = setups
+        .iter()
+        .map(|&setup| run_ideal_trials(&args, timing, setup))
+        .collect();
+    for trials in &ideal {
+        let dropped = u64::from(args.ideal_trials).saturating_sub(trials.len() as u64);
+        if dropped > 0 {
+            eprintln!(
+                "warning: {dropped} ideal trials elected no leader within their horizon and are left out"
+            );
+        }
     }
     if let Some(path) = &args.csv {
-        if let Err(e) = write_csv(path, &measured) {
+        if let Err(e) = write_csv(path, &measured[0]) {
             eprintln!("error: writing {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }
-    report(&args, timing, &measured, &ideal);
+    for ((setup, measured), ideal) in setups.iter().zip(&measured).zip(&ideal) {
+        report(&args, timing, *setup, measured, ideal);
+    }
+    if let ([main, baseline], [main_ideal, baseline_ideal]) = (&measured[..], &ideal[..]) {
+        compare(&setups, [main, baseline], [main_ideal, baseline_ideal]);
+    }
     ExitCode::SUCCESS
 }
 
-async fn run_runtime_trials(args: &Args, timing: Timing) -> Result<Vec<Trial>, String> {
-    let mut trials = Vec::with_capacity(args.trials as usize);
+impl Args {
+    /// The main setup, and the baseline's if asked for.
+    fn setups(&self) -> Vec<Setup> {
+        let setup = |features| Setup {
+            features,
+            handover: self.handover,
+        };
+        std::iter::once(self.features)
+            .chain(self.baseline)
+            .map(setup)
+            .collect()
+    }
+}
+
+/// Runs every trial of every setup; with two, each seed runs both, in an
+/// order alternating by seed, so drifting load weighs on both alike.
+async fn run_runtime_trials(
+    args: &Args,
+    timing: Timing,
+    setups: &[Setup],
+) -> Result<Vec<Vec<Trial>>, String> {
+    let mut trials = vec![Vec::with_capacity(args.trials as usize); setups.len()];
     for i in 0..args.trials {
         let seed = args.seed.wrapping_add(u64::from(i));
-        let trial = runtime_trial(args.nodes, timing, seed)
-            .await
-            .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
-        trials.push(trial);
+        for k in 0..setups.len() {
+            let which = (k + i as usize) % setups.len();
+            let trial = runtime_trial(args.nodes, timing, setups[which], seed)
+                .await
+                .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
+            trials[which].push(trial);
+        }
         if (i + 1) % 50 == 0 || i + 1 == args.trials {
             eprint!("\rruntime trials: {}/{}", i + 1, args.trials);
         }
@@ -136,10 +215,16 @@ async fn run_runtime_trials(args: &Args, timing: Timing) -> Result<Vec<Trial>, S
     Ok(trials)
 }
 
-async fn runtime_trial(nodes: u8, timing: Timing, seed: u64) -> Result<Trial, String> {
+async fn runtime_trial(
+    nodes: u8,
+    timing: Timing,
+    setup: Setup,
+    seed: u64,
+) -> Result<Trial, String> {
     let config = ClusterConfig {
         nodes,
         timing,
+        features: setup.features,
         timeouts: TimeoutSource::Seeded(seed),
         ..ClusterConfig::default()
     };
@@ -153,13 +238,22 @@ async fn runtime_trial(nodes: u8, timing: Timing, seed: u64) -> Result<Trial, St
     wait_all_follow(&cluster, leader, term).await?;
     let initial_all_know = ms(cluster.elapsed());
 
-    // Let the cluster settle for a few heartbeats, then crash the leader at a
-    // uniformly random point within one heartbeat interval.
+    // Let the cluster settle for a few heartbeats, then crash the leader (or
+    // ask it to hand over) at a uniformly random point within one heartbeat
+    // interval.
     let h = timing.heartbeat_interval;
     let offset = h.mul_f64(rng.random::<f64>());
+    let target = NodeId((leader.0 + rng.random_range(1..nodes)) % nodes);
     tokio::time::sleep(h * 3 + offset).await;
     let crashed_at = cluster.elapsed();
-    cluster.crash(leader).await.map_err(|e| e.to_string())?;
+    match setup.handover {
+        Handover::Crash => cluster.crash(leader).await.map_err(|e| e.to_string())?,
+        Handover::Transfer => {
+            cluster
+                .transfer_leadership(target)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     let (new_leader, new_term) = cluster
         .wait_for_leader_after(term, wait_bound(timing))
         .await
@@ -207,7 +301,7 @@ async fn wait_all_follow(
         .map_err(|e| e.to_string())
 }
 
-fn run_ideal_trials(args: &Args, timing: Timing) -> Vec<Trial> {
+fn run_ideal_trials(args: &Args, timing: Timing, setup: Setup) -> Vec<Trial> {
     let delay = Duration::from_micros(args.ideal_delay_us);
     (0..args.ideal_trials)
         .filter_map(|i| {
@@ -215,15 +309,27 @@ fn run_ideal_trials(args: &Args, timing: Timing) -> Vec<Trial> {
                 args.nodes,
                 timing,
                 delay,
+                setup,
                 args.seed.wrapping_add(u64::from(i)),
             )
         })
         .collect()
 }
 
-/// The same trial on the core alone, with an ideal network.
-fn ideal_trial(nodes: u8, timing: Timing, delay: Duration, seed: u64) -> Option<Trial> {
-    let configs = Config::cluster(nodes, timing).ok()?;
+/// The same trial on the core alone, with an ideal network and the same
+/// features.
+fn ideal_trial(
+    nodes: u8,
+    timing: Timing,
+    delay: Duration,
+    setup: Setup,
+    seed: u64,
+) -> Option<Trial> {
+    let configs = Config::cluster(nodes, timing)
+        .ok()?
+        .into_iter()
+        .map(|config| config.with_features(setup.features))
+        .collect();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut offsets = StdRng::seed_from_u64(seed ^ 0x5eed);
     let pick = Box::new(move |min: Duration, max: Duration| {
@@ -253,8 +359,12 @@ fn ideal_trial(nodes: u8, timing: Timing, delay: Duration, seed: u64) -> Option<
 
     let h = timing.heartbeat_interval;
     let crash_at = cluster.now() + h * 3 + h.mul_f64(offsets.random::<f64>());
+    let target = NodeId((leader.0 + offsets.random_range(1..nodes)) % nodes);
     cluster.run_until(crash_at, |_| false).ok()?;
-    cluster.crash(leader);
+    match setup.handover {
+        Handover::Crash => cluster.crash(leader),
+        Handover::Transfer => cluster.transfer_leadership(leader, target).ok()?,
+    }
     let newer = |c: &TimedCluster| c.leaders().into_iter().find(|&(_, t)| t > term);
     cluster
         .run_until(crash_at + horizon, |c| newer(c).is_some())
@@ -292,7 +402,7 @@ fn summary(mut values: Vec<f64>) -> [f64; 6] {
     [values[0], at(500), mean, at(900), at(990), values[n - 1]]
 }
 
-fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
+fn report(args: &Args, timing: Timing, setup: Setup, measured: &[Trial], ideal: &[Trial]) {
     let t = ms(timing.election_timeout_min);
     let r = ms(timing.election_timeout_max) - t;
     let h = ms(timing.heartbeat_interval);
@@ -304,20 +414,32 @@ fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
     let l = if r > 0.0 { d / r } else { 1.0 };
     let formula_split = 1.0 - (1.0 - l).powf(s);
 
+    let what = match setup.handover {
+        Handover::Crash => "crash",
+        Handover::Transfer => "transfer",
+    };
     println!(
-        "failover: {} nodes, timeouts {}-{} ms, heartbeat {} ms, {} trials ({} ideal), seed {}",
+        "\nfailover by {what}: {} nodes, timeouts {}-{} ms, heartbeat {} ms, features {}, {} trials ({} ideal), seed {}",
         args.nodes,
         args.min_ms,
         args.max_ms,
         args.heartbeat_ms,
+        setup.features,
         measured.len(),
         ideal.len(),
         args.seed
     );
+    // A transfer takes a few message delays: fractions of a millisecond.
+    let digits = match setup.handover {
+        Handover::Crash => 1,
+        Handover::Transfer => 3,
+    };
     println!("(ms)                         min   median     mean      p90      p99      max");
     let row = |name: &str, values: Vec<f64>| {
         let [min, med, mean, p90, p99, max] = summary(values);
-        println!("{name:<24} {min:>8.1} {med:>8.1} {mean:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1}");
+        println!(
+            "{name:<24} {min:>8.digits$} {med:>8.digits$} {mean:>8.digits$} {p90:>8.digits$} {p99:>8.digits$} {max:>8.digits$}"
+        );
     };
     let col = |trials: &[Trial], f: fn(&Trial) -> f64| trials.iter().map(f).collect::<Vec<_>>();
     row("initial elected", col(measured, |t| t.initial_elected));
@@ -328,7 +450,9 @@ fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
     row("  ideal (sim)", col(ideal, |t| t.elected));
     row("failover all know", col(measured, |t| t.all_know));
     row("  ideal (sim)", col(ideal, |t| t.all_know));
-    println!("formula mean (thesis ch. 9, d = {d} ms): {formula_mean:.1}");
+    if setup.handover == Handover::Crash {
+        println!("formula mean (thesis ch. 9, d = {d} ms): {formula_mean:.1}");
+    }
 
     let split = |trials: &[Trial]| {
         let splits = trials.iter().filter(|t| t.rounds > 1).count();
@@ -341,6 +465,12 @@ fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
         split(ideal),
         100.0 * formula_split
     );
+    if setup.handover == Handover::Transfer {
+        let [_, med, _, _, p99, _] = summary(col(measured, |t| t.all_know));
+        println!(
+            "transfer to every follower knowing the new leader: median {med:.3} ms, p99 {p99:.3} ms"
+        );
+    }
     let [_, m_med, m_mean, _, m_p99, _] = summary(col(measured, |t| t.elected));
     let [_, i_med, i_mean, _, i_p99, _] = summary(col(ideal, |t| t.elected));
     println!(
@@ -349,6 +479,25 @@ fn report(args: &Args, timing: Timing, measured: &[Trial], ideal: &[Trial]) {
         m_mean / i_mean,
         m_p99 / i_p99
     );
+}
+
+/// What the main features cost against the baseline's, per statistic of the
+/// failover (new leader elected), measured and ideal.
+fn compare(setups: &[Setup], measured: [&[Trial]; 2], ideal: [&[Trial]; 2]) {
+    let elected = |trials: &[Trial]| summary(trials.iter().map(|t| t.elected).collect());
+    println!(
+        "\nfeatures {} against baseline {} (failover: new leader elected)",
+        setups[0].features, setups[1].features
+    );
+    for (name, [main, baseline]) in [("measured", measured), ("ideal", ideal)] {
+        let ([_, m_med, m_mean, _, m_p99, _], [_, b_med, b_mean, _, b_p99, _]) =
+            (elected(main), elected(baseline));
+        println!(
+            "  {name:<9} median {m_med:.1} vs {b_med:.1} ms ({:+.2}%), mean {m_mean:.1} vs {b_mean:.1} ms ({:+.2}%), p99 {m_p99:.1} vs {b_p99:.1} ms",
+            100.0 * (m_med / b_med - 1.0),
+            100.0 * (m_mean / b_mean - 1.0),
+        );
+    }
 }
 
 fn write_csv(path: &std::path::Path, trials: &[Trial]) -> std::io::Result<()> {
