@@ -5,7 +5,7 @@ mod status;
 
 use crate::timing::TimingArgs;
 use clap::Args;
-use raft_election::{ClusterId, Config, NodeId};
+use raft_election::{ClusterId, Config, Features, NodeId};
 use raft_election_cli::logging::{LogFormat, NodeContext, init_node_logging};
 use raft_election_runtime::{
     DataDir, Server, StatusReader, TcpConfig, TcpStatsHandle, TcpTransport,
@@ -30,8 +30,10 @@ state file is missing, corrupt, or another node's or cluster's refuses to start,
 file and why: starting it from term 0 could let it vote twice in one term. The data \
 directory is locked while the node runs.
 
-SIGTERM or Ctrl-C stops the node between two steps: a leader sends no more heartbeats and \
-the state file is whole. Logs go to stderr, one line per event, each starting with the \
+SIGTERM or Ctrl-C stops the node between two steps: a leader first hands its leadership to \
+the follower that answered it last (with leadership-transfer among the --features, the \
+default) and waits up to the longest election timeout for it to take over; then it sends no \
+more heartbeats and the state file is whole. Logs go to stderr, one line per event, each starting with the \
 node's id, term and role; --log-format json writes one JSON object per line.
 
 Example, three terminals:
@@ -63,6 +65,11 @@ pub(crate) struct NodeArgs {
     cluster_id: u64,
     #[command(flatten)]
     timing: TimingArgs,
+    /// Election features: a comma-separated list of pre-vote, check-quorum,
+    /// lease-guarded-votes and leadership-transfer, or all, or none (README,
+    /// "Election features"). Give every node of a cluster the same list.
+    #[arg(long, value_name = "LIST", default_value_t = Features::default())]
+    features: Features,
     /// Serve the node's status as JSON over HTTP on this address
     /// (GET /status: role, term, leader, peers connected, last heartbeat age,
     /// heartbeat round trips). At most 4 connections at once, each answered
@@ -149,7 +156,9 @@ fn configure(args: &NodeArgs) -> Result<(Config, TcpConfig), String> {
     }
     let timing = args.timing.timing();
     let voters = peers.keys().copied().chain([id]);
-    let config = Config::new(id, voters, timing).map_err(|e| e.to_string())?;
+    let config = Config::new(id, voters, timing)
+        .map_err(|e| e.to_string())?
+        .with_features(args.features);
     let mut tcp = TcpConfig::new(ClusterId(args.cluster_id), args.listen, peers);
     tcp.handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
     if tcp.handshake_timeout.is_zero() {
@@ -189,6 +198,7 @@ async fn run(args: NodeArgs, context: NodeContext) -> Result<(), String> {
         restored.current_term,
         restored.voted_for.map_or_else(|| "nobody".to_owned(), |v| v.to_string()),
     );
+    let handover_wait = config.timing().election_timeout_max;
     let mut server = Server::builder(config)
         .storage(storage)
         .transport(transport)
@@ -207,6 +217,11 @@ async fn run(args: NodeArgs, context: NodeContext) -> Result<(), String> {
     let stopped = tokio::select! {
         signal = shutdown_signal() => {
             info!(event = "signal", "{signal}: shutting down");
+            // A leader hands over first: the others then elect its successor
+            // within a few message delays, not an election timeout.
+            if let Some(target) = server.hand_over(handover_wait).await {
+                info!(event = "handed_over", successor = target.0, "handed leadership to {target}");
+            }
             server.shutdown().await
         }
         stopped = server.stopped() => stopped,

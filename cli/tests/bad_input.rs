@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use common::{Cluster, DEADLINE, History};
 use raft_election::storage::{FileStorage, Storage};
 use raft_election::{ClusterId, HardState, Message, NodeId, Term};
-use raft_election_runtime::tcp::wire::{self, Body, Frame};
+use raft_election_runtime::tcp::wire::{self, Body, Frame, WIRE_VERSION};
 use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -241,7 +241,7 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
         (
             "garbage",
             elsewhere,
-            vec![0, 3, 1, 0xff, 0xff],
+            vec![0, 3, WIRE_VERSION, 0xff, 0xff],
             "garbage (".into(),
         ),
         (
@@ -260,7 +260,7 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
             "an unknown version",
             rogue_ip,
             unknown_version,
-            "wire version 99, but this node speaks version 1".into(),
+            format!("wire version 99, but this node speaks version {WIRE_VERSION}"),
         ),
         (
             "another cluster",

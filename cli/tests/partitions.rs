@@ -108,7 +108,13 @@ fn namespace(tag: &str) -> Option<Namespace> {
 }
 
 fn cluster_in(namespace: &Namespace) -> Cluster {
+    cluster_with(namespace, &[])
+}
+
+/// A cluster whose nodes all get the extra flags `args`.
+fn cluster_with(namespace: &Namespace, args: &[&str]) -> Cluster {
     let mut cluster = Cluster::new(0, 3, Some(namespace.name.clone()));
+    cluster.extra = args.iter().map(|&arg| arg.to_owned()).collect();
     cluster.start_all();
     cluster
 }
@@ -174,11 +180,11 @@ fn an_isolated_leader_is_replaced_by_the_majority_and_steps_down_when_healed() {
     cluster.history().check_safety().unwrap();
 }
 
-/// A one-way cut: the leader's messages no longer reach one follower,
-/// which still reaches everyone. While that leader leads, the cut follower
-/// hears no heartbeat, times out and campaigns in a later term, which
-/// deposes it (no CheckQuorum or PreVote here: the paper's rules say it
-/// must). So the cluster settles only under a leader the cut follower can
+/// A one-way cut under Figure 2 alone (`--features none`): the leader's
+/// messages no longer reach one follower, which still reaches everyone.
+/// While that leader leads, the cut follower hears no heartbeat, times out
+/// and campaigns in a later term, which deposes it (the paper's rules say
+/// it must). So the cluster settles only under a leader the cut follower can
 /// hear: a later term led by another node. Usually the cut follower wins
 /// it; on a loaded machine the third node may time out first and win, and
 /// the cut follower need not campaign at all: the test asserts the new
@@ -188,7 +194,7 @@ fn a_follower_cut_off_one_way_from_the_leader_leaves_the_cluster_to_a_leader_it_
     let Some(namespace) = namespace("oneway") else {
         return;
     };
-    let cluster = cluster_in(&namespace);
+    let cluster = cluster_with(&namespace, &["--features", "none"]);
     let (leader, t1) = cluster.wait_for_leader_after(Term(0));
     let cut = *cluster.ids.iter().find(|&&id| id != leader).unwrap();
     namespace.drop(cluster.addrs[&leader], cluster.addrs[&cut], true, 100);
@@ -216,6 +222,60 @@ fn a_follower_cut_off_one_way_from_the_leader_leaves_the_cluster_to_a_leader_it_
         "{leader} never stepped down:\n{}",
         history.tails(8)
     );
+    namespace.heal();
+    history.check_safety().unwrap();
+}
+
+/// The same one-way cut with the default features (lease-guarded votes,
+/// thesis §4.2.3, and CheckQuorum): the third node still hears the leader,
+/// so it and the leader ignore the cut follower's RequestVotes. The cut
+/// follower campaigns term after term and wins none; no other node's term
+/// moves. Election timeouts of 600 to 1200 ms here, so that only a stall of
+/// the machine longer than 600 ms could let the third node's lease lapse.
+#[test]
+fn with_the_default_features_a_follower_cut_off_one_way_cannot_depose_the_leader() {
+    let Some(namespace) = namespace("lease") else {
+        return;
+    };
+    let cluster = cluster_with(
+        &namespace,
+        &["--election-min-ms", "600", "--election-max-ms", "1200"],
+    );
+    let (leader, t1) = cluster.wait_for_leader_after(Term(0));
+    let cut = *cluster.ids.iter().find(|&&id| id != leader).unwrap();
+    let third = *cluster
+        .ids
+        .iter()
+        .find(|&&id| id != leader && id != cut)
+        .unwrap();
+    namespace.drop(cluster.addrs[&leader], cluster.addrs[&cut], true, 100);
+    let reached = Term(t1.0 + 2);
+    cluster.wait_for(
+        &format!("{cut}, cut off from {leader}'s messages, to campaign up to {reached}"),
+        |h| {
+            h.nodes[&cut]
+                .events("term")
+                .any(|l| l["to"].as_u64() >= Some(reached.0))
+                .then_some(())
+        },
+    );
+    let history = cluster.history();
+    for id in [leader, third] {
+        let moved: Vec<_> = history.nodes[&id]
+            .events("term")
+            .filter(|l| l["to"].as_u64() > Some(t1.0))
+            .collect();
+        assert!(
+            moved.is_empty(),
+            "{id} left {t1} for {cut}'s campaign: {moved:?}\n{}",
+            history.tails(8)
+        );
+    }
+    let won = history.nodes[&cut]
+        .events("role")
+        .any(|l| l["to"] == "leader");
+    assert!(!won, "{cut} won an election:\n{}", history.tails(8));
+    eprintln!("{leader} still leads {t1}; {cut} campaigned up to {reached} and won nothing");
     namespace.heal();
     history.check_safety().unwrap();
 }

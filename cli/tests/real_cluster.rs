@@ -130,14 +130,33 @@ fn three_processes_elect_a_leader_replace_it_after_kill_9_and_the_killed_one_rej
     cluster.history().check_safety().unwrap();
 }
 
-/// SIGTERM stops a leader between two steps: it exits 0, says so, leaves a
-/// whole state file, and sends no more heartbeats, so the others elect a
-/// successor.
+/// SIGTERM stops a leader between two steps: it first hands its leadership
+/// to the follower that answered it last (leadership transfer is on by
+/// default: TimeoutNow makes that follower campaign at once), then exits 0,
+/// says so and leaves a whole state file; the follower it named leads a
+/// later term.
 #[test]
-fn sigterm_stops_a_leader_cleanly_and_the_others_elect_a_successor() {
+fn sigterm_makes_a_leader_hand_over_then_stop_cleanly() {
     let mut cluster = Cluster::new(12, 3, None);
     cluster.start_all();
     let (leader, term) = cluster.wait_for_leader_after(Term(0));
+    let followers: Vec<NodeId> = cluster
+        .ids
+        .iter()
+        .copied()
+        .filter(|&id| id != leader)
+        .collect();
+    cluster.wait_for(
+        &format!("every follower to follow {leader} in {term}"),
+        |h| {
+            followers
+                .iter()
+                .all(|id| h.nodes[id].term == term && h.nodes[id].leader == Some(leader))
+                .then_some(())
+        },
+    );
+    // A few heartbeats, so that the leader has heard each follower answer.
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let status = cluster.terminate(leader);
     assert!(status.success(), "{status}");
     let history = cluster.history();
@@ -146,12 +165,28 @@ fn sigterm_stops_a_leader_cleanly_and_the_others_elect_a_successor() {
         log.events("signal")
             .any(|l| l["message"] == "SIGTERM: shutting down")
     );
+    let handed = log.events("handed_over").next().unwrap_or_else(|| {
+        panic!(
+            "{leader} stopped without handing over:\n{}",
+            history.tails(8)
+        )
+    });
+    let target = NodeId(u8::try_from(handed["successor"].as_u64().unwrap()).unwrap());
+    assert!(followers.contains(&target), "{handed}");
     assert_eq!(log.events("stop").last().unwrap()["message"], "stopped");
     let stored = on_disk(&cluster, leader);
     assert!(stored.current_term >= term, "{stored:?}");
     assert_eq!(
         stored.current_term, log.term,
         "the file is its last logged term"
+    );
+    let told = history.nodes[&target].events("receive").any(|l| {
+        l["message_type"] == "TimeoutNow" && l["peer"].as_u64() == Some(u64::from(leader.0))
+    });
+    assert!(
+        told,
+        "{target} got no TimeoutNow from {leader}:\n{}",
+        history.tails(8)
     );
     let (successor, _) = cluster.wait_for_leader_after(term);
     assert_ne!(successor, leader);

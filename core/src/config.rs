@@ -1,4 +1,5 @@
-//! Per-node configuration: who the voters are and how long timers run.
+//! Per-node configuration: who the voters are, how long timers run, and
+//! which of the Raft thesis' election features are on ([`Features`]).
 //!
 //! Kept apart from [`crate::node::Node`] on purpose: configuration is constant
 //! for a node's life, so the model checker keeps it out of the hashed state,
@@ -90,6 +91,177 @@ impl Timing {
     }
 }
 
+/// The election features of the Raft thesis (Ongaro, 2014) beyond Figure 2,
+/// each a switch of the core. Every combination is safe (the model checker
+/// explores all sixteen); they differ in what they protect against.
+///
+/// `Features::default()` turns on CheckQuorum, lease-guarded votes and
+/// leadership transfer, and leaves Pre-Vote off (README, "Election
+/// features", has the measurements and the reasons); [`Features::NONE`] is
+/// the paper's Figure 2 alone and [`Features::ALL`] turns Pre-Vote on too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Features {
+    /// Pre-Vote (§9.6): a node that times out first asks whether a majority
+    /// would vote for it in the next term, and raises its term only if so. A
+    /// voter says yes only if the candidate's log is at least as up to date
+    /// and it has not heard from a leader within the minimum election
+    /// timeout. A node cut off from the cluster therefore never raises its
+    /// term, and cannot depose a healthy leader when it returns.
+    pub pre_vote: bool,
+    /// CheckQuorum (§6.2): a leader that has not heard from a majority
+    /// (itself included) within an election timeout steps down, so a leader
+    /// cut off in a minority stops believing it leads.
+    pub check_quorum: bool,
+    /// Lease-guarded votes (§4.2.3): a node that heard from a current leader
+    /// within the minimum election timeout (or is the leader) ignores a
+    /// RequestVote of a higher term (no term change, no vote) unless it
+    /// carries the leadership-transfer flag.
+    pub lease_guarded_votes: bool,
+    /// Leadership transfer (§3.10): a leader asked to hand over
+    /// ([`crate::Input::TransferLeadership`]) sends TimeoutNow to an
+    /// up-to-date target, which campaigns at once, bypassing Pre-Vote and
+    /// the lease; the transfer is abandoned after an election timeout.
+    pub leadership_transfer: bool,
+}
+
+impl Default for Features {
+    /// CheckQuorum, lease-guarded votes and leadership transfer; no Pre-Vote.
+    ///
+    /// The three that are on change nothing of an election among nodes that
+    /// hear each other: a leader is still elected when the first follower
+    /// times out, with the same votes, and the measured failover time is the
+    /// same. What they add only shows under faults: a leader cut off in a
+    /// minority steps down, a node that cannot hear the leader cannot bump
+    /// the others' term with its votes, and an operator can hand leadership
+    /// over. Pre-Vote changes what simultaneous timeouts do (three nodes that
+    /// time out at once no longer split the vote of the next term the way
+    /// Figure 2 makes them), so it is asked for by name.
+    fn default() -> Self {
+        Self {
+            pre_vote: false,
+            check_quorum: true,
+            lease_guarded_votes: true,
+            leadership_transfer: true,
+        }
+    }
+}
+
+impl Features {
+    /// Figure 2 only: every switch off.
+    pub const NONE: Self = Self {
+        pre_vote: false,
+        check_quorum: false,
+        lease_guarded_votes: false,
+        leadership_transfer: false,
+    };
+
+    /// Every switch on.
+    pub const ALL: Self = Self {
+        pre_vote: true,
+        check_quorum: true,
+        lease_guarded_votes: true,
+        leadership_transfer: true,
+    };
+
+    /// The switches' names, in the order of [`Self::switches`].
+    pub const NAMES: [&'static str; 4] = [
+        "pre-vote",
+        "check-quorum",
+        "lease-guarded-votes",
+        "leadership-transfer",
+    ];
+
+    /// The four switches, in the order of [`Self::NAMES`].
+    #[must_use]
+    pub fn switches(self) -> [bool; 4] {
+        [
+            self.pre_vote,
+            self.check_quorum,
+            self.lease_guarded_votes,
+            self.leadership_transfer,
+        ]
+    }
+
+    /// The features whose [`Self::switches`] are `switches`.
+    #[must_use]
+    pub fn from_switches(switches: [bool; 4]) -> Self {
+        let [
+            pre_vote,
+            check_quorum,
+            lease_guarded_votes,
+            leadership_transfer,
+        ] = switches;
+        Self {
+            pre_vote,
+            check_quorum,
+            lease_guarded_votes,
+            leadership_transfer,
+        }
+    }
+
+    /// Every combination of the switches, [`Self::NONE`] first and
+    /// [`Self::ALL`] last.
+    pub fn combinations() -> impl Iterator<Item = Self> {
+        (0..16_u8).map(|bits| Self::from_switches([0, 1, 2, 3].map(|bit| bits & (1 << bit) != 0)))
+    }
+
+    /// Whether a follower keeps a lease on the leader it hears (the
+    /// [`crate::Timer::Lease`] timer): Pre-Vote and lease-guarded votes both
+    /// ask whether a leader was heard within the minimum election timeout.
+    #[must_use]
+    pub fn keeps_lease(self) -> bool {
+        self.pre_vote || self.lease_guarded_votes
+    }
+}
+
+impl std::fmt::Display for Features {
+    /// The names of the switches that are on, comma-separated, or `none`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on: Vec<&str> = Self::NAMES
+            .iter()
+            .zip(self.switches())
+            .filter_map(|(name, on)| on.then_some(*name))
+            .collect();
+        if on.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&on.join(","))
+        }
+    }
+}
+
+/// A feature list that names no feature.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown election feature '{0}': expected a comma-separated list of pre-vote, \
+     check-quorum, lease-guarded-votes and leadership-transfer, or all, or none"
+)]
+pub struct UnknownFeature(pub String);
+
+impl std::str::FromStr for Features {
+    type Err = UnknownFeature;
+
+    /// Parses what [`Display`](std::fmt::Display) prints: `none`, `all`, or a
+    /// comma-separated list of switch names (order and repeats do not matter).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "none" | "" => return Ok(Self::NONE),
+            "all" => return Ok(Self::ALL),
+            _ => {}
+        }
+        let mut switches = [false; 4];
+        for name in text.split(',').map(str::trim) {
+            let index = Self::NAMES
+                .iter()
+                .position(|known| *known == name)
+                .ok_or_else(|| UnknownFeature(name.to_owned()))?;
+            switches[index] = true;
+        }
+        Ok(Self::from_switches(switches))
+    }
+}
+
 /// A configuration that cannot run a correct election.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -173,12 +345,14 @@ pub enum RestoredStateError {
     },
 }
 
-/// Everything constant about one node: its id, the voters, its timing.
+/// Everything constant about one node: its id, the voters, its timing and
+/// its election features.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
     id: NodeId,
     voters: BTreeSet<NodeId>,
     timing: Timing,
+    features: Features,
 }
 
 impl Config {
@@ -201,7 +375,22 @@ impl Config {
             return Err(ConfigError::NotAVoter { id });
         }
         timing.validate()?;
-        Ok(Self { id, voters, timing })
+        Ok(Self {
+            id,
+            voters,
+            timing,
+            features: Features::default(),
+        })
+    }
+
+    /// This configuration with `features` instead of the default ones. Every
+    /// node of a cluster should run the same features; a mixed cluster (a
+    /// rolling upgrade) is still safe, since no feature changes a rule that
+    /// safety rests on.
+    #[must_use]
+    pub fn with_features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
     }
 
     /// The configurations of every node of a cluster with ids `0..count`.
@@ -262,6 +451,12 @@ impl Config {
             return Err(RestoredStateError::TermExhausted { term });
         }
         Ok(())
+    }
+
+    /// Which election features are on.
+    #[must_use]
+    pub fn features(&self) -> Features {
+        self.features
     }
 }
 
@@ -381,6 +576,39 @@ mod tests {
             )
         );
         assert_eq!(config.check_restored(&state(u64::MAX - 1, Some(1))), Ok(()));
+    }
+
+    #[test]
+    fn features_print_and_parse_back_for_every_combination() {
+        let all: Vec<Features> = Features::combinations().collect();
+        assert_eq!(all.len(), 16);
+        assert_eq!(all.first(), Some(&Features::NONE));
+        assert_eq!(all.last(), Some(&Features::ALL));
+        for features in all {
+            let text = features.to_string();
+            assert_eq!(text.parse::<Features>(), Ok(features), "{text}");
+        }
+        assert_eq!("all".parse::<Features>(), Ok(Features::ALL));
+        assert_eq!(
+            "check-quorum, pre-vote"
+                .parse::<Features>()
+                .map(|f| f.switches()),
+            Ok([true, true, false, false])
+        );
+        let err = "pre-vote,prevote".parse::<Features>().unwrap_err();
+        assert_eq!(err, UnknownFeature("prevote".to_owned()));
+        assert!(err.to_string().contains("pre-vote, check-quorum"), "{err}");
+    }
+
+    #[test]
+    fn the_default_features_are_all_but_pre_vote() {
+        let config = Config::new(NodeId(0), [NodeId(0)], Timing::default()).unwrap();
+        assert_eq!(
+            config.features().to_string(),
+            "check-quorum,lease-guarded-votes,leadership-transfer"
+        );
+        let config = config.with_features(Features::ALL);
+        assert_eq!(config.features(), Features::ALL);
     }
 
     #[test]

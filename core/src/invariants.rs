@@ -11,7 +11,7 @@
 
 use crate::config::Config;
 use crate::message::Message;
-use crate::node::{Input, Node, Output};
+use crate::node::{Input, Node, Output, Timer};
 use crate::types::{HardState, LogSummary, NodeId, Role, Term};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -38,11 +38,21 @@ pub enum Invariant {
     /// first exactly when the hard state changed, no persist otherwise, and
     /// messages go only to other voters.
     PersistBeforeSend,
+    /// Pre-Vote (§9.6) changes no term and no vote: answering a PreVote,
+    /// starting a pre-vote and counting grants leave the hard state as it
+    /// was, except for the two steps a pre-vote leads to: the real election
+    /// once a majority granted (the next term, a vote for itself), and a
+    /// higher term a refusal carried.
+    PreVoteChangesNothing,
+    /// A node campaigning on a TimeoutNow (§3.10) does so from the term the
+    /// TimeoutNow names into the next one, in which it has not voted: a
+    /// transfer never makes its target vote twice in one term.
+    TransferTargetVotesOnce,
 }
 
 impl Invariant {
     /// Every invariant, in a fixed order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::ElectionSafety,
         Self::OneVotePerTerm,
         Self::TermsNeverGoBack,
@@ -51,6 +61,8 @@ impl Invariant {
         Self::VoteRestriction,
         Self::NodeState,
         Self::PersistBeforeSend,
+        Self::PreVoteChangesNothing,
+        Self::TransferTargetVotesOnce,
     ];
 
     /// A short human name, as the model checker prints it.
@@ -65,6 +77,8 @@ impl Invariant {
             Self::VoteRestriction => "vote restriction",
             Self::NodeState => "node state consistent",
             Self::PersistBeforeSend => "persist before send",
+            Self::PreVoteChangesNothing => "a pre-vote changes no term or vote",
+            Self::TransferTargetVotesOnce => "a transfer target votes once per term",
         }
     }
 }
@@ -110,6 +124,35 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
             return broken("follows a non-member");
         }
     }
+    let features = config.features();
+    if node.in_lease() {
+        if node.role() != Role::Follower || node.leader_id().is_none() {
+            return broken("holds a lease without following a known leader");
+        }
+        if !features.keeps_lease() {
+            return broken("holds a lease with neither Pre-Vote nor lease-guarded votes");
+        }
+    }
+    if !node.heard_from().is_empty() {
+        if node.role() != Role::Leader || !features.check_quorum {
+            return broken("counts heartbeat acknowledgements without leading under CheckQuorum");
+        }
+        if !node
+            .heard_from()
+            .iter()
+            .all(|&p| p != id && config.is_voter(p))
+        {
+            return broken("counts an acknowledgement of itself or of a non-member");
+        }
+    }
+    if let Some(target) = node.transfer_target() {
+        if node.role() != Role::Leader || !features.leadership_transfer {
+            return broken("transfers leadership without leading under leadership transfer");
+        }
+        if target == id || !config.is_voter(target) {
+            return broken("transfers leadership to itself or to a non-member");
+        }
+    }
     match node.role() {
         Role::Follower => {
             if !node.votes_granted().is_empty() {
@@ -117,6 +160,23 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
             }
             if node.leader_id() == Some(id) {
                 return broken("a follower names itself leader");
+            }
+        }
+        Role::PreCandidate => {
+            if !features.pre_vote {
+                return broken("a pre-candidate without Pre-Vote");
+            }
+            if !node.votes_granted().contains(&id) {
+                return broken("a pre-candidate does not count its own pre-vote");
+            }
+            if !node.votes_granted().iter().all(|&v| config.is_voter(v)) {
+                return broken("a pre-candidate counts a non-member's pre-vote");
+            }
+            if node.votes_granted().len() >= config.quorum() {
+                return broken("a pre-candidate holds a quorum of pre-votes but did not campaign");
+            }
+            if node.leader_id().is_some() {
+                return broken("a pre-candidate still follows a leader");
             }
         }
         Role::Candidate => {
@@ -284,7 +344,7 @@ impl History {
     pub fn is_inert(before: &Node, input: &Input, after: &Node) -> bool {
         let higher_term = match input {
             Input::Receive { message, .. } => message.term() > before.current_term(),
-            Input::Start | Input::Timeout(_) => false,
+            Input::Start | Input::Timeout(_) | Input::TransferLeadership { .. } => false,
         };
         !higher_term && before == after
     }
@@ -347,6 +407,9 @@ impl History {
         }
         let term = self.record_term(id, after.current_term());
         let stale = self.check_stale_leader(config, before, input, after);
+        let pre_vote = check_pre_vote(config, before, input, after);
+        // Before the step's vote is recorded: it asks about earlier votes.
+        let transfer = self.check_transfer_campaign(config, before, input, after);
         // A vote can only be new if the hard state changed; an unchanged one was
         // recorded by the step (or restart) that produced it. Skipping the
         // lookup keeps the fuzzer's hot path short.
@@ -356,7 +419,7 @@ impl History {
             }
             _ => Ok(()),
         };
-        term.and(stale).and(vote)
+        term.and(stale).and(pre_vote).and(transfer).and(vote)
     }
 
     /// Records node `id` restarting as `node` (restored from storage).
@@ -443,6 +506,55 @@ impl History {
         Ok(())
     }
 
+    /// [`Invariant::TransferTargetVotesOnce`]: a candidacy started by a
+    /// TimeoutNow goes from the term it names to the next, a term in which
+    /// this node cast no vote yet.
+    fn check_transfer_campaign(
+        &self,
+        config: &Config,
+        before: &Node,
+        input: &Input,
+        after: &Node,
+    ) -> Result<(), Violation> {
+        let Input::Receive {
+            from,
+            message: Message::TimeoutNow { term },
+        } = *input
+        else {
+            return Ok(());
+        };
+        let campaigned = after.role() == Role::Candidate
+            && (before.role() != Role::Candidate || after.current_term() != before.current_term());
+        if !campaigned {
+            return Ok(());
+        }
+        let id = config.id();
+        let new_term = after.current_term();
+        let broken = |what: String| {
+            Err(Violation::new(
+                Invariant::TransferTargetVotesOnce,
+                format!(
+                    "{id} in {} campaigned in {new_term} on {from}'s TimeoutNow({term}): {what}",
+                    before.current_term()
+                ),
+            ))
+        };
+        if term != before.current_term() || before.current_term().next() != Some(new_term) {
+            return broken("not from the TimeoutNow's term into the next".to_owned());
+        }
+        let earlier = self
+            .votes
+            .iter()
+            .find(|v| v.term == new_term && v.voter == id && v.candidate != id);
+        if let Some(earlier) = earlier {
+            return broken(format!(
+                "it had voted for {} in that term",
+                earlier.candidate
+            ));
+        }
+        Ok(())
+    }
+
     fn record_leader(&mut self, config: &Config, leader: &Node) -> Result<(), Violation> {
         let id = config.id();
         let term = leader.current_term();
@@ -497,13 +609,19 @@ impl History {
 }
 
 /// The sender and message of `input` if it is a well-formed message from
-/// another voter carrying a term above `before`'s: the case Figure 2's rule
-/// for all servers is about ("If RPC request or response contains term T >
-/// currentTerm: set currentTerm = T, convert to follower"). Anything else a
-/// node ignores: a message from a non-member or from itself, and one that
-/// contradicts its own envelope (a RequestVote whose `candidateId`, or an
-/// AppendEntries whose `leaderId`, is not the sender), which no server
-/// following the protocol sends.
+/// another voter carrying a term above `before`'s that the node must adopt:
+/// the case Figure 2's rule for all servers is about ("If RPC request or
+/// response contains term T > currentTerm: set currentTerm = T, convert to
+/// follower"). Anything else a node ignores: a message from a non-member or
+/// from itself, and one that contradicts its own envelope (a RequestVote's or
+/// PreVote's `candidateId`, or an AppendEntries' `leaderId`, that is not the
+/// sender), which no server following the protocol sends.
+///
+/// The thesis' features exempt three messages whose term is not the sender's
+/// own, or must not move the receiver's: a PreVote (it names the term its
+/// sender would campaign in) and a granted PreVoteResponse (it echoes that
+/// term), §9.6; and, with lease-guarded votes, a RequestVote without the
+/// transfer flag reaching a leader or a follower in its lease, §4.2.3.
 #[must_use]
 pub fn higher_term_from_voter(
     config: &Config,
@@ -516,12 +634,84 @@ pub fn higher_term_from_voter(
     let from_voter = from != config.id() && config.is_voter(from);
     // Restated here rather than shared with the core, like the §5.4.1 oracle.
     let names_its_sender = match message {
-        Message::RequestVote { candidate_id, .. } => candidate_id == from,
+        Message::RequestVote { candidate_id, .. } | Message::PreVote { candidate_id, .. } => {
+            candidate_id == from
+        }
         Message::AppendEntries { leader_id, .. } => leader_id == from,
-        Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => true,
+        Message::RequestVoteResponse { .. }
+        | Message::AppendEntriesResponse { .. }
+        | Message::PreVoteResponse { .. }
+        | Message::TimeoutNow { .. } => true,
     };
-    (from_voter && names_its_sender && message.term() > before.current_term())
+    let in_lease = before.role() == Role::Leader || before.in_lease();
+    let term_is_news = match message {
+        Message::PreVote { .. }
+        | Message::PreVoteResponse {
+            vote_granted: true, ..
+        } => false,
+        Message::RequestVote {
+            leadership_transfer: false,
+            ..
+        } => !(config.features().lease_guarded_votes && in_lease),
+        _ => true,
+    };
+    (from_voter && names_its_sender && term_is_news && message.term() > before.current_term())
         .then_some((from, message))
+}
+
+/// [`Invariant::PreVoteChangesNothing`] for one step of `config.id()`.
+fn check_pre_vote(
+    config: &Config,
+    before: &Node,
+    input: &Input,
+    after: &Node,
+) -> Result<(), Violation> {
+    let (was, now) = (before.hard_state(), after.hard_state());
+    if was == now {
+        return Ok(());
+    }
+    let id = config.id();
+    let broken = |what: &str| {
+        Err(Violation::new(
+            Invariant::PreVoteChangesNothing,
+            format!(
+                "{id} {what}, and went from {} voted {:?} to {} voted {:?}",
+                was.current_term, was.voted_for, now.current_term, now.voted_for
+            ),
+        ))
+    };
+    match *input {
+        Input::Receive {
+            message: Message::PreVote { .. },
+            ..
+        } => broken("answered a PreVote"),
+        Input::Receive {
+            message: Message::PreVoteResponse { term, vote_granted },
+            ..
+        } => {
+            // The real election, after the last grant a majority needed.
+            let won = vote_granted
+                && before.role() == Role::PreCandidate
+                && after.role() == Role::Candidate
+                && was.current_term.next() == Some(now.current_term)
+                && now.voted_for == Some(id);
+            // A refusal from a voter ahead of us: Figure 2's higher-term rule.
+            let adopted = !vote_granted
+                && term > was.current_term
+                && now.current_term == term
+                && now.voted_for.is_none()
+                && after.role() == Role::Follower;
+            if won || adopted {
+                Ok(())
+            } else {
+                broken("took a PreVoteResponse")
+            }
+        }
+        Input::Timeout(Timer::Election) if after.role() == Role::PreCandidate => {
+            broken("started a pre-vote")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// §5.4.1's rule restated from the paper's sentences, independently of
@@ -570,6 +760,7 @@ mod map_ids_tests {
             candidate_id: candidate,
             last_log_index: 0,
             last_log_term: Term(0),
+            leadership_transfer: false,
         };
         let receive = |from, message| Input::Receive { from, message };
         step(&mut history, voter, receive(candidate, request)).unwrap();
@@ -647,6 +838,7 @@ mod output_tests {
                 candidate_id: NodeId(0),
                 last_log_index: 0,
                 last_log_term: Term(0),
+                leadership_transfer: false,
             },
         }
     }
@@ -708,6 +900,8 @@ mod output_tests {
                 message: Message::AppendEntriesResponse {
                     term: Term(0),
                     success: false,
+                    last_log_index: 0,
+                    last_log_term: Term(0),
                 },
             }];
             let violation = check_outputs(&config(), state, state, &out).unwrap_err();
@@ -748,5 +942,148 @@ mod history_tests {
         let violation = step(&mut history, &mut node, grant).unwrap_err();
         assert_eq!(node.role(), Role::Leader);
         assert_eq!(violation.invariant, Invariant::VoteRestriction);
+    }
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use super::*;
+    use crate::config::{Features, Timing};
+    use crate::node::Timer;
+
+    fn config() -> Config {
+        Config::cluster(3, Timing::default())
+            .unwrap()
+            .remove(0)
+            .with_features(Features::ALL)
+    }
+
+    /// Node n0 restored at `term` without a vote, then fed `inputs`.
+    fn node(term: u64, inputs: &[Input]) -> Node {
+        let hard_state = HardState {
+            current_term: Term(term),
+            voted_for: None,
+        };
+        let mut node = Node::restore(hard_state, LogSummary::default());
+        for &input in inputs {
+            node.step(&config(), input, &mut Vec::new());
+        }
+        node
+    }
+
+    fn receive(from: u8, message: Message) -> Input {
+        Input::Receive {
+            from: NodeId(from),
+            message,
+        }
+    }
+
+    const TIMEOUT: Input = Input::Timeout(Timer::Election);
+
+    #[test]
+    fn a_pre_vote_that_moves_a_term_or_a_vote_is_reported() {
+        let before = node(1, &[]);
+        let moved = node(2, &[]);
+        let pre_vote = receive(
+            1,
+            Message::PreVote {
+                term: Term(2),
+                candidate_id: NodeId(1),
+                last_log_index: 0,
+                last_log_term: Term(0),
+            },
+        );
+        let violation = check_pre_vote(&config(), &before, &pre_vote, &moved).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PreVoteChangesNothing);
+        // Starting a pre-vote that raised the term.
+        let pre_candidate_of_t2 = node(2, &[TIMEOUT]);
+        assert_eq!(pre_candidate_of_t2.role(), Role::PreCandidate);
+        let violation =
+            check_pre_vote(&config(), &before, &TIMEOUT, &pre_candidate_of_t2).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PreVoteChangesNothing);
+        // A grant that raised the term without a won pre-vote behind it.
+        let grant = receive(
+            1,
+            Message::PreVoteResponse {
+                term: Term(2),
+                vote_granted: true,
+            },
+        );
+        let violation = check_pre_vote(&config(), &before, &grant, &moved).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::PreVoteChangesNothing);
+    }
+
+    #[test]
+    fn the_two_steps_a_pre_vote_leads_to_pass() {
+        // The last grant a majority needed: the real election, next term.
+        let pre_candidate = node(1, &[TIMEOUT]);
+        let grant = receive(
+            1,
+            Message::PreVoteResponse {
+                term: Term(2),
+                vote_granted: true,
+            },
+        );
+        let mut candidate = pre_candidate.clone();
+        candidate.step(&config(), grant, &mut Vec::new());
+        assert_eq!(candidate.role(), Role::Candidate);
+        assert_eq!(
+            check_pre_vote(&config(), &pre_candidate, &grant, &candidate),
+            Ok(())
+        );
+        // A refusal from a voter ahead: its term adopted.
+        let refusal = receive(
+            2,
+            Message::PreVoteResponse {
+                term: Term(5),
+                vote_granted: false,
+            },
+        );
+        let mut follower = pre_candidate.clone();
+        follower.step(&config(), refusal, &mut Vec::new());
+        assert_eq!(follower.current_term(), Term(5));
+        assert_eq!(
+            check_pre_vote(&config(), &pre_candidate, &refusal, &follower),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_transfer_campaign_in_the_wrong_term_or_after_a_vote_is_reported() {
+        let follower = node(1, &[]);
+        let timeout_now = |term| receive(1, Message::TimeoutNow { term: Term(term) });
+        let mut candidate = follower.clone();
+        candidate.step(&config(), timeout_now(1), &mut Vec::new());
+        assert_eq!(candidate.role(), Role::Candidate);
+        let history = History::new();
+        let ok = history.check_transfer_campaign(&config(), &follower, &timeout_now(1), &candidate);
+        assert_eq!(ok, Ok(()));
+        // Acting on a TimeoutNow of an older term.
+        let violation = history
+            .check_transfer_campaign(&config(), &follower, &timeout_now(0), &candidate)
+            .unwrap_err();
+        assert_eq!(violation.invariant, Invariant::TransferTargetVotesOnce);
+        // Campaigning in a term it had already voted in, for another.
+        let mut voted = History::new();
+        voted.record_vote(Term(2), NodeId(0), NodeId(2)).unwrap();
+        let violation = voted
+            .check_transfer_campaign(&config(), &follower, &timeout_now(1), &candidate)
+            .unwrap_err();
+        assert_eq!(violation.invariant, Invariant::TransferTargetVotesOnce);
+        assert!(
+            violation.detail.contains("voted for n2"),
+            "{}",
+            violation.detail
+        );
+    }
+
+    #[test]
+    fn a_pre_candidate_is_consistent_only_with_pre_vote_on() {
+        let config = config();
+        assert_eq!(check_node(&config, &node(1, &[TIMEOUT])), Ok(()));
+        // Without Pre-Vote a pre-candidate cannot exist.
+        let figure_2 = config.clone().with_features(Features::NONE);
+        let violation = check_node(&figure_2, &node(1, &[TIMEOUT])).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::NodeState);
     }
 }

@@ -69,7 +69,7 @@ mod step;
 pub mod storage;
 pub mod types;
 
-pub use config::{Config, ConfigError, RestoredStateError, Timing};
+pub use config::{Config, ConfigError, Features, RestoredStateError, Timing};
 pub use message::{Envelope, Message};
 pub use node::{Input, Node, Output, Timer};
 pub use types::{ClusterId, HardState, LogSummary, NodeId, Role, Term};

@@ -1,4 +1,6 @@
-//! The four RPC messages of Raft Figure 2, reduced to what election needs.
+//! The RPC messages of Raft Figure 2, reduced to what election needs, and
+//! those of the thesis' election features: PreVote (§9.6) and TimeoutNow
+//! (§3.10).
 //!
 //! Field names follow the paper so `proofs.md` can quote it word for word.
 //! AppendEntries carries no entries: here it is only the leader's heartbeat.
@@ -22,6 +24,10 @@ pub enum Message {
         last_log_index: u64,
         /// Term of the candidate's last log entry (§5.4).
         last_log_term: Term,
+        /// Set by a candidate campaigning on its leader's TimeoutNow: voters
+        /// grant it even within the lease of the leader they hear (§4.2.3,
+        /// §3.10), since that leader asked for it.
+        leadership_transfer: bool,
     },
     /// The answer to [`Message::RequestVote`].
     RequestVoteResponse {
@@ -43,6 +49,41 @@ pub enum Message {
         term: Term,
         /// True if the follower accepted the sender as leader of `term`.
         success: bool,
+        /// Index of the follower's last log entry. Not in Figure 2: a
+        /// replicating leader knows how far each log goes from its replies
+        /// (`matchIndex`); with no log replicated, the reply says it, so a
+        /// leader transfers leadership only to an up-to-date node (§3.10).
+        last_log_index: u64,
+        /// Term of the follower's last log entry (see `last_log_index`).
+        last_log_term: Term,
+    },
+    /// Pre-Vote (thesis §9.6): "would you vote for me in `term`?", sent
+    /// before the sender raises its own term. Answering changes nothing.
+    PreVote {
+        /// The term the sender would campaign in: its current term plus one.
+        term: Term,
+        /// The would-be candidate.
+        candidate_id: NodeId,
+        /// Index of its last log entry (§5.4).
+        last_log_index: u64,
+        /// Term of its last log entry (§5.4).
+        last_log_term: Term,
+    },
+    /// The answer to [`Message::PreVote`].
+    PreVoteResponse {
+        /// A grant carries the term it was asked about; a refusal, the
+        /// voter's current term, so a would-be candidate behind in terms
+        /// learns the cluster's.
+        term: Term,
+        /// True means the voter would grant its vote in `term`.
+        vote_granted: bool,
+    },
+    /// Leadership transfer (thesis §3.10): the leader of `term` asks its
+    /// receiver to start an election at once, as if its election timer had
+    /// fired.
+    TimeoutNow {
+        /// The leader's term.
+        term: Term,
     },
 }
 
@@ -59,7 +100,8 @@ pub struct Envelope {
 }
 
 impl Message {
-    /// The RPC's name in the paper: `"RequestVote"`, `"AppendEntries"`, ...
+    /// The RPC's name in the paper or the thesis: `"RequestVote"`,
+    /// `"AppendEntries"`, `"PreVote"`, ...
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
@@ -67,6 +109,9 @@ impl Message {
             Self::RequestVoteResponse { .. } => "RequestVoteResponse",
             Self::AppendEntries { .. } => "AppendEntries",
             Self::AppendEntriesResponse { .. } => "AppendEntriesResponse",
+            Self::PreVote { .. } => "PreVote",
+            Self::PreVoteResponse { .. } => "PreVoteResponse",
+            Self::TimeoutNow { .. } => "TimeoutNow",
         }
     }
 
@@ -77,7 +122,28 @@ impl Message {
             Self::RequestVote { term, .. }
             | Self::RequestVoteResponse { term, .. }
             | Self::AppendEntries { term, .. }
-            | Self::AppendEntriesResponse { term, .. } => term,
+            | Self::AppendEntriesResponse { term, .. }
+            | Self::PreVote { term, .. }
+            | Self::PreVoteResponse { term, .. }
+            | Self::TimeoutNow { term } => term,
+        }
+    }
+
+    /// Whether this is a request that names its sender (a RequestVote's or a
+    /// PreVote's `candidateId`, an AppendEntries' `leaderId`) and the name is
+    /// `from`, or a message that names no one. A message that names someone
+    /// other than its sender comes from no server following the protocol.
+    #[must_use]
+    pub fn names_sender(&self, from: NodeId) -> bool {
+        match *self {
+            Self::RequestVote { candidate_id, .. } | Self::PreVote { candidate_id, .. } => {
+                candidate_id == from
+            }
+            Self::AppendEntries { leader_id, .. } => leader_id == from,
+            Self::RequestVoteResponse { .. }
+            | Self::AppendEntriesResponse { .. }
+            | Self::PreVoteResponse { .. }
+            | Self::TimeoutNow { .. } => true,
         }
     }
 }
@@ -93,7 +159,20 @@ impl Message {
                 candidate_id,
                 last_log_index,
                 last_log_term,
+                leadership_transfer,
             } => Self::RequestVote {
+                term,
+                candidate_id: rename(candidate_id),
+                last_log_index,
+                last_log_term,
+                leadership_transfer,
+            },
+            Self::PreVote {
+                term,
+                candidate_id,
+                last_log_index,
+                last_log_term,
+            } => Self::PreVote {
                 term,
                 candidate_id: rename(candidate_id),
                 last_log_index,
@@ -103,7 +182,10 @@ impl Message {
                 term,
                 leader_id: rename(leader_id),
             },
-            Self::RequestVoteResponse { .. } | Self::AppendEntriesResponse { .. } => self,
+            Self::RequestVoteResponse { .. }
+            | Self::AppendEntriesResponse { .. }
+            | Self::PreVoteResponse { .. }
+            | Self::TimeoutNow { .. } => self,
         }
     }
 }
@@ -116,10 +198,18 @@ impl fmt::Display for Message {
                 candidate_id,
                 last_log_index,
                 last_log_term,
-            } => write!(
-                f,
-                "RequestVote({term}, candidate {candidate_id}, log {last_log_index}@{last_log_term})"
-            ),
+                leadership_transfer,
+            } => {
+                let transfer = if leadership_transfer {
+                    ", leadership transfer"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "RequestVote({term}, candidate {candidate_id}, log {last_log_index}@{last_log_term}{transfer})"
+                )
+            }
             Self::RequestVoteResponse { term, vote_granted } => {
                 let verdict = if vote_granted { "granted" } else { "rejected" };
                 write!(f, "RequestVoteResponse({term}, {verdict})")
@@ -127,9 +217,29 @@ impl fmt::Display for Message {
             Self::AppendEntries { term, leader_id } => {
                 write!(f, "AppendEntries({term}, leader {leader_id})")
             }
-            Self::AppendEntriesResponse { term, success } => {
-                write!(f, "AppendEntriesResponse({term}, success={success})")
+            Self::AppendEntriesResponse {
+                term,
+                success,
+                last_log_index,
+                last_log_term,
+            } => write!(
+                f,
+                "AppendEntriesResponse({term}, success={success}, log {last_log_index}@{last_log_term})"
+            ),
+            Self::PreVote {
+                term,
+                candidate_id,
+                last_log_index,
+                last_log_term,
+            } => write!(
+                f,
+                "PreVote({term}, candidate {candidate_id}, log {last_log_index}@{last_log_term})"
+            ),
+            Self::PreVoteResponse { term, vote_granted } => {
+                let verdict = if vote_granted { "granted" } else { "rejected" };
+                write!(f, "PreVoteResponse({term}, {verdict})")
             }
+            Self::TimeoutNow { term } => write!(f, "TimeoutNow({term})"),
         }
     }
 }

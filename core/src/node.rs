@@ -3,7 +3,8 @@
 //! [`Node::step`] takes one [`Input`] and appends the resulting [`Output`]s.
 //! It reads no clock, draws no random number and does no I/O: a driver (the
 //! Tokio runtime, the simulator, the model checker, the fuzzer) owns all of
-//! that. Every election rule of this crate lives in this file.
+//! that. Every election rule of this crate lives in this file, those of the
+//! thesis' features ([`crate::config::Features`]) included.
 //!
 //! The shape follows etcd's `raft.go`: `step` settles the term first, the way
 //! Figure 2's "Rules for Servers: All Servers" says, then dispatches on the role.
@@ -11,21 +12,89 @@
 //! here. Figure 2 resets it only on "receiving AppendEntries RPC from current
 //! leader or granting vote to candidate", whereas etcd's `becomeFollower`
 //! calls `reset`, which restarts it on every term bump.
+//!
+//! Three messages are looked at before the term is settled, because their
+//! term is not the sender's: a PreVote names the term its sender *would*
+//! campaign in, a granted PreVoteResponse echoes it, and a RequestVote that
+//! a node ignores under its lease must not move its term either (§9.6,
+//! §4.2.3). A TimeoutNow acts only on the term it names.
 
 use crate::config::Config;
 use crate::message::Message;
 use crate::types::{HardState, LogSummary, NodeId, Role, Term};
 use std::collections::BTreeSet;
+use std::fmt;
 use std::time::Duration;
 
-/// The two timers a node may ask its driver to run.
+/// The timers a node may ask its driver to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Timer {
-    /// Followers and candidates: start an election when it fires (§5.2).
+    /// Followers, pre-candidates and candidates: start an election (or, with
+    /// Pre-Vote, a pre-vote) when it fires (§5.2).
     Election,
     /// Leaders: send the next round of heartbeats when it fires (§5.2).
     Heartbeat,
+    /// Followers, with Pre-Vote or lease-guarded votes: runs for the minimum
+    /// election timeout after the leader was last heard. While it runs the
+    /// node will not help depose that leader (§4.2.3, §9.6). Its expiry
+    /// sends nothing and arms nothing ([`Self::is_deferrable`]).
+    Lease,
+    /// Leaders, with CheckQuorum: one election timeout in which a majority
+    /// must be heard, or the leader steps down (§6.2). The longest one: no
+    /// follower waits longer before campaigning, so a leader never gives up
+    /// while its followers may still be waiting for it.
+    CheckQuorum,
+    /// Leaders with a leadership transfer in progress: abandon it when it
+    /// fires, one election timeout (the minimum) after it began (§3.10).
+    Transfer,
+}
+
+impl Timer {
+    /// Every timer, in a fixed order ([`Self::index`]).
+    pub const ALL: [Self; 5] = [
+        Self::Election,
+        Self::Heartbeat,
+        Self::Lease,
+        Self::CheckQuorum,
+        Self::Transfer,
+    ];
+
+    /// This timer's position in [`Self::ALL`]: for drivers that keep one
+    /// slot per timer.
+    #[must_use]
+    pub fn index(self) -> usize {
+        match self {
+            Self::Election => 0,
+            Self::Heartbeat => 1,
+            Self::Lease => 2,
+            Self::CheckQuorum => 3,
+            Self::Transfer => 4,
+        }
+    }
+
+    /// Whether a driver may deliver this timer's expiry late, just before the
+    /// node's next input, instead of waking the node for it. True of
+    /// [`Self::Lease`] alone: its expiry changes only what the node answers to
+    /// the messages that come after it, and produces no output. A follower
+    /// re-arms its lease on every heartbeat, so waking for it would cost a
+    /// wake-up per election timeout per node for nothing.
+    #[must_use]
+    pub fn is_deferrable(self) -> bool {
+        self == Self::Lease
+    }
+}
+
+impl fmt::Display for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Election => "election",
+            Self::Heartbeat => "heartbeat",
+            Self::Lease => "lease",
+            Self::CheckQuorum => "check-quorum",
+            Self::Transfer => "transfer",
+        })
+    }
 }
 
 /// Everything that can happen to a node.
@@ -43,6 +112,13 @@ pub enum Input {
     },
     /// A timer the node armed with [`Output::SetTimer`] expired.
     Timeout(Timer),
+    /// The node's own side (an operator, a graceful shutdown) asks it, if it
+    /// leads, to hand leadership to `to` (§3.10; with
+    /// [`crate::config::Features::leadership_transfer`] on, ignored otherwise).
+    TransferLeadership {
+        /// The node that should lead next.
+        to: NodeId,
+    },
 }
 
 /// What a node asks its driver to do, in order.
@@ -90,9 +166,19 @@ pub struct Node {
     role: Role,
     /// The leader of `current_term` if this node knows it (AppendEntries' `leaderId`).
     leader_id: Option<NodeId>,
-    /// Candidate only: distinct voters that granted their vote in `current_term`,
-    /// this node included. Empty in every other role.
+    /// Candidate: distinct voters that granted their vote in `current_term`;
+    /// pre-candidate: distinct voters that granted a pre-vote for the next
+    /// term. This node included; empty in the other roles.
     votes_granted: BTreeSet<NodeId>,
+    /// Follower, when [`crate::config::Features::keeps_lease`]: the leader of `current_term`
+    /// was heard within the minimum election timeout (its [`Timer::Lease`]
+    /// runs). False in every other role.
+    lease: bool,
+    /// Leader, with CheckQuorum: the peers heard from since its
+    /// [`Timer::CheckQuorum`] was last armed. Empty otherwise.
+    heard_from: BTreeSet<NodeId>,
+    /// Leader, with a leadership transfer in progress: its target.
+    transfer_target: Option<NodeId>,
     /// Constant for this crate: no log is replicated (see [`LogSummary`]).
     log: LogSummary,
 }
@@ -106,7 +192,8 @@ impl Node {
 
     /// A node restarted from the hard state it persisted, with log summary `log`.
     ///
-    /// Everything volatile starts over: the node is a follower that knows no leader.
+    /// Everything volatile starts over: the node is a follower that knows no
+    /// leader and holds no lease.
     #[must_use]
     pub fn restore(hard_state: HardState, log: LogSummary) -> Self {
         Self {
@@ -129,7 +216,7 @@ impl Node {
         self.voted_for
     }
 
-    /// Follower, candidate or leader.
+    /// Follower, pre-candidate, candidate or leader.
     #[must_use]
     pub fn role(&self) -> Role {
         self.role
@@ -141,10 +228,32 @@ impl Node {
         self.leader_id
     }
 
-    /// A candidate's granted votes in its current term (empty in other roles).
+    /// A candidate's granted votes in its current term, or a pre-candidate's
+    /// granted pre-votes for the next (empty in other roles).
     #[must_use]
     pub fn votes_granted(&self) -> &BTreeSet<NodeId> {
         &self.votes_granted
+    }
+
+    /// Whether this follower heard the leader of its term within the minimum
+    /// election timeout ([`Timer::Lease`] runs). Only with
+    /// [`crate::config::Features::keeps_lease`]; a leader is its own current leader and
+    /// needs no flag.
+    #[must_use]
+    pub fn in_lease(&self) -> bool {
+        self.lease
+    }
+
+    /// A leader's peers heard from in the current CheckQuorum round.
+    #[must_use]
+    pub fn heard_from(&self) -> &BTreeSet<NodeId> {
+        &self.heard_from
+    }
+
+    /// The node a leader is handing leadership to, if a transfer is in progress.
+    #[must_use]
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer_target
     }
 
     /// The log summary this node compares candidates against (§5.4.1).
@@ -173,6 +282,8 @@ impl Node {
             voted_for: self.voted_for.map(&rename),
             leader_id: self.leader_id.map(&rename),
             votes_granted: self.votes_granted.iter().copied().map(&rename).collect(),
+            heard_from: self.heard_from.iter().copied().map(&rename).collect(),
+            transfer_target: self.transfer_target.map(&rename),
             ..self.clone()
         }
     }
@@ -185,7 +296,11 @@ impl Node {
             Input::Start => self.arm_role_timer(config, out),
             Input::Timeout(Timer::Election) => self.handle_election_timeout(config, out),
             Input::Timeout(Timer::Heartbeat) => self.handle_heartbeat_timeout(config, out),
+            Input::Timeout(Timer::Lease) => self.handle_lease_timeout(),
+            Input::Timeout(Timer::CheckQuorum) => self.handle_check_quorum_timeout(config, out),
+            Input::Timeout(Timer::Transfer) => self.handle_transfer_timeout(),
             Input::Receive { from, message } => self.handle_message(config, from, message, out),
+            Input::TransferLeadership { to } => self.handle_transfer_request(config, to, out),
         }
     }
 
@@ -201,18 +316,53 @@ impl Node {
         if from == config.id() || !config.is_voter(from) {
             return;
         }
-        // Nor is one that contradicts its own envelope: a RequestVote whose
-        // candidateId, or an AppendEntries whose leaderId, is not its sender.
-        // No server following the protocol sends it, and Figure 2's rules assume
-        // well-formed RPCs, so it is dropped before its term is read, in every
-        // role: it neither raises our term nor deposes a leader.
-        let names_its_sender = match message {
-            Message::RequestVote { candidate_id, .. } => candidate_id == from,
-            Message::AppendEntries { leader_id, .. } => leader_id == from,
-            Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => true,
-        };
-        if !names_its_sender {
+        // Nor is one that contradicts its own envelope: a RequestVote or
+        // PreVote whose candidateId, or an AppendEntries whose leaderId, is
+        // not its sender. No server following the protocol sends it, and
+        // Figure 2's rules assume well-formed RPCs, so it is dropped before
+        // its term is read, in every role: it neither raises our term nor
+        // deposes a leader.
+        if !message.names_sender(from) {
             return;
+        }
+        match message {
+            // §9.6: a pre-vote is answered without adopting its term, which is
+            // only the term its sender would campaign in.
+            Message::PreVote {
+                term,
+                candidate_id,
+                last_log_index,
+                last_log_term,
+            } => {
+                let candidate_log = LogSummary {
+                    last_log_index,
+                    last_log_term,
+                };
+                return self.handle_pre_vote(candidate_id, term, candidate_log, out);
+            }
+            // A grant echoes the term we asked about, one above ours: it is no
+            // news of a higher term. (A refusal carries the voter's term, and
+            // is settled like any message below.)
+            Message::PreVoteResponse {
+                term,
+                vote_granted: true,
+            } => return self.handle_pre_vote_grant(config, from, term, out),
+            // §4.2.3: "If a server receives a RequestVote request within the
+            // minimum election timeout of hearing from a current leader, it
+            // does not update its term or grant its vote", unless the leader
+            // itself asked for the election (a transfer).
+            Message::RequestVote {
+                term,
+                leadership_transfer: false,
+                ..
+            } if term > self.current_term && self.ignores_votes_under_lease(config) => return,
+            // §3.10: the leader of our term asks us to campaign now. One of a
+            // term we have not reached comes from no leader we know: its term
+            // is adopted below, like any message's, and the request ignored.
+            Message::TimeoutNow { term } if term == self.current_term => {
+                return self.handle_timeout_now(config, from, out);
+            }
+            _ => {}
         }
         let term = message.term();
         if term > self.current_term {
@@ -239,30 +389,45 @@ impl Node {
                 };
                 self.handle_request_vote(config, candidate_id, candidate_log, out);
             }
+            // A refused pre-vote of our own term, and a TimeoutNow whose term
+            // was news to us (adopted above): nothing more to do.
+            Message::PreVoteResponse { .. } | Message::TimeoutNow { .. } => {}
+            Message::PreVote { .. } => unreachable!("answered before the term is settled"),
             _ => match self.role {
                 Role::Follower => self.step_follower(config, message, out),
-                Role::Candidate => self.step_candidate(config, from, message, out),
-                Role::Leader => self.step_leader(from, message, out),
+                Role::PreCandidate | Role::Candidate => {
+                    self.step_candidate(config, from, message, out);
+                }
+                Role::Leader => self.step_leader(config, from, message, out),
             },
         }
+    }
+
+    /// Whether a RequestVote of a higher term is ignored: with lease-guarded
+    /// votes, by a leader (the current leader, heard by itself) or a follower
+    /// that heard its leader within the minimum election timeout.
+    fn ignores_votes_under_lease(&self, config: &Config) -> bool {
+        config.features().lease_guarded_votes && (self.role == Role::Leader || self.lease)
     }
 
     /// A message from an older term. Requests get our term back so a stale
     /// candidate or leader learns it and steps down (§5.1: "If a server receives
     /// a request with a stale term number, it rejects the request"). Responses
-    /// answer a question of a past term and are dropped.
-    fn reply_to_stale(&mut self, from: NodeId, message: Message, out: &mut Vec<Output>) {
+    /// answer a question of a past term and are dropped, and so is a
+    /// TimeoutNow of a past leader.
+    fn reply_to_stale(&self, from: NodeId, message: Message, out: &mut Vec<Output>) {
         let term = self.current_term;
         let reply = match message {
             Message::RequestVote { .. } => Message::RequestVoteResponse {
                 term,
                 vote_granted: false,
             },
-            Message::AppendEntries { .. } => Message::AppendEntriesResponse {
-                term,
-                success: false,
-            },
-            Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => return,
+            Message::AppendEntries { .. } => self.append_entries_response(false),
+            Message::RequestVoteResponse { .. }
+            | Message::AppendEntriesResponse { .. }
+            | Message::PreVoteResponse { .. }
+            | Message::TimeoutNow { .. } => return,
+            Message::PreVote { .. } => unreachable!("answered before the term is settled"),
         };
         out.push(Output::Send {
             to: from,
@@ -293,6 +458,12 @@ impl Node {
         let log_ok = candidate_log.is_at_least_as_up_to_date_as(self.log);
         let vote_granted = can_vote && log_ok;
         if vote_granted {
+            // A pre-candidate that votes for a candidate of its term backs that
+            // campaign and gives up its own.
+            if self.role == Role::PreCandidate {
+                self.role = Role::Follower;
+                self.votes_granted.clear();
+            }
             self.voted_for = Some(candidate_id);
             // Figure 2, followers: reset the election timer when "granting vote to
             // candidate", not on every RequestVote or higher term (etcd resets on
@@ -309,6 +480,86 @@ impl Node {
         });
     }
 
+    /// A PreVote from `candidate_id` for `term`, in any role (§9.6). Answering
+    /// changes nothing here, whatever the answer: that is the point of it.
+    fn handle_pre_vote(
+        &self,
+        candidate_id: NodeId,
+        term: Term,
+        candidate_log: LogSummary,
+        out: &mut Vec<Output>,
+    ) {
+        // §9.6: a voter agrees only if the candidate's log is at least as up to
+        // date as its own (§5.4.1) and it has not heard from a leader within
+        // the minimum election timeout. A leader is one; a follower knows by
+        // its lease.
+        let heard_leader = self.role == Role::Leader || self.lease;
+        let up_to_date = candidate_log.is_at_least_as_up_to_date_as(self.log);
+        // A term beyond ours: nothing we did in our term stands in the way. Our
+        // own term: only if a real vote could be granted in it now.
+        let could_vote = match term.cmp(&self.current_term) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Equal => {
+                self.voted_for.is_none_or(|v| v == candidate_id) && self.leader_id.is_none()
+            }
+            std::cmp::Ordering::Less => false,
+        };
+        let vote_granted = could_vote && up_to_date && !heard_leader;
+        // A grant carries the term it grants, not ours: a voter behind in terms
+        // would otherwise answer with a term the candidate drops as stale, and
+        // a cluster with a node behind could never collect a quorum. A refusal
+        // carries our term, and is sent only if that term is news to the
+        // candidate (at least the one it asks about): it then adopts it. Any
+        // other refusal would change nothing there, so silence says it, as
+        // etcd's silence within the lease does.
+        if vote_granted || self.current_term >= term {
+            let term = if vote_granted {
+                term
+            } else {
+                self.current_term
+            };
+            out.push(Output::Send {
+                to: candidate_id,
+                message: Message::PreVoteResponse { term, vote_granted },
+            });
+        }
+    }
+
+    /// A granted PreVoteResponse for `term` from `from`.
+    fn handle_pre_vote_grant(
+        &mut self,
+        config: &Config,
+        from: NodeId,
+        term: Term,
+        out: &mut Vec<Output>,
+    ) {
+        // Only a pre-candidate counts pre-votes, and only for the term it asks
+        // about; a grant from an earlier round (when its term was lower) is stale.
+        if self.role != Role::PreCandidate || self.current_term.next() != Some(term) {
+            return;
+        }
+        self.votes_granted.insert(from);
+        if self.votes_granted.len() >= config.quorum() {
+            // §9.6: "Only if the candidate believed it could get votes from a
+            // majority of the cluster would it increment its term and start a
+            // normal election."
+            self.become_candidate(config, false, out);
+        }
+    }
+
+    /// TimeoutNow of the current term from `from` (§3.10).
+    fn handle_timeout_now(&mut self, config: &Config, from: NodeId, out: &mut Vec<Output>) {
+        // "This request has the same effect as the target server's election
+        // timer firing": a follower of the sender (or of no known leader yet)
+        // campaigns at once, bypassing Pre-Vote. Anyone else was not asked by
+        // the leader of this term: a candidate is already campaigning, and
+        // another leader of our term cannot exist.
+        let asked_by_leader = self.leader_id.is_none_or(|leader| leader == from);
+        if config.features().leadership_transfer && self.role == Role::Follower && asked_by_leader {
+            self.become_candidate(config, true, out);
+        }
+    }
+
     fn step_follower(&mut self, config: &Config, message: Message, out: &mut Vec<Output>) {
         match message {
             Message::AppendEntries { leader_id, .. } => {
@@ -316,10 +567,11 @@ impl Node {
             }
             // Answers to a campaign or leadership of this term that we already gave up.
             Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => {}
-            Message::RequestVote { .. } => unreachable!("handled before role dispatch"),
+            _ => unreachable!("handled before role dispatch"),
         }
     }
 
+    /// A candidate's or a pre-candidate's message of its current term.
     fn step_candidate(
         &mut self,
         config: &Config,
@@ -330,8 +582,11 @@ impl Node {
         match message {
             Message::RequestVoteResponse { vote_granted, .. } => {
                 // Count distinct voters of this term only: `step` dropped older
-                // terms and a set ignores a duplicated grant (§5.2).
-                if vote_granted {
+                // terms and a set ignores a duplicated grant (§5.2). A
+                // pre-candidate that was a candidate of this term before it
+                // timed out no longer counts them: it voted for itself in a
+                // campaign it gave up.
+                if vote_granted && self.role == Role::Candidate {
                     self.votes_granted.insert(from);
                     if self.votes_granted.len() >= config.quorum() {
                         self.become_leader(config, out);
@@ -342,29 +597,81 @@ impl Node {
                 // §5.2: "If the leader's term is at least as large as the candidate's
                 // current term, then the candidate recognizes the leader as
                 // legitimate and returns to follower state." The term is equal here.
+                // A pre-candidate hearing the leader of its term does the same: the
+                // leader it thought lost is alive (§9.6).
                 self.become_follower(config, self.current_term, out);
                 self.handle_append_entries(config, leader_id, out);
             }
             Message::AppendEntriesResponse { .. } => {}
-            Message::RequestVote { .. } => unreachable!("handled before role dispatch"),
+            _ => unreachable!("handled before role dispatch"),
         }
     }
 
-    fn step_leader(&mut self, from: NodeId, message: Message, out: &mut Vec<Output>) {
+    fn step_leader(
+        &mut self,
+        config: &Config,
+        from: NodeId,
+        message: Message,
+        out: &mut Vec<Output>,
+    ) {
         match message {
             // Another leader of our own term cannot exist (election safety, §5.2);
             // only a forged message gets here. Refuse it and change nothing.
             Message::AppendEntries { .. } => out.push(Output::Send {
                 to: from,
-                message: Message::AppendEntriesResponse {
-                    term: self.current_term,
-                    success: false,
-                },
+                message: self.append_entries_response(false),
             }),
-            // Late votes after winning, and heartbeat acknowledgements: with no log
-            // to replicate there is nothing to do with either.
+            Message::AppendEntriesResponse {
+                success: true,
+                last_log_index,
+                last_log_term,
+                ..
+            } => {
+                let peer_log = LogSummary {
+                    last_log_index,
+                    last_log_term,
+                };
+                self.handle_heartbeat_ack(config, from, peer_log, out);
+            }
+            // Late votes after winning, and refusals no follower of our term
+            // sends: nothing to do with either.
             Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => {}
-            Message::RequestVote { .. } => unreachable!("handled before role dispatch"),
+            _ => unreachable!("handled before role dispatch"),
+        }
+    }
+
+    /// A follower of our term acknowledged a heartbeat, reporting its log.
+    fn handle_heartbeat_ack(
+        &mut self,
+        config: &Config,
+        from: NodeId,
+        peer_log: LogSummary,
+        out: &mut Vec<Output>,
+    ) {
+        if config.features().check_quorum {
+            self.heard_from.insert(from);
+        }
+        if self.transfer_target != Some(from) {
+            return;
+        }
+        if peer_log.is_at_least_as_up_to_date_as(self.log) {
+            // §3.10 step 3: "The prior leader sends a TimeoutNow request to the
+            // target server." Sent on each acknowledgement until the transfer
+            // ends; the target acts on the first, and its new term makes the
+            // rest stale.
+            out.push(Output::Send {
+                to: from,
+                message: Message::TimeoutNow {
+                    term: self.current_term,
+                },
+            });
+        } else {
+            // §3.10 step 2: the leader would first bring the target's log up to
+            // date. No log is replicated here, so a target that is behind never
+            // catches up: the transfer is refused now rather than left to time
+            // out (the target could not win the votes of §5.4.1 anyway).
+            self.transfer_target = None;
+            out.push(Output::CancelTimer(Timer::Transfer));
         }
     }
 
@@ -380,14 +687,27 @@ impl Node {
             // Figure 2, followers: a valid AppendEntries from the current leader
             // postpones the next election.
             self.arm_election_timer(config, out);
+            if config.features().keeps_lease() {
+                // The leader was heard now: for the minimum election timeout
+                // this node will not help depose it (§4.2.3, §9.6).
+                self.lease = true;
+                let timeout = config.timing().election_timeout_min;
+                self.arm_fixed_timer(Timer::Lease, timeout, out);
+            }
         }
         out.push(Output::Send {
             to: leader_id,
-            message: Message::AppendEntriesResponse {
-                term: self.current_term,
-                success: valid,
-            },
+            message: self.append_entries_response(valid),
         });
+    }
+
+    fn append_entries_response(&self, success: bool) -> Message {
+        Message::AppendEntriesResponse {
+            term: self.current_term,
+            success,
+            last_log_index: self.log.last_log_index,
+            last_log_term: self.log.last_log_term,
+        }
     }
 
     fn handle_election_timeout(&mut self, config: &Config, out: &mut Vec<Output>) {
@@ -396,7 +716,16 @@ impl Node {
             Role::Leader => {}
             // Figure 2: a follower that hears nothing becomes a candidate; a
             // candidate whose election timed out (a split vote) starts another.
-            Role::Follower | Role::Candidate => self.become_candidate(config, out),
+            // With Pre-Vote each first asks whether it could win (§9.6), a
+            // timed-out candidate included (as etcd does): a candidate cut off
+            // right after winning its pre-vote then stops raising its term.
+            Role::Follower | Role::PreCandidate | Role::Candidate => {
+                if config.features().pre_vote {
+                    self.become_pre_candidate(config, out);
+                } else {
+                    self.become_candidate(config, false, out);
+                }
+            }
         }
     }
 
@@ -408,6 +737,66 @@ impl Node {
         }
     }
 
+    /// The minimum election timeout has passed since the leader was last
+    /// heard: from now on this follower will help elect another.
+    fn handle_lease_timeout(&mut self) {
+        self.lease = false;
+    }
+
+    /// An election timeout of leadership with CheckQuorum has passed.
+    fn handle_check_quorum_timeout(&mut self, config: &Config, out: &mut Vec<Output>) {
+        if self.role != Role::Leader || !config.features().check_quorum {
+            return;
+        }
+        // §6.2: "a leader steps down if an election timeout elapses without a
+        // successful round of heartbeats to a majority of its cluster". Itself
+        // counts towards the majority.
+        if self.heard_from.len() + 1 >= config.quorum() {
+            self.heard_from.clear();
+            self.arm_check_quorum_timer(config, out);
+        } else {
+            // It stays in its term, a follower that knows no leader; the timer
+            // that fired needs no cancelling.
+            self.role = Role::Follower;
+            self.leader_id = None;
+            self.leave_leadership(config, false, out);
+        }
+    }
+
+    /// The transfer in progress did not complete within an election timeout:
+    /// abandon it and go on leading (§3.10).
+    fn handle_transfer_timeout(&mut self) {
+        if self.role == Role::Leader {
+            self.transfer_target = None;
+        }
+    }
+
+    /// The node's own side asks it to hand leadership to `to` (§3.10).
+    fn handle_transfer_request(&mut self, config: &Config, to: NodeId, out: &mut Vec<Output>) {
+        if !config.features().leadership_transfer || self.role != Role::Leader {
+            return;
+        }
+        // Handing over to itself or to a non-member means nothing; asking again
+        // for the target of the transfer in progress changes nothing (and does
+        // not extend its deadline). Asking for another target replaces it.
+        if to == config.id() || !config.is_voter(to) || self.transfer_target == Some(to) {
+            return;
+        }
+        // "The prior leader stops accepting new client requests": this crate
+        // takes none, and a leader starts no new term, so there is nothing to stop.
+        self.transfer_target = Some(to);
+        self.arm_fixed_timer(Timer::Transfer, config.timing().election_timeout_min, out);
+        // Ask the target for its log now rather than at the next heartbeat: its
+        // acknowledgement decides whether it gets TimeoutNow.
+        out.push(Output::Send {
+            to,
+            message: Message::AppendEntries {
+                term: self.current_term,
+                leader_id: config.id(),
+            },
+        });
+    }
+
     /// Converts to follower of `term`, forgetting the vote if the term is new.
     fn become_follower(&mut self, config: &Config, term: Term, out: &mut Vec<Output>) {
         debug_assert!(term >= self.current_term, "terms never go back");
@@ -416,22 +805,89 @@ impl Node {
             self.current_term = term;
             self.voted_for = None;
             self.leader_id = None;
+            // The leader whose lease we held is not the leader of this term.
+            self.end_lease(out);
         }
         self.role = Role::Follower;
         self.votes_granted.clear();
         if was_leader {
-            // A follower needs an election timer; a leader had none running.
-            out.push(Output::CancelTimer(Timer::Heartbeat));
-            self.arm_election_timer(config, out);
+            self.leave_leadership(config, true, out);
         }
         // A candidate or follower keeps its running election timer: Figure 2
         // resets it only on granting a vote or hearing the current leader, and a
         // higher term alone is neither (etcd's `becomeFollower` does reset it).
     }
 
+    /// What a leader that became a follower gives up: its heartbeats, its
+    /// CheckQuorum round (unless that timer just fired), a transfer in
+    /// progress. A follower needs an election timer; a leader had none running.
+    fn leave_leadership(&mut self, config: &Config, cancel_round: bool, out: &mut Vec<Output>) {
+        out.push(Output::CancelTimer(Timer::Heartbeat));
+        if cancel_round && config.features().check_quorum {
+            out.push(Output::CancelTimer(Timer::CheckQuorum));
+        }
+        if self.transfer_target.take().is_some() {
+            out.push(Output::CancelTimer(Timer::Transfer));
+        }
+        self.heard_from.clear();
+        self.arm_election_timer(config, out);
+    }
+
+    /// Ends a follower's lease early: it campaigns, or the term moved on.
+    fn end_lease(&mut self, out: &mut Vec<Output>) {
+        if self.lease {
+            self.lease = false;
+            out.push(Output::CancelTimer(Timer::Lease));
+        }
+    }
+
+    /// §9.6: before raising its term, ask every voter whether it would vote
+    /// for this node in the next term.
+    fn become_pre_candidate(&mut self, config: &Config, out: &mut Vec<Output>) {
+        // Terms exhausted: no election can follow (see `become_candidate`).
+        let Some(term) = self.current_term.next() else {
+            self.arm_election_timer(config, out);
+            return;
+        };
+        // A node that campaigns has given up on the leader it heard: it holds
+        // no lease and forgets that leader, or two pre-candidates that both
+        // still trusted a dead leader would refuse each other forever (etcd
+        // issue 9586, fixed by etcd pull request 8334).
+        self.end_lease(out);
+        self.leader_id = None;
+        self.role = Role::PreCandidate;
+        self.votes_granted.clear();
+        self.votes_granted.insert(config.id());
+        // A fresh randomized timeout per round, as for an election (§5.2).
+        self.arm_election_timer(config, out);
+        if self.votes_granted.len() >= config.quorum() {
+            // A single-node cluster needs no one's leave.
+            self.become_candidate(config, false, out);
+            return;
+        }
+        let request = Message::PreVote {
+            term,
+            candidate_id: config.id(),
+            last_log_index: self.log.last_log_index,
+            last_log_term: self.log.last_log_term,
+        };
+        for peer in config.peers() {
+            out.push(Output::Send {
+                to: peer,
+                message: request,
+            });
+        }
+    }
+
     /// §5.2: "a follower increments its current term and transitions to
     /// candidate state. It then votes for itself and issues RequestVote RPCs".
-    fn become_candidate(&mut self, config: &Config, out: &mut Vec<Output>) {
+    /// `leadership_transfer`: the leader asked for this election (TimeoutNow).
+    fn become_candidate(
+        &mut self,
+        config: &Config,
+        leadership_transfer: bool,
+        out: &mut Vec<Output>,
+    ) {
         debug_assert_ne!(
             self.role,
             Role::Leader,
@@ -445,6 +901,7 @@ impl Node {
             self.arm_election_timer(config, out);
             return;
         };
+        self.end_lease(out);
         self.current_term = term;
         self.voted_for = Some(config.id());
         self.role = Role::Candidate;
@@ -463,6 +920,7 @@ impl Node {
             candidate_id: config.id(),
             last_log_index: self.log.last_log_index,
             last_log_term: self.log.last_log_term,
+            leadership_transfer,
         };
         for peer in config.peers() {
             out.push(Output::Send {
@@ -484,6 +942,11 @@ impl Node {
         out.push(Output::CancelTimer(Timer::Election));
         self.broadcast_heartbeat(config, out);
         self.arm_heartbeat_timer(config, out);
+        if config.features().check_quorum {
+            // The first round starts now; the votes that elected it do not count.
+            self.heard_from.clear();
+            self.arm_check_quorum_timer(config, out);
+        }
     }
 
     fn broadcast_heartbeat(&self, config: &Config, out: &mut Vec<Output>) {
@@ -501,7 +964,9 @@ impl Node {
 
     fn arm_role_timer(&self, config: &Config, out: &mut Vec<Output>) {
         match self.role {
-            Role::Follower | Role::Candidate => self.arm_election_timer(config, out),
+            Role::Follower | Role::PreCandidate | Role::Candidate => {
+                self.arm_election_timer(config, out);
+            }
             Role::Leader => self.arm_heartbeat_timer(config, out),
         }
     }
@@ -516,11 +981,22 @@ impl Node {
     }
 
     fn arm_heartbeat_timer(&self, config: &Config, out: &mut Vec<Output>) {
-        let interval = config.timing().heartbeat_interval;
+        self.arm_fixed_timer(Timer::Heartbeat, config.timing().heartbeat_interval, out);
+    }
+
+    /// A CheckQuorum round lasts the longest election timeout (see
+    /// [`Timer::CheckQuorum`]).
+    fn arm_check_quorum_timer(&self, config: &Config, out: &mut Vec<Output>) {
+        let round = config.timing().election_timeout_max;
+        self.arm_fixed_timer(Timer::CheckQuorum, round, out);
+    }
+
+    /// Arms `timer` for exactly `duration` (no randomness to pick).
+    fn arm_fixed_timer(&self, timer: Timer, duration: Duration, out: &mut Vec<Output>) {
         out.push(Output::SetTimer {
-            timer: Timer::Heartbeat,
-            min: interval,
-            max: interval,
+            timer,
+            min: duration,
+            max: duration,
         });
     }
 }
@@ -568,6 +1044,7 @@ mod map_ids_tests {
                     candidate_id: NodeId(1),
                     last_log_index: 0,
                     last_log_term: Term(0),
+                    leadership_transfer: false,
                 },
             },
             Input::Timeout(Timer::Election),

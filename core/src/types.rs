@@ -57,12 +57,17 @@ impl fmt::Display for Term {
     }
 }
 
-/// The three roles of Raft §5.1 (Figure 4).
+/// The three roles of Raft §5.1 (Figure 4), and the pre-candidate of the
+/// thesis' Pre-Vote phase (§9.6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Passive: answers leaders and candidates, campaigns when its election timer fires.
     #[default]
     Follower,
+    /// With [`crate::config::Features::pre_vote`]: asking whether it could win
+    /// the next term, before raising its own. Its term and vote are those it
+    /// had as a follower.
+    PreCandidate,
     /// Campaigning for leadership of its current term.
     Candidate,
     /// Won a majority of votes in its current term; sends heartbeats.
@@ -73,6 +78,7 @@ impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Follower => "follower",
+            Self::PreCandidate => "pre-candidate",
             Self::Candidate => "candidate",
             Self::Leader => "leader",
         })

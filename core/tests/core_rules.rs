@@ -2,10 +2,12 @@
 //!
 //! Each test drives a single [`Node`] through its public `step` and looks at
 //! its state and outputs, in the spirit of etcd's `TestVoteFromAnyState` and
-//! raft-rs's `test_raft_paper.rs`.
+//! raft-rs's `test_raft_paper.rs`. The nodes run Figure 2 alone
+//! ([`Features::NONE`]); the thesis' features have `features.rs`.
 
 use raft_election::{
-    Config, HardState, Input, LogSummary, Message, Node, NodeId, Output, Role, Term, Timer, Timing,
+    Config, Features, HardState, Input, LogSummary, Message, Node, NodeId, Output, Role, Term,
+    Timer, Timing,
 };
 
 const N0: NodeId = NodeId(0);
@@ -13,7 +15,9 @@ const N1: NodeId = NodeId(1);
 const N2: NodeId = NodeId(2);
 
 fn config(id: NodeId) -> Config {
-    Config::new(id, [N0, N1, N2], Timing::default()).expect("valid config")
+    Config::new(id, [N0, N1, N2], Timing::default())
+        .expect("valid config")
+        .with_features(Features::NONE)
 }
 
 fn step(node: &mut Node, id: NodeId, input: Input) -> Vec<Output> {
@@ -38,6 +42,7 @@ fn node_in(role: Role, term: u64, voted_for: Option<NodeId>, own_log: LogSummary
     let start = match role {
         Role::Follower => term,
         Role::Candidate | Role::Leader => term - 1,
+        Role::PreCandidate => unreachable!("Figure 2 has no pre-candidates"),
     };
     let hard_state = HardState {
         current_term: Term(start),
@@ -69,6 +74,7 @@ fn request_vote(term: u64, candidate: NodeId, candidate_log: LogSummary) -> Mess
         candidate_id: candidate,
         last_log_index: candidate_log.last_log_index,
         last_log_term: candidate_log.last_log_term,
+        leadership_transfer: false,
     }
 }
 
@@ -215,6 +221,8 @@ fn a_heartbeat_from_the_leader_resets_the_election_timer_and_names_the_leader() 
     let reply = Message::AppendEntriesResponse {
         term: Term(1),
         success: true,
+        last_log_index: 0,
+        last_log_term: Term(0),
     };
     assert_eq!(sends(&out), vec![(N2, reply)]);
 }
@@ -232,6 +240,8 @@ fn a_stale_heartbeat_is_refused_with_the_current_term_and_resets_nothing() {
     let reply = Message::AppendEntriesResponse {
         term: Term(3),
         success: false,
+        last_log_index: 0,
+        last_log_term: Term(0),
     };
     assert_eq!(sends(&out), vec![(N2, reply)]);
 }
@@ -259,7 +269,9 @@ fn a_candidate_that_sees_a_heartbeat_of_its_term_becomes_a_follower() {
 /// §5.2: "A candidate wins an election if it receives votes from a majority".
 #[test]
 fn a_candidate_never_counts_a_vote_twice() {
-    let config = Config::new(N0, (0..5).map(NodeId), Timing::default()).unwrap();
+    let config = Config::new(N0, (0..5).map(NodeId), Timing::default())
+        .unwrap()
+        .with_features(Features::NONE);
     let mut node = Node::new();
     let mut out = Vec::new();
     node.step(&config, Input::Timeout(Timer::Election), &mut out);
@@ -344,6 +356,8 @@ fn a_leader_that_sees_a_higher_term_steps_down_and_arms_an_election_timer() {
     let reply = Message::AppendEntriesResponse {
         term: Term(4),
         success: false,
+        last_log_index: 0,
+        last_log_term: Term(0),
     };
     let out = receive(&mut node, N0, N2, reply);
     assert_eq!(node.role(), Role::Follower);
@@ -498,7 +512,9 @@ fn a_message_that_names_someone_other_than_its_sender_is_dropped_in_every_role()
 
 #[test]
 fn a_single_node_cluster_elects_itself() {
-    let config = Config::new(N0, [N0], Timing::default()).unwrap();
+    let config = Config::new(N0, [N0], Timing::default())
+        .unwrap()
+        .with_features(Features::NONE);
     let mut node = Node::new();
     let mut out = Vec::new();
     node.step(&config, Input::Timeout(Timer::Election), &mut out);

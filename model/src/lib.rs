@@ -43,9 +43,16 @@
 //!   ([`Action::Restart`]), at most [`Bounds::max_crashes`] times in all.
 //!   Crash and restart are one step: while down a node does nothing, and what
 //!   is sent to it meanwhile may be lost anyway, so a longer downtime adds no
-//!   behaviour, only states.
+//!   behaviour, only states;
+//! - with leadership transfer on, a leader is asked to hand over to any
+//!   other node ([`Action::Transfer`]), at most [`Bounds::max_transfers`]
+//!   times in all.
 //!
-//! States whose terms exceed [`Bounds::max_term`] are outside the boundary.
+//! Every node runs the election features of [`Bounds::features`]; with all
+//! of them off the model is exactly the Figure 2 model it always was.
+//!
+//! States whose terms exceed [`Bounds::max_term`] are outside the boundary,
+//! and so are those where a node asks for such a term with a pre-vote.
 //!
 //! # Why the state space is finite and small
 //!
@@ -75,8 +82,8 @@ pub use trace::{compact_state, describe_action, describe_state, format_trace, se
 use raft_election::Envelope;
 use raft_election::invariants::{self, History, Invariant, Violation};
 use raft_election::{
-    Config, ConfigError, HardState, Input, LogSummary, Message, Node, NodeId, Output, Term, Timer,
-    Timing,
+    Config, ConfigError, Features, HardState, Input, LogSummary, Message, Node, NodeId, Output,
+    Role, Term, Timer, Timing,
 };
 use stateright::{Model, Property, Representative};
 use std::collections::BTreeMap;
@@ -175,6 +182,11 @@ pub struct Bounds {
     /// (an entry carries its leader's term, which a follower adopts before it
     /// appends, §5.1 and §5.3), and starting any higher only skips elections.
     pub logs: Vec<LogSummary>,
+    /// The election features every node runs.
+    pub features: Features,
+    /// Leadership-transfer requests allowed in one run, all leaders together
+    /// (only with [`Features::leadership_transfer`]).
+    pub max_transfers: u8,
 }
 
 impl Bounds {
@@ -197,33 +209,48 @@ impl Bounds {
             network: NetworkKind::Duplicating,
             restarts: Restarts::Durable,
             logs,
+            features: Features::NONE,
+            max_transfers: 1,
         }
+    }
+
+    /// These bounds with every node running `features`.
+    #[must_use]
+    pub fn with_features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
     }
 }
 
-/// The timers a node has armed. Firing disarms; the node re-arms through
+/// The timers a node has armed, one bit per [`Timer`] (at its
+/// [`Timer::index`]). Firing disarms; the node re-arms through
 /// [`Output::SetTimer`] if it wants to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Armed {
-    /// The election timer is armed.
-    pub election: bool,
-    /// The heartbeat timer is armed.
-    pub heartbeat: bool,
-}
+pub struct Armed(u8);
+
+const _: () = assert!(Timer::ALL.len() <= u8::BITS as usize, "one bit per timer");
 
 impl Armed {
     fn set(&mut self, timer: Timer, armed: bool) {
-        match timer {
-            Timer::Election => self.election = armed,
-            Timer::Heartbeat => self.heartbeat = armed,
+        let bit = 1 << timer.index();
+        if armed {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
         }
     }
 
-    fn is_armed(self, timer: Timer) -> bool {
-        match timer {
-            Timer::Election => self.election,
-            Timer::Heartbeat => self.heartbeat,
-        }
+    /// Whether `timer` is armed.
+    #[must_use]
+    pub fn is_armed(self, timer: Timer) -> bool {
+        self.0 & (1 << timer.index()) != 0
+    }
+
+    /// The armed timers, in [`Timer::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Timer> {
+        Timer::ALL
+            .into_iter()
+            .filter(move |&timer| self.is_armed(timer))
     }
 }
 
@@ -237,6 +264,13 @@ pub struct Server {
     pub storage: HardState,
     /// Armed timers.
     pub armed: Armed,
+    /// Ghost, with Pre-Vote: this node's campaign under way (as pre-candidate
+    /// or candidate) began with a pre-vote round that failed (timed out), for
+    /// the reachability property "a pre-vote fails, a later one wins". No
+    /// node keeps this, and nothing else shows it: a failed round leaves no
+    /// trace. Kept per node and only for the campaign, so it splits few
+    /// states.
+    pub retried_pre_vote: bool,
 }
 
 /// Broken invariants, each with the first detail reported.
@@ -301,6 +335,8 @@ pub struct ClusterState {
     pub violations: Violations,
     /// Crash-restarts so far.
     pub crashes: u8,
+    /// Leadership-transfer requests so far.
+    pub transfers: u8,
 }
 
 /// One thing that can happen next.
@@ -314,6 +350,8 @@ pub enum Action {
     Fire(NodeId, Timer),
     /// A node crashes and restarts from its stable storage.
     Restart(NodeId),
+    /// The first node is asked to hand its leadership to the second (§3.10).
+    Transfer(NodeId, NodeId),
 }
 
 /// Bounds that describe no cluster.
@@ -360,13 +398,22 @@ pub struct ElectionModel {
     symmetry: bool,
 }
 
-/// The reachability ("sometimes") properties: each shows a green run is not
-/// vacuous.
+/// The reachability ("sometimes") properties of every run: each shows a
+/// green run is not vacuous.
 pub const REACHABILITY: [&str; 4] = [
     "a leader is elected",
     "a split vote happens",
     "a leader is replaced",
     "a stale leader steps down",
+];
+
+/// The reachability property of each election feature, in
+/// [`Features::NAMES`] order: checked when that feature is on.
+pub const FEATURE_REACHABILITY: [&str; 4] = [
+    "a pre-vote fails, a later one wins",
+    "a leader steps down by CheckQuorum",
+    "a RequestVote meets a lease",
+    "a leadership transfer completes",
 ];
 
 impl ElectionModel {
@@ -401,7 +448,10 @@ impl ElectionModel {
                 max_term: bounds.max_term,
             });
         }
-        let configs = Config::cluster(bounds.nodes, Timing::default())?;
+        let configs = Config::cluster(bounds.nodes, Timing::default())?
+            .into_iter()
+            .map(|config| config.with_features(bounds.features))
+            .collect();
         Ok(Self {
             bounds,
             configs,
@@ -438,6 +488,22 @@ impl ElectionModel {
         &self.bounds
     }
 
+    /// Every reachability property this model checks: [`REACHABILITY`], then
+    /// [`FEATURE_REACHABILITY`] of each feature that is on.
+    #[must_use]
+    pub fn reachability(&self) -> Vec<&'static str> {
+        let features = self.bounds.features.switches();
+        REACHABILITY
+            .into_iter()
+            .chain(
+                FEATURE_REACHABILITY
+                    .into_iter()
+                    .zip(features)
+                    .filter_map(|(name, on)| on.then_some(name)),
+            )
+            .collect()
+    }
+
     /// Feeds `input` to node `id` and executes its outputs, recording every
     /// invariant the step breaks.
     fn step(&self, state: &mut ClusterState, id: NodeId, input: Input) {
@@ -461,6 +527,8 @@ impl ElectionModel {
         for violation in checks.into_iter().filter_map(Result::err) {
             state.violations.record(violation);
         }
+        server.retried_pre_vote =
+            retried_pre_vote(server.retried_pre_vote, &before, &input, &server.node);
         for output in outputs {
             match output {
                 Output::Persist(hard_state) => {
@@ -478,6 +546,14 @@ impl ElectionModel {
                 Output::SetTimer { timer, .. } => server.armed.set(timer, true),
                 Output::CancelTimer(timer) => server.armed.set(timer, false),
             }
+        }
+        if self.bounds.features != Features::NONE {
+            let latest = latest_pre_votes(&state.network);
+            let duplicating = self.bounds.network == NetworkKind::Duplicating;
+            let servers = &state.servers;
+            state
+                .network
+                .retain(|envelope| !is_spent(envelope, servers, duplicating.then_some(&latest)));
         }
     }
 
@@ -545,6 +621,7 @@ impl ElectionModel {
         // so the restarted node keeps the one it had.
         server.node = Node::restore(server.storage, server.node.log());
         server.armed = Armed::default();
+        server.retried_pre_vote = false;
         if let Err(violation) = state.history.record_restart(id, &server.node) {
             state.violations.record(violation);
         }
@@ -573,6 +650,7 @@ impl Model for ElectionModel {
                         node: Node::restore(storage, log),
                         storage,
                         armed: Armed::default(),
+                        retried_pre_vote: false,
                     }
                 })
                 .collect(),
@@ -580,6 +658,7 @@ impl Model for ElectionModel {
             history: History::new(),
             violations: Violations::default(),
             crashes: 0,
+            transfers: 0,
         };
         for config in &self.configs {
             self.step(&mut state, config.id(), Input::Start);
@@ -595,14 +674,25 @@ impl Model for ElectionModel {
             }
         }
         for (config, server) in self.configs.iter().zip(&state.servers) {
-            for timer in [Timer::Election, Timer::Heartbeat] {
-                if server.armed.is_armed(timer) {
-                    actions.push(Action::Fire(config.id(), timer));
-                }
-            }
+            actions.extend(
+                server
+                    .armed
+                    .iter()
+                    .map(|timer| Action::Fire(config.id(), timer)),
+            );
         }
         if state.crashes < self.bounds.max_crashes {
             actions.extend(self.configs.iter().map(|c| Action::Restart(c.id())));
+        }
+        // A request reaching a node that does not lead changes nothing: only
+        // leaders are asked.
+        if self.bounds.features.leadership_transfer && state.transfers < self.bounds.max_transfers {
+            for (config, server) in self.configs.iter().zip(&state.servers) {
+                if server.node.role() == Role::Leader {
+                    let leader = config.id();
+                    actions.extend(config.peers().map(|to| Action::Transfer(leader, to)));
+                }
+            }
         }
     }
 
@@ -636,6 +726,15 @@ impl Model for ElectionModel {
                 next.servers[usize::from(id.0)].armed.set(timer, false);
                 self.step(&mut next, id, Input::Timeout(timer));
             }
+            Action::Transfer(id, to) => {
+                self.step(&mut next, id, Input::TransferLeadership { to });
+                // A request that changes nothing (the transfer to this target
+                // is already under way) only spends the budget.
+                if next == *state {
+                    return None;
+                }
+                next.transfers += 1;
+            }
             Action::Restart(id) => {
                 self.restart(&mut next, id);
                 // A crash that loses nothing (a follower that knew no leader)
@@ -653,11 +752,15 @@ impl Model for ElectionModel {
         (next != *state).then(|| self.canonical(next))
     }
 
+    /// No node is in a term above the bound, nor asks for one: a pre-vote
+    /// for the term after the bound is where an election beyond it would
+    /// begin, so it is cut off there, as the election itself would be.
     fn within_boundary(&self, state: &ClusterState) -> bool {
-        state
-            .servers
-            .iter()
-            .all(|s| s.node.current_term() <= self.bounds.max_term)
+        state.servers.iter().all(|s| {
+            let term = s.node.current_term();
+            term < self.bounds.max_term
+                || (term == self.bounds.max_term && s.node.role() != Role::PreCandidate)
+        })
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
@@ -668,6 +771,26 @@ impl Model for ElectionModel {
             Property::sometimes(REACHABILITY[2], |_, s| leader_replaced(s)),
             Property::sometimes(REACHABILITY[3], |_, s| stale_leader_stepped_down(s)),
         ]);
+        let features: [Property<Self>; 4] = [
+            Property::sometimes(FEATURE_REACHABILITY[0], |_, s: &ClusterState| {
+                s.servers
+                    .iter()
+                    .any(|s| s.retried_pre_vote && s.node.role() == Role::Candidate)
+            }),
+            Property::sometimes(FEATURE_REACHABILITY[1], |_, s| {
+                stepped_down_by_check_quorum(s)
+            }),
+            Property::sometimes(FEATURE_REACHABILITY[2], |m, s| {
+                request_vote_meets_lease(m, s)
+            }),
+            Property::sometimes(FEATURE_REACHABILITY[3], |_, s| transfer_completed(s)),
+        ];
+        properties.extend(
+            features
+                .into_iter()
+                .zip(self.bounds.features.switches())
+                .filter_map(|(property, on)| on.then_some(property)),
+        );
         properties
     }
 
@@ -696,7 +819,7 @@ fn holds<const I: usize>(_: &ElectionModel, state: &ClusterState) -> bool {
 fn invariant_properties() -> Vec<Property<ElectionModel>> {
     let conditions: [fn(&ElectionModel, &ClusterState) -> bool; Invariant::ALL.len()] = [
         holds::<0>, holds::<1>, holds::<2>, holds::<3>, holds::<4>, holds::<5>, holds::<6>,
-        holds::<7>,
+        holds::<7>, holds::<8>, holds::<9>,
     ];
     Invariant::ALL
         .iter()
@@ -768,4 +891,114 @@ fn leader_replaced(state: &ClusterState) -> bool {
     leaders
         .next()
         .is_some_and(|&first| leaders.any(|&other| other != first))
+}
+
+/// A node's [`Server::retried_pre_vote`] after one step from `before` to
+/// `after`: set when a pre-candidate's round times out into another (the
+/// round failed), kept while that campaign goes on (further rounds, then
+/// the candidacy a won round starts), cleared when it ends.
+fn retried_pre_vote(retried: bool, before: &Node, input: &Input, after: &Node) -> bool {
+    let was = before.role();
+    match after.role() {
+        Role::PreCandidate if was == Role::PreCandidate => {
+            retried || *input == Input::Timeout(Timer::Election)
+        }
+        Role::Candidate if matches!(was, Role::PreCandidate | Role::Candidate) => retried,
+        _ => false,
+    }
+}
+
+/// A node that led its current term is a follower in it, and no node ever
+/// crashed (a restart also makes a leader a follower of its term): only
+/// CheckQuorum steps a leader down without a higher term.
+fn stepped_down_by_check_quorum(state: &ClusterState) -> bool {
+    state.crashes == 0
+        && state.history.leaders().iter().any(|(&term, leader)| {
+            let node = &state.servers[usize::from(leader.0)].node;
+            node.current_term() == term && node.role() == Role::Follower
+        })
+}
+
+/// A RequestVote of a higher term, without the transfer flag, is in flight to
+/// a node that would ignore it under its lease (§4.2.3): a leader, or a
+/// follower in its lease. Delivering it changes nothing, so the checker never
+/// records the delivery as a step; this is the state in which it happens.
+fn request_vote_meets_lease(model: &ElectionModel, state: &ClusterState) -> bool {
+    model.bounds.features.lease_guarded_votes
+        && state.network.iter().any(|envelope| {
+            let Message::RequestVote {
+                term,
+                leadership_transfer: false,
+                ..
+            } = envelope.message
+            else {
+                return false;
+            };
+            let node = &state.servers[usize::from(envelope.to.0)].node;
+            term > node.current_term() && (node.role() == Role::Leader || node.in_lease())
+        })
+}
+
+/// A node leads a term it campaigned for on a TimeoutNow: its RequestVote
+/// of that term carries the transfer flag (only such a campaign sets it).
+/// Read from the network, so on the lossy network a transfer whose requests
+/// were all delivered is missed, never claimed falsely.
+fn transfer_completed(state: &ClusterState) -> bool {
+    let leaders = state.history.leaders();
+    state.network.iter().any(|envelope| {
+        let Message::RequestVote {
+            term,
+            candidate_id,
+            leadership_transfer: true,
+            ..
+        } = envelope.message
+        else {
+            return false;
+        };
+        leaders.get(&term) == Some(&candidate_id)
+    })
+}
+
+/// The latest term each node asked each other node about with a PreVote,
+/// by (sender, receiver).
+fn latest_pre_votes(network: &Network) -> BTreeMap<(NodeId, NodeId), Term> {
+    let mut latest = BTreeMap::new();
+    for envelope in network.iter() {
+        if let Message::PreVote { term, .. } = envelope.message {
+            let entry = latest.entry((envelope.from, envelope.to)).or_insert(term);
+            *entry = (*entry).max(term);
+        }
+    }
+    latest
+}
+
+/// Whether `envelope` can never do anything its receiver (or, for a
+/// request, the answer to it) would notice that another message in flight
+/// cannot, in which case the model drops it: a loss, which the network allows
+/// anyway, and one that leads to no state the kept messages could not.
+/// Figure 2's messages are kept as they always were. Terms only grow, so:
+/// - a PreVoteResponse changes its receiver only while the receiver's term is
+///   below the one it carries (a grant counts one term below it, a refusal is
+///   adopted below it), and a TimeoutNow only while the receiver has not
+///   passed its term;
+/// - on the duplicating network, where nothing leaves, a PreVote is
+///   outdone by a later one of the same sender to the same receiver. An older
+///   request can be granted only while its sender is one term below it, which
+///   it no longer is (it asked for a later term since), and refused
+///   informatively only by a receiver whose term is at least the one asked and
+///   above the sender's: then the later request draws the very same refusal.
+fn is_spent(
+    envelope: &Envelope,
+    servers: &[Server],
+    latest_pre_votes: Option<&BTreeMap<(NodeId, NodeId), Term>>,
+) -> bool {
+    let receiver = servers[usize::from(envelope.to.0)].node.current_term();
+    match envelope.message {
+        Message::PreVoteResponse { term, .. } => receiver >= term,
+        Message::TimeoutNow { term } => receiver > term,
+        Message::PreVote { term, .. } => latest_pre_votes
+            .and_then(|latest| latest.get(&(envelope.from, envelope.to)))
+            .is_some_and(|&latest| latest > term),
+        _ => false,
+    }
 }

@@ -2,16 +2,18 @@
 //! core within explicit bounds, print every property's verdict, and exit 0
 //! only if every safety property holds and every reachability property was
 //! reached. On a violation, print a numbered trace ending in the bad state.
+//!
+//! With `--every-combination` it does that once per combination of the
+//! election features (sixteen runs) and prints a table of them.
 
 #![forbid(unsafe_code)]
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use raft_election::Term;
 use raft_election::invariants::Invariant;
+use raft_election::{Features, Term};
 use raft_election_model::{
-    Bounds, ElectionModel, NetworkKind, REACHABILITY, Restarts, StartingLogs, format_trace,
-    sequence_diagram,
+    Bounds, ElectionModel, NetworkKind, Restarts, StartingLogs, format_trace, sequence_diagram,
 };
 use stateright::{Checker, HasDiscoveries, Model};
 use std::collections::BTreeSet;
@@ -81,6 +83,33 @@ struct Args {
     /// when every invariant holds.
     #[arg(long, value_name = "FILE", conflicts_with = "explore")]
     trace_svg: Option<PathBuf>,
+    /// Election features every node runs: a comma-separated list of
+    /// pre-vote, check-quorum, lease-guarded-votes and leadership-transfer,
+    /// or all, or none. The switches below add to it.
+    #[arg(long, default_value = "none", value_name = "LIST")]
+    features: Features,
+    /// Turn Pre-Vote on (thesis §9.6).
+    #[arg(long)]
+    pre_vote: bool,
+    /// Turn CheckQuorum on (thesis §6.2).
+    #[arg(long)]
+    check_quorum: bool,
+    /// Turn lease-guarded votes on (thesis §4.2.3).
+    #[arg(long)]
+    lease_guarded_votes: bool,
+    /// Turn leadership transfer on (thesis §3.10).
+    #[arg(long)]
+    leadership_transfer: bool,
+    /// Leadership-transfer requests in one run, all leaders together (with
+    /// leadership transfer on).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=20))]
+    max_transfers: u8,
+    /// Check every combination of the four election features, one run each
+    /// with the bounds above (sixteen runs), and print a table: states, time
+    /// and verdict per combination. Exits 0 only if every run passes.
+    #[arg(long, conflicts_with_all = ["features", "pre_vote", "check_quorum",
+        "lease_guarded_votes", "leadership_transfer", "explore", "volatile_restarts", "trace_svg"])]
+    every_combination: bool,
 }
 
 impl Args {
@@ -90,14 +119,27 @@ impl Args {
         } else {
             self.logs
         };
-        let mut bounds = Bounds::with_logs(self.nodes, logs);
+        let mut bounds = Bounds::with_logs(self.nodes, logs).with_features(self.features());
         bounds.max_term = Term(self.max_term);
         bounds.max_crashes = self.max_crashes;
+        bounds.max_transfers = self.max_transfers;
         bounds.network = self.network;
         if self.volatile_restarts {
             bounds.restarts = Restarts::Volatile;
         }
         bounds
+    }
+
+    /// `--features` with the single switches added.
+    fn features(&self) -> Features {
+        let switches = [
+            self.pre_vote,
+            self.check_quorum,
+            self.lease_guarded_votes,
+            self.leadership_transfer,
+        ];
+        let listed = self.features.switches();
+        Features::from_switches([0, 1, 2, 3].map(|i| listed[i] || switches[i]))
     }
 
     /// The requested threads, or one per core (at most 64).
@@ -129,6 +171,9 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.every_combination {
+        return every_combination(&args);
+    }
     let model = match ElectionModel::new(args.bounds()) {
         Ok(model) if args.no_symmetry || args.explore.is_some() => model.without_symmetry(),
         Ok(model) => model,
@@ -145,7 +190,6 @@ fn main() -> ExitCode {
         }
     }
     print_bounds(&model, &args);
-    let threads = args.threads();
     if let Some(address) = args.explore {
         // tiny_http panics on a bind error; check first for a clear message,
         // and learn the port the system picked for port 0.
@@ -157,9 +201,44 @@ fn main() -> ExitCode {
             }
         };
         println!("Explorer: http://{address}/ (Ctrl-C to stop)");
-        model.checker().threads(threads).serve(address);
+        model.checker().threads(args.threads()).serve(address);
         return ExitCode::SUCCESS;
     }
+    let verdict = check(&model, &args, Output::Full, args.trace_svg.as_ref());
+    if verdict.ok {
+        println!("\nOK: every property holds and every reachability property was reached.");
+        ExitCode::SUCCESS
+    } else {
+        println!("\nFAILED");
+        ExitCode::FAILURE
+    }
+}
+
+/// How much a check prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    /// Progress, statistics, every property's verdict, counterexamples.
+    Full,
+    /// Only what went wrong: counterexamples and unreached properties.
+    Failures,
+}
+
+/// What one check found.
+struct Verdict {
+    unique: usize,
+    seconds: f64,
+    max_depth: usize,
+    ok: bool,
+}
+
+/// Checks `model`, printing as `output` says; a counterexample is also
+/// drawn in `trace_svg`.
+fn check(
+    model: &ElectionModel,
+    args: &Args,
+    output: Output,
+    trace_svg: Option<&PathBuf>,
+) -> Verdict {
     // Stop at the first broken invariant. Volatile restarts break "terms never
     // go back" at once; that run goes on to the two leaders it exists to show.
     let finish = if args.volatile_restarts {
@@ -167,14 +246,19 @@ fn main() -> ExitCode {
     } else {
         HasDiscoveries::AnyFailures
     };
-    let label = configuration(&model);
-    let builder = model.checker().threads(threads).finish_when(finish);
+    let builder = model
+        .clone()
+        .checker()
+        .threads(args.threads())
+        .finish_when(finish);
     let start = Instant::now();
-    let svg = args.trace_svg.as_ref();
+    let label = configuration(model);
     if args.breadth_first() {
-        summarize(watch(builder.spawn_bfs(), start, &label), start, true, svg)
+        let checker = watch(builder.spawn_bfs(), start, &label);
+        summarize(checker, start, true, output, trace_svg)
     } else {
-        summarize(watch(builder.spawn_dfs(), start, &label), start, false, svg)
+        let checker = watch(builder.spawn_dfs(), start, &label);
+        summarize(checker, start, false, output, trace_svg)
     }
 }
 
@@ -192,13 +276,72 @@ fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// The bounds in a few words, to label progress.
+/// The bounds and features in a few words, to label progress.
 fn configuration(model: &ElectionModel) -> String {
     let bounds = model.bounds();
     format!(
-        "{} nodes, terms <= {}, {} crash(es)",
-        bounds.nodes, bounds.max_term.0, bounds.max_crashes
+        "{} nodes, terms <= {}, {} crash(es), features {}",
+        bounds.nodes, bounds.max_term.0, bounds.max_crashes, bounds.features
     )
+}
+
+/// `--every-combination`: one check per combination of the features, then
+/// a table.
+fn every_combination(args: &Args) -> ExitCode {
+    let bounds = args.bounds();
+    let first = match ElectionModel::new(bounds.clone()) {
+        Ok(model) if args.no_symmetry => model.without_symmetry(),
+        Ok(model) => model,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    print_bounds(&first, args);
+    println!("  features     every combination (16 runs)");
+    println!(
+        "\n{:<63} {:>11} {:>9} {:>6}  verdict",
+        "features", "states", "seconds", "depth"
+    );
+    let mut rows = Vec::new();
+    let start = Instant::now();
+    for features in Features::combinations() {
+        let model = match ElectionModel::new(bounds.clone().with_features(features)) {
+            Ok(model) if args.no_symmetry => model.without_symmetry(),
+            Ok(model) => model,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        let verdict = check(&model, args, Output::Failures, None);
+        let word = if verdict.ok { "ok" } else { "FAILED" };
+        println!(
+            "{:<63} {:>11} {:>9.1} {:>6}  {word}",
+            features.to_string(),
+            verdict.unique,
+            verdict.seconds,
+            verdict.max_depth
+        );
+        rows.push(verdict);
+    }
+    let total: usize = rows.iter().map(|v| v.unique).sum();
+    let failed = rows.iter().filter(|v| !v.ok).count();
+    println!(
+        "{:<63} {:>11} {:>9.1}",
+        "all 16 combinations",
+        total,
+        start.elapsed().as_secs_f64()
+    );
+    if failed == 0 {
+        println!(
+            "\nOK: in every combination every property holds and every reachability property was reached."
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("\nFAILED: {failed} of 16 combinations");
+        ExitCode::FAILURE
+    }
 }
 
 fn print_bounds(model: &ElectionModel, args: &Args) {
@@ -218,6 +361,12 @@ fn print_bounds(model: &ElectionModel, args: &Args) {
         "  logs         {} (each node starts in its last entry's term)",
         logs.join(", ")
     );
+    if !args.every_combination {
+        println!("  features     {}", bounds.features);
+        if bounds.features.leadership_transfer {
+            println!("  transfers    at most {}", bounds.max_transfers);
+        }
+    }
     println!(
         "  strategy     {}, {} thread(s)",
         args.strategy(),
@@ -266,22 +415,26 @@ fn rate(count: usize, seconds: f64) -> f64 {
     if seconds > 0.0 { count / seconds } else { 0.0 }
 }
 
-/// Prints the statistics, each property's verdict and every counterexample;
-/// returns success only if every safety property held and every
-/// reachability property was reached.
+/// Prints the statistics, each property's verdict and every counterexample
+/// (only what went wrong with [`Output::Failures`]); the verdict is ok only
+/// if every safety property held and every reachability property was reached.
 fn summarize<C: Checker<ElectionModel>>(
     checker: C,
     start: Instant,
     bfs: bool,
+    output: Output,
     trace_svg: Option<&PathBuf>,
-) -> ExitCode {
+) -> Verdict {
     let elapsed = start.elapsed().as_secs_f64();
     let unique = checker.unique_state_count();
-    println!("Done in {elapsed:.1} s");
-    println!("  unique states     {unique}");
-    println!("  generated states  {}", checker.state_count());
-    println!("  states/s          {:.0}", rate(unique, elapsed));
-    println!("  max depth         {}", checker.max_depth());
+    let full = output == Output::Full;
+    if full {
+        println!("Done in {elapsed:.1} s");
+        println!("  unique states     {unique}");
+        println!("  generated states  {}", checker.state_count());
+        println!("  states/s          {:.0}", rate(unique, elapsed));
+        println!("  max depth         {}", checker.max_depth());
+    }
     let discoveries = checker.discoveries();
     // A broken invariant stops the run, so what was not found by then is
     // unknown rather than established.
@@ -295,17 +448,19 @@ fn summarize<C: Checker<ElectionModel>>(
         ("holds", "NOT REACHED")
     };
     let mut ok = !stopped_early;
-    println!("Safety (always):");
-    for invariant in Invariant::ALL {
-        let verdict = if discoveries.contains_key(invariant.name()) {
-            "VIOLATED"
-        } else {
-            unknown
-        };
-        println!("  {:<26} {verdict}", invariant.name());
+    if full {
+        println!("Safety (always):");
+        for invariant in Invariant::ALL {
+            let verdict = if discoveries.contains_key(invariant.name()) {
+                "VIOLATED"
+            } else {
+                unknown
+            };
+            println!("  {:<38} {verdict}", invariant.name());
+        }
+        println!("Reachability (sometimes):");
     }
-    println!("Reachability (sometimes):");
-    for name in REACHABILITY {
+    for name in checker.model().reachability() {
         let verdict = match discoveries.get(name) {
             Some(path) => format!(
                 "reached (a trace of {} steps)",
@@ -316,7 +471,9 @@ fn summarize<C: Checker<ElectionModel>>(
                 unreached.to_owned()
             }
         };
-        println!("  {name:<26} {verdict}");
+        if full || !discoveries.contains_key(name) {
+            println!("  {name:<38} {verdict}");
+        }
     }
     // The first broken invariant in `Invariant::ALL` order (election safety
     // first) gets the full trace; the others often follow from it.
@@ -348,12 +505,11 @@ fn summarize<C: Checker<ElectionModel>>(
     if stopped_early && !bfs {
         println!("(depth-first traces are not the shortest: rerun with --bfs for the shortest)");
     }
-    if ok {
-        println!("\nOK: every property holds and every reachability property was reached.");
-        ExitCode::SUCCESS
-    } else {
-        println!("\nFAILED");
-        ExitCode::FAILURE
+    Verdict {
+        unique,
+        seconds: elapsed,
+        max_depth: checker.max_depth(),
+        ok,
     }
 }
 

@@ -13,9 +13,11 @@ use raft_election::{Message, NodeId, Term};
 /// Bits per node id, per term and per log index in a packed envelope.
 const ID_BITS: u32 = 4;
 const NUMBER_BITS: u32 = 16;
+/// Bits of the message kind: seven kinds.
+const KIND_BITS: u32 = 3;
 /// Bits of one packed envelope (see [`pack`]): three numbers, three ids, the
 /// flag and the kind. The packing is exact only if they fit one `u64`.
-const PACKED_BITS: u32 = 3 * NUMBER_BITS + 3 * ID_BITS + 1 + 2;
+const PACKED_BITS: u32 = 3 * NUMBER_BITS + 3 * ID_BITS + 1 + KIND_BITS;
 const _: () = assert!(PACKED_BITS <= u64::BITS);
 
 /// Message kinds, as packed.
@@ -23,6 +25,10 @@ const REQUEST_VOTE: u64 = 0;
 const REQUEST_VOTE_RESPONSE: u64 = 1;
 const APPEND_ENTRIES: u64 = 2;
 const APPEND_ENTRIES_RESPONSE: u64 = 3;
+const PRE_VOTE: u64 = 4;
+const PRE_VOTE_RESPONSE: u64 = 5;
+const TIMEOUT_NOW: u64 = 6;
+const _: () = assert!(TIMEOUT_NOW < 1 << KIND_BITS, "every kind fits its bits");
 
 /// SplitMix64's finalizer: spreads `value` so that sums of digests rarely
 /// collide (a collision only costs symmetry reduction some tie-breaking).
@@ -59,19 +65,22 @@ fn pop_term(code: &mut u64) -> Term {
 }
 
 /// Packs `envelope`: term, log term, log index, id, flag, kind, to, from
-/// from the highest bits down ([`PACKED_BITS`] = 3 x 16 + 4 + 1 + 2 + 4 + 4 =
-/// 63 bits in all).
+/// from the highest bits down ([`PACKED_BITS`] = 3 x 16 + 4 + 1 + 3 + 4 + 4 =
+/// 64 bits in all). Each kind uses the fields it has: the flag is a
+/// RequestVote's leadership transfer, a response's verdict; the log numbers
+/// are a request's candidate log or an AppendEntriesResponse's follower log.
 fn pack(envelope: &Envelope) -> u64 {
     let (kind, id, flag, log_term, log_index) = match envelope.message {
         Message::RequestVote {
             candidate_id,
             last_log_index,
             last_log_term,
+            leadership_transfer,
             ..
         } => (
             REQUEST_VOTE,
             candidate_id.0,
-            false,
+            leadership_transfer,
             last_log_term.0,
             last_log_index,
         ),
@@ -79,9 +88,32 @@ fn pack(envelope: &Envelope) -> u64 {
             (REQUEST_VOTE_RESPONSE, 0, vote_granted, 0, 0)
         }
         Message::AppendEntries { leader_id, .. } => (APPEND_ENTRIES, leader_id.0, false, 0, 0),
-        Message::AppendEntriesResponse { success, .. } => {
-            (APPEND_ENTRIES_RESPONSE, 0, success, 0, 0)
-        }
+        Message::AppendEntriesResponse {
+            success,
+            last_log_index,
+            last_log_term,
+            ..
+        } => (
+            APPEND_ENTRIES_RESPONSE,
+            0,
+            success,
+            last_log_term.0,
+            last_log_index,
+        ),
+        Message::PreVote {
+            candidate_id,
+            last_log_index,
+            last_log_term,
+            ..
+        } => (
+            PRE_VOTE,
+            candidate_id.0,
+            false,
+            last_log_term.0,
+            last_log_index,
+        ),
+        Message::PreVoteResponse { vote_granted, .. } => (PRE_VOTE_RESPONSE, 0, vote_granted, 0, 0),
+        Message::TimeoutNow { .. } => (TIMEOUT_NOW, 0, false, 0, 0),
     };
     let mut code = 0;
     push(&mut code, envelope.message.term().0, NUMBER_BITS);
@@ -89,7 +121,7 @@ fn pack(envelope: &Envelope) -> u64 {
     push(&mut code, log_index, NUMBER_BITS);
     push(&mut code, u64::from(id), ID_BITS);
     push(&mut code, u64::from(flag), 1);
-    push(&mut code, kind, 2);
+    push(&mut code, kind, KIND_BITS);
     push(&mut code, u64::from(envelope.to.0), ID_BITS);
     push(&mut code, u64::from(envelope.from.0), ID_BITS);
     code
@@ -99,7 +131,7 @@ fn pack(envelope: &Envelope) -> u64 {
 fn unpack(mut code: u64) -> Envelope {
     let from = pop_id(&mut code);
     let to = pop_id(&mut code);
-    let kind = pop(&mut code, 2);
+    let kind = pop(&mut code, KIND_BITS);
     let flag = pop(&mut code, 1) == 1;
     let id = pop_id(&mut code);
     let last_log_index = pop(&mut code, NUMBER_BITS);
@@ -111,6 +143,7 @@ fn unpack(mut code: u64) -> Envelope {
             candidate_id: id,
             last_log_index,
             last_log_term,
+            leadership_transfer: flag,
         },
         REQUEST_VOTE_RESPONSE => Message::RequestVoteResponse {
             term,
@@ -120,10 +153,23 @@ fn unpack(mut code: u64) -> Envelope {
             term,
             leader_id: id,
         },
-        _ => Message::AppendEntriesResponse {
+        APPEND_ENTRIES_RESPONSE => Message::AppendEntriesResponse {
             term,
             success: flag,
+            last_log_index,
+            last_log_term,
         },
+        PRE_VOTE => Message::PreVote {
+            term,
+            candidate_id: id,
+            last_log_index,
+            last_log_term,
+        },
+        PRE_VOTE_RESPONSE => Message::PreVoteResponse {
+            term,
+            vote_granted: flag,
+        },
+        _ => Message::TimeoutNow { term },
     };
     Envelope { from, to, message }
 }
@@ -149,6 +195,11 @@ impl Network {
         if let Ok(index) = self.0.binary_search(&pack(envelope)) {
             self.0.remove(index);
         }
+    }
+
+    /// Keeps only the envelopes for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Envelope) -> bool) {
+        self.0.retain(|&code| keep(&unpack(code)));
     }
 
     /// Whether `envelope` is in flight.
@@ -181,13 +232,14 @@ impl Network {
             let mut rest = code;
             let from = pop(&mut rest, ID_BITS);
             let to = pop(&mut rest, ID_BITS);
-            let kind = pop(&mut rest, 2);
+            let kind = pop(&mut rest, KIND_BITS);
             let flag = pop(&mut rest, 1);
             let id = pop(&mut rest, ID_BITS);
             // Requests name a node (the candidate, the leader): keep only
             // whether it is the sender, which survives renaming.
-            let names_sender = matches!(kind, REQUEST_VOTE | APPEND_ENTRIES) && id == from;
-            let content = (((rest << 2 | kind) << 1 | flag) << 1) | u64::from(names_sender);
+            let names_sender =
+                matches!(kind, REQUEST_VOTE | APPEND_ENTRIES | PRE_VOTE) && id == from;
+            let content = (((rest << KIND_BITS | kind) << 1 | flag) << 1) | u64::from(names_sender);
             let index = |id: u64| usize::try_from(id).expect("4 bits");
             for (node, direction) in [(index(from), 0), (index(to), 1)] {
                 if let Some(signature) = signatures.get_mut(node) {
@@ -232,6 +284,7 @@ mod tests {
                 candidate_id: NodeId(15),
                 last_log_index: 65_535,
                 last_log_term: Term(7),
+                leadership_transfer: true,
             },
             Message::RequestVoteResponse {
                 term: Term(3),
@@ -244,7 +297,20 @@ mod tests {
             Message::AppendEntriesResponse {
                 term: Term(1),
                 success: false,
+                last_log_index: 65_535,
+                last_log_term: Term(65_535),
             },
+            Message::PreVote {
+                term: Term(65_535),
+                candidate_id: NodeId(9),
+                last_log_index: 3,
+                last_log_term: Term(65_535),
+            },
+            Message::PreVoteResponse {
+                term: Term(65_535),
+                vote_granted: true,
+            },
+            Message::TimeoutNow { term: Term(65_535) },
         ]
         .map(|message| Envelope {
             from: NodeId(15),

@@ -2,8 +2,9 @@
 //! by a permutation of ids behave alike and only one needs exploring.
 //!
 //! The representative sorts nodes by a key that mentions no id (term, role,
-//! log, whether the vote and the known leader are the node itself or another,
-//! timers, storage, a digest of its messages in flight), then renames
+//! log, whether the vote, the known leader and a transfer target are the
+//! node itself or another, how many votes or acknowledgements it counts, its
+//! lease, timers, storage, a digest of its messages in flight), then renames
 //! every id in the state to match the new positions with the core's
 //! `map_ids`. Nodes with equal keys are ordered by trying each arrangement of
 //! them and keeping the one whose renamed state hashes lowest, so the result
@@ -29,8 +30,8 @@ type Key = (
     raft_election::Term,
     raft_election::Role,
     (raft_election::Term, u64),
-    [u8; 3],
-    usize,
+    [u8; 4],
+    (usize, usize, bool, bool),
     crate::Armed,
     raft_election::Term,
     u64,
@@ -49,8 +50,14 @@ fn key(state: &ClusterState, index: usize, signature: u64) -> Key {
             relation(holder, node.voted_for()),
             relation(holder, node.leader_id()),
             relation(holder, server.storage.voted_for),
+            relation(holder, node.transfer_target()),
         ],
-        node.votes_granted().len(),
+        (
+            node.votes_granted().len(),
+            node.heard_from().len(),
+            node.in_lease(),
+            server.retried_pre_vote,
+        ),
         server.armed,
         server.storage.current_term,
         signature,
@@ -80,6 +87,7 @@ pub(crate) fn permuted(state: &ClusterState, order: &[usize]) -> ClusterState {
                     node: server.node.map_ids(rename),
                     storage,
                     armed: server.armed,
+                    retried_pre_vote: server.retried_pre_vote,
                 }
             })
             .collect(),
@@ -95,6 +103,7 @@ pub(crate) fn permuted(state: &ClusterState, order: &[usize]) -> ClusterState {
         history: state.history.map_ids(rename),
         violations: state.violations.clone(),
         crashes: state.crashes,
+        transfers: state.transfers,
     }
 }
 

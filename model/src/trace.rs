@@ -23,9 +23,9 @@ pub fn describe_action(action: &Action) -> String {
             "the network loses {} -> {}: {}",
             envelope.from, envelope.to, envelope.message
         ),
-        Action::Fire(id, Timer::Election) => format!("{id}'s election timer fires"),
-        Action::Fire(id, Timer::Heartbeat) => format!("{id}'s heartbeat timer fires"),
+        Action::Fire(id, timer) => format!("{id}'s {timer} timer fires"),
         Action::Restart(id) => format!("{id} crashes and restarts from its stable storage"),
+        Action::Transfer(id, to) => format!("{id} is asked to hand its leadership to {to}"),
     }
 }
 
@@ -49,9 +49,15 @@ pub fn describe_state(state: &ClusterState) -> String {
             server.storage.current_term,
             name(server.storage.voted_for),
         );
-        if node.role() == Role::Candidate {
+        if matches!(node.role(), Role::PreCandidate | Role::Candidate) {
             let votes: Vec<String> = node.votes_granted().iter().map(|v| v.to_string()).collect();
             let _ = write!(text, "; votes {{{}}}", votes.join(", "));
+        }
+        if node.in_lease() {
+            text.push_str("; in lease");
+        }
+        if let Some(target) = node.transfer_target() {
+            let _ = write!(text, "; transferring to {target}");
         }
         text.push('\n');
     }
@@ -76,6 +82,7 @@ fn rename_action(action: Action, rename: impl Fn(NodeId) -> NodeId) -> Action {
         Action::Drop(e) => Action::Drop(envelope(e)),
         Action::Fire(id, timer) => Action::Fire(rename(id), timer),
         Action::Restart(id) => Action::Restart(rename(id)),
+        Action::Transfer(id, to) => Action::Transfer(rename(id), rename(to)),
     }
 }
 
@@ -178,20 +185,19 @@ pub fn compact_state(state: &ClusterState, max_crashes: Option<u8>) -> String {
                     let _ = write!(text, " follows {leader}");
                 }
             }
-            Role::Candidate => {
+            role @ (Role::PreCandidate | Role::Candidate) => {
                 let votes: Vec<String> =
                     node.votes_granted().iter().map(|v| v.to_string()).collect();
-                let _ = write!(text, " votes {{{}}}", votes.join(","));
+                let kind = if role == Role::PreCandidate {
+                    "pre-votes"
+                } else {
+                    "votes"
+                };
+                let _ = write!(text, " {kind} {{{}}}", votes.join(","));
             }
             Role::Leader => {}
         }
-        let timers: Vec<&str> = [
-            (server.armed.election, "election"),
-            (server.armed.heartbeat, "heartbeat"),
-        ]
-        .into_iter()
-        .filter_map(|(armed, timer)| armed.then_some(timer))
-        .collect();
+        let timers: Vec<String> = server.armed.iter().map(|timer| timer.to_string()).collect();
         if !timers.is_empty() {
             let _ = write!(text, " timer {}", timers.join("+"));
         }
@@ -331,7 +337,9 @@ pub fn sequence_diagram(
                 node,
                 kind: EventKind::ElectionTimeout,
             }),
-            Action::Fire(_, Timer::Heartbeat) => {}
+            // Other timers change only a role, drawn below; a transfer
+            // request is in the step's note.
+            Action::Fire(_, _) | Action::Transfer(_, _) => {}
             Action::Restart(node) => {
                 for fault in [Fault::Crash, Fault::Restart] {
                     events.push(Event {

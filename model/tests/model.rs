@@ -251,3 +251,152 @@ fn bounds_the_network_cannot_pack_are_refused() {
         Err(ModelError::LogBeyondMaxTerm { .. })
     ));
 }
+
+mod features {
+    use super::*;
+    use raft_election::{Features, Timer};
+    use raft_election_model::{Action, FEATURE_REACHABILITY};
+
+    /// Two nodes with equal logs, terms up to 2, one crash, one transfer,
+    /// running `features`.
+    fn two_nodes_with(features: Features) -> Bounds {
+        two_nodes().with_features(features)
+    }
+
+    /// Every combination of the four features keeps every safety property
+    /// and reaches every reachability property, its features' included, in
+    /// a pinned number of states (none first, all last, in the order of
+    /// `Features::combinations`: pre-vote is the lowest switch).
+    #[test]
+    fn every_combination_of_the_features_keeps_every_property_in_pinned_states() {
+        let pinned: [usize; 16] = PINNED_TWO_NODE_STATES;
+        let mut counts = Vec::new();
+        for (features, &pin) in Features::combinations().zip(&pinned) {
+            let model = model(two_nodes_with(features));
+            let reachability = model.reachability();
+            let checker = model.checker().spawn_dfs().join();
+            no_safety_violation(&checker);
+            for name in reachability {
+                assert!(
+                    checker.discovery(name).is_some(),
+                    "{features}: {name} never happens"
+                );
+            }
+            counts.push(checker.unique_state_count());
+            assert_eq!(checker.unique_state_count(), pin, "{features}");
+        }
+        assert_eq!(counts[0], 529, "Figure 2 alone is the model it always was");
+    }
+
+    /// The pinned counts, in `Features::combinations` order.
+    const PINNED_TWO_NODE_STATES: [usize; 16] = [
+        529, 3_861, 900, 5_876, 613, 3_861, 1_137, 5_876, 1_366, 7_527, 2_696, 14_819, 1_764,
+        7_527, 3_743, 14_819,
+    ];
+
+    /// "A pre-vote fails, a later one wins": a pre-candidate's round times
+    /// out, and the next round makes it a candidate.
+    #[test]
+    fn a_failed_pre_vote_is_followed_by_a_won_one() {
+        let bounds = two_nodes_with(Features::from_switches([true, false, false, false]));
+        let checker = model(bounds)
+            .checker()
+            .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([
+                FEATURE_REACHABILITY[0],
+            ])))
+            .spawn_bfs()
+            .join();
+        no_safety_violation(&checker);
+        let path = checker.discovery(FEATURE_REACHABILITY[0]).unwrap();
+        let steps = path.clone().into_vec();
+        let retried = steps.windows(2).any(|w| {
+            let (before, Some(Action::Fire(id, Timer::Election))) = (&w[0].0, w[0].1) else {
+                return false;
+            };
+            let after = &w[1].0;
+            let node = usize::from(id.0);
+            before.servers[node].node.role() == Role::PreCandidate
+                && after.servers[node].node.role() == Role::PreCandidate
+        });
+        assert!(retried, "{}", format_trace(checker.model(), &path));
+        let last = path.last_state();
+        assert!(
+            last.servers
+                .iter()
+                .any(|s| s.node.role() == Role::Candidate)
+        );
+    }
+
+    /// "A leader steps down by CheckQuorum": a leader becomes a follower of
+    /// its own term when its round fires.
+    #[test]
+    fn a_leader_steps_down_by_check_quorum() {
+        let bounds = two_nodes_with(Features::from_switches([false, true, false, false]));
+        let states = find(bounds, FEATURE_REACHABILITY[1]);
+        let last = states.last().unwrap();
+        let led: Vec<(usize, Term)> = leaders_along(&states).into_iter().collect();
+        assert!(led.iter().any(|&(node, term)| {
+            let now = &last.servers[node].node;
+            now.role() == Role::Follower && now.current_term() == term
+        }));
+        assert_eq!(last.crashes, 0);
+    }
+
+    /// "A RequestVote meets a lease": a node in its lease (or a leader) has a
+    /// RequestVote of a higher term, without the transfer flag, in flight.
+    #[test]
+    fn a_request_vote_meets_a_lease() {
+        let bounds = two_nodes_with(Features::from_switches([false, false, true, false]));
+        let states = find(bounds, FEATURE_REACHABILITY[2]);
+        let last = states.last().unwrap();
+        let met = last.network.iter().any(|e| {
+            let node = &last.servers[usize::from(e.to.0)].node;
+            matches!(e.message, raft_election::Message::RequestVote { term, leadership_transfer: false, .. }
+                if term > node.current_term() && (node.in_lease() || node.role() == Role::Leader))
+        });
+        assert!(met);
+    }
+
+    /// "A leadership transfer completes": a leader is asked to hand over,
+    /// and its target leads the next term.
+    #[test]
+    fn a_leadership_transfer_completes() {
+        let bounds = two_nodes_with(Features::from_switches([false, false, false, true]));
+        let checker = model(bounds)
+            .checker()
+            .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([
+                FEATURE_REACHABILITY[3],
+            ])))
+            .spawn_bfs()
+            .join();
+        no_safety_violation(&checker);
+        let path = checker.discovery(FEATURE_REACHABILITY[3]).unwrap();
+        let actions = path.clone().into_actions();
+        let asked = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Transfer(from, to) => Some((*from, *to)),
+                _ => None,
+            })
+            .expect("a transfer was asked for");
+        let led = leaders_along(&path.into_states());
+        let terms: Vec<Term> = led.iter().map(|l| l.1).collect();
+        assert!(terms.len() >= 2, "{led:?} after {asked:?}");
+    }
+
+    /// Without the switch, no model state holds what the feature adds: no
+    /// pre-candidate, no lease, no transfer, no acknowledgement counted.
+    #[test]
+    fn figure_2_alone_never_reaches_a_feature_state() {
+        let states = every_state(&model(two_nodes()));
+        for state in &states {
+            for server in &state.servers {
+                let node = &server.node;
+                assert_ne!(node.role(), Role::PreCandidate);
+                assert!(!node.in_lease());
+                assert!(node.transfer_target().is_none());
+                assert!(node.heard_from().is_empty());
+            }
+        }
+    }
+}

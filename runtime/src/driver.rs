@@ -276,13 +276,14 @@ where
         Ok(())
     }
 
-    /// Election timeouts come from the timeout source; the heartbeat's range
-    /// is a single point. `Timing` validation bounds both, so adding either
-    /// to the clock cannot overflow.
+    /// Election timeouts come from the timeout source; every other timer's
+    /// range is a single point (the heartbeat interval, or the minimum
+    /// election timeout). `Timing` validation bounds all of them, so adding
+    /// any to the clock cannot overflow.
     fn duration(&mut self, timer: Timer, min: Duration, max: Duration) -> Duration {
         match timer {
             Timer::Election => self.timeouts.pick(min, max),
-            Timer::Heartbeat => min,
+            Timer::Heartbeat | Timer::Lease | Timer::CheckQuorum | Timer::Transfer => min,
         }
     }
 }

@@ -63,7 +63,8 @@ pub mod transport;
 pub use cluster::{
     ClusterConfig, ClusterConfigError, ClusterHandle, Event, EventKind, FaultError, LinkChange,
     LinkFaults, LinkTable, MessageCounts, NetworkStats, NodeStatus, Observation, Pacing,
-    RestoreError, ShutdownError, SpawnError, Statuses, StorageKind, WaitError, spawn_cluster,
+    RestoreError, ShutdownError, SpawnError, Statuses, StorageKind, TransferError, WaitError,
+    spawn_cluster,
 };
 pub use data_dir::{DataDir, DataDirError, DirStorage};
 pub use driver::{Driver, NodeError, Observer, Requests, RequestsFull};

@@ -48,6 +48,7 @@ fn status(term: u64) -> NodeStatus {
         term: Term(term),
         leader: None,
         voted_for: None,
+        transfer_target: None,
     }
 }
 

@@ -4,49 +4,57 @@
 use raft_election::Timer;
 use tokio::time::Instant;
 
-/// The deadline of each armed timer. One slot per timer, so arming replaces
-/// the old deadline and cancelling clears it: a stale expiry cannot fire.
+/// The deadline of each armed timer. One slot per timer ([`Timer::index`]),
+/// so arming replaces the old deadline and cancelling clears it: a stale
+/// expiry cannot fire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timers {
-    election: Option<Instant>,
-    heartbeat: Option<Instant>,
+    deadlines: [Option<Instant>; Timer::ALL.len()],
 }
 
 impl Timers {
     /// Arms `timer` to expire at `deadline`, or disarms it (`None`).
     pub(crate) fn arm(&mut self, timer: Timer, deadline: Option<Instant>) {
-        match timer {
-            Timer::Election => self.election = deadline,
-            Timer::Heartbeat => self.heartbeat = deadline,
-        }
+        self.deadlines[timer.index()] = deadline;
     }
 
     /// When `timer` is due, if it is armed.
     #[must_use]
     pub fn deadline(&self, timer: Timer) -> Option<Instant> {
-        match timer {
-            Timer::Election => self.election,
-            Timer::Heartbeat => self.heartbeat,
-        }
+        self.deadlines[timer.index()]
+    }
+
+    /// Every armed timer with its deadline, in [`Timer::ALL`] order.
+    pub fn armed(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
+        Timer::ALL
+            .into_iter()
+            .filter_map(|timer| Some((timer, self.deadline(timer)?)))
     }
 
     /// The earliest deadline of any armed timer.
     #[must_use]
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.election, self.heartbeat].into_iter().flatten().min()
+        self.armed().map(|(_, deadline)| deadline).min()
+    }
+
+    /// The earliest deadline a node must wake for: that of any armed timer
+    /// but a deferrable one ([`Timer::is_deferrable`]), which a transport
+    /// may deliver just before the node's next input instead.
+    #[must_use]
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.armed()
+            .filter(|(timer, _)| !timer.is_deferrable())
+            .map(|(_, deadline)| deadline)
+            .min()
     }
 
     /// The timer that expired first by `now`, if any, and its deadline.
     #[must_use]
     pub fn first_expired(&self, now: Instant) -> Option<(Instant, Timer)> {
-        [
-            (Timer::Election, self.election),
-            (Timer::Heartbeat, self.heartbeat),
-        ]
-        .into_iter()
-        .filter_map(|(timer, deadline)| Some((deadline?, timer)))
-        .filter(|&(deadline, _)| deadline <= now)
-        .min()
+        self.armed()
+            .map(|(timer, deadline)| (deadline, timer))
+            .filter(|&(deadline, _)| deadline <= now)
+            .min()
     }
 
     /// Takes the timer that expired first by `now`: firing disarms it, and
@@ -97,5 +105,19 @@ mod tests {
         assert_eq!(timers.fire(start + ms(30)), Some(Timer::Heartbeat));
         assert_eq!(timers.fire(start + ms(30)), Some(Timer::Election));
         assert_eq!(timers.deadline(Timer::Election), None);
+    }
+
+    #[test]
+    fn a_lease_is_never_waited_for_but_fires_first_once_expired() {
+        let start = Instant::now();
+        let mut timers = Timers::default();
+        timers.arm(Timer::Lease, Some(start + ms(150)));
+        timers.arm(Timer::Election, Some(start + ms(200)));
+        assert_eq!(timers.next_deadline(), Some(start + ms(150)));
+        assert_eq!(timers.next_wake(), Some(start + ms(200)));
+        let later = start + ms(210);
+        assert_eq!(timers.fire(later), Some(Timer::Lease));
+        assert_eq!(timers.fire(later), Some(Timer::Election));
+        assert_eq!(timers.next_wake(), None);
     }
 }

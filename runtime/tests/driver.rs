@@ -160,6 +160,7 @@ fn request_vote(term: u64) -> Message {
         candidate_id: N0,
         last_log_index: 0,
         last_log_term: Term(0),
+        leadership_transfer: false,
     }
 }
 
@@ -273,7 +274,9 @@ async fn a_heartbeat_from_a_leader_keeps_the_node_a_follower_until_the_transport
         && *m
             == Message::AppendEntriesResponse {
                 term: Term(1),
-                success: true
+                success: true,
+                last_log_index: 0,
+                last_log_term: Term(0),
             }));
     harness.close().await;
 }

@@ -11,7 +11,7 @@ mod common;
 
 use common::{finish, ms, on_disk};
 
-use raft_election::{HardState, NodeId, Role, Term, Timer, Timing};
+use raft_election::{Features, HardState, NodeId, Role, Term, Timer, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, LinkFaults, Observation, Statuses,
     StorageKind, spawn_cluster,
@@ -22,15 +22,19 @@ use std::time::Duration;
 mod links {
     use super::*;
 
-    /// The leader's messages to one follower are lost, the follower's to the
-    /// leader are not: it stops hearing heartbeats, campaigns in a higher
-    /// term, and its RequestVote deposes the leader (§5.1), whose vote
-    /// answers are lost; the third node elects it.
+    /// Figure 2 alone: the leader's messages to one follower are lost, the
+    /// follower's to the leader are not: it stops hearing heartbeats,
+    /// campaigns in a higher term, and its RequestVote deposes the leader
+    /// (§5.1), whose vote answers are lost; the third node elects it.
     #[tokio::test(start_paused = true)]
     async fn a_one_way_cut_from_the_leader_lets_the_deaf_follower_take_over() {
         for seed in 0..10 {
             let context = format!("seed {seed}");
-            let cluster = spawn_cluster(ClusterConfig::seeded(3, seed)).unwrap();
+            let config = ClusterConfig {
+                features: Features::NONE,
+                ..ClusterConfig::seeded(3, seed)
+            };
+            let cluster = spawn_cluster(config).unwrap();
             let (old, term) = cluster.wait_for_leader(ms(1_000)).await.unwrap();
             let deaf = NodeId((old.0 + 1) % 3);
             cluster.cut_one_way(old, deaf).unwrap();
@@ -53,6 +57,33 @@ mod links {
                 .await
                 .unwrap_or_else(|e| panic!("{context}: {e}"));
             assert_eq!(statuses.get(old).unwrap().role, Role::Follower);
+            finish(cluster, &context).await;
+        }
+    }
+
+    /// The same cut with the default features: the leader and the third
+    /// node hear each other, so both ignore the deaf follower's RequestVotes
+    /// under their lease (§4.2.3), and CheckQuorum keeps the leader, which
+    /// still hears a majority. The deaf follower's terms climb alone; the
+    /// leader of the majority stays for ten seconds.
+    #[tokio::test(start_paused = true)]
+    async fn with_lease_guarded_votes_a_deaf_follower_cannot_depose_the_leader() {
+        for seed in 0..10 {
+            let context = format!("seed {seed}");
+            let cluster = spawn_cluster(ClusterConfig::seeded(3, seed)).unwrap();
+            let (old, term) = cluster.wait_for_leader(ms(1_000)).await.unwrap();
+            let deaf = NodeId((old.0 + 1) % 3);
+            cluster.cut_one_way(old, deaf).unwrap();
+            tokio::time::sleep(ms(10_000)).await;
+            let statuses = cluster.statuses();
+            assert_eq!(
+                statuses.acknowledged_leader(),
+                Some((old, term)),
+                "{context}: {statuses}"
+            );
+            let climbed = statuses.get(deaf).unwrap().term;
+            assert!(climbed > term, "{context}: the deaf follower campaigns");
+            assert_eq!(cluster.leaders_by_term().len(), 1, "{context}");
             finish(cluster, &context).await;
         }
     }
@@ -231,10 +262,17 @@ mod links {
 mod controls {
     use super::*;
 
-    /// `fire` makes a follower campaign now, not when its timer says.
+    /// `fire` makes a follower campaign now, not when its timer says. Under
+    /// Figure 2 alone it wins at once; with the default lease-guarded votes
+    /// the others would ignore it while they hear the leader (a hand-over is
+    /// `transfer_leadership`'s job).
     #[tokio::test(start_paused = true)]
     async fn firing_a_followers_election_timer_makes_it_campaign_and_win_at_once() {
-        let cluster = spawn_cluster(ClusterConfig::seeded(3, 4)).unwrap();
+        let config = ClusterConfig {
+            features: Features::NONE,
+            ..ClusterConfig::seeded(3, 4)
+        };
+        let cluster = spawn_cluster(config).unwrap();
         let (leader, term) = cluster.wait_for_leader(ms(1_000)).await.unwrap();
         let follower = NodeId((leader.0 + 1) % 3);
         let fired_at = cluster.elapsed();

@@ -84,6 +84,7 @@ fn follower_grants_vote(bencher: Bencher) {
         candidate_id: N1,
         last_log_index: 0,
         last_log_term: Term(0),
+        leadership_transfer: false,
     };
     let input = Input::Receive {
         from: N1,
@@ -100,6 +101,7 @@ fn follower_rejects_vote(bencher: Bencher) {
         candidate_id: NodeId(2),
         last_log_index: 0,
         last_log_term: Term(0),
+        leadership_transfer: false,
     };
     let input = Input::Receive {
         from: NodeId(2),

@@ -65,6 +65,7 @@ fn prepare(path: &str) -> Option<(Node, Input)> {
         candidate_id,
         last_log_index: 0,
         last_log_term: Term(0),
+        leadership_transfer: false,
     };
     let grant = Message::RequestVoteResponse {
         term: Term(1),

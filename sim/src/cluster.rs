@@ -9,9 +9,8 @@
 //! After every step the cluster checks the node-local and cluster-wide
 //! invariants of [`raft_election::invariants`] and returns the first violation.
 
-use raft_election::Config;
-use raft_election::Envelope;
 use raft_election::invariants::{History, Violation};
+use raft_election::{Config, Envelope, Message};
 use raft_election::{HardState, LogSummary, NodeId, Role, Term};
 use raft_election::{Input, Node, Output, Timer};
 use std::collections::BTreeSet;
@@ -32,6 +31,22 @@ struct Member {
     armed: BTreeSet<Timer>,
 }
 
+/// How often the thesis' features did what they are for, over a cluster's
+/// life: for tests and fuzz corpora to show they were exercised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeatureCounts {
+    /// Pre-votes started (a node became a pre-candidate).
+    pub pre_votes: usize,
+    /// Pre-votes won: a pre-candidate became a candidate.
+    pub pre_votes_won: usize,
+    /// Leaders that stepped down by CheckQuorum.
+    pub check_quorum_step_downs: usize,
+    /// Elections started by a TimeoutNow.
+    pub transfer_campaigns: usize,
+    /// Of those, elections won: leadership transferred.
+    pub transfers_completed: usize,
+}
+
 /// An in-memory cluster driven step by step. Ids are `0..n`.
 #[derive(Clone, Debug)]
 pub struct Cluster {
@@ -40,6 +55,9 @@ pub struct Cluster {
     /// Directed links that drop everything (`from`, `to`).
     cut: BTreeSet<(NodeId, NodeId)>,
     history: History,
+    counts: FeatureCounts,
+    /// `(node, term)` of every election started by a TimeoutNow.
+    transfer_campaigns: BTreeSet<(NodeId, Term)>,
     scratch: Vec<Output>,
 }
 
@@ -75,6 +93,8 @@ impl Cluster {
             in_flight: Vec::new(),
             cut: BTreeSet::new(),
             history: History::new(),
+            counts: FeatureCounts::default(),
+            transfer_campaigns: BTreeSet::new(),
             scratch: Vec::new(),
         };
         for id in cluster.ids().collect::<Vec<_>>() {
@@ -137,6 +157,12 @@ impl Cluster {
         &self.history
     }
 
+    /// What the thesis' features did so far.
+    #[must_use]
+    pub fn feature_counts(&self) -> FeatureCounts {
+        self.counts
+    }
+
     /// What `id` has on stable storage.
     #[must_use]
     pub fn storage(&self, id: NodeId) -> Option<HardState> {
@@ -192,6 +218,17 @@ impl Cluster {
             return Ok(false);
         }
         self.step(id, Input::Timeout(timer))?;
+        Ok(true)
+    }
+
+    /// Asks `id` to hand its leadership to `to` (§3.10), as its operator
+    /// would; a node that does not lead ignores it. Returns `Ok(false)` if
+    /// `id` is down.
+    pub fn transfer_leadership(&mut self, id: NodeId, to: NodeId) -> Result<bool, Violation> {
+        if self.node(id).is_none() {
+            return Ok(false);
+        }
+        self.step(id, Input::TransferLeadership { to })?;
         Ok(true)
     }
 
@@ -277,6 +314,14 @@ impl Cluster {
         node.step(&member.config, input, &mut self.scratch);
         self.history
             .check_step(&member.config, &before, &input, node, &self.scratch)?;
+        count_features(
+            &mut self.counts,
+            &mut self.transfer_campaigns,
+            id,
+            &before,
+            &input,
+            node,
+        );
         for output in self.scratch.drain(..) {
             match output {
                 // Executed first, as the contract promises; nothing below can fail.
@@ -307,5 +352,46 @@ impl Cluster {
 
     fn member_mut(&mut self, id: NodeId) -> Option<&mut Member> {
         self.members.get_mut(usize::from(id.0))
+    }
+}
+
+/// Counts what one step of `id` did with the thesis' features.
+fn count_features(
+    counts: &mut FeatureCounts,
+    transfer_campaigns: &mut BTreeSet<(NodeId, Term)>,
+    id: NodeId,
+    before: &Node,
+    input: &Input,
+    after: &Node,
+) {
+    let (was, now) = (before.role(), after.role());
+    if now == Role::PreCandidate
+        && (was != Role::PreCandidate || *input == Input::Timeout(Timer::Election))
+    {
+        counts.pre_votes += 1;
+    }
+    if was == Role::PreCandidate && matches!(now, Role::Candidate | Role::Leader) {
+        counts.pre_votes_won += 1;
+    }
+    if *input == Input::Timeout(Timer::CheckQuorum) && was == Role::Leader && now == Role::Follower
+    {
+        counts.check_quorum_step_downs += 1;
+    }
+    let on_timeout_now = matches!(
+        input,
+        Input::Receive {
+            message: Message::TimeoutNow { .. },
+            ..
+        }
+    );
+    if on_timeout_now && now == Role::Candidate && was != Role::Candidate {
+        counts.transfer_campaigns += 1;
+        transfer_campaigns.insert((id, after.current_term()));
+    }
+    if was != Role::Leader
+        && now == Role::Leader
+        && transfer_campaigns.contains(&(id, after.current_term()))
+    {
+        counts.transfers_completed += 1;
     }
 }

@@ -3,20 +3,22 @@
 //! so the fuzzer and `cargo test` run the very same code.
 //!
 //! - [`run_schedule`] (target `election`): an arbitrary schedule of faults over
-//!   an honest [`Cluster`] of 3 to 5 nodes. The simulator checks every
-//!   node-local and cluster-wide invariant after every step.
-//! - [`run_node`] (target `node`): one [`Node`] fed arbitrary inputs, forged
-//!   messages from anyone with any term included. Global safety cannot hold
-//!   under forgery, so it checks what a single node guarantees on its own.
+//!   an honest [`Cluster`] of 3 to 5 nodes running any combination of the
+//!   election features. The simulator checks every node-local and
+//!   cluster-wide invariant after every step.
+//! - [`run_node`] (target `node`): one [`Node`] with any features fed
+//!   arbitrary inputs, forged messages from anyone with any term included.
+//!   Global safety cannot hold under forgery, so it checks what a single node
+//!   guarantees on its own.
 //!
 //! Inputs decode with [`decode`], exactly as libfuzzer-sys does. Every loop is
 //! bounded by [`MAX_SCHEDULE_STEPS`] or [`MAX_NODE_STIMULI`], whatever the input.
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, FeatureCounts};
 use arbitrary::{Arbitrary, Unstructured};
 use raft_election::Message;
 use raft_election::invariants::{self, History, Invariant, Violation};
-use raft_election::{Config, Timing};
+use raft_election::{Config, Features, Timing};
 use raft_election::{HardState, LogSummary, NodeId, Role, Term};
 use raft_election::{Input, Node, Output, Timer};
 use std::fmt;
@@ -74,6 +76,8 @@ pub struct Schedule {
     /// Cluster size, in `MIN_CLUSTER..=MAX_CLUSTER`.
     #[arbitrary(with = |u: &mut Unstructured| u.int_in_range(MIN_CLUSTER..=MAX_CLUSTER))]
     pub nodes: u8,
+    /// The election features every node runs.
+    pub features: Features,
     /// Per-node log summaries (the first `nodes` are used); `None` gives every
     /// node an empty log.
     pub logs: Option<[SmallLog; MAX_CLUSTER as usize]>,
@@ -92,8 +96,9 @@ pub enum Step {
     /// Copy in-flight message `index % in_flight`, unless
     /// [`MAX_FUZZ_IN_FLIGHT`] messages are in flight already.
     Duplicate(u8),
-    /// Fire an armed timer of node `(choice & 0x7f) % nodes`, if it is up.
-    Fire(u8),
+    /// Fire an armed timer of node `node % nodes`, if it is up: the
+    /// `timer % armed`-th of its armed timers, in [`Timer::ALL`] order.
+    Fire(u8, u8),
     /// Deliver in-flight messages oldest first until none is left, at most
     /// [`MAX_STABILIZE_DELIVERIES`] of them.
     Stabilize,
@@ -107,6 +112,9 @@ pub enum Step {
     Isolate(u8),
     /// Restore every link.
     Heal,
+    /// Ask node `id % nodes` to hand its leadership to node `to % nodes`
+    /// (ignored unless it leads, with leadership transfer on).
+    Transfer(u8, u8),
 }
 
 /// What a schedule did, so tests can tell a corpus that exercises elections
@@ -121,6 +129,10 @@ pub struct ScheduleOutcome {
     pub restarts: usize,
     /// The highest term any live node reached.
     pub max_term: Term,
+    /// The features the cluster ran.
+    pub features: Features,
+    /// What those features did.
+    pub feature_counts: FeatureCounts,
 }
 
 /// A schedule that broke an invariant: which step, and what broke.
@@ -150,12 +162,19 @@ impl std::error::Error for ScheduleFailure {}
 /// Runs `schedule` over a fresh cluster; the first broken invariant is an `Err`.
 pub fn run_schedule(schedule: &Schedule) -> Result<ScheduleOutcome, ScheduleFailure> {
     let nodes = schedule.nodes.clamp(MIN_CLUSTER, MAX_CLUSTER);
-    let configs = Config::cluster(nodes, Timing::default()).expect("the default timing is valid");
+    let configs: Vec<Config> = Config::cluster(nodes, Timing::default())
+        .expect("the default timing is valid")
+        .into_iter()
+        .map(|config| config.with_features(schedule.features))
+        .collect();
     let logs: Vec<LogSummary> = (0..usize::from(nodes))
         .map(|i| schedule.logs.map(|logs| logs[i].into()).unwrap_or_default())
         .collect();
     let mut cluster = Cluster::new(configs, &logs);
-    let mut outcome = ScheduleOutcome::default();
+    let mut outcome = ScheduleOutcome {
+        features: schedule.features,
+        ..ScheduleOutcome::default()
+    };
     for (position, &step) in schedule.steps.iter().take(MAX_SCHEDULE_STEPS).enumerate() {
         let restarted = apply(&mut cluster, nodes, step).map_err(|violation| ScheduleFailure {
             position,
@@ -166,6 +185,7 @@ pub fn run_schedule(schedule: &Schedule) -> Result<ScheduleOutcome, ScheduleFail
         outcome.restarts += usize::from(restarted);
     }
     outcome.leaders = cluster.history().leaders().len();
+    outcome.feature_counts = cluster.feature_counts();
     outcome.max_term = cluster
         .ids()
         .filter_map(|id| cluster.term(id))
@@ -207,17 +227,11 @@ fn apply(cluster: &mut Cluster, nodes: u8, step: Step) -> Result<bool, Violation
                 }
             }
         }
-        Step::Fire(choice) => {
-            // The core keeps one timer armed per node; the high bit picks which
-            // to try first, so a node that had both armed could fire either.
-            let id = node(choice & 0x7f);
-            let (first, second) = if choice & 0x80 == 0 {
-                (Timer::Election, Timer::Heartbeat)
-            } else {
-                (Timer::Heartbeat, Timer::Election)
-            };
-            if !cluster.fire(id, first)? {
-                cluster.fire(id, second)?;
+        Step::Fire(choice, timer) => {
+            let id = node(choice);
+            let armed: Vec<Timer> = cluster.armed(id).into_iter().collect();
+            if !armed.is_empty() {
+                cluster.fire(id, armed[usize::from(timer) % armed.len()])?;
             }
         }
         Step::Stabilize => {
@@ -233,6 +247,9 @@ fn apply(cluster: &mut Cluster, nodes: u8, step: Step) -> Result<bool, Violation
         Step::Cut(a, b) => cluster.cut(node(a), node(b)),
         Step::Isolate(choice) => cluster.isolate(node(choice)),
         Step::Heal => cluster.heal(),
+        Step::Transfer(id, to) => {
+            cluster.transfer_leadership(node(id), node(to))?;
+        }
     }
     Ok(false)
 }
@@ -245,6 +262,8 @@ pub struct NodeScript {
     pub voters: u8,
     /// The node's id is `id % voters`.
     pub id: u8,
+    /// The election features the node runs.
+    pub features: Features,
     /// The node's log summary.
     pub log: SmallLog,
     /// What the node is fed, in order; at most [`MAX_NODE_STIMULI`] are run.
@@ -311,6 +330,10 @@ pub struct NodeOutcome {
     pub voted_for_another: bool,
     /// The highest term the node reached.
     pub max_term: Term,
+    /// Whether the node was ever a pre-candidate.
+    pub pre_candidate: bool,
+    /// Whether the node ever campaigned on a TimeoutNow.
+    pub transfer_campaign: bool,
 }
 
 /// Runs `script` against a fresh node; the first broken guarantee is an `Err`.
@@ -318,7 +341,8 @@ pub fn run_node(script: &NodeScript) -> Result<NodeOutcome, NodeFailure> {
     let voters = script.voters.clamp(1, MAX_CLUSTER);
     let id = NodeId(script.id % voters);
     let config = Config::new(id, (0..voters).map(NodeId), Timing::default())
-        .expect("ids 0..voters with the default timing are valid");
+        .expect("ids 0..voters with the default timing are valid")
+        .with_features(script.features);
     let mut harness = NodeHarness::new(config, script.log.into());
     let mut outcome = NodeOutcome::default();
     harness
@@ -342,6 +366,15 @@ pub fn run_node(script: &NodeScript) -> Result<NodeOutcome, NodeFailure> {
         let node = &harness.node;
         outcome.stimuli += 1;
         outcome.led |= node.role() == Role::Leader;
+        outcome.pre_candidate |= node.role() == Role::PreCandidate;
+        outcome.transfer_campaign |= node.role() == Role::Candidate
+            && matches!(
+                input,
+                Some(Input::Receive {
+                    message: Message::TimeoutNow { .. },
+                    ..
+                })
+            );
         outcome.voted_for_another |= node.voted_for().is_some_and(|v| v != id);
         outcome.max_term = outcome.max_term.max(node.current_term());
     }
@@ -444,20 +477,45 @@ fn with_term(message: Message, term: Term) -> Message {
             candidate_id,
             last_log_index,
             last_log_term,
+            leadership_transfer,
             ..
         } => Message::RequestVote {
             term,
             candidate_id,
             last_log_index,
             last_log_term,
+            leadership_transfer,
         },
         Message::RequestVoteResponse { vote_granted, .. } => {
             Message::RequestVoteResponse { term, vote_granted }
         }
         Message::AppendEntries { leader_id, .. } => Message::AppendEntries { term, leader_id },
-        Message::AppendEntriesResponse { success, .. } => {
-            Message::AppendEntriesResponse { term, success }
+        Message::AppendEntriesResponse {
+            success,
+            last_log_index,
+            last_log_term,
+            ..
+        } => Message::AppendEntriesResponse {
+            term,
+            success,
+            last_log_index,
+            last_log_term,
+        },
+        Message::PreVote {
+            candidate_id,
+            last_log_index,
+            last_log_term,
+            ..
+        } => Message::PreVote {
+            term,
+            candidate_id,
+            last_log_index,
+            last_log_term,
+        },
+        Message::PreVoteResponse { vote_granted, .. } => {
+            Message::PreVoteResponse { term, vote_granted }
         }
+        Message::TimeoutNow { .. } => Message::TimeoutNow { term },
     }
 }
 
@@ -521,6 +579,7 @@ mod tests {
     fn three_nodes(steps: Vec<Step>) -> Schedule {
         Schedule {
             nodes: 3,
+            features: Features::NONE,
             logs: None,
             steps,
         }
@@ -528,7 +587,7 @@ mod tests {
 
     #[test]
     fn one_timer_and_a_full_delivery_elect_a_leader() {
-        let outcome = run_schedule(&three_nodes(vec![Step::Fire(0), Step::Stabilize])).unwrap();
+        let outcome = run_schedule(&three_nodes(vec![Step::Fire(0, 0), Step::Stabilize])).unwrap();
         assert_eq!(outcome.leaders, 1);
         assert_eq!(outcome.max_term, Term(1));
     }
@@ -539,8 +598,8 @@ mod tests {
         // Had n2 forgotten its vote, it would elect n1 as well, and the checks
         // after every step would turn this run into an error.
         let steps = vec![
-            Step::Fire(0),    // n0's election timer (every node has one armed)
-            Step::Fire(1),    // n1's
+            Step::Fire(0, 0), // n0's election timer (every node has one armed)
+            Step::Fire(1, 0), // n1's
             Step::Deliver(1), // n0's RequestVote to n2: n2 votes for n0
             Step::Restart(2),
             Step::Stabilize, // n1's RequestVote reaches n2 after the restart
@@ -570,10 +629,12 @@ mod tests {
             candidate_id,
             last_log_index: 0,
             last_log_term: Term(0),
+            leadership_transfer: false,
         };
         let script = NodeScript {
             voters: 3,
             id: 0,
+            features: Features::NONE,
             log: SmallLog::default(),
             stimuli: vec![
                 Stimulus::Near {
@@ -604,6 +665,7 @@ mod tests {
         let script = NodeScript {
             voters: 3,
             id: 1,
+            features: Features::NONE,
             log: SmallLog::default(),
             stimuli: vec![
                 Stimulus::Raw(Input::Receive {
@@ -634,6 +696,7 @@ mod tests {
         let script = NodeScript {
             voters: 3,
             id: 1,
+            features: Features::NONE,
             log: SmallLog::default(),
             stimuli: vec![
                 forged(Message::AppendEntries {
@@ -645,6 +708,7 @@ mod tests {
                     candidate_id: NodeId(2),
                     last_log_index: 0,
                     last_log_term: Term(0),
+                    leadership_transfer: false,
                 }),
             ],
         };

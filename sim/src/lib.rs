@@ -2,7 +2,8 @@
 //! fuzz targets and the benchmarks drive.
 //!
 //! - [`Cluster`]: an in-memory cluster stepped by hand (deliver, drop,
-//!   duplicate, fire, crash, restart, cut, isolate, heal), checking every
+//!   duplicate, fire, crash, restart, cut, isolate, heal, and ask a leader to
+//!   transfer leadership), checking every
 //!   invariant of [`raft_election::invariants`] after every step. No clock:
 //!   which timer fires first is the caller's choice.
 //! - [`timed::TimedCluster`]: the same core on a virtual clock with an ideal
@@ -29,4 +30,4 @@ pub mod cluster;
 pub mod fuzzing;
 pub mod timed;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, FeatureCounts};

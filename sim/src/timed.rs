@@ -158,6 +158,12 @@ impl TimedCluster {
         self.step(id, Input::Start)
     }
 
+    /// Asks `id` to hand its leadership to `to` now (§3.10); a node that does
+    /// not lead, or is down, ignores it.
+    pub fn transfer_leadership(&mut self, id: NodeId, to: NodeId) -> Result<(), Violation> {
+        self.step(id, Input::TransferLeadership { to })
+    }
+
     /// Runs events in time order until `done` holds after an event, or virtual
     /// time would pass `deadline`. Returns whether `done` held.
     pub fn run_until(

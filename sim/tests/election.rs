@@ -1,9 +1,10 @@
 //! Fault scenarios on the deterministic in-memory cluster (`raft_election_sim::Cluster`),
 //! written the way raft-rs's harness reads: campaign, cut, isolate, heal.
 //! Every step is checked against every invariant by the simulator itself; the
-//! assertions here are about roles and terms.
+//! assertions here are about roles and terms. The nodes run Figure 2 alone
+//! ([`Features::NONE`]); `features.rs` has the thesis' features.
 
-use raft_election::{Config, LogSummary, NodeId, Role, Term, Timer, Timing};
+use raft_election::{Config, Features, LogSummary, NodeId, Role, Term, Timer, Timing};
 use raft_election_sim::Cluster;
 
 const N0: NodeId = NodeId(0);
@@ -20,7 +21,11 @@ fn cluster(nodes: u8) -> Cluster {
 
 fn cluster_with_logs(logs: &[LogSummary]) -> Cluster {
     let nodes = u8::try_from(logs.len()).expect("small cluster");
-    let configs = Config::cluster(nodes, Timing::default()).expect("valid config");
+    let configs = Config::cluster(nodes, Timing::default())
+        .expect("valid config")
+        .into_iter()
+        .map(|config| config.with_features(Features::NONE))
+        .collect();
     Cluster::new(configs, logs)
 }
 

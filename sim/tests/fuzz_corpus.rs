@@ -85,7 +85,9 @@ fn all_inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// Replays the election corpus once, then guards against a corpus that
 /// passes because it does nothing: the replay must reach elections, restarts
-/// and leaders of later terms.
+/// and leaders of later terms, and each election feature must do what it is
+/// for: a pre-vote won, a leader stepping down by CheckQuorum, a completed
+/// leadership transfer.
 #[test]
 fn every_election_input_replays_without_a_violation_and_the_corpus_reaches_later_terms() {
     let files = all_inputs("election");
@@ -97,11 +99,31 @@ fn every_election_input_replays_without_a_violation_and_the_corpus_reaches_later
     assert!(with_leader > 0, "no corpus schedule elects a leader");
     assert!(with_restart > 0, "no corpus schedule restarts a node");
     assert!(max_leaders >= 3, "no schedule elects leaders in 3 terms");
+    let counts = outcomes.iter().map(|o| o.feature_counts);
+    let sum = |count: fn(&raft_election_sim::FeatureCounts) -> usize| -> usize {
+        counts.clone().map(|c| count(&c)).sum()
+    };
+    assert!(sum(|c| c.pre_votes_won) > 0, "no schedule wins a pre-vote");
+    assert!(
+        sum(|c| c.check_quorum_step_downs) > 0,
+        "no leader steps down by CheckQuorum"
+    );
+    assert!(
+        sum(|c| c.transfers_completed) > 0,
+        "no leadership transfer completes"
+    );
+    let lease_and_leader = outcomes
+        .iter()
+        .any(|o| o.features.lease_guarded_votes && o.leaders >= 2);
+    assert!(
+        lease_and_leader,
+        "no schedule with lease-guarded votes elects leaders in 2 terms"
+    );
 }
 
 /// Replays the node corpus once, then guards against a vacuous one: the node
 /// must win elections, vote for others, and be pushed to the end of the term
-/// space.
+/// space; with the features, ask for pre-votes and campaign on a TimeoutNow.
 #[test]
 fn every_node_input_replays_without_a_violation_and_the_corpus_leads_votes_and_meets_extreme_terms()
 {
@@ -116,5 +138,13 @@ fn every_node_input_replays_without_a_violation_and_the_corpus_leads_votes_and_m
     assert!(
         outcomes.iter().any(|o| o.max_term.0 > u64::from(u32::MAX)),
         "no input drives the node to a huge term"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.pre_candidate),
+        "the node never asks for pre-votes"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.transfer_campaign),
+        "the node never campaigns on a TimeoutNow"
     );
 }

@@ -41,6 +41,7 @@ const FAULT: &str = "#6a1b9a";
 fn role_colour(role: Role) -> &'static str {
     match role {
         Role::Follower => "#cfd8dc",
+        Role::PreCandidate => "#fff59d",
         Role::Candidate => "#ffcc80",
         Role::Leader => "#81c784",
     }
@@ -389,7 +390,26 @@ fn legend(events: &[&Event]) -> (Group, f64) {
     let mut group = Group::new().set("class", "tl-legend");
     let mut x = 10.0;
     let y = 44.0;
-    for role in [Role::Follower, Role::Candidate, Role::Leader] {
+    // Pre-candidates appear only with Pre-Vote on: named only then.
+    let pre_vote = events.iter().any(|event| {
+        matches!(
+            event.kind,
+            EventKind::State {
+                role: Role::PreCandidate,
+                ..
+            }
+        )
+    });
+    let roles = [
+        Role::Follower,
+        Role::PreCandidate,
+        Role::Candidate,
+        Role::Leader,
+    ];
+    for role in roles
+        .into_iter()
+        .filter(|&role| pre_vote || role != Role::PreCandidate)
+    {
         group = group.add(
             Rectangle::new()
                 .set("x", r(x))

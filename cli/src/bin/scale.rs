@@ -20,7 +20,7 @@
 
 use clap::{Parser, ValueEnum};
 use cpu_time::ProcessTime;
-use raft_election::Timing;
+use raft_election::{Features, NodeId, Timing};
 use raft_election_cli::progress;
 use raft_election_runtime::{ClusterConfig, ClusterHandle, Observation, Pacing, spawn_cluster};
 use std::collections::BTreeMap;
@@ -58,6 +58,11 @@ struct Args {
     /// election deadline.
     #[arg(long)]
     precise_timers: bool,
+    /// Election features of every node: a comma-separated list of
+    /// pre-vote, check-quorum, lease-guarded-votes and leadership-transfer,
+    /// or all, or none [default: the core's defaults].
+    #[arg(long, value_name = "LIST", default_value_t = Features::default())]
+    features: Features,
     /// Go on after a count with a spurious election. By default a sweep stops
     /// there: a larger count only loads the process more.
     #[arg(long)]
@@ -95,15 +100,23 @@ struct Snapshot {
     /// Sum of the live nodes' terms: terms never go back, so any election
     /// anywhere in the cluster raises it.
     term_sum: u64,
+    /// PreVotes and RequestVotes sent so far: every election timeout of a
+    /// follower sends some, whether or not a term changes.
+    campaign_messages: u64,
     delivered: u64,
     lost: u64,
 }
 
 fn snapshot(cluster: &ClusterHandle) -> Snapshot {
     let terms = cluster.statuses().live().values().map(|s| s.term.0).sum();
+    let campaign_messages = (0..NODES)
+        .filter_map(|id| cluster.message_counts(NodeId(id)))
+        .map(|counts| counts.sent.pre_vote + counts.sent.request_vote)
+        .sum();
     let stats = cluster.network_stats();
     Snapshot {
         term_sum: terms,
+        campaign_messages,
         delivered: stats.delivered,
         lost: stats.cut + stats.down + stats.queue_full + stats.dropped,
     }
@@ -262,6 +275,7 @@ fn child_args(args: &Args, clusters: u32) -> Vec<String> {
         format!("--workers={}", args.workers),
         format!("--observation={observation}"),
         format!("--elect-within={}", args.elect_within),
+        format!("--features={}", args.features),
         "--sweep-child".to_owned(),
     ];
     if args.precise_timers {
@@ -372,6 +386,7 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
     for i in 0..g {
         let config = ClusterConfig {
             observation,
+            features: args.features,
             pacing: Pacing::Emulated {
                 precise_timers: args.precise_timers,
             },
@@ -431,6 +446,11 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
     // Every figure of the window comes from `after`, one snapshot taken at
     // its end.
     let (changed, terms_added) = count_changed(&after, &before);
+    let campaigned = after
+        .iter()
+        .zip(&before)
+        .filter(|(a, b)| a.campaign_messages != b.campaign_messages)
+        .count() as u64;
     let first_changed: Vec<String> = after
         .iter()
         .zip(&before)
@@ -466,8 +486,8 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
     let nodes = f64::from(g) * f64::from(NODES);
     let cpu = cpu_window.as_secs_f64();
     println!(
-        "scale: {g} clusters x {NODES} nodes, {} workers, observation {:?}, precise timers {}, seed {}",
-        args.workers, args.observation, args.precise_timers, args.seed
+        "scale: {g} clusters x {NODES} nodes, {} workers, observation {:?}, precise timers {}, features {}, seed {}",
+        args.workers, args.observation, args.precise_timers, args.features, args.seed
     );
     println!(
         "all settled after          {:>10.2} s",
@@ -481,6 +501,9 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
         } else {
             format!(": {}", first_changed.join(", "))
         }
+    );
+    println!(
+        "spurious campaigns         {campaigned:>10} cluster(s) sent a PreVote or RequestVote"
     );
     println!("safety violations          {violations:>10}");
     println!(
@@ -539,7 +562,8 @@ async fn run(args: &Args, g: u32) -> Result<Outcome, String> {
     }
     Ok(Outcome {
         clusters: g,
-        spurious: changed,
+        // A campaign without a term change (a refused pre-vote) is spurious too.
+        spurious: changed.max(campaigned),
         violations,
         cadence,
         cpu_cores: cpu / secs,
@@ -646,6 +670,8 @@ mod tests {
             "full",
             "--elect-within",
             "7",
+            "--features",
+            "pre-vote,check-quorum",
             "--precise-timers",
         ]);
         let child =
@@ -657,6 +683,8 @@ mod tests {
             (5, 9, 1, 7)
         );
         assert!(matches!(child.observation, Level::Full));
+        assert_eq!(child.features, args.features);
+        assert!(child.features.pre_vote && !child.features.leadership_transfer);
     }
 
     fn outcome(clusters: u32, spurious: u64, cadence: f64) -> Outcome {

@@ -6,7 +6,7 @@
 use super::pacing::Pacing;
 use super::storage::StorageKind;
 use crate::timeouts::TimeoutSource;
-use raft_election::{ClusterId, Config, ConfigError, NodeId, Timing};
+use raft_election::{ClusterId, Config, ConfigError, Features, NodeId, Timing};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -35,6 +35,8 @@ pub struct ClusterConfig {
     pub cluster_id: ClusterId,
     /// Election timeout range and heartbeat interval, as the core uses them.
     pub timing: Timing,
+    /// The election features every node runs.
+    pub features: Features,
     /// Where election timeouts come from.
     pub timeouts: TimeoutSource,
     /// Where each node's term and vote are kept across kills and restarts.
@@ -46,14 +48,15 @@ pub struct ClusterConfig {
 }
 
 impl Default for ClusterConfig {
-    /// Three nodes of cluster 1, the paper's 150–300 ms timeouts, 50 ms
-    /// heartbeats, seed 0, hard state in memory, full observation, emulated
-    /// independent machines with precise timers.
+    /// Three nodes of cluster 1, the paper’s 150–300 ms timeouts, 50 ms heartbeats, the
+    /// core's default features, seed 0, hard state in memory, full
+    /// observation, emulated independent machines with precise timers.
     fn default() -> Self {
         Self {
             nodes: 3,
             cluster_id: ClusterId(1),
             timing: Timing::default(),
+            features: Features::default(),
             timeouts: TimeoutSource::Seeded(0),
             storage: StorageKind::Memory,
             observation: Observation::Full,
@@ -82,7 +85,10 @@ impl ClusterConfig {
     /// configuration of every node: a size and timing the core accepts, and
     /// a schedule that covers every node inside the timeout range.
     pub fn validate(&self) -> Result<Vec<Config>, ClusterConfigError> {
-        let configs = Config::cluster(self.nodes, self.timing)?;
+        let configs = Config::cluster(self.nodes, self.timing)?
+            .into_iter()
+            .map(|config| config.with_features(self.features))
+            .collect();
         if let TimeoutSource::Schedule(schedule) = &self.timeouts {
             self.validate_schedule(schedule)?;
         }

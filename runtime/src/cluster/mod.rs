@@ -131,6 +131,41 @@ pub enum RestoreError {
     },
 }
 
+/// A leadership transfer that could not be asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// The cluster runs without leadership transfer: a leader would ignore it.
+    #[error("leadership transfer is not among this cluster's features ({features})")]
+    Disabled {
+        /// The features the cluster runs.
+        features: raft_election::Features,
+    },
+    /// The target is not a member.
+    #[error("{id} is not a member of this cluster")]
+    UnknownNode {
+        /// The node.
+        id: NodeId,
+    },
+    /// No live node leads right now.
+    #[error("no live node leads: {statuses}")]
+    NoLeader {
+        /// The board when we looked.
+        statuses: Statuses,
+    },
+    /// The target already leads.
+    #[error("{id} already leads")]
+    AlreadyLeads {
+        /// The node.
+        id: NodeId,
+    },
+    /// The leader's queue of local requests is full.
+    #[error("{id} cannot take another request now")]
+    Busy {
+        /// The leader.
+        id: NodeId,
+    },
+}
+
 /// A condition was not met in time.
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
@@ -605,6 +640,96 @@ impl ClusterHandle {
         Ok(())
     }
 
+    /// Asks the current leader to hand its leadership to `to` (thesis §3.10),
+    /// as a local input through its driver's [`Driver::requests`], and
+    /// returns the leader asked. The leader is the live node the status board
+    /// shows leading the highest term.
+    ///
+    /// The transfer itself is the core's: the leader asks `to` for its log,
+    /// sends it TimeoutNow if that log is up to date (and refuses the
+    /// transfer if not), and abandons it after an election timeout (a dead
+    /// target, a lost message). Watch the board for the outcome, with
+    /// [`Self::wait_for_leader_after`] for one. A target that is down is
+    /// asked all the same: the transfer is then abandoned, as the thesis says.
+    pub fn transfer_leadership(&self, to: NodeId) -> Result<NodeId, TransferError> {
+        let features = self.config.features;
+        if !features.leadership_transfer {
+            return Err(TransferError::Disabled { features });
+        }
+        if !self.configs.contains_key(&to) {
+            return Err(TransferError::UnknownNode { id: to });
+        }
+        let statuses = self.statuses();
+        let Some((leader, _)) = statuses.leaders().into_iter().max_by_key(|&(_, term)| term) else {
+            return Err(TransferError::NoLeader { statuses });
+        };
+        if leader == to {
+            return Err(TransferError::AlreadyLeads { id: to });
+        }
+        let requests = lock(&self.requests);
+        let queue = requests.get(usize::from(leader.0)).and_then(Option::as_ref);
+        queue
+            .ok_or(TransferError::Busy { id: leader })?
+            .send(Input::TransferLeadership { to })
+            .map_err(|_| TransferError::Busy { id: leader })?;
+        info!("ask {leader} to hand its leadership to {to}");
+        Ok(leader)
+    }
+
+    /// Stops `id` gracefully, as an operator would before maintenance: if it
+    /// leads and the cluster runs leadership transfer, it first hands its
+    /// leadership to a live node that follows it (the lowest id), and stops
+    /// once that node leads, or after the longest election timeout (the
+    /// transfer is abandoned after the shortest); then it is crashed (its
+    /// storage stays, [`Self::restart`] brings it back). Returns the node
+    /// that took over, if one did before `id` stopped.
+    ///
+    /// Without a transfer the others would wait out an election timeout
+    /// before electing anyone; with one they elect the target within a few
+    /// message delays.
+    pub async fn stop(&self, id: NodeId) -> Result<Option<NodeId>, FaultError> {
+        if !self.network.links().is_up(id) {
+            return Err(if self.configs.contains_key(&id) {
+                FaultError::AlreadyDown { id }
+            } else {
+                FaultError::UnknownNode { id }
+            });
+        }
+        let statuses = self.statuses();
+        let leading = statuses
+            .get(id)
+            .filter(|status| status.role == raft_election::Role::Leader)
+            .map(|status| status.term);
+        let target = leading.and_then(|term| {
+            statuses
+                .live()
+                .iter()
+                .find(|&(&other, s)| other != id && s.term == term && s.leader == Some(id))
+                .map(|(&other, _)| other)
+        });
+        let mut successor = None;
+        if let (Some(term), Some(target)) = (leading, target) {
+            if self.transfer_leadership(target).is_ok() {
+                let took_over = |s: &Statuses| {
+                    s.acknowledged_leader()
+                        .filter(|&(leader, newer)| leader != id && newer > term)
+                };
+                let wait = self.config.timing.election_timeout_max;
+                successor = self
+                    .wait_for(took_over, wait)
+                    .await
+                    .ok()
+                    .map(|(leader, _)| leader);
+            }
+        }
+        info!(
+            "stop {id} (handed over to {})",
+            event_log::display_option(successor)
+        );
+        self.crash(id).await?;
+        Ok(successor)
+    }
+
     /// Splits the cluster: messages pass only inside a group; a node no group
     /// lists is cut off from everyone. Replaces any earlier partition.
     pub fn partition(&self, groups: &[BTreeSet<NodeId>]) -> Result<(), FaultError> {
@@ -715,7 +840,9 @@ impl ClusterHandle {
     /// Stops every node task and waits for each to end. Fails if any task
     /// panicked or stopped on an error, now or earlier. If this future is
     /// dropped midway, the tasks not yet joined still end (their inboxes are
-    /// closed) but their failures go unreported.
+    /// closed) but their failures go unreported. Every node stops at once,
+    /// so no leadership is handed over: to stop one node gracefully, see
+    /// [`Self::stop`].
     pub async fn shutdown(self) -> Result<(), ShutdownError> {
         // A closed inbox ends a node's task once it has drained it.
         for id in self.config.ids() {

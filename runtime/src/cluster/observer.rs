@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, error, info, trace};
 
-/// Messages of each of the four RPC kinds.
+/// Messages of each kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ByKind {
     /// RequestVote.
@@ -40,18 +40,30 @@ pub struct ByKind {
     pub append_entries: u64,
     /// AppendEntriesResponse.
     pub append_entries_response: u64,
+    /// PreVote.
+    pub pre_vote: u64,
+    /// PreVoteResponse.
+    pub pre_vote_response: u64,
+    /// TimeoutNow.
+    pub timeout_now: u64,
 }
 
 impl ByKind {
-    /// All four together.
+    /// All kinds together.
     #[must_use]
     pub fn total(&self) -> u64 {
         self.request_vote
             + self.request_vote_response
             + self.append_entries
             + self.append_entries_response
+            + self.pre_vote
+            + self.pre_vote_response
+            + self.timeout_now
     }
 }
+
+/// How many message kinds [`ByKind`] counts.
+const KINDS: usize = 7;
 
 /// What one node has sent and received since the cluster started, across
 /// restarts.
@@ -66,8 +78,8 @@ pub struct MessageCounts {
 /// Lock-free counters behind [`MessageCounts`], readable while nodes run.
 #[derive(Debug, Default)]
 struct Counts {
-    sent: [AtomicU64; 4],
-    received: [AtomicU64; 4],
+    sent: [AtomicU64; KINDS],
+    received: [AtomicU64; KINDS],
 }
 
 fn kind_index(message: &Message) -> usize {
@@ -76,10 +88,13 @@ fn kind_index(message: &Message) -> usize {
         Message::RequestVoteResponse { .. } => 1,
         Message::AppendEntries { .. } => 2,
         Message::AppendEntriesResponse { .. } => 3,
+        Message::PreVote { .. } => 4,
+        Message::PreVoteResponse { .. } => 5,
+        Message::TimeoutNow { .. } => 6,
     }
 }
 
-fn read(counters: &[AtomicU64; 4]) -> ByKind {
+fn read(counters: &[AtomicU64; KINDS]) -> ByKind {
     // Statistics: no other memory depends on them.
     let at = |i: usize| counters[i].load(Ordering::Relaxed);
     ByKind {
@@ -87,6 +102,9 @@ fn read(counters: &[AtomicU64; 4]) -> ByKind {
         request_vote_response: at(1),
         append_entries: at(2),
         append_entries_response: at(3),
+        pre_vote: at(4),
+        pre_vote_response: at(5),
+        timeout_now: at(6),
     }
 }
 
@@ -273,7 +291,7 @@ impl ClusterObserver {
                 }
                 Some(*from)
             }
-            Input::Start | Input::Timeout(_) => None,
+            Input::Start | Input::Timeout(_) | Input::TransferLeadership { .. } => None,
         };
         let (term, old_term) = (after.current_term(), before.current_term());
         if let (Some(from), Input::Receive { message, .. }) = (from, input) {

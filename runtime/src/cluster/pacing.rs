@@ -165,24 +165,27 @@ impl DeadlineTable {
     }
 }
 
-/// The election deadline `early` before it is due, unless that would be
-/// before the clock's origin.
+/// When to wake: the earliest deadline the node must wake for
+/// ([`Timers::next_wake`]), the election deadline `early` before it is due
+/// (unless that would be before the clock's origin). A deferrable timer (the
+/// lease) wakes no one: the next turn delivers it before any input due after it.
 fn wake_early(timers: &Timers, early: Duration) -> Option<Instant> {
-    let election = timers
-        .deadline(Timer::Election)
-        .map(|at| at.checked_sub(early).unwrap_or(at));
-    [election, timers.deadline(Timer::Heartbeat)]
-        .into_iter()
-        .flatten()
+    timers
+        .armed()
+        .filter(|(timer, _)| !timer.is_deferrable())
+        .map(|(timer, at)| match timer {
+            Timer::Election => at.checked_sub(early).unwrap_or(at),
+            _ => at,
+        })
         .min()
 }
 
-/// The next deadline, if the election deadline is less than
+/// The next deadline to wake for, if the election deadline is less than
 /// [`PRECISE_WINDOW`] after `now` and not yet reached.
 fn approaching(timers: &Timers, now: Instant) -> Option<Instant> {
     let election = timers.deadline(Timer::Election)?;
     let close = election > now && election.duration_since(now) <= PRECISE_WINDOW;
-    close.then(|| timers.next_deadline()).flatten()
+    close.then(|| timers.next_wake()).flatten()
 }
 
 /// One node's side of [`Pacing::Emulated`]: what it took from its inbox and
@@ -396,6 +399,17 @@ mod tests {
         assert_eq!(approaching(&timers, start + ms(199)), Some(deadline));
         assert_eq!(approaching(&timers, start + ms(100)), None);
         assert_eq!(approaching(&timers, deadline), None, "due, not approaching");
+    }
+
+    #[test]
+    fn a_lease_deadline_wakes_no_one() {
+        let start = Instant::now();
+        let mut timers = timers_with_election(start + ms(200));
+        timers.arm(Timer::Lease, Some(start + ms(150)));
+        timers.arm(Timer::CheckQuorum, Some(start + ms(180)));
+        assert_eq!(wake_early(&timers, Duration::ZERO), Some(start + ms(180)));
+        timers.arm(Timer::CheckQuorum, None);
+        assert_eq!(wake_early(&timers, Duration::ZERO), Some(start + ms(200)));
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct NodeStatus {
     pub leader: Option<NodeId>,
     /// Whom it voted for in `term`.
     pub voted_for: Option<NodeId>,
+    /// A leader's leadership transfer in progress: its target.
+    pub transfer_target: Option<NodeId>,
 }
 
 impl NodeStatus {
@@ -26,6 +28,7 @@ impl NodeStatus {
             term: node.current_term(),
             leader: node.leader_id(),
             voted_for: node.voted_for(),
+            transfer_target: node.transfer_target(),
         }
     }
 }

@@ -4,10 +4,17 @@
 //! `cargo run --release --bin failover -- --trials 500`
 //!
 //! With `--transport tcp` the nodes are `raft-election node` processes on
-//! loopback and the crash is a `kill -9`; the run also measures an idle
+//! loopback and the crash is a `kill -9` (a SIGTERM with `--handover
+//! transfer`: the leader hands over, then stops); the run also measures an idle
 //! cluster of processes (each node's memory and CPU, and the heartbeat
 //! round trip beside the in-process cluster's), and the ideal uses half the
 //! measured round trip as its one-way delay.
+//!
+//! `--features` picks the election features of every node, measured and
+//! ideal alike; `--baseline` runs every trial a second time with other
+//! features (interleaved, same seeds) and prints what the difference costs.
+//! `--handover transfer` replaces the crash by a planned failover: the
+//! leader is asked to hand its leadership to a random follower (§3.10).
 //!
 //! Each trial starts a fresh cluster on the real clock, waits for a leader,
 //! lets a few heartbeats pass, crashes the leader at a uniformly random moment
@@ -23,7 +30,7 @@ mod processes;
 use clap::Parser;
 use plotters::style::RGBColor;
 use processes::{Processes, seconds, usage};
-use raft_election::{Config, NodeId, Role, Term, Timing};
+use raft_election::{Config, Features, NodeId, Role, Term, Timing};
 use raft_election_cli::plot::{Series, write_cdf_svg};
 use raft_election_cli::progress;
 use raft_election_cli::timeline::{timeline, write_svg};
@@ -101,6 +108,55 @@ struct Args {
     /// runs while its memory, CPU and heartbeat round trips are measured.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     idle_seconds: u64,
+    /// Election features of every node, measured and ideal alike: a
+    /// comma-separated list of pre-vote, check-quorum, lease-guarded-votes
+    /// and leadership-transfer, or all, or none [default: the core's
+    /// defaults].
+    #[arg(long, value_name = "LIST", default_value_t = Features::default())]
+    features: Features,
+    /// Also run every trial with these features, interleaved with the main
+    /// ones on the same seeds, and print both tables and the ratio of their
+    /// medians: what the difference between the two costs. In process only.
+    #[arg(long, value_name = "LIST")]
+    baseline: Option<Features>,
+    /// How the leader goes: crashed at a random moment within a heartbeat
+    /// interval, or asked at such a moment to hand its leadership to a
+    /// random follower (a planned failover, §3.10; needs
+    /// leadership-transfer among the features). Over TCP the request is a
+    /// SIGTERM: a node process stopping gracefully hands over first.
+    #[arg(long, value_enum, default_value_t = Handover::Crash)]
+    handover: Handover,
+}
+
+/// How the leader of a trial goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Handover {
+    /// Crashed: the followers wait out an election timeout.
+    Crash,
+    /// Asked to transfer its leadership to a follower.
+    Transfer,
+}
+
+/// What one run of trials measures: the features of its nodes and how the
+/// leader goes.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    features: Features,
+    handover: Handover,
+}
+
+impl Args {
+    /// The main setup, and the baseline's if asked for.
+    fn setups(&self) -> Vec<Setup> {
+        let setup = |features| Setup {
+            features,
+            handover: self.handover,
+        };
+        std::iter::once(self.features)
+            .chain(self.baseline)
+            .map(setup)
+            .collect()
+    }
 }
 
 /// Where the benchmark's nodes run.
@@ -172,6 +228,16 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let setups = args.setups();
+    if args.handover == Handover::Transfer && setups.iter().any(|s| !s.features.leadership_transfer)
+    {
+        eprintln!("error: --handover transfer needs leadership-transfer among the features");
+        return ExitCode::FAILURE;
+    }
+    if args.baseline.is_some() && args.transport == TransportKind::Tcp {
+        eprintln!("error: --baseline is measured in process only");
+        return ExitCode::FAILURE;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -179,7 +245,7 @@ fn main() -> ExitCode {
     let load_before = load_average();
     let (measured, idle, delay_us) = match args.transport {
         TransportKind::InProcess => {
-            let measured = match runtime.block_on(run_runtime_trials(&args, timing)) {
+            let measured = match runtime.block_on(run_runtime_trials(&args, timing, &setups)) {
                 Ok((trials, picture)) => {
                     if let (Some(path), Some(picture)) = (&args.timeline, picture) {
                         if let Err(e) = write_svg(path, &picture) {
@@ -220,7 +286,8 @@ fn main() -> ExitCode {
             let delay_us = args
                 .ideal_delay_us
                 .map_or(idle.tcp_round_trip_us.0 / 2.0, |d| d as f64);
-            (run_tcp_trials(&args, timing, &binary), Some(idle), delay_us)
+            let measured = run_tcp_trials(&args, timing, &binary).map(|trials| vec![trials]);
+            (measured, Some(idle), delay_us)
         }
     };
     let measured = match measured {
@@ -230,27 +297,37 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ideal = run_ideal_trials(&args, timing, delay_us);
-    let dropped = u64::from(args.ideal_trials).saturating_sub(ideal.len() as u64);
-    if dropped > 0 {
-        eprintln!(
-            "warning: {dropped} ideal trials elected no leader within their horizon and are left out"
-        );
+    let ideal: Vec<Vec<Trial>> = setups
+        .iter()
+        .map(|&setup| run_ideal_trials(&args, timing, delay_us, setup))
+        .collect();
+    for trials in &ideal {
+        let dropped = u64::from(args.ideal_trials).saturating_sub(trials.len() as u64);
+        if dropped > 0 {
+            eprintln!(
+                "warning: {dropped} ideal trials elected no leader within their horizon and are left out"
+            );
+        }
     }
     if let Some(path) = &args.csv {
-        if let Err(e) = write_csv(path, &measured) {
+        if let Err(e) = write_csv(path, &measured[0]) {
             eprintln!("error: writing {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }
     if let Some(path) = &args.plot {
-        if let Err(e) = plot(&args, delay_us, path, &measured, &ideal) {
+        if let Err(e) = plot(&args, delay_us, path, &measured[0], &ideal[0]) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
         println!("CDF plot: {}", path.display());
     }
-    report(&args, timing, delay_us, &measured, &ideal);
+    for ((setup, measured), ideal) in setups.iter().zip(&measured).zip(&ideal) {
+        report(&args, timing, delay_us, *setup, measured, ideal);
+    }
+    if let ([main, baseline], [main_ideal, baseline_ideal]) = (&measured[..], &ideal[..]) {
+        compare(&setups, [main, baseline], [main_ideal, baseline_ideal]);
+    }
     if let Some(idle) = idle {
         idle.report(&args);
     }
@@ -271,9 +348,13 @@ fn plot(
     ideal: &[Trial],
 ) -> Result<(), raft_election_cli::plot::PlotError> {
     let elected = |trials: &[Trial]| trials.iter().map(|t| t.elected).collect::<Vec<_>>();
+    let what = match args.handover {
+        Handover::Crash => "crashed",
+        Handover::Transfer => "asked to hand over",
+    };
     let title = format!(
-        "Failover: leader crashed to new leader elected ({} nodes, timeouts {}-{} ms, heartbeat {} ms)",
-        args.nodes, args.min_ms, args.max_ms, args.heartbeat_ms
+        "Failover: leader {what} to new leader elected ({} nodes, timeouts {}-{} ms, heartbeat {} ms, features {})",
+        args.nodes, args.min_ms, args.max_ms, args.heartbeat_ms, args.features
     );
     let series = [
         Series {
@@ -287,7 +368,11 @@ fn plot(
             colour: RGBColor(67, 160, 71),
         },
     ];
-    write_cdf_svg(path, &title, "ms from the crash to a new leader", &series)
+    let axis = match args.handover {
+        Handover::Crash => "ms from the crash to a new leader",
+        Handover::Transfer => "ms from the transfer request to a new leader",
+    };
+    write_cdf_svg(path, &title, axis, &series)
 }
 
 /// The machine's load average, as /proc/loadavg says it.
@@ -359,7 +444,15 @@ fn measure_idle(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Idle, String> {
     let limit = wait_bound(timing);
-    let mut cluster = Processes::start(binary, &args.data_root, args.nodes, 32, port(), timing)?;
+    let mut cluster = Processes::start(
+        binary,
+        &args.data_root,
+        args.nodes,
+        32,
+        port(),
+        timing,
+        args.features,
+    )?;
     let (leader, term, _) = cluster.wait_for_leader_after(Term(0), limit)?;
     cluster.wait_all_follow(leader, term, limit)?;
     let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
@@ -446,7 +539,7 @@ fn port() -> u16 {
 }
 
 /// The trials with node processes: start three, wait for a leader and for
-/// everyone to follow it, `kill -9` it at a random moment within a
+/// everyone to follow it, `kill -9` it (SIGTERM with `--handover transfer`) at a random moment within a
 /// heartbeat interval (after three), time the successor from the nodes'
 /// own log timestamps.
 fn run_tcp_trials(args: &Args, timing: Timing, binary: &Path) -> Result<Vec<Trial>, String> {
@@ -459,13 +552,23 @@ fn run_tcp_trials(args: &Args, timing: Timing, binary: &Path) -> Result<Vec<Tria
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
         let trial = (|| {
             let started = seconds(std::time::SystemTime::now());
-            let mut cluster =
-                Processes::start(binary, &args.data_root, args.nodes, 31, port(), timing)?;
+            let mut cluster = Processes::start(
+                binary,
+                &args.data_root,
+                args.nodes,
+                31,
+                port(),
+                timing,
+                args.features,
+            )?;
             let (leader, term, won) = cluster.wait_for_leader_after(Term(0), limit)?;
             let all_know = cluster.wait_all_follow(leader, term, limit)?;
             let h = timing.heartbeat_interval;
             std::thread::sleep(h * 3 + h.mul_f64(rng.random::<f64>()));
-            let crashed = seconds(cluster.kill(leader));
+            let crashed = seconds(match args.handover {
+                Handover::Crash => cluster.kill(leader),
+                Handover::Transfer => cluster.terminate(leader),
+            });
             let (successor, new_term, elected) = cluster.wait_for_leader_after(term, limit)?;
             let everyone = cluster.wait_all_follow(successor, new_term, limit)?;
             Ok::<_, String>(Trial {
@@ -484,23 +587,30 @@ fn run_tcp_trials(args: &Args, timing: Timing, binary: &Path) -> Result<Vec<Tria
     Ok(trials)
 }
 
-/// Every runtime trial, and the timeline of the one `--timeline` asks for.
+/// Every runtime trial of every setup, and the timeline of the one
+/// `--timeline` asks for (of the main setup). With two setups each seed runs
+/// both, in an order alternating by seed, so drifting load weighs on both
+/// alike.
 async fn run_runtime_trials(
     args: &Args,
     timing: Timing,
-) -> Result<(Vec<Trial>, Option<Timeline>), String> {
-    let mut trials = Vec::with_capacity(args.trials as usize);
+    setups: &[Setup],
+) -> Result<(Vec<Vec<Trial>>, Option<Timeline>), String> {
+    let mut trials = vec![Vec::with_capacity(args.trials as usize); setups.len()];
     let mut picture = None;
     let bar = progress::bar(u64::from(args.trials), "trials");
     bar.set_message("runtime");
     for i in 0..args.trials {
         let seed = args.seed.wrapping_add(u64::from(i));
-        let draw = args.timeline.is_some() && i == args.timeline_trial;
-        let (trial, drawn) = runtime_trial(args.nodes, timing, seed, draw)
-            .await
-            .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
-        trials.push(trial);
-        picture = picture.or(drawn);
+        for k in 0..setups.len() {
+            let which = (k + i as usize) % setups.len();
+            let draw = args.timeline.is_some() && i == args.timeline_trial && which == 0;
+            let (trial, drawn) = runtime_trial(args.nodes, timing, setups[which], seed, draw)
+                .await
+                .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
+            trials[which].push(trial);
+            picture = picture.or(drawn);
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -510,12 +620,14 @@ async fn run_runtime_trials(
 async fn runtime_trial(
     nodes: u8,
     timing: Timing,
+    setup: Setup,
     seed: u64,
     draw: bool,
 ) -> Result<(Trial, Option<Timeline>), String> {
     let config = ClusterConfig {
         nodes,
         timing,
+        features: setup.features,
         timeouts: TimeoutSource::Seeded(seed),
         ..ClusterConfig::default()
     };
@@ -529,13 +641,26 @@ async fn runtime_trial(
     wait_all_follow(&cluster, leader, term).await?;
     let initial_all_know = ms(cluster.elapsed());
 
-    // Let the cluster settle for a few heartbeats, then crash the leader at a
-    // uniformly random point within one heartbeat interval.
+    // Let the cluster settle for a few heartbeats, then crash the leader (or
+    // ask it to hand over) at a uniformly random point within one heartbeat
+    // interval.
     let h = timing.heartbeat_interval;
     let offset = h.mul_f64(rng.random::<f64>());
+    let target = NodeId((leader.0 + rng.random_range(1..nodes)) % nodes);
     tokio::time::sleep(h * 3 + offset).await;
     let crashed_at = cluster.elapsed();
-    cluster.crash(leader).await.map_err(|e| e.to_string())?;
+    let what = match setup.handover {
+        Handover::Crash => {
+            cluster.crash(leader).await.map_err(|e| e.to_string())?;
+            format!("{leader} crashed")
+        }
+        Handover::Transfer => {
+            cluster
+                .transfer_leadership(target)
+                .map_err(|e| e.to_string())?;
+            format!("{leader} asked to hand over to {target}")
+        }
+    };
     let (new_leader, new_term) = cluster
         .wait_for_leader_after(term, wait_bound(timing))
         .await
@@ -548,18 +673,21 @@ async fn runtime_trial(
         let at = |ms: f64| Duration::from_secs_f64(ms / 1e3);
         let notes = [
             (at(initial_elected), format!("{leader} elected in {term}")),
-            (crashed_at, format!("{leader} crashed")),
+            (crashed_at, what),
             (
                 at(elected),
                 format!(
-                    "{new_leader} elected in {new_term}, {:.1} ms after the crash",
+                    "{new_leader} elected in {new_term}, {:.1} ms later",
                     elected - ms(crashed_at)
                 ),
             ),
         ];
         let title = format!(
-            "Failover trial, seed {seed}: {nodes} nodes, timeouts {:?}-{:?}, heartbeat {:?}",
-            timing.election_timeout_min, timing.election_timeout_max, timing.heartbeat_interval
+            "Failover trial, seed {seed}: {nodes} nodes, timeouts {:?}-{:?}, heartbeat {:?}, features {}",
+            timing.election_timeout_min,
+            timing.election_timeout_max,
+            timing.heartbeat_interval,
+            setup.features
         );
         timeline(&title, cluster.config().ids(), &cluster.events(), &notes)
     });
@@ -603,7 +731,7 @@ async fn wait_all_follow(
         .map_err(|e| e.to_string())
 }
 
-fn run_ideal_trials(args: &Args, timing: Timing, delay_us: f64) -> Vec<Trial> {
+fn run_ideal_trials(args: &Args, timing: Timing, delay_us: f64, setup: Setup) -> Vec<Trial> {
     let delay = Duration::from_secs_f64(delay_us / 1e6);
     let bar = progress::bar(u64::from(args.ideal_trials), "trials");
     bar.set_message("ideal");
@@ -614,6 +742,7 @@ fn run_ideal_trials(args: &Args, timing: Timing, delay_us: f64) -> Vec<Trial> {
                 args.nodes,
                 timing,
                 delay,
+                setup,
                 args.seed.wrapping_add(u64::from(i)),
             )
         })
@@ -622,9 +751,20 @@ fn run_ideal_trials(args: &Args, timing: Timing, delay_us: f64) -> Vec<Trial> {
     trials
 }
 
-/// The same trial on the core alone, with an ideal network.
-fn ideal_trial(nodes: u8, timing: Timing, delay: Duration, seed: u64) -> Option<Trial> {
-    let configs = Config::cluster(nodes, timing).ok()?;
+/// The same trial on the core alone, with an ideal network and the same
+/// features.
+fn ideal_trial(
+    nodes: u8,
+    timing: Timing,
+    delay: Duration,
+    setup: Setup,
+    seed: u64,
+) -> Option<Trial> {
+    let configs = Config::cluster(nodes, timing)
+        .ok()?
+        .into_iter()
+        .map(|config| config.with_features(setup.features))
+        .collect();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut offsets = StdRng::seed_from_u64(seed ^ 0x5eed);
     let pick = Box::new(move |min: Duration, max: Duration| {
@@ -654,8 +794,12 @@ fn ideal_trial(nodes: u8, timing: Timing, delay: Duration, seed: u64) -> Option<
 
     let h = timing.heartbeat_interval;
     let crash_at = cluster.now() + h * 3 + h.mul_f64(offsets.random::<f64>());
+    let target = NodeId((leader.0 + offsets.random_range(1..nodes)) % nodes);
     cluster.run_until(crash_at, |_| false).ok()?;
-    cluster.crash(leader);
+    match setup.handover {
+        Handover::Crash => cluster.crash(leader),
+        Handover::Transfer => cluster.transfer_leadership(leader, target).ok()?,
+    }
     let newer = |c: &TimedCluster| c.leaders().into_iter().find(|&(_, t)| t > term);
     cluster
         .run_until(crash_at + horizon, |c| newer(c).is_some())
@@ -693,7 +837,14 @@ fn summary(mut values: Vec<f64>) -> [f64; 6] {
     [values[0], at(500), mean, at(900), at(990), values[n - 1]]
 }
 
-fn report(args: &Args, timing: Timing, delay_us: f64, measured: &[Trial], ideal: &[Trial]) {
+fn report(
+    args: &Args,
+    timing: Timing,
+    delay_us: f64,
+    setup: Setup,
+    measured: &[Trial],
+    ideal: &[Trial],
+) {
     let t = ms(timing.election_timeout_min);
     let r = ms(timing.election_timeout_max) - t;
     let h = ms(timing.heartbeat_interval);
@@ -712,20 +863,32 @@ fn report(args: &Args, timing: Timing, delay_us: f64, measured: &[Trial], ideal:
             args.data_root.display()
         ),
     };
+    let what = match setup.handover {
+        Handover::Crash => "crash",
+        Handover::Transfer => "transfer",
+    };
     println!(
-        "failover ({transport}): {} nodes, timeouts {}-{} ms, heartbeat {} ms, {} trials ({} ideal, one-way delay {d:.3} ms), seed {}",
+        "\nfailover by {what} ({transport}): {} nodes, timeouts {}-{} ms, heartbeat {} ms, features {}, {} trials ({} ideal, one-way delay {d:.3} ms), seed {}",
         args.nodes,
         args.min_ms,
         args.max_ms,
         args.heartbeat_ms,
+        setup.features,
         measured.len(),
         ideal.len(),
         args.seed
     );
+    // A transfer takes a few message delays: fractions of a millisecond.
+    let digits = match setup.handover {
+        Handover::Crash => 1,
+        Handover::Transfer => 3,
+    };
     println!("(ms)                         min   median     mean      p90      p99      max");
     let row = |name: &str, values: Vec<f64>| {
         let [min, med, mean, p90, p99, max] = summary(values);
-        println!("{name:<24} {min:>8.1} {med:>8.1} {mean:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1}");
+        println!(
+            "{name:<24} {min:>8.digits$} {med:>8.digits$} {mean:>8.digits$} {p90:>8.digits$} {p99:>8.digits$} {max:>8.digits$}"
+        );
     };
     let col = |trials: &[Trial], f: fn(&Trial) -> f64| trials.iter().map(f).collect::<Vec<_>>();
     row("initial elected", col(measured, |t| t.initial_elected));
@@ -736,7 +899,9 @@ fn report(args: &Args, timing: Timing, delay_us: f64, measured: &[Trial], ideal:
     row("  ideal (sim)", col(ideal, |t| t.elected));
     row("failover all know", col(measured, |t| t.all_know));
     row("  ideal (sim)", col(ideal, |t| t.all_know));
-    println!("formula mean (thesis ch. 9, d = {d:.3} ms): {formula_mean:.1}");
+    if setup.handover == Handover::Crash {
+        println!("formula mean (thesis ch. 9, d = {d:.3} ms): {formula_mean:.1}");
+    }
 
     let split = |trials: &[Trial]| {
         let splits = trials.iter().filter(|t| t.rounds > 1).count();
@@ -749,6 +914,12 @@ fn report(args: &Args, timing: Timing, delay_us: f64, measured: &[Trial], ideal:
         split(ideal),
         100.0 * formula_split
     );
+    if setup.handover == Handover::Transfer {
+        let [_, med, _, _, p99, _] = summary(col(measured, |t| t.all_know));
+        println!(
+            "transfer to every follower knowing the new leader: median {med:.3} ms, p99 {p99:.3} ms"
+        );
+    }
     let [_, m_med, m_mean, _, m_p99, _] = summary(col(measured, |t| t.elected));
     let [_, i_med, i_mean, _, i_p99, _] = summary(col(ideal, |t| t.elected));
     println!(
@@ -757,6 +928,25 @@ fn report(args: &Args, timing: Timing, delay_us: f64, measured: &[Trial], ideal:
         m_mean / i_mean,
         m_p99 / i_p99
     );
+}
+
+/// What the main features cost against the baseline's, per statistic of the
+/// failover (new leader elected), measured and ideal.
+fn compare(setups: &[Setup], measured: [&[Trial]; 2], ideal: [&[Trial]; 2]) {
+    let elected = |trials: &[Trial]| summary(trials.iter().map(|t| t.elected).collect());
+    println!(
+        "\nfeatures {} against baseline {} (failover: new leader elected)",
+        setups[0].features, setups[1].features
+    );
+    for (name, [main, baseline]) in [("measured", measured), ("ideal", ideal)] {
+        let ([_, m_med, m_mean, _, m_p99, _], [_, b_med, b_mean, _, b_p99, _]) =
+            (elected(main), elected(baseline));
+        println!(
+            "  {name:<9} median {m_med:.1} vs {b_med:.1} ms ({:+.2}%), mean {m_mean:.1} vs {b_mean:.1} ms ({:+.2}%), p99 {m_p99:.1} vs {b_p99:.1} ms",
+            100.0 * (m_med / b_med - 1.0),
+            100.0 * (m_mean / b_mean - 1.0),
+        );
+    }
 }
 
 fn write_csv(path: &std::path::Path, trials: &[Trial]) -> std::io::Result<()> {

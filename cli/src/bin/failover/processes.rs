@@ -2,7 +2,7 @@
 //! node on its own loopback address, its JSON log lines read as they come
 //! (the times are the nodes' own), every process killed on drop.
 
-use raft_election::{NodeId, Term, Timing};
+use raft_election::{Features, NodeId, Term, Timing};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -26,6 +26,8 @@ struct NodeView {
 /// Three (or more) node processes.
 pub(crate) struct Processes {
     children: BTreeMap<NodeId, Child>,
+    /// Nodes sent SIGTERM, reaped on drop.
+    stopping: Vec<Child>,
     _dir: tempfile::TempDir,
     lines: mpsc::Receiver<(NodeId, Value)>,
     views: BTreeMap<NodeId, NodeView>,
@@ -53,6 +55,7 @@ impl Processes {
         subnet: u8,
         port: u16,
         timing: Timing,
+        features: Features,
     ) -> Result<Self, String> {
         let dir = tempfile::tempdir_in(root).map_err(|e| format!("{}: {e}", root.display()))?;
         let addrs: BTreeMap<NodeId, SocketAddr> = (1..=nodes)
@@ -85,7 +88,9 @@ impl Processes {
                 .arg("--election-max-ms")
                 .arg(timing.election_timeout_max.as_millis().to_string())
                 .arg("--heartbeat-ms")
-                .arg(timing.heartbeat_interval.as_millis().to_string());
+                .arg(timing.heartbeat_interval.as_millis().to_string())
+                .arg("--features")
+                .arg(features.to_string());
             for (&peer, peer_addr) in &addrs {
                 if peer != id {
                     command.arg("--peer").arg(format!("{}={peer_addr}", peer.0));
@@ -113,6 +118,7 @@ impl Processes {
         }
         Ok(Self {
             children,
+            stopping: Vec::new(),
             _dir: dir,
             lines,
             views: addrs.keys().map(|&id| (id, NodeView::default())).collect(),
@@ -234,6 +240,19 @@ impl Processes {
         at
     }
 
+    /// SIGTERM (a leader hands over, then stops); returns the moment it was
+    /// sent. The node no longer counts as running.
+    pub(crate) fn terminate(&mut self, id: NodeId) -> SystemTime {
+        let at = SystemTime::now();
+        if let Some(child) = self.children.remove(&id) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            self.stopping.push(child);
+        }
+        at
+    }
+
     /// SIGTERM to every node; waits for each to exit and for its `stop` line.
     pub(crate) fn terminate_all(&mut self, limit: Duration) -> Result<(), String> {
         let ids: Vec<NodeId> = self.children.keys().copied().collect();
@@ -256,7 +275,7 @@ impl Processes {
 
 impl Drop for Processes {
     fn drop(&mut self) {
-        for child in self.children.values_mut() {
+        for child in self.children.values_mut().chain(&mut self.stopping) {
             let _ = child.kill();
             let _ = child.wait();
         }
