@@ -617,6 +617,9 @@ impl History {
 /// PreVote's `candidateId`, or an AppendEntries' `leaderId`, that is not the
 /// sender), which no server following the protocol sends.
 ///
+/// A message in the last term (`u64::MAX`) is dropped too: no correct
+/// server reaches it, since no election can follow it.
+///
 /// The thesis' features exempt three messages whose term is not the sender's
 /// own, or must not move the receiver's: a PreVote (it names the term its
 /// sender would campaign in) and a granted PreVoteResponse (it echoes that
@@ -655,8 +658,13 @@ pub fn higher_term_from_voter(
         } => !(config.features().lease_guarded_votes && in_lease),
         _ => true,
     };
-    (from_voter && names_its_sender && term_is_news && message.term() > before.current_term())
-        .then_some((from, message))
+    let has_a_successor = message.term().next().is_some();
+    (from_voter
+        && names_its_sender
+        && term_is_news
+        && has_a_successor
+        && message.term() > before.current_term())
+    .then_some((from, message))
 }
 
 /// [`Invariant::PreVoteChangesNothing`] for one step of `config.id()`.

@@ -325,6 +325,13 @@ impl Node {
         if !message.names_sender(from) {
             return;
         }
+        // Nor is one in the last term, u64::MAX: no election can follow it
+        // (`Term::next` has nothing left), so no correct server reaches it,
+        // and adopting it would leave this node unable to campaign ever
+        // again and its file refused at restart.
+        if message.term().next().is_none() {
+            return;
+        }
         match message {
             // §9.6: a pre-vote is answered without adopting its term, which is
             // only the term its sender would campaign in.
