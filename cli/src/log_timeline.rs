@@ -24,7 +24,10 @@ dashed stub with a cross, one still unanswered when the log ends a faint \
 stub; election timeouts are triangles. A restart is a green ring; a stop \
 (SIGTERM) and a life whose log ends without a stop (killed) end the band \
 with a red cross, and are named in the numbered notes below the picture, \
-with signals and leadership hand-overs.
+with signals and leadership hand-overs. A kill is drawn at the node's last \
+line, the last moment it is known to have lived: at -v a leader logs \
+nothing between its election and its death, at -vv a heartbeat every \
+interval.
 
 Lines that are not a node's JSON (a shell's output, another program's) and \
 events this version does not know are skipped and counted.

@@ -13,7 +13,9 @@
 //! - `timeout` is an election timeout tick;
 //! - each `send` is paired with the `receive` of an equal message (same
 //!   link, `message_type`, `message_term` and `vote_granted`) on the other
-//!   node, see [`pair`];
+//!   node: as many pairs as can be, in order, each receipt with the latest
+//!   send it can be, and a receipt logged up to a small skew before its
+//!   send still its (the processes' clocks differ);
 //! - a `start` after the node's first is a restart; `stop` (SIGTERM, or the
 //!   server failing) and a life whose last line is not `stop` (killed) end
 //!   the node's band with a crash mark, and are named in the notes, as
@@ -746,29 +748,31 @@ fn draw(logs: &NodeLogs, title: &str, skew_ms: f64) -> (Timeline, Drawn) {
     (timeline, drawn)
 }
 
-/// Pairs each receipt (its time, in order) with the latest send it can
-/// be: one sent at most `skew_ms` after it (the processes' clocks differ)
-/// and after the send paired last (a link delivers in order). Latest
-/// rather than earliest: a message takes far less than the time between
-/// two equal messages on one link (a heartbeat interval; a vote is asked
-/// once a term), so an older unpaired send was lost, and pairing it would
-/// shift every later pair by one. A message queued for a peer that is
-/// down reaches the peer's next life once it reconnects, so lives do not
-/// limit the pairing. Returns the receipt time by send index.
+/// Pairs the receipts of one link's equal messages (their times, in
+/// order) with its sends, in order (a link delivers in order): as many
+/// pairs as can be, a receipt logged at most `skew_ms` before its send (the
+/// processes' clocks differ). Of the pairings with the most pairs, the one
+/// with the latest sends: the last receipt takes the last send it can be,
+/// the one before it the last send before that, and so on. So a lost
+/// message does not shift every later pair onto an older send, and two
+/// equal messages sent back to back and received later (a TimeoutNow
+/// repeated) are two arrows. A message queued for a peer that is down
+/// reaches the peer's next life once it reconnects, so lives do not limit
+/// the pairing. Returns the receipt time by send index.
 fn pair(sends: &[Sent], receipts: &[f64], skew_ms: f64) -> BTreeMap<usize, f64> {
     let mut pairs = BTreeMap::new();
-    let mut next = 0;
-    for &receipt in receipts {
-        let mut i = next;
-        while sends.get(i).is_some_and(|s| s.at <= receipt + skew_ms) {
-            i += 1;
+    // Sends `..end` are still free.
+    let mut end = sends.len();
+    for &receipt in receipts.iter().rev() {
+        while end > 0 && sends[end - 1].at > receipt + skew_ms {
+            end -= 1;
         }
-        // Sends `next..i` could be this receipt's; none left means the
-        // sender's log misses it.
-        if i > next {
-            pairs.insert(i - 1, receipt);
-            next = i;
-        }
+        // None left: this receipt and every earlier one have no send logged.
+        let Some(last) = end.checked_sub(1) else {
+            break;
+        };
+        pairs.insert(last, receipt);
+        end = last;
     }
     pairs
 }
@@ -781,8 +785,7 @@ fn unreceived(at: f64, to: NodeId, lives: &BTreeMap<NodeId, Vec<Life>>, overtake
     let down = lives.get(&to).and_then(|lives| {
         lives
             .iter()
-            .filter(|life| life.began <= at)
-            .next_back()
+            .rfind(|life| life.began <= at)
             .and_then(|life| match life.ended {
                 Some(End::Down(end)) => Some(end.max(at)),
                 Some(End::LogEnds) | None => None,
@@ -1038,6 +1041,41 @@ mod tests {
         );
         assert_eq!(drawn_arrows[1], (150.0, Fate::Delivered { at: 150.3 }));
         assert_eq!((drawn.received, drawn.lost), (1, 1));
+    }
+
+    /// A leader stopping sends TimeoutNow twice in a fraction of a
+    /// millisecond; both arrive later: two arrows, neither lost.
+    #[test]
+    fn equal_messages_sent_back_to_back_and_received_late_are_each_an_arrow() {
+        let timeout_now = |ms, event: &str| {
+            let node = if event == "send" { 1 } else { 2 };
+            let peer = 3 - node;
+            line(
+                ms,
+                node,
+                2,
+                "leader",
+                json!({"event": event, "peer": peer, "message_type": "TimeoutNow",
+                       "message_term": 2, "delivery": "delivered"}),
+            )
+        };
+        let lines = [
+            start(0.0, 1),
+            start(0.0, 2),
+            timeout_now(633.5, "send"),
+            timeout_now(633.6, "send"),
+            timeout_now(649.3, "receive"),
+            timeout_now(649.4, "receive"),
+        ];
+        let (timeline, drawn) = logs(&lines).timeline("t", DEFAULT_SKEW_MS);
+        assert_eq!(
+            arrows(&timeline),
+            [
+                (633.5, Fate::Delivered { at: 649.3 }),
+                (633.6, Fate::Delivered { at: 649.4 })
+            ]
+        );
+        assert_eq!((drawn.received, drawn.lost), (2, 0));
     }
 
     #[test]
