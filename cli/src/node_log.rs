@@ -903,6 +903,13 @@ mod tests {
         logs
     }
 
+    /// The timeline of n1 and n2, both started at 0 ms, then `lines`.
+    fn two_nodes(lines: &[String]) -> (Timeline, Drawn) {
+        let mut all = vec![start(0.0, 1), start(0.0, 2)];
+        all.extend_from_slice(lines);
+        logs(&all).timeline("t", DEFAULT_SKEW_MS)
+    }
+
     /// `ms` to a microsecond: a `ts` near 1.7e9 s is exact to about 0.2 µs.
     fn us(ms: f64) -> f64 {
         (ms * 1e3).round() / 1e3
@@ -992,13 +999,10 @@ mod tests {
     #[test]
     fn a_receipt_logged_a_little_before_its_send_is_still_its_arrow() {
         // n2's clock runs 1.5 ms behind n1's: within the default skew.
-        let lines = [
-            start(0.0, 1),
-            start(0.0, 2),
+        let (timeline, drawn) = two_nodes(&[
             vote_request(98.6, 1, 2, "receive"),
             vote_request(100.0, 1, 2, "send"),
-        ];
-        let (timeline, drawn) = logs(&lines).timeline("t", DEFAULT_SKEW_MS);
+        ]);
         assert_eq!(
             arrows(&timeline),
             [(100.0, Fate::Delivered { at: 100.0 })],
@@ -1010,13 +1014,10 @@ mod tests {
 
     #[test]
     fn a_receipt_logged_well_before_any_send_is_counted_not_drawn() {
-        let lines = [
-            start(0.0, 1),
-            start(0.0, 2),
+        let (timeline, drawn) = two_nodes(&[
             vote_request(90.0, 1, 2, "receive"),
             vote_request(100.0, 1, 2, "send"),
-        ];
-        let (timeline, drawn) = logs(&lines).timeline("t", DEFAULT_SKEW_MS);
+        ]);
         assert_eq!(arrows(&timeline), [(100.0, Fate::InFlight)]);
         assert_eq!(drawn.unmatched_receipts, 1);
         assert_eq!(drawn.in_flight, 1);
@@ -1026,14 +1027,11 @@ mod tests {
     /// latest equal send's, and the older send was lost.
     #[test]
     fn a_receipt_pairs_with_the_latest_equal_send_and_the_older_one_is_lost() {
-        let lines = [
-            start(0.0, 1),
-            start(0.0, 2),
+        let (timeline, drawn) = two_nodes(&[
             vote_request(100.0, 1, 2, "send"),
             vote_request(150.0, 1, 2, "send"),
             vote_request(150.3, 1, 2, "receive"),
-        ];
-        let (timeline, drawn) = logs(&lines).timeline("t", DEFAULT_SKEW_MS);
+        ]);
         let drawn_arrows = arrows(&timeline);
         assert!(
             matches!(drawn_arrows[0], (100.0, Fate::Lost { .. })),
@@ -1059,15 +1057,12 @@ mod tests {
                        "message_term": 2, "delivery": "delivered"}),
             )
         };
-        let lines = [
-            start(0.0, 1),
-            start(0.0, 2),
+        let (timeline, drawn) = two_nodes(&[
             timeout_now(633.5, "send"),
             timeout_now(633.6, "send"),
             timeout_now(649.3, "receive"),
             timeout_now(649.4, "receive"),
-        ];
-        let (timeline, drawn) = logs(&lines).timeline("t", DEFAULT_SKEW_MS);
+        ]);
         assert_eq!(
             arrows(&timeline),
             [
@@ -1095,17 +1090,14 @@ mod tests {
                        "message_term": 2, "vote_granted": granted, "delivery": "delivered"}),
             )
         };
-        let lines = [
-            start(0.0, 1),
-            start(0.0, 2),
+        let (timeline, drawn) = two_nodes(&[
             start(0.0, 3),
             answer(10.0, 2, 1, "send", true),
             answer(10.0, 3, 1, "send", false),
             // Equal but for the verdict: each receipt pairs with its own.
             answer(11.0, 3, 1, "receive", false),
             answer(11.0, 2, 1, "receive", true),
-        ];
-        let (timeline, drawn) = logs(&lines).timeline("t", DEFAULT_SKEW_MS);
+        ]);
         let classes: Vec<(NodeId, MessageClass, String)> = timeline
             .events
             .iter()
@@ -1186,9 +1178,7 @@ mod tests {
 
     #[test]
     fn a_message_queued_for_a_killed_node_pairs_with_its_next_life_and_one_never_stepped_is_lost() {
-        let lines = [
-            start(0.0, 1),
-            start(0.0, 2),
+        let (timeline, drawn) = two_nodes(&[
             // n2's last line before it is killed.
             line(50.0, 2, 1, "follower", json!({})),
             vote_request(100.0, 1, 2, "send"),
@@ -1210,8 +1200,7 @@ mod tests {
                 "candidate",
                 json!({"event": "send", "peer": 2, "message_type": "RequestVote", "message_term": 3, "delivery": "lost: node down"}),
             ),
-        ];
-        let (timeline, drawn) = logs(&lines).timeline("t", DEFAULT_SKEW_MS);
+        ]);
         let drawn_arrows = arrows(&timeline);
         assert_eq!(drawn_arrows[0], (100.0, Fate::Delivered { at: 510.0 }));
         assert!(
