@@ -14,6 +14,8 @@
 //!   the story, or JSON lines with each node's span fields (node, term, role).
 //! - [`timeline`]: a cluster's event log as a timeline picture
 //!   (`--timeline FILE`).
+//! - [`node_log`]: a real cluster's node logs (`--log-format json`) as a
+//!   timeline picture (`raft-election timeline`).
 //! - [`plot`]: distributions as CDF charts (`failover --plot FILE`).
 //! - [`progress`]: progress bars on a terminal, silent in a pipe.
 //!
@@ -39,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod logging;
+pub mod node_log;
 pub mod plot;
 pub mod progress;
 pub mod timeline;

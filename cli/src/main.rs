@@ -11,6 +11,7 @@
 //! `raft-election node ...` runs one node of a real cluster instead: a
 //! process of its own, over TCP (see `node.rs`).
 
+mod log_timeline;
 mod node;
 mod timing;
 
@@ -56,7 +57,8 @@ restored and continues from those terms. A directory with no state file is a new
 its files are created at t0. A missing, corrupt or foreign file stops the run with its path \
 and reason instead of starting that node from t0. The directory is locked while the demo runs.
 
-`raft-election node --help` tells how to run a real cluster, one process per node."
+`raft-election node --help` tells how to run a real cluster, one process per node, and \
+`raft-election timeline --help` how to draw its logs."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +71,8 @@ struct Cli {
 enum Command {
     /// Run one node of a real cluster over TCP (one process per node).
     Node(node::NodeArgs),
+    /// Draw node processes' JSON logs (`node --log-format json -v`) as an SVG timeline.
+    Timeline(log_timeline::TimelineArgs),
 }
 
 /// The demo's options.
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Node(node)) => return node::main(node),
+        Some(Command::Timeline(timeline)) => return log_timeline::main(timeline),
         None => cli.demo,
     };
     // One thread keeps the story's order reproducible from its seed. With

@@ -225,7 +225,7 @@ fn copy_of_last(
 /// Records that `node` has `role` in `term` from `at`, unless it already
 /// had; a second change at the same instant (term, then role, in one step)
 /// replaces the first, so no band has zero length.
-fn set_state(
+pub(crate) fn set_state(
     marks: &mut Vec<Mark>,
     states: &mut BTreeMap<NodeId, (Role, Term, usize)>,
     at: f64,

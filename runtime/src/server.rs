@@ -622,6 +622,7 @@ impl Observer for ServerObserver {
                         peer = from.0,
                         message_type = name,
                         message_term = term,
+                        vote_granted = vote_granted(message),
                         "{message} from {from}"
                     );
                 }
@@ -694,7 +695,7 @@ impl Observer for ServerObserver {
         if is_heartbeat(message) {
             trace!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
         } else {
-            debug!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
+            debug!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, vote_granted = vote_granted(message), %delivery, "{message} to {to} in {term}");
         }
     }
 }
@@ -704,4 +705,14 @@ fn is_heartbeat(message: &Message) -> bool {
         message,
         Message::AppendEntries { .. } | Message::AppendEntriesResponse { .. }
     )
+}
+
+/// A vote answer's verdict, logged as `vote_granted` so a timeline tells
+/// granted from rejected; no field for other messages.
+fn vote_granted(message: &Message) -> Option<bool> {
+    match *message {
+        Message::RequestVoteResponse { vote_granted, .. }
+        | Message::PreVoteResponse { vote_granted, .. } => Some(vote_granted),
+        _ => None,
+    }
 }
