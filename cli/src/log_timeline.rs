@@ -22,8 +22,8 @@ coloured bands with their terms; each send is an arrow to the receipt of the \
 same message (link, type, term, verdict) on the other node, a lost one a \
 dashed stub with a cross, one still unanswered when the log ends a faint \
 stub; election timeouts are triangles. A restart is a green ring; a stop \
-(SIGTERM) and a life whose log ends without a stop (killed) end the band \
-with a red cross, and are named in the numbered notes below the picture, \
+(SIGTERM) ends the band with a dark square, a life whose log ends without \
+a stop (killed) with a red cross; both are named in the numbered notes below the picture, \
 with signals and leadership hand-overs. A kill is drawn at the node's last \
 line, the last moment it is known to have lived: at -v a leader logs \
 nothing between its election and its death, at -vv a heartbeat every \

@@ -693,7 +693,7 @@ fn draw(logs: &NodeLogs, title: &str, skew_ms: f64) -> (Timeline, Drawn) {
             LogEvent::Stop => {
                 life.ended = Some(End::Down(at));
                 drawn.stopped += 1;
-                marks.push(mark(at, node, MarkKind::Fault(Fault::Crash)));
+                marks.push(mark(at, node, MarkKind::Fault(Fault::Stop)));
                 note(&mut notes, at, format!("{node} stopped"));
             }
             LogEvent::Error { text } => {
@@ -1155,7 +1155,7 @@ mod tests {
             [
                 (n1, 200.0, "crash"),
                 (n1, 901.0, "restart"),
-                (n1, 1001.0, "crash")
+                (n1, 1001.0, "stop")
             ]
         );
         assert_eq!((drawn.killed, drawn.restarts, drawn.stopped), (1, 1, 1));

@@ -226,6 +226,8 @@ impl MessageClass {
 pub enum Fault {
     /// The node crashed: its band ends here.
     Crash,
+    /// The node stopped as asked (a graceful shutdown): its band ends here.
+    Stop,
     /// The node restarted from its stable storage.
     Restart,
     /// A partition put the node in group `group` (0 for the first group
@@ -262,6 +264,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Crash => f.write_str("crash"),
+            Self::Stop => f.write_str("stop"),
             Self::Restart => f.write_str("restart"),
             Self::Partition { group: Some(group) } => {
                 let letter = char::from(b'A'.saturating_add(group.min(25)));
@@ -284,6 +287,7 @@ impl Fault {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Crash => "crash",
+            Self::Stop => "stop",
             Self::Restart => "restart",
             Self::Partition { .. } => "partition",
             Self::Heal => "heal",

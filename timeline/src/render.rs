@@ -496,7 +496,7 @@ fn lanes(frame: &Frame, events: &[&Event]) -> Group {
                     }
                     open = Some((event.at, role, term));
                 }
-                EventKind::Fault(Fault::Crash) => {
+                EventKind::Fault(Fault::Crash | Fault::Stop) => {
                     if let Some((from, role, term)) = open.take() {
                         bands.push((from, event.at, role, term));
                     }
@@ -850,6 +850,16 @@ fn faults(frame: &Frame, events: &[&Event]) -> Group {
                 Group::new().add(cross(frame.xy(along, across), 6.0, ALARM)),
                 ALARM,
             ),
+            Fault::Stop => {
+                let (x, y) = frame.xy(along, across);
+                let square = Rectangle::new()
+                    .set("x", r(x - 5.0))
+                    .set("y", r(y - 5.0))
+                    .set("width", 10)
+                    .set("height", 10)
+                    .set("fill", TEXT);
+                (Group::new().add(square), TEXT)
+            }
             Fault::Restart => (
                 Group::new().add(
                     Circle::new()
