@@ -908,11 +908,15 @@ fn report(
         let rate = 100.0 * splits as f64 / trials.len().max(1) as f64;
         format!("{rate:.2}% ({splits}/{})", trials.len())
     };
+    // The formula is that of a failover by timeout; a transfer has none.
+    let formula = match setup.handover {
+        Handover::Crash => format!(", formula {:.2}%", 100.0 * formula_split),
+        Handover::Transfer => String::new(),
+    };
     println!(
-        "split rate: measured {}, ideal sim {}, formula {:.2}%",
+        "split rate: measured {}, ideal sim {}{formula}",
         split(measured),
         split(ideal),
-        100.0 * formula_split
     );
     if setup.handover == Handover::Transfer {
         let [_, med, _, _, p99, _] = summary(col(measured, |t| t.all_know));
