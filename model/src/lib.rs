@@ -72,6 +72,7 @@
 #![forbid(unsafe_code)]
 
 mod network;
+pub mod portfolio;
 mod symmetry;
 mod trace;
 
