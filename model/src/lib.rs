@@ -521,6 +521,7 @@ impl ElectionModel {
                 server.node.hard_state(),
                 &outputs,
             ),
+            invariants::check_transition(config, &before, &input, &server.node, &outputs),
             state
                 .history
                 .record_step(config, &before, &input, &server.node),
@@ -600,6 +601,7 @@ impl ElectionModel {
                 &outputs,
             )
             .is_err()
+            || invariants::check_transition(config, &server.node, &input, &node, &outputs).is_err()
         {
             return false;
         }
@@ -819,8 +821,17 @@ fn holds<const I: usize>(_: &ElectionModel, state: &ClusterState) -> bool {
 /// One "always" property per shared invariant, named as the invariant.
 fn invariant_properties() -> Vec<Property<ElectionModel>> {
     let conditions: [fn(&ElectionModel, &ClusterState) -> bool; Invariant::ALL.len()] = [
-        holds::<0>, holds::<1>, holds::<2>, holds::<3>, holds::<4>, holds::<5>, holds::<6>,
-        holds::<7>, holds::<8>, holds::<9>,
+        holds::<0>,
+        holds::<1>,
+        holds::<2>,
+        holds::<3>,
+        holds::<4>,
+        holds::<5>,
+        holds::<6>,
+        holds::<7>,
+        holds::<8>,
+        holds::<9>,
+        holds::<10>,
     ];
     Invariant::ALL
         .iter()
