@@ -20,7 +20,8 @@ use raft_election::invariants::Invariant;
 use raft_election::{Features, Term};
 use raft_election_model::portfolio::{self, Entry};
 use raft_election_model::{
-    Bounds, ElectionModel, NetworkKind, Restarts, StartingLogs, format_trace, sequence_diagram,
+    Bounds, ElectionModel, NetworkKind, Restarts, SETTLES_ON_THE_LEADER, StartingLogs,
+    format_trace, sequence_diagram,
 };
 use stateright::{Checker, HasDiscoveries, Model};
 use std::collections::BTreeSet;
@@ -655,7 +656,8 @@ fn summarize<C: Checker<ElectionModel>>(
     let discoveries = checker.discoveries();
     // A broken invariant stops the run, so what was not found by then is
     // unknown rather than established.
-    let stopped_early = broken_count(&discoveries) > 0;
+    let liveness = discoveries.get(SETTLES_ON_THE_LEADER);
+    let stopped_early = broken_count(&discoveries) > 0 || liveness.is_some();
     let (unknown, unreached) = if stopped_early {
         (
             "not established (stopped at a violation)",
@@ -700,6 +702,21 @@ fn summarize<C: Checker<ElectionModel>>(
     }
     // The first broken invariant in `Invariant::ALL` order (election safety
     // first) gets the full trace; the others often follow from it.
+    if full {
+        let verdict = if liveness.is_some() {
+            "VIOLATED"
+        } else {
+            unknown
+        };
+        println!("Liveness (always):");
+        println!("  {SETTLES_ON_THE_LEADER:<38} {verdict}");
+    }
+    if let Some(path) = liveness {
+        println!(
+            "\nCounterexample to \"{SETTLES_ON_THE_LEADER}\" (delivering every message in flight from the last state leaves a node of the leader's term not following it):"
+        );
+        print!("{}", format_trace(checker.model(), path));
+    }
     let mut broken = Invariant::ALL
         .iter()
         .filter_map(|invariant| Some((invariant, discoveries.get(invariant.name())?)));
