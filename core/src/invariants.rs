@@ -1002,6 +1002,18 @@ pub fn check_transition(
                 }
             }
         }
+        // A started (or restarted) node arms its role's timer, or a follower
+        // would never campaign.
+        Input::Start => {
+            let timer = if before.role() == Role::Leader {
+                Timer::Heartbeat
+            } else {
+                Timer::Election
+            };
+            if !arms(timer) || after != before {
+                return broken("a start arms the role's timer and changes nothing else");
+            }
+        }
         // Figure 2, leaders: heartbeats during idle periods.
         Input::Timeout(Timer::Heartbeat) if before.role() == Role::Leader => {
             let beat = to_every_peer(
