@@ -449,3 +449,48 @@ fn every_configuration_of_the_default_portfolio_passes_in_its_pinned_state_count
         assert_eq!(checker.unique_state_count(), pin, "{}", entry.name);
     }
 }
+
+/// The liveness check is not vacuous: in states just after an election,
+/// where a node does not follow the new leader yet, it holds because the
+/// leader's heartbeats are in flight, and fails once they are taken out of
+/// the network (as if the leader had never sent them).
+#[test]
+fn the_liveness_check_fails_where_the_leaders_heartbeats_never_arrive() {
+    use raft_election::{Message, NodeId};
+    let mut bounds = Bounds::new(3);
+    bounds.max_term = Term(1);
+    bounds.max_crashes = 0;
+    let model = model(bounds).without_symmetry();
+    let states = every_state(&model);
+    let unsettled: Vec<&ClusterState> = states
+        .iter()
+        .filter(|state| {
+            let leader = state.servers.iter().find(|s| s.node.role() == Role::Leader);
+            leader.is_some_and(|l| {
+                let term = l.node.current_term();
+                state.servers.iter().all(|s| s.node.current_term() <= term)
+                    && state
+                        .servers
+                        .iter()
+                        .any(|s| s.node.role() != Role::Leader && s.node.leader_id().is_none())
+            })
+        })
+        .collect();
+    assert!(!unsettled.is_empty());
+    let mut refuted = 0;
+    for state in unsettled {
+        assert!(model.settles_on_the_leader(state), "{state:?}");
+        let mut cut = state.clone();
+        let leader = state
+            .servers
+            .iter()
+            .position(|s| s.node.role() == Role::Leader)
+            .map(|i| NodeId(u8::try_from(i).unwrap()))
+            .unwrap();
+        cut.network.retain(|envelope| {
+            !(envelope.from == leader && matches!(envelope.message, Message::AppendEntries { .. }))
+        });
+        refuted += usize::from(!model.settles_on_the_leader(&cut));
+    }
+    assert!(refuted > 0, "no state needed the leader's heartbeats");
+}
