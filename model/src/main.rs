@@ -709,7 +709,7 @@ fn summarize<C: Checker<ElectionModel>>(
             unknown
         };
         println!("Liveness (always):");
-        println!("  {SETTLES_ON_THE_LEADER:<38} {verdict}");
+        println!("  {SETTLES_ON_THE_LEADER}  {verdict}");
     }
     if let Some(path) = liveness {
         println!(
