@@ -465,6 +465,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_heartbeat_of_exactly_half_the_minimum_election_timeout_is_accepted() {
+        let timing = Timing {
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            heartbeat_interval: Duration::from_millis(75),
+        };
+        assert_eq!(timing.validate(), Ok(()));
+        let config = Config::new(NodeId(0), [NodeId(0), NodeId(1)], timing).unwrap();
+        assert_eq!(config.timing(), &timing);
+    }
+
+    #[test]
     fn quorum_is_a_strict_majority() {
         for (count, quorum) in [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (7, 4)] {
             let configs = Config::cluster(count, Timing::default()).unwrap();

@@ -48,11 +48,17 @@ pub enum Invariant {
     /// TimeoutNow names into the next one, in which it has not voted: a
     /// transfer never makes its target vote twice in one term.
     TransferTargetVotesOnce,
+    /// Each step does what its rule of Figure 2 (or of an enabled feature)
+    /// says, given the state before, the input and the outputs: the role,
+    /// term, vote and leader after it, the replies it sends and the timers it
+    /// arms or cancels (see [`check_transition`]). Some wrong rules break no
+    /// other invariant and only cost liveness; this one sees them.
+    TransitionRules,
 }
 
 impl Invariant {
     /// Every invariant, in a fixed order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::ElectionSafety,
         Self::OneVotePerTerm,
         Self::TermsNeverGoBack,
@@ -63,6 +69,7 @@ impl Invariant {
         Self::PersistBeforeSend,
         Self::PreVoteChangesNothing,
         Self::TransferTargetVotesOnce,
+        Self::TransitionRules,
     ];
 
     /// A short human name, as the model checker prints it.
@@ -79,6 +86,7 @@ impl Invariant {
             Self::PersistBeforeSend => "persist before send",
             Self::PreVoteChangesNothing => "a pre-vote changes no term or vote",
             Self::TransferTargetVotesOnce => "a transfer target votes once per term",
+            Self::TransitionRules => "each step follows its rule",
         }
     }
 }
@@ -129,7 +137,8 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
         if node.role() != Role::Follower || node.leader_id().is_none() {
             return broken("holds a lease without following a known leader");
         }
-        if !features.keeps_lease() {
+        // Restated rather than `Features::keeps_lease`, which the core uses.
+        if !(features.pre_vote || features.lease_guarded_votes) {
             return broken("holds a lease with neither Pre-Vote nor lease-guarded votes");
         }
     }
@@ -172,7 +181,7 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
             if !node.votes_granted().iter().all(|&v| config.is_voter(v)) {
                 return broken("a pre-candidate counts a non-member's pre-vote");
             }
-            if node.votes_granted().len() >= config.quorum() {
+            if is_majority(config, node.votes_granted().len()) {
                 return broken("a pre-candidate holds a quorum of pre-votes but did not campaign");
             }
             if node.leader_id().is_some() {
@@ -189,7 +198,7 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
             if !node.votes_granted().iter().all(|&v| config.is_voter(v)) {
                 return broken("a candidate counts a non-member's vote");
             }
-            if node.votes_granted().len() >= config.quorum() {
+            if is_majority(config, node.votes_granted().len()) {
                 return broken("a candidate holds a quorum but did not become leader");
             }
             if node.leader_id().is_some() {
@@ -350,7 +359,7 @@ impl History {
     }
 
     /// Every check of one step, in order: the node's own state, the outputs
-    /// the step produced, then the cluster-wide history. The simulators call
+    /// the step produced, the step's rule, then the cluster-wide history. The simulators call
     /// this after each `Node::step`; the model checks each part separately
     /// because it reports every broken invariant, not the first.
     pub fn check_step(
@@ -363,6 +372,7 @@ impl History {
     ) -> Result<(), Violation> {
         check_node(config, after)?;
         check_outputs(config, before.hard_state(), after.hard_state(), outputs)?;
+        check_transition(config, before, input, after, outputs)?;
         self.record_step(config, before, input, after)
     }
 
@@ -567,18 +577,20 @@ impl History {
             }
         }
         self.leaders.insert(term, id);
+        // Distinct members only: the set of votes keys each voter once per
+        // candidate and term, and a non-member's vote counts for nothing.
         let voters: Vec<NodeId> = self
             .votes
             .iter()
-            .filter(|v| v.term == term && v.candidate == id)
+            .filter(|v| v.term == term && v.candidate == id && config.is_voter(v.voter))
             .map(|v| v.voter)
             .collect();
-        if voters.len() < config.quorum() {
+        if !is_majority(config, voters.len()) {
             return Err(Violation::new(
                 Invariant::LeaderHasQuorum,
                 format!(
-                    "{id} became leader of {term} with votes of {voters:?} only, quorum {}",
-                    config.quorum()
+                    "{id} became leader of {term} with votes of {voters:?} only, of {} voters",
+                    config.voters().len()
                 ),
             ));
         }
@@ -636,16 +648,7 @@ pub fn higher_term_from_voter(
     };
     let from_voter = from != config.id() && config.is_voter(from);
     // Restated here rather than shared with the core, like the §5.4.1 oracle.
-    let names_its_sender = match message {
-        Message::RequestVote { candidate_id, .. } | Message::PreVote { candidate_id, .. } => {
-            candidate_id == from
-        }
-        Message::AppendEntries { leader_id, .. } => leader_id == from,
-        Message::RequestVoteResponse { .. }
-        | Message::AppendEntriesResponse { .. }
-        | Message::PreVoteResponse { .. }
-        | Message::TimeoutNow { .. } => true,
-    };
+    let names_its_sender = names_sender(&message, from);
     let in_lease = before.role() == Role::Leader || before.in_lease();
     let term_is_news = match message {
         Message::PreVote { .. }
@@ -658,12 +661,12 @@ pub fn higher_term_from_voter(
         } => !(config.features().lease_guarded_votes && in_lease),
         _ => true,
     };
-    let has_a_successor = message.term().next().is_some();
+    let has_a_successor = message_term(&message).next().is_some();
     (from_voter
         && names_its_sender
         && term_is_news
         && has_a_successor
-        && message.term() > before.current_term())
+        && message_term(&message) > before.current_term())
     .then_some((from, message))
 }
 
@@ -720,6 +723,390 @@ fn check_pre_vote(
         }
         _ => Ok(()),
     }
+}
+
+/// [`Invariant::TransitionRules`]: checks that one step of node
+/// `config.id()` from `before` on `input`, producing `outputs` and leaving
+/// `after`, did what its rule says. Each rule is restated from the paper (or
+/// the thesis, for the features) rather than taken from the core, and names
+/// itself when broken. It holds of any input, forged ones included: a rule
+/// about a message applies only to a well-formed one from another voter.
+///
+/// The safety invariants say what must never happen; these say what each
+/// step must do, so a rule that is wrong in a safe way (a candidate that
+/// stays candidate after hearing the leader of its term, a node that keeps
+/// its old vote in a new term) is caught on the step that breaks it.
+pub fn check_transition(
+    config: &Config,
+    before: &Node,
+    input: &Input,
+    after: &Node,
+    outputs: &[Output],
+) -> Result<(), Violation> {
+    let id = config.id();
+    let t0 = before.current_term();
+    let t1 = after.current_term();
+    let broken = |rule: &str| {
+        Err(Violation::new(
+            Invariant::TransitionRules,
+            format!(
+                "{id} as {} in {t0} on {input:?}: {rule} (after: {} in {t1}, voted {:?}, leader {:?})",
+                before.role(),
+                after.role(),
+                after.voted_for(),
+                after.leader_id()
+            ),
+        ))
+    };
+    let sends = |to: NodeId, wanted: &dyn Fn(&Message) -> bool| {
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::Send { to: t, message } if *t == to && wanted(message)))
+    };
+    let to_every_peer = |wanted: &dyn Fn(&Message) -> bool| {
+        config
+            .voters()
+            .iter()
+            .filter(|&&p| p != id)
+            .all(|&p| sends(p, wanted))
+    };
+    let arms = |timer: Timer| {
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::SetTimer { timer: t, .. } if *t == timer))
+    };
+    let cancels = |timer: Timer| outputs.contains(&Output::CancelTimer(timer));
+    let features = config.features();
+    let alone = config.voters().len() == 1;
+
+    // Figure 2, all servers: "If RPC request or response contains term T >
+    // currentTerm: set currentTerm = T, convert to follower"; the new term
+    // starts with no vote and no known leader, unless this very message is
+    // the RequestVote granted or the AppendEntries of its leader.
+    if let Some((from, message)) = higher_term_from_voter(config, before, input) {
+        let term = message_term(&message);
+        if t1 != term {
+            return broken("a higher term is adopted");
+        }
+        if after.role() != Role::Follower {
+            return broken("a higher term converts to follower");
+        }
+        let vote_ok = match after.voted_for() {
+            None => true,
+            Some(c) => c == from && matches!(message, Message::RequestVote { .. }),
+        };
+        if !vote_ok {
+            return broken("a new term starts without a vote (votedFor is of the old term)");
+        }
+        let leader_ok = match after.leader_id() {
+            None => true,
+            Some(l) => l == from && matches!(message, Message::AppendEntries { .. }),
+        };
+        if !leader_ok {
+            return broken("a new term starts with no known leader");
+        }
+        if before.role() == Role::Leader && !(cancels(Timer::Heartbeat) && arms(Timer::Election)) {
+            return broken("a deposed leader stops its heartbeats and arms its election timer");
+        }
+    }
+
+    // A message in the last term is dropped like a malformed one.
+    let well_formed = |from: NodeId, message: &Message| {
+        from != id
+            && config.is_voter(from)
+            && names_sender(message, from)
+            && message_term(message).next().is_some()
+    };
+    match *input {
+        Input::Receive { from, message } if well_formed(from, &message) => {
+            let term = message_term(&message);
+            match message {
+                // §5.2: "If the leader's term is at least as large as the
+                // candidate's current term, then the candidate recognizes the
+                // leader as legitimate and returns to follower state"; a
+                // follower resets its election timer and answers.
+                Message::AppendEntries { .. } if term >= t0 => {
+                    if before.role() == Role::Leader && term == t0 {
+                        // A second leader of our term is forged: ignored.
+                    } else if after.role() != Role::Follower || t1 != term {
+                        return broken(
+                            "AppendEntries of a term at least ours makes a follower of its term",
+                        );
+                    } else if after.leader_id() == Some(from) {
+                        let acked = sends(
+                            from,
+                            &|m| matches!(m, Message::AppendEntriesResponse { term: t, success: true, .. } if *t == term),
+                        );
+                        if !acked || !arms(Timer::Election) {
+                            return broken(
+                                "the leader's AppendEntries resets the election timer and is acknowledged",
+                            );
+                        }
+                        let keeps_lease = features.pre_vote || features.lease_guarded_votes;
+                        if keeps_lease && !(after.in_lease() && arms(Timer::Lease)) {
+                            return broken("hearing the leader starts a lease (§4.2.3, §9.6)");
+                        }
+                    } else if !(term == t0 && before.leader_id().is_some_and(|l| l != from)) {
+                        return broken(
+                            "a follower follows the leader whose AppendEntries it accepts",
+                        );
+                    }
+                }
+                // §5.1: a request of an older term is rejected with our term.
+                Message::AppendEntries { .. } | Message::RequestVote { .. } if term < t0 => {
+                    let refused = sends(from, &|m| match *m {
+                        Message::AppendEntriesResponse { term, success, .. } => {
+                            term == t0 && !success
+                        }
+                        Message::RequestVoteResponse { term, vote_granted } => {
+                            term == t0 && !vote_granted
+                        }
+                        _ => false,
+                    });
+                    if !refused
+                        || after.hard_state() != before.hard_state()
+                        || after.role() != before.role()
+                    {
+                        return broken(
+                            "a request of an older term is refused with our term and changes nothing",
+                        );
+                    }
+                }
+                Message::RequestVote {
+                    candidate_id,
+                    last_log_index,
+                    last_log_term,
+                    ..
+                } => {
+                    if term > t0 && t1 == t0 {
+                        // Ignored under a lease (§4.2.3): nothing changes.
+                        if after.hard_state() != before.hard_state() || !outputs.is_empty() {
+                            return broken("a RequestVote ignored under a lease changes nothing");
+                        }
+                    } else {
+                        // Figure 2, RequestVote receiver: grant if votedFor is
+                        // null or candidateId and the candidate's log is at
+                        // least as up-to-date (§5.4.1); this crate also refuses
+                        // once a leader of the term is known.
+                        let (voted, leader) = if term > t0 {
+                            (None, None)
+                        } else {
+                            (before.voted_for(), before.leader_id())
+                        };
+                        let candidate_log = LogSummary {
+                            last_log_index,
+                            last_log_term,
+                        };
+                        let can_vote =
+                            voted == Some(candidate_id) || (voted.is_none() && leader.is_none());
+                        let grant =
+                            can_vote && up_to_date_per_section_5_4_1(candidate_log, after.log());
+                        let answered = sends(from, &|m| {
+                            *m == Message::RequestVoteResponse {
+                                term: t1,
+                                vote_granted: grant,
+                            }
+                        });
+                        if !answered {
+                            return broken(
+                                "a RequestVote is answered, granted exactly when Figure 2 allows",
+                            );
+                        }
+                        if grant
+                            && !(after.voted_for() == Some(candidate_id) && arms(Timer::Election))
+                        {
+                            return broken(
+                                "granting a vote records it and resets the election timer",
+                            );
+                        }
+                        if !grant && after.voted_for() != voted {
+                            return broken("a refused RequestVote leaves the vote as it was");
+                        }
+                    }
+                }
+                // §5.2: a candidate wins once a majority of the cluster voted for it.
+                Message::RequestVoteResponse {
+                    vote_granted: true, ..
+                } if term == t0 && before.role() == Role::Candidate => {
+                    let mut votes = before.votes_granted().clone();
+                    votes.insert(from);
+                    if is_majority(config, votes.len()) != (after.role() == Role::Leader) {
+                        return broken(
+                            "a candidate becomes leader exactly when a majority voted for it",
+                        );
+                    }
+                }
+                // §9.6: a pre-candidate campaigns once a majority would vote for it.
+                Message::PreVoteResponse {
+                    vote_granted: true, ..
+                } if before.role() == Role::PreCandidate && t0.next() == Some(term) => {
+                    let mut votes = before.votes_granted().clone();
+                    votes.insert(from);
+                    let campaigned = after.role() == Role::Candidate && t1 == term;
+                    if is_majority(config, votes.len()) != campaigned {
+                        return broken(
+                            "a pre-candidate campaigns exactly when a majority granted its pre-vote",
+                        );
+                    }
+                }
+                // §3.10: TimeoutNow from the leader of our term has the effect
+                // of the election timer firing, bypassing Pre-Vote.
+                Message::TimeoutNow { .. }
+                    if term == t0
+                        && features.leadership_transfer
+                        && before.role() == Role::Follower
+                        && before.leader_id().is_none_or(|l| l == from)
+                        && t0.next().is_some() =>
+                {
+                    let asked = to_every_peer(&|m| {
+                        matches!(
+                            m,
+                            Message::RequestVote {
+                                leadership_transfer: true,
+                                ..
+                            }
+                        )
+                    });
+                    if !(after.role() == Role::Candidate || alone)
+                        || Some(t1) != t0.next()
+                        || !asked && !alone
+                    {
+                        return broken("TimeoutNow from the leader starts a campaign at once");
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Figure 2, followers and candidates: on an election timeout, start an
+        // election (or, with Pre-Vote, a pre-vote round first, §9.6).
+        Input::Timeout(Timer::Election) if before.role() != Role::Leader && t0.next().is_some() => {
+            let next = t0.next();
+            if features.pre_vote && !alone {
+                let asked = to_every_peer(
+                    &|m| matches!(m, Message::PreVote { term, .. } if Some(*term) == next),
+                );
+                if after.role() != Role::PreCandidate
+                    || t1 != t0
+                    || !asked
+                    || !arms(Timer::Election)
+                {
+                    return broken("an election timeout starts a pre-vote round");
+                }
+            } else {
+                let asked = alone
+                    || to_every_peer(
+                        &|m| matches!(m, Message::RequestVote { term, candidate_id, .. } if Some(*term) == next && *candidate_id == id),
+                    );
+                let role_ok =
+                    after.role() == Role::Candidate || (alone && after.role() == Role::Leader);
+                if !role_ok
+                    || Some(t1) != next
+                    || after.voted_for() != Some(id)
+                    || !asked
+                    || !arms(Timer::Election)
+                {
+                    return broken(
+                        "an election timeout starts an election: next term, own vote, RequestVote to all",
+                    );
+                }
+            }
+        }
+        // A started (or restarted) node arms its role's timer, or a follower
+        // would never campaign.
+        Input::Start => {
+            let timer = if before.role() == Role::Leader {
+                Timer::Heartbeat
+            } else {
+                Timer::Election
+            };
+            if !arms(timer) || after != before {
+                return broken("a start arms the role's timer and changes nothing else");
+            }
+        }
+        // Figure 2, leaders: heartbeats during idle periods.
+        Input::Timeout(Timer::Heartbeat) if before.role() == Role::Leader => {
+            let beat = to_every_peer(
+                &|m| matches!(m, Message::AppendEntries { term, leader_id } if *term == t0 && *leader_id == id),
+            );
+            if after.role() != Role::Leader || !beat || !arms(Timer::Heartbeat) {
+                return broken("a leader's heartbeat timer sends AppendEntries to all and re-arms");
+            }
+        }
+        // §6.2: a leader that did not hear from a majority within the round
+        // steps down.
+        Input::Timeout(Timer::CheckQuorum)
+            if before.role() == Role::Leader && features.check_quorum =>
+        {
+            let heard = is_majority(config, before.heard_from().len() + 1);
+            let stays = after.role() == Role::Leader;
+            if heard != stays || t1 != t0 {
+                return broken("CheckQuorum keeps a leader exactly when a majority was heard");
+            }
+            if stays && !arms(Timer::CheckQuorum) {
+                return broken("a leader that heard a majority starts another CheckQuorum round");
+            }
+        }
+        _ => {}
+    }
+
+    // §5.2, Figure 2 leaders: "Upon election: send initial empty
+    // AppendEntries RPCs (heartbeat) to each server"; it no longer needs an
+    // election timer.
+    if before.role() != Role::Leader && after.role() == Role::Leader {
+        let beat = to_every_peer(
+            &|m| matches!(m, Message::AppendEntries { term, leader_id } if *term == t1 && *leader_id == id),
+        );
+        if !beat || !cancels(Timer::Election) || !arms(Timer::Heartbeat) {
+            return broken(
+                "a new leader sends heartbeats to all at once, arms its heartbeat timer and cancels its election timer",
+            );
+        }
+    }
+    // A leader that steps down in its own term (CheckQuorum) must campaign
+    // again some day.
+    if before.role() == Role::Leader
+        && after.role() != Role::Leader
+        && !(cancels(Timer::Heartbeat) && arms(Timer::Election))
+    {
+        return broken("a leader that steps down stops its heartbeats and arms its election timer");
+    }
+    Ok(())
+}
+
+/// The term a message carries, restated rather than `Message::term`.
+fn message_term(message: &Message) -> Term {
+    match *message {
+        Message::RequestVote { term, .. }
+        | Message::RequestVoteResponse { term, .. }
+        | Message::AppendEntries { term, .. }
+        | Message::AppendEntriesResponse { term, .. }
+        | Message::PreVote { term, .. }
+        | Message::PreVoteResponse { term, .. }
+        | Message::TimeoutNow { term } => term,
+    }
+}
+
+/// Whether a message's own sender field, if it has one, is `from`.
+fn names_sender(message: &Message, from: NodeId) -> bool {
+    match *message {
+        Message::RequestVote { candidate_id, .. } | Message::PreVote { candidate_id, .. } => {
+            candidate_id == from
+        }
+        Message::AppendEntries { leader_id, .. } => leader_id == from,
+        Message::RequestVoteResponse { .. }
+        | Message::AppendEntriesResponse { .. }
+        | Message::PreVoteResponse { .. }
+        | Message::TimeoutNow { .. } => true,
+    }
+}
+
+/// Whether `count` distinct voters are more than half of the cluster (§5.2:
+/// "votes from a majority of the servers in the full cluster"). Computed
+/// here from the voter set, independently of [`Config::quorum`], which the
+/// core counts with: an oracle sharing the core's formula would bless a
+/// wrong one.
+fn is_majority(config: &Config, count: usize) -> bool {
+    2 * count > config.voters().len()
 }
 
 /// §5.4.1's rule restated from the paper's sentences, independently of
@@ -1093,5 +1480,166 @@ mod feature_tests {
         let figure_2 = config.clone().with_features(Features::NONE);
         let violation = check_node(&figure_2, &node(1, &[TIMEOUT])).unwrap_err();
         assert_eq!(violation.invariant, Invariant::NodeState);
+    }
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use super::*;
+    use crate::config::Timing;
+    use crate::node::Timer;
+
+    fn configs(count: u8) -> Vec<Config> {
+        Config::cluster(count, Timing::default()).unwrap()
+    }
+
+    fn restored(term: u64, voted_for: Option<u8>) -> Node {
+        let hard_state = HardState {
+            current_term: Term(term),
+            voted_for: voted_for.map(NodeId),
+        };
+        Node::restore(hard_state, LogSummary::default())
+    }
+
+    #[test]
+    fn a_majority_is_more_than_half_of_the_voters_whatever_the_core_computes() {
+        let majorities: Vec<(usize, usize)> = (1..=7)
+            .map(|n| {
+                let config = &configs(n)[0];
+                let smallest = (0..=usize::from(n)).find(|&c| is_majority(config, c));
+                (usize::from(n), smallest.unwrap())
+            })
+            .collect();
+        assert_eq!(
+            majorities,
+            [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4)]
+        );
+    }
+
+    #[test]
+    fn the_cores_own_steps_follow_their_rules() {
+        let config = &configs(3)[0];
+        let mut node = Node::new();
+        let inputs = [
+            Input::Start,
+            Input::Timeout(Timer::Election),
+            Input::Receive {
+                from: NodeId(1),
+                message: Message::RequestVoteResponse {
+                    term: Term(1),
+                    vote_granted: true,
+                },
+            },
+            Input::Timeout(Timer::Heartbeat),
+            Input::Receive {
+                from: NodeId(2),
+                message: Message::AppendEntries {
+                    term: Term(2),
+                    leader_id: NodeId(2),
+                },
+            },
+        ];
+        for input in inputs {
+            let before = node.clone();
+            let mut out = Vec::new();
+            node.step(config, input, &mut out);
+            assert_eq!(
+                check_transition(config, &before, &input, &node, &out),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            (node.role(), node.leader_id()),
+            (Role::Follower, Some(NodeId(2)))
+        );
+    }
+
+    #[test]
+    fn a_candidate_that_stays_candidate_after_the_leader_of_its_term_is_caught() {
+        let config = &configs(3)[0];
+        let mut candidate = Node::new();
+        candidate.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        let input = Input::Receive {
+            from: NodeId(1),
+            message: Message::AppendEntries {
+                term: Term(1),
+                leader_id: NodeId(1),
+            },
+        };
+        // The wrong rule: acknowledge, and go on campaigning.
+        let outputs = [Output::Send {
+            to: NodeId(1),
+            message: Message::AppendEntriesResponse {
+                term: Term(1),
+                success: true,
+                last_log_index: 0,
+                last_log_term: Term(0),
+            },
+        }];
+        let violation =
+            check_transition(config, &candidate, &input, &candidate, &outputs).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::TransitionRules);
+        assert!(violation.detail.contains("makes a follower"), "{violation}");
+        // No other invariant sees it.
+        assert_eq!(check_node(config, &candidate), Ok(()));
+        let mut history = History::new();
+        assert_eq!(
+            history.record_step(config, &candidate, &input, &candidate),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_node_that_keeps_its_old_vote_in_a_higher_term_is_caught() {
+        let config = &configs(3)[0];
+        let before = restored(1, Some(1));
+        let input = Input::Receive {
+            from: NodeId(2),
+            message: Message::AppendEntriesResponse {
+                term: Term(2),
+                success: false,
+                last_log_index: 0,
+                last_log_term: Term(0),
+            },
+        };
+        // The wrong rule: the term is adopted, the vote for n1 kept.
+        let after = restored(2, Some(1));
+        let outputs = [Output::Persist(after.hard_state())];
+        let violation = check_transition(config, &before, &input, &after, &outputs).unwrap_err();
+        assert!(violation.detail.contains("without a vote"), "{violation}");
+        assert_eq!(check_node(config, &after), Ok(()));
+        assert_eq!(
+            check_outputs(config, before.hard_state(), after.hard_state(), &outputs),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_candidate_that_ignores_its_majority_is_caught() {
+        let config = &configs(5)[0];
+        let mut candidate = Node::new();
+        candidate.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        for from in [1, 2] {
+            let input = Input::Receive {
+                from: NodeId(from),
+                message: Message::RequestVoteResponse {
+                    term: Term(1),
+                    vote_granted: true,
+                },
+            };
+            let mut out = Vec::new();
+            let before = candidate.clone();
+            candidate.step(config, input, &mut out);
+            assert_eq!(
+                check_transition(config, &before, &input, &candidate, &out),
+                Ok(())
+            );
+            // With the third vote, staying candidate breaks the rule.
+            if from == 2 {
+                assert_eq!(candidate.role(), Role::Leader);
+                let stayed = check_transition(config, &before, &input, &before, &[]);
+                assert!(stayed.is_err());
+            }
+        }
     }
 }

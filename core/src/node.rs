@@ -1090,6 +1090,76 @@ mod map_ids_tests {
     }
 
     #[test]
+    fn timers_have_their_position_a_name_and_only_the_lease_is_deferrable() {
+        for (position, timer) in Timer::ALL.into_iter().enumerate() {
+            assert_eq!(timer.index(), position);
+            assert_eq!(timer.is_deferrable(), timer == Timer::Lease);
+        }
+        let names = Timer::ALL.map(|t| t.to_string());
+        assert_eq!(
+            names,
+            ["election", "heartbeat", "lease", "check-quorum", "transfer"]
+        );
+    }
+
+    #[test]
+    fn renaming_ids_rewrites_acknowledgements_and_the_transfer_target() {
+        let configs: Vec<Config> = Config::cluster(3, Timing::default())
+            .unwrap()
+            .into_iter()
+            .map(|c| c.with_features(crate::Features::ALL))
+            .collect();
+        let mut node = Node::new();
+        let mut out = Vec::new();
+        let config = &configs[0];
+        node.step(config, Input::Timeout(Timer::Election), &mut out);
+        node.step(
+            config,
+            Input::Receive {
+                from: NodeId(1),
+                message: Message::PreVoteResponse {
+                    term: Term(1),
+                    vote_granted: true,
+                },
+            },
+            &mut out,
+        );
+        node.step(
+            config,
+            Input::Receive {
+                from: NodeId(1),
+                message: Message::RequestVoteResponse {
+                    term: Term(1),
+                    vote_granted: true,
+                },
+            },
+            &mut out,
+        );
+        assert_eq!(node.role(), Role::Leader);
+        node.step(
+            config,
+            Input::TransferLeadership { to: NodeId(2) },
+            &mut out,
+        );
+        node.step(
+            config,
+            Input::Receive {
+                from: NodeId(1),
+                message: Message::AppendEntriesResponse {
+                    term: Term(1),
+                    success: true,
+                    last_log_index: 0,
+                    last_log_term: Term(0),
+                },
+            },
+            &mut out,
+        );
+        let renamed = node.map_ids(rotate);
+        assert_eq!(renamed.heard_from(), &BTreeSet::from([NodeId(0)]));
+        assert_eq!(renamed.transfer_target(), Some(NodeId(1)));
+    }
+
+    #[test]
     fn renaming_ids_rewrites_the_vote_the_leader_and_the_granted_votes() {
         let configs = Config::cluster(3, Timing::default()).unwrap();
         let mut node = Node::new();

@@ -15,9 +15,12 @@ impl Node {
     ///
     /// Never panics on any input (a forged sender, a message from itself, any
     /// term): what must be ignored is ignored. In debug builds the node's
-    /// invariants and the output contract are asserted at the end.
+    /// invariants, the output contract and the step's rule
+    /// ([`crate::invariants::check_transition`]) are asserted at the end.
     pub fn step(&mut self, config: &Config, input: Input, out: &mut Vec<Output>) {
         let before = self.hard_state();
+        #[cfg(debug_assertions)]
+        let node_before = self.clone();
         let first = out.len();
         self.apply(config, input, out);
         // Persist before anything that depends on it leaves the node. Putting the
@@ -35,6 +38,11 @@ impl Node {
             if let Err(violation) = crate::invariants::check_outputs(config, before, after, outputs)
             {
                 panic!("{} broke the output contract: {violation}", config.id());
+            }
+            if let Err(violation) =
+                crate::invariants::check_transition(config, &node_before, &input, self, outputs)
+            {
+                panic!("{} broke its rule: {violation}", config.id());
             }
         }
     }

@@ -707,3 +707,21 @@ mod transfer {
         assert!(leader.cancels(Timer::CheckQuorum));
     }
 }
+
+/// The lease guards against higher terms only: a RequestVote of the
+/// leader's own term is refused with an answer, as Figure 2 has it.
+#[test]
+fn under_lease_guarded_votes_a_leader_answers_a_request_vote_of_its_own_term() {
+    let mut subject = Subject::leader(features(false, false, true, false), 1);
+    subject.receive(N2, request_vote(1, N2, false));
+    assert_eq!(
+        subject.sends(),
+        [(
+            N2,
+            Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: false
+            }
+        )]
+    );
+}

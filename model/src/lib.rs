@@ -72,6 +72,7 @@
 #![forbid(unsafe_code)]
 
 mod network;
+pub mod portfolio;
 mod symmetry;
 mod trace;
 
@@ -407,6 +408,11 @@ pub const REACHABILITY: [&str; 4] = [
     "a stale leader steps down",
 ];
 
+/// The liveness property the model decides (see
+/// [`ElectionModel::settles_on_the_leader`]): an "always" property, checked on
+/// the duplicating network, where nothing in flight is ever lost.
+pub const SETTLES_ON_THE_LEADER: &str = "delivering every message settles on the leader";
+
 /// The reachability property of each election feature, in
 /// [`Features::NAMES`] order: checked when that feature is on.
 pub const FEATURE_REACHABILITY: [&str; 4] = [
@@ -520,6 +526,7 @@ impl ElectionModel {
                 server.node.hard_state(),
                 &outputs,
             ),
+            invariants::check_transition(config, &before, &input, &server.node, &outputs),
             state
                 .history
                 .record_step(config, &before, &input, &server.node),
@@ -599,6 +606,7 @@ impl ElectionModel {
                 &outputs,
             )
             .is_err()
+            || invariants::check_transition(config, &server.node, &input, &node, &outputs).is_err()
         {
             return false;
         }
@@ -607,6 +615,60 @@ impl ElectionModel {
             .record_step(config, &server.node, &input, &node)
             .is_ok()
             && history == state.history
+    }
+
+    /// The liveness check: if a node leads the highest term of `state`, then
+    /// delivering every message in flight, again and again, with no timer
+    /// firing and no crash, ends in a state where every node of the highest
+    /// term follows whoever leads it (the same leader, or the target of a
+    /// transfer that completed meanwhile).
+    /// The leader's first heartbeats are in flight from its election on (on
+    /// the duplicating network nothing leaves), so a correct core always
+    /// gets there; a rule that leaves a node of the term campaigning, or
+    /// following no one, does not. Decided per state: when every node of the
+    /// term already follows, nothing needs delivering.
+    #[must_use]
+    pub fn settles_on_the_leader(&self, state: &ClusterState) -> bool {
+        if self.bounds.network != NetworkKind::Duplicating {
+            return true;
+        }
+        let Some((term, leader)) = leader_of_highest_term(state) else {
+            return true;
+        };
+        if all_follow(state, term, leader) {
+            return true;
+        }
+        // Each round delivers every message once; the bound only guards
+        // against a core that never settles, which is itself a failure.
+        let mut settled = state.clone();
+        for _ in 0..MAX_SETTLING_ROUNDS {
+            let mut changed = false;
+            let envelopes: Vec<Envelope> = settled.network.iter().collect();
+            for envelope in envelopes {
+                if self.delivery_changes_nothing(&settled, &envelope) {
+                    continue;
+                }
+                let input = Input::Receive {
+                    from: envelope.from,
+                    message: envelope.message,
+                };
+                let before = settled.clone();
+                self.step(&mut settled, envelope.to, input);
+                // A step may change nothing in the end (a refusal the model
+                // drops as spent at once): only a change is progress.
+                if settled != before {
+                    changed = true;
+                }
+            }
+            if !changed {
+                // A transfer in flight may have moved leadership on to a later
+                // term meanwhile: whoever leads the highest term at the end
+                // must be followed by every node of it.
+                return leader_of_highest_term(&settled)
+                    .is_none_or(|(term, leader)| all_follow(&settled, term, leader));
+            }
+        }
+        false
     }
 
     /// Node `id` crashes (losing its volatile state and timers) and restarts
@@ -765,6 +827,9 @@ impl Model for ElectionModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         let mut properties: Vec<Property<Self>> = invariant_properties();
+        properties.push(Property::always(SETTLES_ON_THE_LEADER, |m, s| {
+            m.settles_on_the_leader(s)
+        }));
         properties.extend([
             Property::sometimes(REACHABILITY[0], |_, s| leader_elected(s)),
             Property::sometimes(REACHABILITY[1], |_, s| split_vote(s)),
@@ -810,6 +875,29 @@ impl Model for ElectionModel {
     }
 }
 
+/// Rounds of delivering every message in flight before
+/// [`ElectionModel::settles_on_the_leader`] gives up.
+const MAX_SETTLING_ROUNDS: usize = 64;
+
+/// The leader of the highest term any node is in, if that term has one.
+fn leader_of_highest_term(state: &ClusterState) -> Option<(Term, NodeId)> {
+    let term = state.servers.iter().map(|s| s.node.current_term()).max()?;
+    state
+        .servers
+        .iter()
+        .position(|s| s.node.current_term() == term && s.node.role() == Role::Leader)
+        .map(|index| (term, NodeId(u8::try_from(index).unwrap_or(u8::MAX))))
+}
+
+/// Every node of `term` is `leader` or follows it.
+fn all_follow(state: &ClusterState, term: Term, leader: NodeId) -> bool {
+    state.servers.iter().enumerate().all(|(index, s)| {
+        s.node.current_term() != term
+            || usize::from(leader.0) == index
+            || (s.node.role() == Role::Follower && s.node.leader_id() == Some(leader))
+    })
+}
+
 /// Invariant `I` of [`Invariant::ALL`] has not been broken so far.
 fn holds<const I: usize>(_: &ElectionModel, state: &ClusterState) -> bool {
     !state.violations.contains(Invariant::ALL[I])
@@ -818,8 +906,17 @@ fn holds<const I: usize>(_: &ElectionModel, state: &ClusterState) -> bool {
 /// One "always" property per shared invariant, named as the invariant.
 fn invariant_properties() -> Vec<Property<ElectionModel>> {
     let conditions: [fn(&ElectionModel, &ClusterState) -> bool; Invariant::ALL.len()] = [
-        holds::<0>, holds::<1>, holds::<2>, holds::<3>, holds::<4>, holds::<5>, holds::<6>,
-        holds::<7>, holds::<8>, holds::<9>,
+        holds::<0>,
+        holds::<1>,
+        holds::<2>,
+        holds::<3>,
+        holds::<4>,
+        holds::<5>,
+        holds::<6>,
+        holds::<7>,
+        holds::<8>,
+        holds::<9>,
+        holds::<10>,
     ];
     Invariant::ALL
         .iter()

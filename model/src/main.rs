@@ -3,17 +3,25 @@
 //! only if every safety property holds and every reachability property was
 //! reached. On a violation, print a numbered trace ending in the bad state.
 //!
-//! With `--every-combination` it does that once per combination of the
-//! election features (sixteen runs) and prints a table of them.
+//! With no options it runs the default portfolio
+//! ([`raft_election_model::portfolio`]): a breadth-first pass over every
+//! configuration for shallow bugs, then each configuration exhaustively, and
+//! one table. `--deep` runs the nightly portfolio; any bound or feature
+//! option runs that one configuration instead. With `--every-combination` it
+//! checks one configuration once per combination of the election features
+//! (sixteen runs) and prints a table of them.
 
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 use raft_election::invariants::Invariant;
 use raft_election::{Features, Term};
+use raft_election_model::portfolio::{self, Entry};
 use raft_election_model::{
-    Bounds, ElectionModel, NetworkKind, Restarts, StartingLogs, format_trace, sequence_diagram,
+    Bounds, ElectionModel, NetworkKind, Restarts, SETTLES_ON_THE_LEADER, StartingLogs,
+    format_trace, sequence_diagram,
 };
 use stateright::{Checker, HasDiscoveries, Model};
 use std::collections::BTreeSet;
@@ -29,6 +37,12 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// `Node::step` the Tokio runtime runs). Explores every interleaving of
 /// message deliveries, duplications and losses, timer expiries and
 /// crash-restarts within the bounds below.
+///
+/// With no bound or feature option it runs the default portfolio: 3 nodes
+/// with a crash, 5 nodes, each log profile and the election features, a
+/// breadth-first pass over all of them first, then each exhaustively, and
+/// prints one table (about a minute on two cores). Any option below that
+/// sets a bound or a feature checks that one configuration instead.
 #[derive(Debug, Parser)]
 #[command(name = "check", version)]
 struct Args {
@@ -110,7 +124,34 @@ struct Args {
     #[arg(long, conflicts_with_all = ["features", "pre_vote", "check_quorum",
         "lease_guarded_votes", "leadership_transfer", "explore", "volatile_restarts", "trace_svg"])]
     every_combination: bool,
+    /// Run the nightly portfolio: larger bounds (3 nodes with terms up to 3,
+    /// 5 nodes with terms up to 2, the features with two terms); hours, not
+    /// seconds. Takes no bound or feature option.
+    #[arg(long)]
+    deep: bool,
 }
+
+/// The options that choose one configuration (or a mode other than the
+/// portfolio): given any of them, `check` runs that instead.
+const SINGLE_RUN_OPTIONS: [&str; 17] = [
+    "nodes",
+    "max_term",
+    "max_crashes",
+    "network",
+    "bfs",
+    "no_symmetry",
+    "explore",
+    "volatile_restarts",
+    "logs",
+    "equal_logs",
+    "trace_svg",
+    "features",
+    "pre_vote",
+    "check_quorum",
+    "lease_guarded_votes",
+    "leadership_transfer",
+    "max_transfers",
+];
 
 impl Args {
     fn bounds(&self) -> Bounds {
@@ -170,7 +211,31 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(error) => error.exit(),
+    };
+    let single: Vec<&str> = SINGLE_RUN_OPTIONS
+        .into_iter()
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .collect();
+    if args.deep {
+        if let Some(first) = single
+            .first()
+            .or(args.every_combination.then_some(&"every_combination"))
+        {
+            eprintln!(
+                "error: --deep runs its own configurations and takes no --{}",
+                first.replace('_', "-")
+            );
+            return ExitCode::from(2);
+        }
+        return run_portfolio(&portfolio::deep(), "nightly (--deep)", &args);
+    }
+    if single.is_empty() && !args.every_combination {
+        return run_portfolio(&portfolio::portfolio(), "default", &args);
+    }
     if args.every_combination {
         return every_combination(&args);
     }
@@ -204,7 +269,13 @@ fn main() -> ExitCode {
         model.checker().threads(args.threads()).serve(address);
         return ExitCode::SUCCESS;
     }
-    let verdict = check(&model, &args, Output::Full, args.trace_svg.as_ref());
+    let verdict = check(
+        &model,
+        Search::of(&args),
+        Output::Full,
+        args.trace_svg.as_ref(),
+        None,
+    );
     if verdict.ok {
         println!("\nOK: every property holds and every reachability property was reached.");
         ExitCode::SUCCESS
@@ -226,39 +297,185 @@ enum Output {
 /// What one check found.
 struct Verdict {
     unique: usize,
+    /// Invariants not found broken.
+    held: usize,
+    /// Required reachability properties reached.
+    reached: usize,
     seconds: f64,
     max_depth: usize,
     ok: bool,
 }
 
+/// How one check searches.
+#[derive(Clone, Copy, Debug)]
+struct Search {
+    /// Breadth-first rather than depth-first.
+    bfs: bool,
+    /// Checker threads.
+    threads: usize,
+    /// Explore no deeper than this many steps (a shallow pass).
+    max_depth: Option<usize>,
+    /// Run on past violations until election safety breaks (volatile restarts).
+    until_election_safety: bool,
+}
+
+impl Search {
+    fn of(args: &Args) -> Self {
+        Self {
+            bfs: args.breadth_first(),
+            threads: args.threads(),
+            max_depth: None,
+            until_election_safety: args.volatile_restarts,
+        }
+    }
+}
+
 /// Checks `model`, printing as `output` says; a counterexample is also
-/// drawn in `trace_svg`.
+/// drawn in `trace_svg`. The verdict requires the reachability properties
+/// in `required` (every one the model checks if `None`).
 fn check(
     model: &ElectionModel,
-    args: &Args,
+    search: Search,
     output: Output,
     trace_svg: Option<&PathBuf>,
+    required: Option<&[&'static str]>,
 ) -> Verdict {
     // Stop at the first broken invariant. Volatile restarts break "terms never
     // go back" at once; that run goes on to the two leaders it exists to show.
-    let finish = if args.volatile_restarts {
+    let finish = if search.until_election_safety {
         HasDiscoveries::AnyOf(BTreeSet::from([Invariant::ElectionSafety.name()]))
     } else {
         HasDiscoveries::AnyFailures
     };
-    let builder = model
+    let mut builder = model
         .clone()
         .checker()
-        .threads(args.threads())
+        .threads(search.threads)
         .finish_when(finish);
+    if let Some(depth) = search.max_depth {
+        builder = builder.target_max_depth(depth);
+    }
     let start = Instant::now();
     let label = configuration(model);
-    if args.breadth_first() {
+    let required = required.map_or_else(|| model.reachability(), <[_]>::to_vec);
+    if search.bfs {
         let checker = watch(builder.spawn_bfs(), start, &label);
-        summarize(checker, start, true, output, trace_svg)
+        summarize(checker, start, true, output, trace_svg, &required)
     } else {
         let checker = watch(builder.spawn_dfs(), start, &label);
-        summarize(checker, start, false, output, trace_svg)
+        summarize(checker, start, false, output, trace_svg, &required)
+    }
+}
+
+/// How deep the breadth-first pass of a portfolio looks before the
+/// exhaustive runs: deep enough for a whole election with a crash and a
+/// second campaign (a quorum bug in five nodes shows in 8 steps), shallow
+/// enough to cost a few seconds in all.
+const SHALLOW_PASS_DEPTH: usize = 12;
+
+/// Runs a portfolio: a breadth-first pass over every configuration up to
+/// [`SHALLOW_PASS_DEPTH`] steps, which finds shallow bugs in seconds and
+/// gives their shortest traces, then each configuration exhaustively
+/// (depth-first, which keeps only fingerprints), and one table. Exits 0
+/// only if every configuration passed.
+fn run_portfolio(entries: &[Entry], which: &str, args: &Args) -> ExitCode {
+    let threads = args.threads();
+    println!("Model-checking the raft-election core: the {which} portfolio");
+    println!(
+        "  every configuration: a duplicating network (reorder, duplicate, lose), durable restarts, at most {} transfer(s); {threads} thread(s)",
+        Bounds::new(2).max_transfers
+    );
+    println!(
+        "  symmetry reduction on; n0 ahead: n0 holds one more entry of t0; longer-older: n0 two entries of t0, n1 one of t1"
+    );
+    let start = Instant::now();
+    let mut models = Vec::new();
+    for entry in entries {
+        match ElectionModel::new(entry.bounds.clone()) {
+            Ok(model) => models.push(model),
+            Err(error) => {
+                eprintln!("error: {}: {error}", entry.name);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    println!(
+        "\n1. Breadth-first pass, each configuration up to {SHALLOW_PASS_DEPTH} steps (shortest counterexamples first)"
+    );
+    let shallow = Search {
+        bfs: true,
+        threads,
+        max_depth: Some(SHALLOW_PASS_DEPTH),
+        until_election_safety: false,
+    };
+    let mut shallow_states = 0;
+    for (entry, model) in entries.iter().zip(&models) {
+        let verdict = check(model, shallow, Output::Failures, None, Some(&[]));
+        shallow_states += verdict.unique;
+        if !verdict.ok {
+            println!("\nFAILED in the breadth-first pass: {}", entry.name);
+            return ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "   no violation within {SHALLOW_PASS_DEPTH} steps in any configuration ({shallow_states} states, {:.1} s)",
+        start.elapsed().as_secs_f64()
+    );
+    println!("\n2. Each configuration exhaustively (depth-first)");
+    println!(
+        "\n{:<52} {:>10} {:>8} {:>7} {:>9} {:>9}  verdict",
+        "configuration", "states", "seconds", "depth", "safety", "reached"
+    );
+    let mut failed = 0;
+    let mut total = 0;
+    let exhaustive = Search {
+        bfs: false,
+        threads,
+        max_depth: None,
+        until_election_safety: false,
+    };
+    for (entry, model) in entries.iter().zip(&models) {
+        let verdict = check(
+            model,
+            exhaustive,
+            Output::Failures,
+            None,
+            Some(&entry.required),
+        );
+        total += verdict.unique;
+        let word = if verdict.ok { "ok" } else { "FAILED" };
+        println!(
+            "{:<52} {:>10} {:>8.1} {:>7} {:>9} {:>9}  {word}",
+            entry.name,
+            verdict.unique,
+            verdict.seconds,
+            verdict.max_depth,
+            format!("{}/{}", verdict.held, Invariant::ALL.len()),
+            format!("{}/{}", verdict.reached, entry.required.len()),
+        );
+        if !verdict.ok {
+            failed += 1;
+            println!("   ({})", entry.aim);
+        }
+    }
+    println!(
+        "{:<52} {:>10} {:>8.1}",
+        format!("all {} configurations, both passes", entries.len()),
+        total + shallow_states,
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "safety: invariants that held of {}; reached: reachability properties reached of those the bounds allow",
+        Invariant::ALL.len()
+    );
+    if failed == 0 {
+        println!(
+            "\nOK: in every configuration every property holds and every required reachability property was reached."
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("\nFAILED: {failed} of {} configurations", entries.len());
+        ExitCode::FAILURE
     }
 }
 
@@ -314,7 +531,7 @@ fn every_combination(args: &Args) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let verdict = check(&model, args, Output::Failures, None);
+        let verdict = check(&model, Search::of(args), Output::Failures, None, None);
         let word = if verdict.ok { "ok" } else { "FAILED" };
         println!(
             "{:<63} {:>11} {:>9.1} {:>6}  {word}",
@@ -424,6 +641,7 @@ fn summarize<C: Checker<ElectionModel>>(
     bfs: bool,
     output: Output,
     trace_svg: Option<&PathBuf>,
+    required: &[&'static str],
 ) -> Verdict {
     let elapsed = start.elapsed().as_secs_f64();
     let unique = checker.unique_state_count();
@@ -438,7 +656,8 @@ fn summarize<C: Checker<ElectionModel>>(
     let discoveries = checker.discoveries();
     // A broken invariant stops the run, so what was not found by then is
     // unknown rather than established.
-    let stopped_early = broken_count(&discoveries) > 0;
+    let liveness = discoveries.get(SETTLES_ON_THE_LEADER);
+    let stopped_early = broken_count(&discoveries) > 0 || liveness.is_some();
     let (unknown, unreached) = if stopped_early {
         (
             "not established (stopped at a violation)",
@@ -460,23 +679,44 @@ fn summarize<C: Checker<ElectionModel>>(
         }
         println!("Reachability (sometimes):");
     }
+    let mut reached = 0;
     for name in checker.model().reachability() {
+        let is_required = required.contains(&name);
         let verdict = match discoveries.get(name) {
-            Some(path) => format!(
-                "reached (a trace of {} steps)",
-                path.clone().into_actions().len()
-            ),
-            None => {
+            Some(path) => {
+                reached += usize::from(is_required);
+                format!(
+                    "reached (a trace of {} steps)",
+                    path.clone().into_actions().len()
+                )
+            }
+            None if is_required => {
                 ok = false;
                 unreached.to_owned()
             }
+            None => "not reached (not required with these bounds)".to_owned(),
         };
-        if full || !discoveries.contains_key(name) {
+        if full || (is_required && !discoveries.contains_key(name)) {
             println!("  {name:<38} {verdict}");
         }
     }
     // The first broken invariant in `Invariant::ALL` order (election safety
     // first) gets the full trace; the others often follow from it.
+    if full {
+        let verdict = if liveness.is_some() {
+            "VIOLATED"
+        } else {
+            unknown
+        };
+        println!("Liveness (always):");
+        println!("  {SETTLES_ON_THE_LEADER}  {verdict}");
+    }
+    if let Some(path) = liveness {
+        println!(
+            "\nCounterexample to \"{SETTLES_ON_THE_LEADER}\" (delivering every message in flight from the last state leaves a node of the leader's term not following it):"
+        );
+        print!("{}", format_trace(checker.model(), path));
+    }
     let mut broken = Invariant::ALL
         .iter()
         .filter_map(|invariant| Some((invariant, discoveries.get(invariant.name())?)));
@@ -507,6 +747,8 @@ fn summarize<C: Checker<ElectionModel>>(
     }
     Verdict {
         unique,
+        held: Invariant::ALL.len() - broken_count(&discoveries),
+        reached,
         seconds: elapsed,
         max_depth: checker.max_depth(),
         ok,

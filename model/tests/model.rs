@@ -400,3 +400,97 @@ mod features {
         }
     }
 }
+
+/// The default portfolio of `check`, configuration by configuration: no
+/// invariant broken, every reachability property its bounds allow reached,
+/// and exactly the pinned number of states. A change of the core or the
+/// model that breaks no property still changes a count here, and must be
+/// explained and re-pinned.
+#[test]
+fn every_configuration_of_the_default_portfolio_passes_in_its_pinned_state_count() {
+    const PINNED: [(&str, usize); 12] = [
+        ("Figure 2, 3n t<=2 c1, n0 ahead", 1_558_824),
+        ("Figure 2, 5n t<=1 c0, n0 ahead", 123_765),
+        ("Figure 2, 3n t<=2 c1, longer-older", 149_450),
+        ("lease-guarded-votes, 3n t<=2 c0, n0 ahead", 596_878),
+        ("production, 3n t<=1 c1, n0 ahead", 10_130),
+        ("all features, 3n t<=1 c1, n0 ahead", 41_936),
+        ("production, 2n t<=2 c1, equal logs", 3_743),
+        ("all features, 2n t<=2 c1, equal logs", 14_819),
+        ("pre-vote, 2n t<=2 c1, equal logs", 3_861),
+        ("pre-vote+check-quorum, 2n t<=2 c1, equal logs", 5_876),
+        ("lease-guarded-votes, 2n t<=2 c1, equal logs", 613),
+        ("leadership-transfer, 2n t<=2 c1, equal logs", 1_366),
+    ];
+    let entries = raft_election_model::portfolio::portfolio();
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        PINNED.map(|(name, _)| name),
+        "the portfolio changed: pin its configurations"
+    );
+    for (entry, (_, pin)) in entries.into_iter().zip(PINNED) {
+        let checker = model(entry.bounds).checker().spawn_dfs().join();
+        no_safety_violation(&checker);
+        if let Some(path) = checker.discovery(raft_election_model::SETTLES_ON_THE_LEADER) {
+            panic!(
+                "{}: the liveness check failed:\n{}",
+                entry.name,
+                format_trace(checker.model(), &path)
+            );
+        }
+        for name in &entry.required {
+            assert!(
+                checker.discovery(name).is_some(),
+                "{}: {name} never happens",
+                entry.name
+            );
+        }
+        assert_eq!(checker.unique_state_count(), pin, "{}", entry.name);
+    }
+}
+
+/// The liveness check is not vacuous: in states just after an election,
+/// where a node does not follow the new leader yet, it holds because the
+/// leader's heartbeats are in flight, and fails once they are taken out of
+/// the network (as if the leader had never sent them).
+#[test]
+fn the_liveness_check_fails_where_the_leaders_heartbeats_never_arrive() {
+    use raft_election::{Message, NodeId};
+    let mut bounds = Bounds::new(3);
+    bounds.max_term = Term(1);
+    bounds.max_crashes = 0;
+    let model = model(bounds).without_symmetry();
+    let states = every_state(&model);
+    let unsettled: Vec<&ClusterState> = states
+        .iter()
+        .filter(|state| {
+            let leader = state.servers.iter().find(|s| s.node.role() == Role::Leader);
+            leader.is_some_and(|l| {
+                let term = l.node.current_term();
+                state.servers.iter().all(|s| s.node.current_term() <= term)
+                    && state
+                        .servers
+                        .iter()
+                        .any(|s| s.node.role() != Role::Leader && s.node.leader_id().is_none())
+            })
+        })
+        .collect();
+    assert!(!unsettled.is_empty());
+    let mut refuted = 0;
+    for state in unsettled {
+        assert!(model.settles_on_the_leader(state), "{state:?}");
+        let mut cut = state.clone();
+        let leader = state
+            .servers
+            .iter()
+            .position(|s| s.node.role() == Role::Leader)
+            .map(|i| NodeId(u8::try_from(i).unwrap()))
+            .unwrap();
+        cut.network.retain(|envelope| {
+            !(envelope.from == leader && matches!(envelope.message, Message::AppendEntries { .. }))
+        });
+        refuted += usize::from(!model.settles_on_the_leader(&cut));
+    }
+    assert!(refuted > 0, "no state needed the leader's heartbeats");
+}

@@ -449,6 +449,7 @@ impl NodeHarness {
             self.node.hard_state(),
             &self.outputs,
         )?;
+        invariants::check_transition(&self.config, &before, &input, &self.node, &self.outputs)?;
         // Terms never go back, one vote per term (across restarts too: the
         // history outlives the node), and a leader steps down on a higher term.
         self.history

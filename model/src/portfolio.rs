@@ -1,0 +1,232 @@
+//! The configurations `check` runs by default, chosen so that every rule is
+//! exercised where a bug in it can show, within a minute on two cores.
+//!
+//! No single bound covers everything cheaply: three nodes cannot tell a
+//! candidate that counts one voter twice from a legal winner (the candidate
+//! plus any one vote is a majority), equal logs cannot tell §5.4.1 from a
+//! comparison of lengths, and the election features multiply the states of
+//! every configuration they join. So the default is a portfolio of small
+//! configurations, each aimed at a class of bugs, and [`deep`] holds the
+//! larger bounds of the nightly run.
+
+use crate::{Bounds, FEATURE_REACHABILITY, REACHABILITY, StartingLogs};
+use raft_election::{Features, Term};
+
+/// One configuration of a portfolio.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// A short label for the table.
+    pub name: String,
+    /// What the configuration is there to catch, in a few words.
+    pub aim: &'static str,
+    /// Its bounds.
+    pub bounds: Bounds,
+    /// The reachability properties it must reach: those its bounds allow
+    /// (a split vote needs two terms, a replaced leader two leaders, ...).
+    pub required: Vec<&'static str>,
+}
+
+impl Entry {
+    fn new(aim: &'static str, bounds: Bounds, required: Vec<&'static str>) -> Self {
+        let name = label(&bounds);
+        Self {
+            name,
+            aim,
+            bounds,
+            required,
+        }
+    }
+}
+
+/// `bounds` in a few words: nodes, terms, crashes, logs and features.
+#[must_use]
+pub fn label(bounds: &Bounds) -> String {
+    let logs = match logs_profile(bounds) {
+        Some(StartingLogs::Ahead) => "n0 ahead",
+        Some(StartingLogs::Equal) => "equal logs",
+        Some(StartingLogs::LongerOlder) => "longer-older",
+        None => "custom logs",
+    };
+    let features = if bounds.features == Features::NONE {
+        "Figure 2".to_owned()
+    } else if bounds.features == Features::default() {
+        "production".to_owned()
+    } else if bounds.features == Features::ALL {
+        "all features".to_owned()
+    } else {
+        Features::NAMES
+            .iter()
+            .zip(bounds.features.switches())
+            .filter_map(|(name, on)| on.then_some(*name))
+            .collect::<Vec<_>>()
+            .join("+")
+    };
+    format!(
+        "{features}, {}n t<={} c{}, {logs}",
+        bounds.nodes, bounds.max_term.0, bounds.max_crashes
+    )
+}
+
+/// The profile whose logs `bounds` holds, if any.
+fn logs_profile(bounds: &Bounds) -> Option<StartingLogs> {
+    [
+        StartingLogs::Ahead,
+        StartingLogs::Equal,
+        StartingLogs::LongerOlder,
+    ]
+    .into_iter()
+    .find(|&profile| Bounds::with_logs(bounds.nodes, profile).logs == bounds.logs)
+}
+
+fn bounds(
+    nodes: u8,
+    max_term: u64,
+    max_crashes: u8,
+    logs: StartingLogs,
+    features: Features,
+) -> Bounds {
+    let mut bounds = Bounds::with_logs(nodes, logs).with_features(features);
+    bounds.max_term = Term(max_term);
+    bounds.max_crashes = max_crashes;
+    bounds
+}
+
+/// The production features ([`Features::default`]) without one switch, or
+/// with Pre-Vote added: the combinations that matter beside Figure 2 alone.
+fn feature_sets() -> [Features; 6] {
+    let production = Features::default();
+    [
+        production,
+        Features::ALL,
+        Features {
+            pre_vote: true,
+            ..Features::NONE
+        },
+        Features {
+            pre_vote: true,
+            check_quorum: true,
+            ..Features::NONE
+        },
+        Features {
+            lease_guarded_votes: true,
+            ..Features::NONE
+        },
+        Features {
+            leadership_transfer: true,
+            ..Features::NONE
+        },
+    ]
+}
+
+/// Every reachability property a model of `features` checks.
+fn every_property(features: Features) -> Vec<&'static str> {
+    REACHABILITY
+        .into_iter()
+        .chain(
+            FEATURE_REACHABILITY
+                .into_iter()
+                .zip(features.switches())
+                .filter_map(|(name, on)| on.then_some(name)),
+        )
+        .collect()
+}
+
+/// The default portfolio, `check` with no options. Figure 2 rows first,
+/// the largest first of them; then the features.
+#[must_use]
+pub fn portfolio() -> Vec<Entry> {
+    use StartingLogs::{Ahead, Equal, LongerOlder};
+    let mut entries = vec![
+        Entry::new(
+            "every Figure 2 rule with a crash: votes survive restarts, stale votes and stale leaders",
+            bounds(3, 2, 1, Ahead, Features::NONE),
+            REACHABILITY.to_vec(),
+        ),
+        Entry::new(
+            "majorities of 3 of 5: a vote counted twice, a wrong quorum formula",
+            bounds(5, 1, 0, Ahead, Features::NONE),
+            vec![REACHABILITY[0]],
+        ),
+        Entry::new(
+            "§5.4.1 against a comparison of lengths: a longer log of an older term",
+            bounds(3, 2, 1, LongerOlder, Features::NONE),
+            vec![REACHABILITY[0], REACHABILITY[2], REACHABILITY[3]],
+        ),
+        Entry::new(
+            "lease-guarded votes among three: a RequestVote meets a lease",
+            bounds(
+                3,
+                2,
+                0,
+                Ahead,
+                Features {
+                    lease_guarded_votes: true,
+                    ..Features::NONE
+                },
+            ),
+            vec![
+                REACHABILITY[0],
+                REACHABILITY[1],
+                REACHABILITY[2],
+                REACHABILITY[3],
+                FEATURE_REACHABILITY[2],
+            ],
+        ),
+        Entry::new(
+            "the production features among three, one term, a crash",
+            bounds(3, 1, 1, Ahead, Features::default()),
+            vec![REACHABILITY[0], FEATURE_REACHABILITY[1]],
+        ),
+        Entry::new(
+            "every feature among three, one term, a crash",
+            bounds(3, 1, 1, Ahead, Features::ALL),
+            vec![
+                REACHABILITY[0],
+                FEATURE_REACHABILITY[0],
+                FEATURE_REACHABILITY[1],
+            ],
+        ),
+    ];
+    for features in feature_sets() {
+        entries.push(Entry::new(
+            "every property of these features, two nodes, two terms, a crash",
+            bounds(2, 2, 1, Equal, features),
+            every_property(features),
+        ));
+    }
+    entries
+}
+
+/// The larger bounds of the nightly run (`check --deep`): hours, not
+/// seconds.
+#[must_use]
+pub fn deep() -> Vec<Entry> {
+    use StartingLogs::{Ahead, LongerOlder};
+    vec![
+        Entry::new(
+            "Figure 2, three elections, a crash",
+            bounds(3, 3, 1, Ahead, Features::NONE),
+            REACHABILITY.to_vec(),
+        ),
+        Entry::new(
+            "Figure 2, five nodes, two terms",
+            bounds(5, 2, 0, Ahead, Features::NONE),
+            REACHABILITY.to_vec(),
+        ),
+        Entry::new(
+            "Figure 2, five nodes, a longer log of an older term",
+            bounds(5, 2, 1, LongerOlder, Features::NONE),
+            vec![REACHABILITY[0]],
+        ),
+        Entry::new(
+            "the production features among three, two terms",
+            bounds(3, 2, 0, Ahead, Features::default()),
+            every_property(Features::default()),
+        ),
+        Entry::new(
+            "every feature among three, two terms, a crash",
+            bounds(3, 2, 1, Ahead, Features::ALL),
+            every_property(Features::ALL),
+        ),
+    ]
+}
