@@ -217,6 +217,7 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
             Body::Message(Message::AppendEntries {
                 term: Term(1),
                 leader_id: NodeId(from),
+                round: 0,
             }),
         )
     };
@@ -233,6 +234,7 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
         Body::Message(Message::AppendEntries {
             term: Term(u64::MAX),
             leader_id: NodeId(rogue),
+            round: 0,
         }),
     ));
     let mut unfinished = hello(1, rogue, me);

@@ -15,6 +15,7 @@ use crate::node::{Input, Node, Output, Timer};
 use crate::types::{HardState, LogSummary, NodeId, Role, Term};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::Duration;
 
 /// The safety properties this crate promises (`proofs.md` argues each one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,11 +49,16 @@ pub enum Invariant {
     /// TimeoutNow names into the next one, in which it has not voted: a
     /// transfer never makes its target vote twice in one term.
     TransferTargetVotesOnce,
+    /// Leader lease (thesis §6.4.1): no two nodes hold a lease at the same
+    /// instant of real time, and leases are held in the order of their
+    /// terms. A matter of real time: checked by a simulator that knows it
+    /// ([`LeaseHistory`]), not by the untimed model.
+    OneLeaseHolder,
 }
 
 impl Invariant {
     /// Every invariant, in a fixed order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::ElectionSafety,
         Self::OneVotePerTerm,
         Self::TermsNeverGoBack,
@@ -63,6 +69,7 @@ impl Invariant {
         Self::PersistBeforeSend,
         Self::PreVoteChangesNothing,
         Self::TransferTargetVotesOnce,
+        Self::OneLeaseHolder,
     ];
 
     /// A short human name, as the model checker prints it.
@@ -79,6 +86,7 @@ impl Invariant {
             Self::PersistBeforeSend => "persist before send",
             Self::PreVoteChangesNothing => "a pre-vote changes no term or vote",
             Self::TransferTargetVotesOnce => "a transfer target votes once per term",
+            Self::OneLeaseHolder => "one lease holder at a time",
         }
     }
 }
@@ -126,11 +134,22 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
     }
     let features = config.features();
     if node.in_lease() {
-        if node.role() != Role::Follower || node.leader_id().is_none() {
+        // With the leader lease the guard outlives the term it was taken in,
+        // and a restarted node takes it knowing no leader.
+        let known_leader = node.leader_id().is_some() || config.lease_duration().is_some();
+        if node.role() != Role::Follower || !known_leader {
             return broken("holds a lease without following a known leader");
         }
         if !features.keeps_lease() {
             return broken("holds a lease with neither Pre-Vote nor lease-guarded votes");
+        }
+    }
+    if node.lease_round().is_some() || node.round() > 0 {
+        if node.role() != Role::Leader || config.lease_duration().is_none() {
+            return broken("counts heartbeat rounds without leading under the leader lease");
+        }
+        if node.lease_round().is_some_and(|held| held > node.round()) {
+            return broken("holds a lease for a heartbeat round it has not started");
         }
     }
     if !node.heard_from().is_empty() {
@@ -902,6 +921,7 @@ mod output_tests {
                     success: false,
                     last_log_index: 0,
                     last_log_term: Term(0),
+                    round: 0,
                 },
             }];
             let violation = check_outputs(&config(), state, state, &out).unwrap_err();
@@ -1085,5 +1105,88 @@ mod feature_tests {
         let figure_2 = config.clone().with_features(Features::NONE);
         let violation = check_node(&figure_2, &node(1, &[TIMEOUT])).unwrap_err();
         assert_eq!(violation.invariant, Invariant::NodeState);
+    }
+}
+
+/// A lease one node holds: from when it got it until when it ends (or
+/// ended), in real time since some origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeldLease {
+    term: Term,
+    from: Duration,
+    until: Duration,
+}
+
+/// Ghost record of leader leases over real time, for a simulator that knows
+/// real time (each node only knows its own clock). Feed it every lease a
+/// node gets or extends ([`Self::record_grant`]) and every end before its
+/// time ([`Self::record_end`]: a revocation, a crash).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseHistory {
+    /// Each node's latest lease.
+    held: BTreeMap<NodeId, HeldLease>,
+    /// The highest term any lease was held in.
+    highest_term: Term,
+}
+
+impl LeaseHistory {
+    /// An empty history.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `holder`, leader of `term`, holds a lease from `now` until `until`
+    /// (real time). Fails if another node's lease has not ended by `now`, or
+    /// a lease of a higher term was held before.
+    pub fn record_grant(
+        &mut self,
+        holder: NodeId,
+        term: Term,
+        now: Duration,
+        until: Duration,
+    ) -> Result<(), Violation> {
+        if term < self.highest_term {
+            return Err(Violation::new(
+                Invariant::OneLeaseHolder,
+                format!(
+                    "{holder} got a lease in {term} at {now:?}, after a lease of {} was held",
+                    self.highest_term
+                ),
+            ));
+        }
+        for (&other, lease) in &self.held {
+            if other != holder && lease.until > now {
+                return Err(Violation::new(
+                    Invariant::OneLeaseHolder,
+                    format!(
+                        "{holder} got a lease in {term} at {now:?} while {other} holds one of {} from {:?} until {:?}",
+                        lease.term, lease.from, lease.until
+                    ),
+                ));
+            }
+        }
+        self.highest_term = term;
+        let from = match self.held.get(&holder) {
+            Some(lease) if lease.term == term && lease.until > now => lease.from,
+            _ => now,
+        };
+        self.held.insert(holder, HeldLease { term, from, until });
+        Ok(())
+    }
+
+    /// `holder`'s lease, if any, ends at `now` (revoked, or the node crashed).
+    pub fn record_end(&mut self, holder: NodeId, now: Duration) {
+        if let Some(lease) = self.held.get_mut(&holder) {
+            lease.until = lease.until.min(now);
+        }
+    }
+
+    /// Whether `holder` holds a lease at `now`.
+    #[must_use]
+    pub fn holds(&self, holder: NodeId, now: Duration) -> bool {
+        self.held
+            .get(&holder)
+            .is_some_and(|lease| lease.from <= now && now < lease.until)
     }
 }

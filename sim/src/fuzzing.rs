@@ -489,17 +489,25 @@ fn with_term(message: Message, term: Term) -> Message {
         Message::RequestVoteResponse { vote_granted, .. } => {
             Message::RequestVoteResponse { term, vote_granted }
         }
-        Message::AppendEntries { leader_id, .. } => Message::AppendEntries { term, leader_id },
+        Message::AppendEntries {
+            leader_id, round, ..
+        } => Message::AppendEntries {
+            term,
+            leader_id,
+            round,
+        },
         Message::AppendEntriesResponse {
             success,
             last_log_index,
             last_log_term,
+            round,
             ..
         } => Message::AppendEntriesResponse {
             term,
             success,
             last_log_index,
             last_log_term,
+            round,
         },
         Message::PreVote {
             candidate_id,
@@ -673,6 +681,7 @@ mod tests {
                     message: Message::AppendEntries {
                         term: Term(u64::MAX),
                         leader_id: NodeId(0),
+                        round: 0,
                     },
                 }),
                 Stimulus::Raw(Input::Timeout(Timer::Election)),
@@ -702,6 +711,7 @@ mod tests {
                 forged(Message::AppendEntries {
                     term: Term(7),
                     leader_id: NodeId(2),
+                    round: 0,
                 }),
                 forged(Message::RequestVote {
                     term: Term(9),
