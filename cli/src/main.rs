@@ -13,6 +13,7 @@
 
 mod node;
 mod timing;
+mod watchdog;
 
 use clap::{Parser, Subcommand};
 use raft_election::{HardState, Message, NodeId, Role, Term};
@@ -69,6 +70,9 @@ struct Cli {
 enum Command {
     /// Run one node of a real cluster over TCP (one process per node).
     Node(node::NodeArgs),
+    /// The watchdog of `node --run-while-leader` (started by the node).
+    #[command(hide = true)]
+    LeaseWatchdog(watchdog::WatchdogArgs),
 }
 
 /// The demo's options.
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Node(node)) => return node::main(node),
+        Some(Command::LeaseWatchdog(args)) => return watchdog::main(args),
         None => cli.demo,
     };
     // One thread keeps the story's order reproducible from its seed. With
