@@ -35,7 +35,10 @@
 //! a majority of votes in `term`. Without CheckQuorum it may have been
 //! deposed since, by a partition it cannot see: another node may lead a
 //! later term at the same moment. Hence the fencing token (proofs.md,
-//! question 5).
+//! question 5). With the leader lease on (`Config::with_leader_lease`),
+//! `lease_until` and [`Leadership::has_lease`] say until when no other node
+//! can lead, as long as clocks stay within the configured drift bound
+//! (proofs.md, "Leader lease").
 
 use crate::driver::{Driver, NodeError, Observer, Requests, RequestsFull};
 use crate::round_trips::RoundTrips;
