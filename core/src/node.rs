@@ -817,6 +817,15 @@ impl Node {
             // With Pre-Vote each first asks whether it could win (§9.6), a
             // timed-out candidate included (as etcd does): a candidate cut off
             // right after winning its pre-vote then stops raising its term.
+            // With the leader lease, a follower whose vote guard still runs
+            // does not campaign: the leader it heard counts on it. Its own
+            // timer cannot expire sooner than the guard (both run the
+            // minimum election timeout from the same heartbeat), so this
+            // expiry was asked for by hand (an operator's campaign) or
+            // tied with the guard's: it waits a new election timeout.
+            Role::Follower if config.lease_duration().is_some() && self.lease => {
+                self.arm_election_timer(config, out);
+            }
             Role::Follower | Role::PreCandidate | Role::Candidate => {
                 if config.features().pre_vote {
                     self.become_pre_candidate(config, out);

@@ -249,3 +249,24 @@ fn a_follower_keeps_its_vote_guard_when_a_late_reply_raises_its_term() {
     // A transfer's candidate does: only a leader that gave its lease up asks.
     assert!(granted(&step(&mut node, request_vote(N2, 2, true))));
 }
+
+#[test]
+fn an_election_timeout_within_the_vote_guard_waits_instead_of_campaigning() {
+    let mut node = Node::new();
+    step(&mut node, Input::Start);
+    // Asked for by hand, or tied with the guard's own expiry: no campaign.
+    let out = step(&mut node, Input::Timeout(Timer::Election));
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.current_term(), Term(0));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::SetTimer {
+            timer: Timer::Election,
+            ..
+        }
+    )));
+    // Once the guard has run out, the next one campaigns.
+    step(&mut node, Input::Timeout(Timer::Lease));
+    step(&mut node, Input::Timeout(Timer::Election));
+    assert_eq!(node.role(), Role::Candidate);
+}

@@ -415,10 +415,10 @@ impl Server {
     }
 
     /// Makes it campaign now, as if its election timer fired (a leader
-    /// ignores it). With the leader lease on, this overrides the node's vote
-    /// guard: a node asked to campaign within a minimum election timeout of
-    /// hearing a leader may depose it while that leader holds its lease.
-    /// Use [`Self::transfer_leadership`] on the leader instead.
+    /// ignores it). With the leader lease on, a node that heard a leader
+    /// within the minimum election timeout waits a new election timeout
+    /// instead, so as not to depose a leader that holds its lease; use
+    /// [`Self::transfer_leadership`] on the leader to move leadership at once.
     pub fn campaign(&self) -> Result<(), RequestsFull> {
         self.requests.send(Input::Timeout(Timer::Election))
     }

@@ -30,6 +30,10 @@ pub type PickDuration = Box<dyn FnMut(Duration, Duration) -> Duration>;
 /// Picks the one-way delay of the next message.
 pub type PickDelay = Box<dyn FnMut() -> Duration>;
 
+/// Added to the order of every event but a deferrable timer's, so that of
+/// events due at one instant those timers come first.
+const FIRST_OF_AN_INSTANT: u64 = 1 << 62;
+
 /// How many heartbeat rounds' start times a node's lease keeps, as the
 /// runtime's driver does.
 const MAX_ROUNDS_KEPT: usize = 64;
@@ -355,7 +359,13 @@ impl TimedCluster {
 
     fn schedule(&mut self, after: Duration, event: Event) {
         self.sequence += 1;
-        self.queue.insert((self.now + after, self.sequence), event);
+        // Of events due at one instant a deferrable timer's comes first, as
+        // a driver delivers it just before the node's next input.
+        let order = match event {
+            Event::Fire { timer, .. } if timer.is_deferrable() => self.sequence,
+            _ => self.sequence + FIRST_OF_AN_INSTANT,
+        };
+        self.queue.insert((self.now + after, order), event);
     }
 
     fn step(&mut self, id: NodeId, input: Input) -> Result<(), Violation> {
