@@ -106,7 +106,8 @@ pub(crate) async fn supervise(
                 }
             }
             () = sleep_until(wake_at) => {}
-            () = stop.cancelled(), if running.as_ref().is_some_and(|r| !r.stopping) => {}
+            // Once cancelled, the top of the loop acts on it.
+            () = stop.cancelled(), if !stop.is_cancelled() => {}
             status = wait(&mut running) => {
                 let Some(run) = running.take() else { continue };
                 let ran = run.started.elapsed();
