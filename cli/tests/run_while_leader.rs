@@ -7,7 +7,8 @@
 //! test's own, and paused with SIGSTOP for several leases, then resumed.
 //! From the file: the active intervals of different nodes never overlap
 //! (an interval runs from a `start` to the last line of that copy, which
-//! covers a copy killed by SIGKILL) and their terms increase.
+//! covers a copy killed by SIGKILL) and their terms increase. At the end
+//! every node gets SIGTERM and must exit promptly.
 //!
 //! Needs root, `ip` and `nft` like `partitions.rs`; skipped (saying why)
 //! without them unless `RAFT_ELECTION_REQUIRE_NETWORK_FAULTS=1`.
@@ -181,6 +182,12 @@ fn one_copy_runs_at_a_time_through_kill_9_a_partition_and_a_paused_leader() {
     // starts from here on is a new leader's, in a later term.
     std::thread::sleep(Duration::from_secs(2));
 
+    // SIGTERM stops every node promptly, followers and the active one,
+    // whose program is stopped first.
+    for id in cluster.running() {
+        let status = cluster.terminate(id);
+        assert!(status.success(), "{id} exited with {status}");
+    }
     let copies = intervals(&file);
     check(&copies);
     let terms: Vec<u64> = copies.iter().map(|c| c.term).collect();
