@@ -181,6 +181,7 @@ fn vote_step(candidate: NodeId) -> (Config, Node, Input, Node) {
             candidate_id: candidate,
             last_log_index: 0,
             last_log_term: Term(0),
+            leadership_transfer: false,
         },
     };
     let mut after = before.clone();
