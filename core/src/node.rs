@@ -1072,7 +1072,7 @@ impl Node {
             // The round starts before its first heartbeat leaves: a lease
             // measured from here ends no later than one measured from any
             // follower's receipt of it.
-            self.round += 1;
+            self.round = self.round.saturating_add(1);
             out.push(Output::RoundStarted { round: self.round });
         }
         let heartbeat = Message::AppendEntries {
