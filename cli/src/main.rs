@@ -14,6 +14,7 @@
 mod log_timeline;
 mod node;
 mod timing;
+mod watchdog;
 
 use clap::{Parser, Subcommand};
 use raft_election::{HardState, Message, NodeId, Role, Term};
@@ -73,6 +74,9 @@ enum Command {
     Node(node::NodeArgs),
     /// Draw node processes' JSON logs (`node --log-format json -v`) as an SVG timeline.
     Timeline(log_timeline::TimelineArgs),
+    /// The watchdog of `node --run-while-leader` (started by the node).
+    #[command(hide = true)]
+    LeaseWatchdog(watchdog::WatchdogArgs),
 }
 
 /// The demo's options.
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Node(node)) => return node::main(node),
         Some(Command::Timeline(timeline)) => return log_timeline::main(timeline),
+        Some(Command::LeaseWatchdog(args)) => return watchdog::main(args),
         None => cli.demo,
     };
     // One thread keeps the story's order reproducible from its seed. With

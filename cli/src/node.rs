@@ -2,10 +2,11 @@
 //! reaching its peers over TCP.
 
 mod status;
+mod supervisor;
 
 use crate::timing::TimingArgs;
 use clap::Args;
-use raft_election::{ClusterId, Config, Features, NodeId};
+use raft_election::{ClockDrift, ClusterId, Config, Features, NodeId};
 use raft_election_cli::logging::{LogFormat, NodeContext, init_node_logging};
 use raft_election_runtime::{
     DataDir, Server, StatusReader, TcpConfig, TcpStatsHandle, TcpTransport,
@@ -88,6 +89,35 @@ pub(crate) struct NodeArgs {
     /// overrides this.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Hold a leader lease (thesis §6.4.1; README, "Run one active copy of
+    /// a program"): while it holds one no other node can lead, as long as
+    /// no clock runs faster than another by more than --max-clock-drift.
+    /// Needs lease-guarded-votes among the --features. Give every node of a
+    /// cluster the same setting.
+    #[arg(long)]
+    leader_lease: bool,
+    /// The clock-drift bound of the leader lease, a percentage: the lease
+    /// lasts the minimum election timeout divided by 1 + this.
+    #[arg(long, value_name = "PERCENT", default_value_t = ClockDrift::DEFAULT)]
+    max_clock_drift: ClockDrift,
+    /// Run the program given after `--` while this node holds the leader
+    /// lease (implies --leader-lease), with RAFT_TERM (the fencing token),
+    /// RAFT_NODE_ID and RAFT_LEADER=1 in its environment. It gets SIGTERM
+    /// --stop-margin-ms before the lease can end, SIGKILL --kill-grace-ms
+    /// later, from a watchdog process that does so even if this node is
+    /// paused or killed; it is restarted, with backoff, if it exits while
+    /// the lease holds.
+    #[arg(long, requires = "command")]
+    run_while_leader: bool,
+    /// See --run-while-leader, in milliseconds.
+    #[arg(long, default_value_t = 40)]
+    stop_margin_ms: u64,
+    /// See --run-while-leader, in milliseconds; less than --stop-margin-ms.
+    #[arg(long, default_value_t = 20)]
+    kill_grace_ms: u64,
+    /// The program (and its arguments) for --run-while-leader.
+    #[arg(last = true, value_name = "COMMAND", requires = "run_while_leader")]
+    command: Vec<String>,
 }
 
 fn parse_peer(text: &str) -> Result<(u8, SocketAddr), String> {
@@ -156,9 +186,29 @@ fn configure(args: &NodeArgs) -> Result<(Config, TcpConfig), String> {
     }
     let timing = args.timing.timing();
     let voters = peers.keys().copied().chain([id]);
-    let config = Config::new(id, voters, timing)
+    let mut config = Config::new(id, voters, timing)
         .map_err(|e| e.to_string())?
         .with_features(args.features);
+    if args.leader_lease || args.run_while_leader {
+        config = config
+            .with_leader_lease(args.max_clock_drift)
+            .map_err(|e| e.to_string())?;
+    }
+    if args.run_while_leader {
+        let lease = config.lease_duration().unwrap_or_default();
+        let margin = Duration::from_millis(args.stop_margin_ms);
+        if args.kill_grace_ms == 0 || args.kill_grace_ms >= args.stop_margin_ms {
+            return Err("--kill-grace-ms must be positive and less than --stop-margin-ms".into());
+        }
+        // The lease is renewed once a heartbeat: a margin that does not fit
+        // after one would stop the program at every renewal.
+        if margin + timing.heartbeat_interval >= lease {
+            return Err(format!(
+                "--stop-margin-ms {} plus the heartbeat must be less than the lease of {lease:?}",
+                args.stop_margin_ms
+            ));
+        }
+    }
     let mut tcp = TcpConfig::new(ClusterId(args.cluster_id), args.listen, peers);
     tcp.handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
     if tcp.handshake_timeout.is_zero() {
@@ -204,6 +254,20 @@ async fn run(args: NodeArgs, context: NodeContext) -> Result<(), String> {
         .transport(transport)
         .spawn()
         .map_err(|e| e.to_string())?;
+    let supervisor_stop = tokio_util::sync::CancellationToken::new();
+    let supervisor = args.run_while_leader.then(|| {
+        let config = supervisor::SupervisorConfig {
+            command: args.command.clone(),
+            node_id: args.id,
+            stop_margin: Duration::from_millis(args.stop_margin_ms),
+            kill_grace: Duration::from_millis(args.kill_grace_ms),
+        };
+        tokio::spawn(supervisor::supervise(
+            config,
+            server.leadership(),
+            supervisor_stop.clone(),
+        ))
+    });
     let reader = server.status_reader();
     let state = reader.clone();
     context.set(Arc::new(move || {
@@ -217,6 +281,11 @@ async fn run(args: NodeArgs, context: NodeContext) -> Result<(), String> {
     let stopped = tokio::select! {
         signal = shutdown_signal() => {
             info!(event = "signal", "{signal}: shutting down");
+            // The program first: it runs only under this node's lease.
+            supervisor_stop.cancel();
+            if let Some(supervisor) = supervisor {
+                let _ = supervisor.await;
+            }
             // A leader hands over first: the others then elect its successor
             // within a few message delays, not an election timeout.
             if let Some(target) = server.hand_over(handover_wait).await {

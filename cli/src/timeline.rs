@@ -263,6 +263,7 @@ mod tests {
         Message::AppendEntries {
             term: Term(1),
             leader_id: N0,
+            round: 0,
         }
     }
 

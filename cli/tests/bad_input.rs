@@ -130,6 +130,32 @@ fn wrong_flags_get_a_clear_error_and_no_node() {
             "heartbeat interval 0ns must be positive",
         ),
         (vec!["--handshake-timeout-ms", "0"], "must be positive"),
+        (
+            vec!["--leader-lease", "--max-clock-drift", "200%"],
+            "expected a percentage from 0% to 100%",
+        ),
+        (
+            vec!["--leader-lease", "--features", "check-quorum"],
+            "the leader lease needs lease-guarded votes",
+        ),
+        (
+            vec!["--run-while-leader", "--kill-grace-ms", "50", "--", "true"],
+            "--kill-grace-ms must be positive and less than --stop-margin-ms",
+        ),
+        (
+            vec![
+                "--run-while-leader",
+                "--stop-margin-ms",
+                "100",
+                "--",
+                "true",
+            ],
+            "plus the heartbeat must be less than the lease",
+        ),
+        (
+            vec!["--run-while-leader"],
+            "required arguments were not provided",
+        ),
     ] {
         let said = refused(&cluster, n1, &extra);
         assert!(said.contains(expected), "{extra:?}: {said}");
@@ -217,6 +243,7 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
             Body::Message(Message::AppendEntries {
                 term: Term(1),
                 leader_id: NodeId(from),
+                round: 0,
             }),
         )
     };
@@ -233,6 +260,7 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
         Body::Message(Message::AppendEntries {
             term: Term(u64::MAX),
             leader_id: NodeId(rogue),
+            round: 0,
         }),
     ));
     let mut unfinished = hello(1, rogue, me);

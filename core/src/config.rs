@@ -91,6 +91,81 @@ impl Timing {
     }
 }
 
+/// The bound on how fast one node's clock may run relative to another's, in
+/// parts per million: over any interval, no node's clock advances more than
+/// `1 + ppm / 1_000_000` times as much as any other node's. The leader lease
+/// is shortened by this factor (thesis §6.4.1; `proofs.md`, "Leader lease").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClockDrift(pub u32);
+
+impl ClockDrift {
+    /// 10%: quartz drifts about 0.01% and NTP slews at most 0.05%, so this
+    /// covers a clock a thousand times worse than a healthy one, and costs
+    /// the lease only a tenth of its length (136 ms of 150 by default).
+    pub const DEFAULT: Self = Self(100_000);
+
+    /// The largest bound accepted: one clock running twice as fast as another.
+    pub const MAX: Self = Self(1_000_000);
+
+    /// `duration` divided by `1 + drift`, rounded down: what a leader may count
+    /// on its own clock while every other clock has counted at least `duration`.
+    #[must_use]
+    pub fn shorten(self, duration: Duration) -> Duration {
+        let nanos = duration.as_nanos() * 1_000_000 / (1_000_000 + u128::from(self.0));
+        // At most `duration`, which is a Duration already: the conversion holds.
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+impl Default for ClockDrift {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl std::fmt::Display for ClockDrift {
+    /// As a percentage: `10%`, `0.5%`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whole = self.0 / 10_000;
+        let fraction = self.0 % 10_000;
+        if fraction == 0 {
+            write!(f, "{whole}%")
+        } else {
+            let digits = format!("{fraction:04}");
+            write!(f, "{whole}.{}%", digits.trim_end_matches('0'))
+        }
+    }
+}
+
+/// A drift bound that is not a percentage between 0 and 100.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "clock drift '{0}': expected a percentage from 0% to 100% with at most four decimals, such as 10% or 0.5%"
+)]
+pub struct BadClockDrift(pub String);
+
+impl std::str::FromStr for ClockDrift {
+    type Err = BadClockDrift;
+
+    /// Parses what [`Display`](std::fmt::Display) prints, the `%` optional.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || BadClockDrift(text.to_owned());
+        let number = text.trim().trim_end_matches('%');
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() || fraction.len() > 4 || !fraction.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let whole: u32 = whole.parse().map_err(|_| bad())?;
+        let fraction: u32 = format!("{fraction:0<4}").parse().map_err(|_| bad())?;
+        let ppm = whole
+            .checked_mul(10_000)
+            .and_then(|w| w.checked_add(fraction))
+            .filter(|&ppm| ppm <= Self::MAX.0)
+            .ok_or_else(bad)?;
+        Ok(Self(ppm))
+    }
+}
+
 /// The election features of the Raft thesis (Ongaro, 2014) beyond Figure 2,
 /// each a switch of the core. Every combination is safe (the model checker
 /// explores all sixteen); they differ in what they protect against.
@@ -310,6 +385,16 @@ pub enum ConfigError {
         /// The single timeout requested.
         timeout: Duration,
     },
+    /// A leader lease without lease-guarded votes: followers would vote for
+    /// another candidate while the leader counts on them not to.
+    #[error(
+        "the leader lease needs lease-guarded votes: without them a follower votes for a new \
+         leader at once, while the old one still holds its lease"
+    )]
+    LeaseWithoutGuardedVotes,
+    /// A drift bound beyond [`ClockDrift::MAX`].
+    #[error("a clock drift bound of {0} is more than the supported maximum of 100%")]
+    DriftTooLarge(ClockDrift),
     /// The heartbeat does not fit twice into the minimum election timeout.
     #[error(
         "heartbeat interval {heartbeat:?} must be positive and at most half the minimum \
@@ -353,6 +438,7 @@ pub struct Config {
     voters: BTreeSet<NodeId>,
     timing: Timing,
     features: Features,
+    leader_lease: Option<ClockDrift>,
 }
 
 impl Config {
@@ -380,6 +466,7 @@ impl Config {
             voters,
             timing,
             features: Features::default(),
+            leader_lease: None,
         })
     }
 
@@ -457,6 +544,39 @@ impl Config {
     #[must_use]
     pub fn features(&self) -> Features {
         self.features
+    }
+
+    /// This configuration with the leader lease on (thesis §6.4.1), safe
+    /// while no clock runs more than `max_clock_drift` faster than another.
+    /// It needs lease-guarded votes, which the lease relies on.
+    pub fn with_leader_lease(mut self, max_clock_drift: ClockDrift) -> Result<Self, ConfigError> {
+        if max_clock_drift > ClockDrift::MAX {
+            return Err(ConfigError::DriftTooLarge(max_clock_drift));
+        }
+        if !self.features.lease_guarded_votes {
+            return Err(ConfigError::LeaseWithoutGuardedVotes);
+        }
+        self.leader_lease = Some(max_clock_drift);
+        Ok(self)
+    }
+
+    /// The drift bound of the leader lease, if it is on.
+    #[must_use]
+    pub fn leader_lease(&self) -> Option<ClockDrift> {
+        self.leader_lease
+    }
+
+    /// How long, by the leader's clock, a lease lasts from the start of the
+    /// heartbeat round a majority acknowledged: the minimum election timeout
+    /// shortened by the drift bound. `None` without the lease, or if
+    /// lease-guarded votes were turned off after it ([`Self::with_features`]):
+    /// the lease is then never granted.
+    #[must_use]
+    pub fn lease_duration(&self) -> Option<Duration> {
+        let drift = self.leader_lease?;
+        self.features
+            .lease_guarded_votes
+            .then(|| drift.shorten(self.timing.election_timeout_min))
     }
 }
 

@@ -15,6 +15,7 @@ use crate::node::{Input, Node, Output, Timer};
 use crate::types::{HardState, LogSummary, NodeId, Role, Term};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::Duration;
 
 /// The safety properties this crate promises (`proofs.md` argues each one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,11 +55,16 @@ pub enum Invariant {
     /// arms or cancels (see [`check_transition`]). Some wrong rules break no
     /// other invariant and only cost liveness; this one sees them.
     TransitionRules,
+    /// Leader lease (thesis §6.4.1): no two nodes hold a lease at the same
+    /// instant of real time, and leases are held in the order of their
+    /// terms. A matter of real time: checked by a simulator that knows it
+    /// ([`LeaseHistory`]), not by the untimed model.
+    OneLeaseHolder,
 }
 
 impl Invariant {
     /// Every invariant, in a fixed order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::ElectionSafety,
         Self::OneVotePerTerm,
         Self::TermsNeverGoBack,
@@ -70,6 +76,7 @@ impl Invariant {
         Self::PreVoteChangesNothing,
         Self::TransferTargetVotesOnce,
         Self::TransitionRules,
+        Self::OneLeaseHolder,
     ];
 
     /// A short human name, as the model checker prints it.
@@ -87,6 +94,7 @@ impl Invariant {
             Self::PreVoteChangesNothing => "a pre-vote changes no term or vote",
             Self::TransferTargetVotesOnce => "a transfer target votes once per term",
             Self::TransitionRules => "each step follows its rule",
+            Self::OneLeaseHolder => "one lease holder at a time",
         }
     }
 }
@@ -134,12 +142,23 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
     }
     let features = config.features();
     if node.in_lease() {
-        if node.role() != Role::Follower || node.leader_id().is_none() {
+        // With the leader lease the guard outlives the term it was taken in,
+        // and a restarted node takes it knowing no leader.
+        let known_leader = node.leader_id().is_some() || config.lease_duration().is_some();
+        if node.role() != Role::Follower || !known_leader {
             return broken("holds a lease without following a known leader");
         }
         // Restated rather than `Features::keeps_lease`, which the core uses.
         if !(features.pre_vote || features.lease_guarded_votes) {
             return broken("holds a lease with neither Pre-Vote nor lease-guarded votes");
+        }
+    }
+    if node.lease_round().is_some() || node.round() > 0 {
+        if node.role() != Role::Leader || config.lease_duration().is_none() {
+            return broken("counts heartbeat rounds without leading under the leader lease");
+        }
+        if node.lease_round().is_some_and(|held| held > node.round()) {
+            return broken("holds a lease for a heartbeat round it has not started");
         }
     }
     if !node.heard_from().is_empty() {
@@ -876,6 +895,7 @@ pub fn check_transition(
                     candidate_id,
                     last_log_index,
                     last_log_term,
+                    leadership_transfer,
                     ..
                 } => {
                     if term > t0 && t1 == t0 {
@@ -899,8 +919,16 @@ pub fn check_transition(
                         };
                         let can_vote =
                             voted == Some(candidate_id) || (voted.is_none() && leader.is_none());
-                        let grant =
-                            can_vote && up_to_date_per_section_5_4_1(candidate_log, after.log());
+                        // With the leader lease, a node that heard a leader
+                        // (or restarted) within the minimum election timeout
+                        // votes for no one but a transfer's candidate, in
+                        // whatever term (thesis §6.4.1).
+                        let guarded = config.lease_duration().is_some()
+                            && before.in_lease()
+                            && !leadership_transfer;
+                        let grant = can_vote
+                            && !guarded
+                            && up_to_date_per_section_5_4_1(candidate_log, after.log());
                         let answered = sends(from, &|m| {
                             *m == Message::RequestVoteResponse {
                                 term: t1,
@@ -979,6 +1007,20 @@ pub fn check_transition(
         }
         // Figure 2, followers and candidates: on an election timeout, start an
         // election (or, with Pre-Vote, a pre-vote round first, §9.6).
+        // With the leader lease, a follower whose vote guard runs does not
+        // campaign: the leader it heard counts on it. It waits again.
+        Input::Timeout(Timer::Election)
+            if before.role() == Role::Follower
+                && config.lease_duration().is_some()
+                && before.in_lease() =>
+        {
+            let waits = after == before && arms(Timer::Election);
+            if !waits {
+                return broken(
+                    "an election timeout within the lease's vote guard re-arms and changes nothing",
+                );
+            }
+        }
         Input::Timeout(Timer::Election) if before.role() != Role::Leader && t0.next().is_some() => {
             let next = t0.next();
             if features.pre_vote && !alone {
@@ -1019,14 +1061,27 @@ pub fn check_transition(
             } else {
                 Timer::Election
             };
-            if !arms(timer) || after != before {
+            // With the leader lease a follower also guards its vote for the
+            // minimum election timeout: it may have heard a leader just
+            // before it went down, and has forgotten when (thesis §6.4.1).
+            let guards = config.lease_duration().is_some() && before.role() == Role::Follower;
+            let unchanged = if guards {
+                after.in_lease()
+                    && arms(Timer::Lease)
+                    && after.hard_state() == before.hard_state()
+                    && after.role() == before.role()
+                    && after.leader_id() == before.leader_id()
+            } else {
+                after == before
+            };
+            if !arms(timer) || !unchanged {
                 return broken("a start arms the role's timer and changes nothing else");
             }
         }
         // Figure 2, leaders: heartbeats during idle periods.
         Input::Timeout(Timer::Heartbeat) if before.role() == Role::Leader => {
             let beat = to_every_peer(
-                &|m| matches!(m, Message::AppendEntries { term, leader_id } if *term == t0 && *leader_id == id),
+                &|m| matches!(m, Message::AppendEntries { term, leader_id, .. } if *term == t0 && *leader_id == id),
             );
             if after.role() != Role::Leader || !beat || !arms(Timer::Heartbeat) {
                 return broken("a leader's heartbeat timer sends AppendEntries to all and re-arms");
@@ -1054,7 +1109,7 @@ pub fn check_transition(
     // election timer.
     if before.role() != Role::Leader && after.role() == Role::Leader {
         let beat = to_every_peer(
-            &|m| matches!(m, Message::AppendEntries { term, leader_id } if *term == t1 && *leader_id == id),
+            &|m| matches!(m, Message::AppendEntries { term, leader_id, .. } if *term == t1 && *leader_id == id),
         );
         if !beat || !cancels(Timer::Election) || !arms(Timer::Heartbeat) {
             return broken(
@@ -1297,6 +1352,7 @@ mod output_tests {
                     success: false,
                     last_log_index: 0,
                     last_log_term: Term(0),
+                    round: 0,
                 },
             }];
             let violation = check_outputs(&config(), state, state, &out).unwrap_err();
@@ -1483,6 +1539,89 @@ mod feature_tests {
     }
 }
 
+/// A lease one node holds: from when it got it until when it ends (or
+/// ended), in real time since some origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeldLease {
+    term: Term,
+    from: Duration,
+    until: Duration,
+}
+
+/// Ghost record of leader leases over real time, for a simulator that knows
+/// real time (each node only knows its own clock). Feed it every lease a
+/// node gets or extends ([`Self::record_grant`]) and every end before its
+/// time ([`Self::record_end`]: a revocation, a crash).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseHistory {
+    /// Each node's latest lease.
+    held: BTreeMap<NodeId, HeldLease>,
+    /// The highest term any lease was held in.
+    highest_term: Term,
+}
+
+impl LeaseHistory {
+    /// An empty history.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `holder`, leader of `term`, holds a lease from `now` until `until`
+    /// (real time). Fails if another node's lease has not ended by `now`, or
+    /// a lease of a higher term was held before.
+    pub fn record_grant(
+        &mut self,
+        holder: NodeId,
+        term: Term,
+        now: Duration,
+        until: Duration,
+    ) -> Result<(), Violation> {
+        if term < self.highest_term {
+            return Err(Violation::new(
+                Invariant::OneLeaseHolder,
+                format!(
+                    "{holder} got a lease in {term} at {now:?}, after a lease of {} was held",
+                    self.highest_term
+                ),
+            ));
+        }
+        for (&other, lease) in &self.held {
+            if other != holder && lease.until > now {
+                return Err(Violation::new(
+                    Invariant::OneLeaseHolder,
+                    format!(
+                        "{holder} got a lease in {term} at {now:?} while {other} holds one of {} from {:?} until {:?}",
+                        lease.term, lease.from, lease.until
+                    ),
+                ));
+            }
+        }
+        self.highest_term = term;
+        let from = match self.held.get(&holder) {
+            Some(lease) if lease.term == term && lease.until > now => lease.from,
+            _ => now,
+        };
+        self.held.insert(holder, HeldLease { term, from, until });
+        Ok(())
+    }
+
+    /// `holder`'s lease, if any, ends at `now` (revoked, or the node crashed).
+    pub fn record_end(&mut self, holder: NodeId, now: Duration) {
+        if let Some(lease) = self.held.get_mut(&holder) {
+            lease.until = lease.until.min(now);
+        }
+    }
+
+    /// Whether `holder` holds a lease at `now`.
+    #[must_use]
+    pub fn holds(&self, holder: NodeId, now: Duration) -> bool {
+        self.held
+            .get(&holder)
+            .is_some_and(|lease| lease.from <= now && now < lease.until)
+    }
+}
+
 #[cfg(test)]
 mod transition_tests {
     use super::*;
@@ -1535,6 +1674,7 @@ mod transition_tests {
                 from: NodeId(2),
                 message: Message::AppendEntries {
                     term: Term(2),
+                    round: 0,
                     leader_id: NodeId(2),
                 },
             },
@@ -1563,6 +1703,7 @@ mod transition_tests {
             from: NodeId(1),
             message: Message::AppendEntries {
                 term: Term(1),
+                round: 0,
                 leader_id: NodeId(1),
             },
         };
@@ -1571,6 +1712,7 @@ mod transition_tests {
             to: NodeId(1),
             message: Message::AppendEntriesResponse {
                 term: Term(1),
+                round: 0,
                 success: true,
                 last_log_index: 0,
                 last_log_term: Term(0),
@@ -1597,6 +1739,7 @@ mod transition_tests {
             from: NodeId(2),
             message: Message::AppendEntriesResponse {
                 term: Term(2),
+                round: 0,
                 success: false,
                 last_log_index: 0,
                 last_log_term: Term(0),

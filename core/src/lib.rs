@@ -35,6 +35,10 @@
 //!         Output::Send { to, message } => { /* hand to the transport */ }
 //!         Output::SetTimer { timer, min, max } => { /* pick a duration in min..=max */ }
 //!         Output::CancelTimer(timer) => { /* a pending expiry must never fire */ }
+//!         // Only with the leader lease (`Config::with_leader_lease`):
+//!         Output::RoundStarted { round } => { /* note the clock for this round */ }
+//!         Output::LeaseExtended { round, duration } => { /* lease until that note + duration */ }
+//!         Output::LeaseRevoked => { /* no lease from now on */ }
 //!     }
 //! }
 //! assert_eq!(node.role(), raft_election::Role::Candidate);
@@ -69,7 +73,7 @@ mod step;
 pub mod storage;
 pub mod types;
 
-pub use config::{Config, ConfigError, Features, RestoredStateError, Timing};
+pub use config::{ClockDrift, Config, ConfigError, Features, RestoredStateError, Timing};
 pub use message::{Envelope, Message};
 pub use node::{Input, Node, Output, Timer};
 pub use types::{ClusterId, HardState, LogSummary, NodeId, Role, Term};

@@ -42,6 +42,13 @@ pub enum Message {
         term: Term,
         /// So followers know who leads.
         leader_id: NodeId,
+        /// Not in Figure 2: the leader's heartbeat round in `term`, counted
+        /// from 1 with the leader lease on (0 otherwise), echoed by the
+        /// response so the leader knows which round an acknowledgement
+        /// answers. The lease is measured from the start of the round a
+        /// majority acknowledged (thesis §6.4.1), never from when the
+        /// acknowledgements arrive.
+        round: u64,
     },
     /// The answer to [`Message::AppendEntries`].
     AppendEntriesResponse {
@@ -56,6 +63,8 @@ pub enum Message {
         last_log_index: u64,
         /// Term of the follower's last log entry (see `last_log_index`).
         last_log_term: Term,
+        /// The `round` of the AppendEntries this answers.
+        round: u64,
     },
     /// Pre-Vote (thesis §9.6): "would you vote for me in `term`?", sent
     /// before the sender raises its own term. Answering changes nothing.
@@ -178,9 +187,14 @@ impl Message {
                 last_log_index,
                 last_log_term,
             },
-            Self::AppendEntries { term, leader_id } => Self::AppendEntries {
+            Self::AppendEntries {
+                term,
+                leader_id,
+                round,
+            } => Self::AppendEntries {
                 term,
                 leader_id: rename(leader_id),
+                round,
             },
             Self::RequestVoteResponse { .. }
             | Self::AppendEntriesResponse { .. }
@@ -214,18 +228,34 @@ impl fmt::Display for Message {
                 let verdict = if vote_granted { "granted" } else { "rejected" };
                 write!(f, "RequestVoteResponse({term}, {verdict})")
             }
-            Self::AppendEntries { term, leader_id } => {
-                write!(f, "AppendEntries({term}, leader {leader_id})")
+            // Rounds are counted only with the leader lease: shown only then.
+            Self::AppendEntries {
+                term,
+                leader_id,
+                round,
+            } => {
+                write!(f, "AppendEntries({term}, leader {leader_id}")?;
+                if round > 0 {
+                    write!(f, ", round {round}")?;
+                }
+                f.write_str(")")
             }
             Self::AppendEntriesResponse {
                 term,
                 success,
                 last_log_index,
                 last_log_term,
-            } => write!(
-                f,
-                "AppendEntriesResponse({term}, success={success}, log {last_log_index}@{last_log_term})"
-            ),
+                round,
+            } => {
+                write!(
+                    f,
+                    "AppendEntriesResponse({term}, success={success}, log {last_log_index}@{last_log_term}"
+                )?;
+                if round > 0 {
+                    write!(f, ", round {round}")?;
+                }
+                f.write_str(")")
+            }
             Self::PreVote {
                 term,
                 candidate_id,

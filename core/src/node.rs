@@ -22,9 +22,17 @@
 use crate::config::Config;
 use crate::message::Message;
 use crate::types::{HardState, LogSummary, NodeId, Role, Term};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
+
+/// A RequestVote's fields that decide the vote.
+#[derive(Clone, Copy)]
+struct VoteRequest {
+    candidate_id: NodeId,
+    candidate_log: LogSummary,
+    leadership_transfer: bool,
+}
 
 /// The timers a node may ask its driver to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -150,6 +158,29 @@ pub enum Output {
     },
     /// Disarm `timer`; a pending expiry must not be delivered.
     CancelTimer(Timer),
+    /// Leader, with the leader lease: heartbeat round `round` of this
+    /// leadership starts now, before its heartbeats are sent. The driver
+    /// notes its clock: a later [`Output::LeaseExtended`] may be measured
+    /// from this instant.
+    RoundStarted {
+        /// The round, counted from 1 in each leadership.
+        round: u64,
+    },
+    /// Leader, with the leader lease: a majority (itself included)
+    /// acknowledged round `round`, so this node holds the lease until
+    /// `duration` after that round started, by its own clock (thesis
+    /// §6.4.1; `proofs.md`, "Leader lease"), unless [`Output::LeaseRevoked`]
+    /// comes first. Never measured from now: the round started earlier.
+    LeaseExtended {
+        /// The acknowledged round, one the driver saw start.
+        round: u64,
+        /// [`Config::lease_duration`].
+        duration: Duration,
+    },
+    /// With the leader lease: this node holds no lease from now on (it
+    /// stopped leading, or is about to hand leadership over). Executed
+    /// before any later output of the same step.
+    LeaseRevoked,
 }
 
 /// The state of one Raft node, restricted to leader election.
@@ -179,6 +210,18 @@ pub struct Node {
     heard_from: BTreeSet<NodeId>,
     /// Leader, with a leadership transfer in progress: its target.
     transfer_target: Option<NodeId>,
+    /// Leader, with the leader lease: its latest heartbeat round (0 before
+    /// the first and in every other role).
+    round: u64,
+    /// Leader, with the leader lease: the latest round each peer acknowledged.
+    acked_rounds: BTreeMap<NodeId, u64>,
+    /// Leader, with the leader lease: the latest round a majority
+    /// acknowledged, reported in an [`Output::LeaseExtended`].
+    lease_round: Option<u64>,
+    /// Leader, with the leader lease: it asked a follower to campaign
+    /// (TimeoutNow). The follower may act on it at any later time, bypassing
+    /// every vote guard, so this leader holds no lease again in its term.
+    lease_surrendered: bool,
     /// Constant for this crate: no log is replicated (see [`LogSummary`]).
     log: LogSummary,
 }
@@ -256,6 +299,19 @@ impl Node {
         self.transfer_target
     }
 
+    /// A leader's latest heartbeat round acknowledged by a majority, for
+    /// which it holds (or held) the leader lease; `None` in other roles.
+    #[must_use]
+    pub fn lease_round(&self) -> Option<u64> {
+        self.lease_round
+    }
+
+    /// A leader's latest heartbeat round (0 without the leader lease).
+    #[must_use]
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
     /// The log summary this node compares candidates against (§5.4.1).
     #[must_use]
     pub fn log(&self) -> LogSummary {
@@ -283,6 +339,11 @@ impl Node {
             leader_id: self.leader_id.map(&rename),
             votes_granted: self.votes_granted.iter().copied().map(&rename).collect(),
             heard_from: self.heard_from.iter().copied().map(&rename).collect(),
+            acked_rounds: self
+                .acked_rounds
+                .iter()
+                .map(|(&peer, &round)| (rename(peer), round))
+                .collect(),
             transfer_target: self.transfer_target.map(&rename),
             ..self.clone()
         }
@@ -293,7 +354,7 @@ impl Node {
     /// output contract (the persist first) and the debug-build checks.
     pub(crate) fn apply(&mut self, config: &Config, input: Input, out: &mut Vec<Output>) {
         match input {
-            Input::Start => self.arm_role_timer(config, out),
+            Input::Start => self.handle_start(config, out),
             Input::Timeout(Timer::Election) => self.handle_election_timeout(config, out),
             Input::Timeout(Timer::Heartbeat) => self.handle_heartbeat_timeout(config, out),
             Input::Timeout(Timer::Lease) => self.handle_lease_timeout(),
@@ -388,13 +449,19 @@ impl Node {
                 candidate_id,
                 last_log_index,
                 last_log_term,
+                leadership_transfer,
                 ..
             } => {
                 let candidate_log = LogSummary {
                     last_log_index,
                     last_log_term,
                 };
-                self.handle_request_vote(config, candidate_id, candidate_log, out);
+                let request = VoteRequest {
+                    candidate_id,
+                    candidate_log,
+                    leadership_transfer,
+                };
+                self.handle_request_vote(config, request, out);
             }
             // A refused pre-vote of our own term, and a TimeoutNow whose term
             // was news to us (adopted above): nothing more to do.
@@ -429,7 +496,7 @@ impl Node {
                 term,
                 vote_granted: false,
             },
-            Message::AppendEntries { .. } => self.append_entries_response(false),
+            Message::AppendEntries { round, .. } => self.append_entries_response(false, round),
             Message::RequestVoteResponse { .. }
             | Message::AppendEntriesResponse { .. }
             | Message::PreVoteResponse { .. }
@@ -447,10 +514,14 @@ impl Node {
     fn handle_request_vote(
         &mut self,
         config: &Config,
-        candidate_id: NodeId,
-        candidate_log: LogSummary,
+        request: VoteRequest,
         out: &mut Vec<Output>,
     ) {
+        let VoteRequest {
+            candidate_id,
+            candidate_log,
+            leadership_transfer,
+        } = request;
         // We can vote if this is a repeat of the vote we already cast (a lost or
         // duplicated request), or if we have not voted and know no leader of this
         // term. Figure 2 only asks "votedFor is null or candidateId"; refusing once
@@ -463,7 +534,12 @@ impl Node {
         // Election restriction (§5.4.1): never help a candidate whose log is
         // behind ours, so a leader always holds every committed entry.
         let log_ok = candidate_log.is_at_least_as_up_to_date_as(self.log);
-        let vote_granted = can_vote && log_ok;
+        // With the leader lease, a node that heard a leader (of any term) or
+        // restarted within the minimum election timeout votes for no one but
+        // a transfer's candidate, whatever term it has adopted since: a
+        // leader counts on that to hold its lease (proofs.md, "Leader lease").
+        let guarded = config.lease_duration().is_some() && self.lease && !leadership_transfer;
+        let vote_granted = can_vote && log_ok && !guarded;
         if vote_granted {
             // A pre-candidate that votes for a candidate of its term backs that
             // campaign and gives up its own.
@@ -569,8 +645,10 @@ impl Node {
 
     fn step_follower(&mut self, config: &Config, message: Message, out: &mut Vec<Output>) {
         match message {
-            Message::AppendEntries { leader_id, .. } => {
-                self.handle_append_entries(config, leader_id, out);
+            Message::AppendEntries {
+                leader_id, round, ..
+            } => {
+                self.handle_append_entries(config, leader_id, round, out);
             }
             // Answers to a campaign or leadership of this term that we already gave up.
             Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => {}
@@ -600,14 +678,16 @@ impl Node {
                     }
                 }
             }
-            Message::AppendEntries { leader_id, .. } => {
+            Message::AppendEntries {
+                leader_id, round, ..
+            } => {
                 // §5.2: "If the leader's term is at least as large as the candidate's
                 // current term, then the candidate recognizes the leader as
                 // legitimate and returns to follower state." The term is equal here.
                 // A pre-candidate hearing the leader of its term does the same: the
                 // leader it thought lost is alive (§9.6).
                 self.become_follower(config, self.current_term, out);
-                self.handle_append_entries(config, leader_id, out);
+                self.handle_append_entries(config, leader_id, round, out);
             }
             Message::AppendEntriesResponse { .. } => {}
             _ => unreachable!("handled before role dispatch"),
@@ -624,20 +704,22 @@ impl Node {
         match message {
             // Another leader of our own term cannot exist (election safety, §5.2);
             // only a forged message gets here. Refuse it and change nothing.
-            Message::AppendEntries { .. } => out.push(Output::Send {
+            Message::AppendEntries { round, .. } => out.push(Output::Send {
                 to: from,
-                message: self.append_entries_response(false),
+                message: self.append_entries_response(false, round),
             }),
             Message::AppendEntriesResponse {
                 success: true,
                 last_log_index,
                 last_log_term,
+                round,
                 ..
             } => {
                 let peer_log = LogSummary {
                     last_log_index,
                     last_log_term,
                 };
+                self.record_round_ack(config, from, round, out);
                 self.handle_heartbeat_ack(config, from, peer_log, out);
             }
             // Late votes after winning, and refusals no follower of our term
@@ -662,6 +744,15 @@ impl Node {
             return;
         }
         if peer_log.is_at_least_as_up_to_date_as(self.log) {
+            // The target campaigns on TimeoutNow at once, and the voters grant
+            // a transfer's candidate their vote within any guard: the lease
+            // ends before the request leaves, for the rest of this term, since
+            // the request may arrive at any later time.
+            if config.lease_duration().is_some() && !self.lease_surrendered {
+                self.lease_surrendered = true;
+                self.lease_round = None;
+                out.push(Output::LeaseRevoked);
+            }
             // §3.10 step 3: "The prior leader sends a TimeoutNow request to the
             // target server." Sent on each acknowledgement until the transfer
             // ends; the target acts on the first, and its new term makes the
@@ -684,7 +775,13 @@ impl Node {
 
     /// A heartbeat of the current term from `leader_id`, its sender, reaching a
     /// follower.
-    fn handle_append_entries(&mut self, config: &Config, leader_id: NodeId, out: &mut Vec<Output>) {
+    fn handle_append_entries(
+        &mut self,
+        config: &Config,
+        leader_id: NodeId,
+        round: u64,
+        out: &mut Vec<Output>,
+    ) {
         debug_assert_eq!(self.role, Role::Follower);
         // A term has one leader: a heartbeat that contradicts the leader we know
         // is forged, so it neither resets our timer nor changes whom we follow.
@@ -704,16 +801,17 @@ impl Node {
         }
         out.push(Output::Send {
             to: leader_id,
-            message: self.append_entries_response(valid),
+            message: self.append_entries_response(valid, round),
         });
     }
 
-    fn append_entries_response(&self, success: bool) -> Message {
+    fn append_entries_response(&self, success: bool, round: u64) -> Message {
         Message::AppendEntriesResponse {
             term: self.current_term,
             success,
             last_log_index: self.log.last_log_index,
             last_log_term: self.log.last_log_term,
+            round,
         }
     }
 
@@ -726,6 +824,15 @@ impl Node {
             // With Pre-Vote each first asks whether it could win (§9.6), a
             // timed-out candidate included (as etcd does): a candidate cut off
             // right after winning its pre-vote then stops raising its term.
+            // With the leader lease, a follower whose vote guard still runs
+            // does not campaign: the leader it heard counts on it. Its own
+            // timer cannot expire sooner than the guard (both run the
+            // minimum election timeout from the same heartbeat), so this
+            // expiry was asked for by hand (an operator's campaign) or
+            // tied with the guard's: it waits a new election timeout.
+            Role::Follower if config.lease_duration().is_some() && self.lease => {
+                self.arm_election_timer(config, out);
+            }
             Role::Follower | Role::PreCandidate | Role::Candidate => {
                 if config.features().pre_vote {
                     self.become_pre_candidate(config, out);
@@ -800,6 +907,7 @@ impl Node {
             message: Message::AppendEntries {
                 term: self.current_term,
                 leader_id: config.id(),
+                round: self.round,
             },
         });
     }
@@ -813,7 +921,12 @@ impl Node {
             self.voted_for = None;
             self.leader_id = None;
             // The leader whose lease we held is not the leader of this term.
-            self.end_lease(out);
+            // With the leader lease, the guard outlives the term: a higher
+            // term learned from any message (a late reply, say) must not free
+            // this vote while the leader we heard counts on it.
+            if config.lease_duration().is_none() {
+                self.end_lease(out);
+            }
         }
         self.role = Role::Follower;
         self.votes_granted.clear();
@@ -829,6 +942,10 @@ impl Node {
     /// CheckQuorum round (unless that timer just fired), a transfer in
     /// progress. A follower needs an election timer; a leader had none running.
     fn leave_leadership(&mut self, config: &Config, cancel_round: bool, out: &mut Vec<Output>) {
+        if config.lease_duration().is_some() {
+            out.push(Output::LeaseRevoked);
+        }
+        self.reset_rounds();
         out.push(Output::CancelTimer(Timer::Heartbeat));
         if cancel_round && config.features().check_quorum {
             out.push(Output::CancelTimer(Timer::CheckQuorum));
@@ -946,6 +1063,7 @@ impl Node {
         self.role = Role::Leader;
         self.leader_id = Some(config.id());
         self.votes_granted.clear();
+        self.reset_rounds();
         out.push(Output::CancelTimer(Timer::Election));
         self.broadcast_heartbeat(config, out);
         self.arm_heartbeat_timer(config, out);
@@ -956,10 +1074,18 @@ impl Node {
         }
     }
 
-    fn broadcast_heartbeat(&self, config: &Config, out: &mut Vec<Output>) {
+    fn broadcast_heartbeat(&mut self, config: &Config, out: &mut Vec<Output>) {
+        if config.lease_duration().is_some() {
+            // The round starts before its first heartbeat leaves: a lease
+            // measured from here ends no later than one measured from any
+            // follower's receipt of it.
+            self.round = self.round.saturating_add(1);
+            out.push(Output::RoundStarted { round: self.round });
+        }
         let heartbeat = Message::AppendEntries {
             term: self.current_term,
             leader_id: config.id(),
+            round: self.round,
         };
         for peer in config.peers() {
             out.push(Output::Send {
@@ -967,6 +1093,71 @@ impl Node {
                 message: heartbeat,
             });
         }
+        // A single-node cluster is its own majority.
+        self.extend_lease(config, out);
+    }
+
+    /// A peer acknowledged heartbeat round `round` of this leadership.
+    fn record_round_ack(
+        &mut self,
+        config: &Config,
+        from: NodeId,
+        round: u64,
+        out: &mut Vec<Output>,
+    ) {
+        // A round not yet started was never sent: a forged acknowledgement
+        // must not extend the lease.
+        if config.lease_duration().is_none() || round == 0 || round > self.round {
+            return;
+        }
+        let acked = self.acked_rounds.entry(from).or_default();
+        *acked = (*acked).max(round);
+        self.extend_lease(config, out);
+    }
+
+    /// Reports a lease for the latest round a majority acknowledged, if it is
+    /// newer than the last one reported (thesis §6.4.1).
+    fn extend_lease(&mut self, config: &Config, out: &mut Vec<Output>) {
+        let Some(duration) = config.lease_duration() else {
+            return;
+        };
+        if self.lease_surrendered {
+            return;
+        }
+        // This leader has "acknowledged" its own latest round: it votes for
+        // no one while it leads. The quorum-th latest round is one a
+        // majority has seen.
+        let mut rounds: Vec<u64> = self.acked_rounds.values().copied().collect();
+        rounds.push(self.round);
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&round) = rounds.get(config.quorum() - 1) else {
+            return;
+        };
+        if self.lease_round.is_none_or(|held| round > held) {
+            self.lease_round = Some(round);
+            out.push(Output::LeaseExtended { round, duration });
+        }
+    }
+
+    /// Forgets a leadership's rounds: a new one counts from 1.
+    fn reset_rounds(&mut self) {
+        self.round = 0;
+        self.acked_rounds.clear();
+        self.lease_round = None;
+        self.lease_surrendered = false;
+    }
+
+    /// The node was created or restarted.
+    fn handle_start(&mut self, config: &Config, out: &mut Vec<Output>) {
+        // With the leader lease, a restarted node may have heard a leader just
+        // before it went down, and has forgotten when: it guards its vote for
+        // the minimum election timeout, as if it had heard one now.
+        if config.lease_duration().is_some() && self.role == Role::Follower {
+            self.lease = true;
+            let timeout = config.timing().election_timeout_min;
+            self.arm_fixed_timer(Timer::Lease, timeout, out);
+        }
+        self.arm_role_timer(config, out);
     }
 
     fn arm_role_timer(&self, config: &Config, out: &mut Vec<Output>) {
@@ -1065,6 +1256,7 @@ mod map_ids_tests {
                 message: Message::AppendEntries {
                     term: Term(3),
                     leader_id: NodeId(1),
+                    round: 0,
                 },
             },
         ];
@@ -1147,6 +1339,7 @@ mod map_ids_tests {
                 from: NodeId(1),
                 message: Message::AppendEntriesResponse {
                     term: Term(1),
+                    round: 0,
                     success: true,
                     last_log_index: 0,
                     last_log_term: Term(0),

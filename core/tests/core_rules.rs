@@ -214,6 +214,7 @@ fn a_heartbeat_from_the_leader_resets_the_election_timer_and_names_the_leader() 
     let heartbeat = Message::AppendEntries {
         term: Term(1),
         leader_id: N2,
+        round: 0,
     };
     let out = receive(&mut node, N0, N2, heartbeat);
     assert!(resets_election_timer(&out));
@@ -223,6 +224,7 @@ fn a_heartbeat_from_the_leader_resets_the_election_timer_and_names_the_leader() 
         success: true,
         last_log_index: 0,
         last_log_term: Term(0),
+        round: 0,
     };
     assert_eq!(sends(&out), vec![(N2, reply)]);
 }
@@ -233,6 +235,7 @@ fn a_stale_heartbeat_is_refused_with_the_current_term_and_resets_nothing() {
     let heartbeat = Message::AppendEntries {
         term: Term(2),
         leader_id: N2,
+        round: 0,
     };
     let out = receive(&mut node, N0, N2, heartbeat);
     assert!(!resets_election_timer(&out));
@@ -242,6 +245,7 @@ fn a_stale_heartbeat_is_refused_with_the_current_term_and_resets_nothing() {
         success: false,
         last_log_index: 0,
         last_log_term: Term(0),
+        round: 0,
     };
     assert_eq!(sends(&out), vec![(N2, reply)]);
 }
@@ -253,6 +257,7 @@ fn a_candidate_that_sees_a_heartbeat_of_its_term_becomes_a_follower() {
     let heartbeat = Message::AppendEntries {
         term: Term(2),
         leader_id: N1,
+        round: 0,
     };
     let out = receive(&mut node, N0, N1, heartbeat);
     assert_eq!(node.role(), Role::Follower);
@@ -336,6 +341,7 @@ fn a_new_leader_sends_heartbeats_at_once_and_arms_the_heartbeat_timer() {
     let heartbeat = Message::AppendEntries {
         term: Term(1),
         leader_id: N0,
+        round: 0,
     };
     assert_eq!(sends(&out), vec![(N1, heartbeat), (N2, heartbeat)]);
     assert!(out.contains(&Output::CancelTimer(Timer::Election)));
@@ -358,6 +364,7 @@ fn a_leader_that_sees_a_higher_term_steps_down_and_arms_an_election_timer() {
         success: false,
         last_log_index: 0,
         last_log_term: Term(0),
+        round: 0,
     };
     let out = receive(&mut node, N0, N2, reply);
     assert_eq!(node.role(), Role::Follower);
@@ -413,6 +420,7 @@ fn a_follower_that_knows_the_leader_refuses_a_late_candidate_of_the_same_term() 
     let heartbeat = Message::AppendEntries {
         term: Term(1),
         leader_id: N2,
+        round: 0,
     };
     receive(&mut node, N0, N2, heartbeat);
     let out = receive(&mut node, N0, N1, request_vote(1, N1, log(0, 0)));
@@ -440,6 +448,7 @@ fn a_message_in_the_last_term_is_dropped() {
     let heartbeat = Message::AppendEntries {
         term: Term(u64::MAX),
         leader_id: N1,
+        round: 0,
     };
     let out = receive(&mut node, N0, N1, heartbeat);
     assert!(out.is_empty(), "{out:?}");
@@ -496,10 +505,12 @@ fn a_message_that_names_someone_other_than_its_sender_is_dropped_in_every_role()
         Message::AppendEntries {
             term: Term(1),
             leader_id: N2,
+            round: 0,
         },
         Message::AppendEntries {
             term: Term(5),
             leader_id: N2,
+            round: 0,
         },
     ];
     for role in [Role::Follower, Role::Candidate, Role::Leader] {
@@ -550,6 +561,7 @@ fn a_follower_keeps_following_its_leader_on_its_second_heartbeat() {
     let mut node = node_in(Role::Follower, 1, None, LogSummary::default());
     let heartbeat = Message::AppendEntries {
         term: Term(1),
+        round: 0,
         leader_id: N1,
     };
     receive(&mut node, N0, N1, heartbeat);
@@ -576,6 +588,7 @@ fn a_candidate_ignores_an_append_entries_response_of_its_term() {
     let mut node = node_in(Role::Candidate, 1, None, LogSummary::default());
     let forged = Message::AppendEntriesResponse {
         term: Term(1),
+        round: 0,
         success: true,
         last_log_index: 0,
         last_log_term: Term(0),
@@ -589,6 +602,7 @@ fn a_leader_refuses_a_second_leader_of_its_term_and_ignores_late_votes() {
     let mut node = node_in(Role::Leader, 1, None, LogSummary::default());
     let forged = Message::AppendEntries {
         term: Term(1),
+        round: 0,
         leader_id: N2,
     };
     let out = receive(&mut node, N0, N2, forged);

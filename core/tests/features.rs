@@ -123,6 +123,7 @@ fn heartbeat(term: u64, leader: NodeId) -> Message {
     Message::AppendEntries {
         term: Term(term),
         leader_id: leader,
+        round: 0,
     }
 }
 
@@ -165,6 +166,7 @@ fn ack(term: u64, log: LogSummary) -> Message {
         success: true,
         last_log_index: log.last_log_index,
         last_log_term: log.last_log_term,
+        round: 0,
     }
 }
 

@@ -69,6 +69,8 @@ fn pop_term(code: &mut u64) -> Term {
 /// 64 bits in all). Each kind uses the fields it has: the flag is a
 /// RequestVote's leadership transfer, a response's verdict; the log numbers
 /// are a request's candidate log or an AppendEntriesResponse's follower log.
+/// Heartbeat rounds are not packed: the model runs no leader lease, so they
+/// are always 0.
 fn pack(envelope: &Envelope) -> u64 {
     let (kind, id, flag, log_term, log_index) = match envelope.message {
         Message::RequestVote {
@@ -152,12 +154,14 @@ fn unpack(mut code: u64) -> Envelope {
         APPEND_ENTRIES => Message::AppendEntries {
             term,
             leader_id: id,
+            round: 0,
         },
         APPEND_ENTRIES_RESPONSE => Message::AppendEntriesResponse {
             term,
             success: flag,
             last_log_index,
             last_log_term,
+            round: 0,
         },
         PRE_VOTE => Message::PreVote {
             term,
@@ -293,12 +297,14 @@ mod tests {
             Message::AppendEntries {
                 term: Term(2),
                 leader_id: NodeId(4),
+                round: 0,
             },
             Message::AppendEntriesResponse {
                 term: Term(1),
                 success: false,
                 last_log_index: 65_535,
                 last_log_term: Term(65_535),
+                round: 0,
             },
             Message::PreVote {
                 term: Term(65_535),

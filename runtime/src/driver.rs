@@ -117,6 +117,58 @@ pub trait Observer: Send {
     ) {
         let _ = (config, term, to, message, delivery);
     }
+
+    /// The node's leader lease now runs until `until` by this machine's
+    /// clock, or it holds none (`None`). Called at the moment the driver
+    /// learns it, before any later output of the step is executed (a
+    /// revocation before the TimeoutNow that follows it).
+    fn lease(&mut self, config: &Config, until: Option<Instant>) {
+        let _ = (config, until);
+    }
+}
+
+/// How many heartbeat rounds' start times a driver keeps. A lease is
+/// measured from a round a majority acknowledged; an acknowledgement of a
+/// round older than this many rounds ago extends nothing (it would give a
+/// lease that ended long ago, with any sane timing).
+pub const MAX_ROUNDS_KEPT: usize = 64;
+
+/// A leader's lease by this machine's clock: when each recent heartbeat
+/// round started, and the end of the lease the core reported.
+#[derive(Debug, Default)]
+struct LeaseClock {
+    round_starts: VecDeque<(u64, Instant)>,
+    until: Option<Instant>,
+}
+
+impl LeaseClock {
+    /// Applies one lease output; returns the new end if it changed.
+    fn apply(&mut self, output: &Output, now: Instant) -> Option<Option<Instant>> {
+        match *output {
+            Output::RoundStarted { round } => {
+                if self.round_starts.len() == MAX_ROUNDS_KEPT {
+                    self.round_starts.pop_front();
+                }
+                self.round_starts.push_back((round, now));
+                None
+            }
+            Output::LeaseExtended { round, duration } => {
+                // From the instant the round started, never from now: the
+                // acknowledgements arrived later than the followers' guards began.
+                let (_, started) = *self.round_starts.iter().find(|(r, _)| *r == round)?;
+                let until = started + duration;
+                (self.until < Some(until)).then(|| {
+                    self.until = Some(until);
+                    self.until
+                })
+            }
+            Output::LeaseRevoked => {
+                self.round_starts.clear();
+                self.until.take().map(|_| None)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Observes nothing.
@@ -189,10 +241,11 @@ where
             .in_scope(|| self.observer.started(&self.config, &self.node));
         let mut timers = Timers::default();
         let mut outputs = Vec::new();
+        let mut lease = LeaseClock::default();
         // The node's one timer entry, lent to the transport for each wait.
         let alarm = sleep_until(Instant::now());
         tokio::pin!(alarm);
-        self.step(Input::Start, &mut timers, &mut outputs)?;
+        self.step(Input::Start, &mut timers, &mut lease, &mut outputs)?;
         loop {
             let wake = tokio::select! {
                 // `biased`: a fixed order keeps paused-clock runs reproducible.
@@ -202,7 +255,7 @@ where
                         timers.arm(timer, None);
                     }
                     self.transport.stepping_local_input();
-                    self.step(input, &mut timers, &mut outputs)?;
+                    self.step(input, &mut timers, &mut lease, &mut outputs)?;
                     continue;
                 }
                 wake = self.transport.next_input(&timers, alarm.as_mut()) => wake,
@@ -216,7 +269,7 @@ where
                 },
                 Wake::Closed => return Ok(()),
             };
-            self.step(input, &mut timers, &mut outputs)?;
+            self.step(input, &mut timers, &mut lease, &mut outputs)?;
         }
     }
 
@@ -225,6 +278,7 @@ where
         &mut self,
         input: Input,
         timers: &mut Timers,
+        lease: &mut LeaseClock,
         outputs: &mut Vec<Output>,
     ) -> Result<(), NodeError> {
         let id = self.config.id();
@@ -267,6 +321,13 @@ where
                     timers.arm(timer, Some(Instant::now() + after));
                 }
                 Output::CancelTimer(timer) => timers.arm(timer, None),
+                Output::RoundStarted { .. }
+                | Output::LeaseExtended { .. }
+                | Output::LeaseRevoked => {
+                    if let Some(until) = lease.apply(&output, Instant::now()) {
+                        self.observer.lease(&self.config, until);
+                    }
+                }
             }
         }
         if !observed {

@@ -35,7 +35,10 @@
 //! a majority of votes in `term`. Without CheckQuorum it may have been
 //! deposed since, by a partition it cannot see: another node may lead a
 //! later term at the same moment. Hence the fencing token (proofs.md,
-//! question 5).
+//! question 5). With the leader lease on (`Config::with_leader_lease`),
+//! `lease_until` and [`Leadership::has_lease`] say until when no other node
+//! can lead, as long as clocks stay within the configured drift bound
+//! (proofs.md, "Leader lease").
 
 use crate::driver::{Driver, NodeError, Observer, Requests, RequestsFull};
 use crate::round_trips::RoundTrips;
@@ -65,6 +68,21 @@ pub struct Leadership {
     /// Whether this server is that leader: it won `term`'s election and has
     /// seen no higher term since.
     pub is_me: bool,
+    /// With the leader lease on (`Config::with_leader_lease`), when this
+    /// leader's lease ends by this machine's clock: until then no other node
+    /// can lead, as long as no clock ran faster than another by more than
+    /// the configured drift bound (proofs.md, "Leader lease"). `None` when
+    /// it holds no lease. The watch is not told when the time passes: ask
+    /// [`Self::has_lease`].
+    pub lease_until: Option<Instant>,
+}
+
+impl Leadership {
+    /// Whether this server leads and its lease has not yet run out.
+    #[must_use]
+    pub fn has_lease(&self) -> bool {
+        self.is_me && self.lease_until.is_some_and(|until| Instant::now() < until)
+    }
 }
 
 /// What a server is doing, for operators.
@@ -216,6 +234,7 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
             round_trips: Arc::clone(&round_trips),
             leadership: Arc::clone(&leadership),
             heartbeats_sent: BTreeMap::new(),
+            lease_until: None,
         };
         let transport = Stoppable {
             inner: self.transport,
@@ -300,6 +319,7 @@ impl Drop for Stopping {
         self.leadership.send_modify(|l| {
             l.is_me = false;
             l.leader = None;
+            l.lease_until = None;
         });
     }
 }
@@ -395,7 +415,10 @@ impl Server {
     }
 
     /// Makes it campaign now, as if its election timer fired (a leader
-    /// ignores it).
+    /// ignores it). With the leader lease on, a node that heard a leader
+    /// within the minimum election timeout waits a new election timeout
+    /// instead, so as not to depose a leader that holds its lease; use
+    /// [`Self::transfer_leadership`] on the leader to move leadership at once.
     pub fn campaign(&self) -> Result<(), RequestsFull> {
         self.requests.send(Input::Timeout(Timer::Election))
     }
@@ -530,6 +553,8 @@ struct ServerObserver {
     leadership: Arc<watch::Sender<Leadership>>,
     /// When the leader last sent AppendEntries to each peer.
     heartbeats_sent: BTreeMap<NodeId, Instant>,
+    /// The end of this node's leader lease, as its driver last reported it.
+    lease_until: Option<Instant>,
 }
 
 impl ServerObserver {
@@ -549,6 +574,7 @@ impl ServerObserver {
             term: node.current_term(),
             leader: node.leader_id(),
             is_me: node.role() == Role::Leader,
+            lease_until: self.lease_until,
         };
         self.leadership.send_if_modified(|l| {
             let changed = *l != now;
@@ -696,6 +722,23 @@ impl Observer for ServerObserver {
             trace!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
         } else {
             debug!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, vote_granted = vote_granted(message), %delivery, "{message} to {to} in {term}");
+        }
+    }
+
+    fn lease(&mut self, _config: &Config, until: Option<Instant>) {
+        self.lease_until = until;
+        self.leadership.send_if_modified(|l| {
+            let changed = l.lease_until != until;
+            l.lease_until = until;
+            changed
+        });
+        match until {
+            Some(until) => trace!(
+                event = "lease",
+                "holds the leader lease for {:?}",
+                until.saturating_duration_since(Instant::now())
+            ),
+            None => debug!(event = "lease", "holds no leader lease"),
         }
     }
 }

@@ -48,13 +48,16 @@ impl Timers {
             .min()
     }
 
-    /// The timer that expired first by `now`, if any, and its deadline.
+    /// The timer that expired first by `now`, if any, and its deadline. Of
+    /// timers due at the same instant a deferrable one comes first, as it
+    /// would if delivered just before the next input: a vote guard that
+    /// ends when an election timer fires has ended by then.
     #[must_use]
     pub fn first_expired(&self, now: Instant) -> Option<(Instant, Timer)> {
         self.armed()
+            .filter(|&(_, deadline)| deadline <= now)
+            .min_by_key(|&(timer, deadline)| (deadline, !timer.is_deferrable(), timer))
             .map(|(timer, deadline)| (deadline, timer))
-            .filter(|&(deadline, _)| deadline <= now)
-            .min()
     }
 
     /// Takes the timer that expired first by `now`: firing disarms it, and

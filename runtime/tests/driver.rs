@@ -168,6 +168,7 @@ fn heartbeat(term: u64) -> Message {
     Message::AppendEntries {
         term: Term(term),
         leader_id: N0,
+        round: 0,
     }
 }
 
@@ -259,6 +260,7 @@ async fn a_heartbeat_from_a_leader_keeps_the_node_a_follower_until_the_transport
         let from_n1 = Message::AppendEntries {
             term: Term(1),
             leader_id: N1,
+            round: 0,
         };
         harness.peers.send((N1, from_n1)).await.unwrap();
     }
@@ -277,6 +279,7 @@ async fn a_heartbeat_from_a_leader_keeps_the_node_a_follower_until_the_transport
                 success: true,
                 last_log_index: 0,
                 last_log_term: Term(0),
+                round: 0
             }));
     harness.close().await;
 }

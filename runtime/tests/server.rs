@@ -128,6 +128,7 @@ async fn a_leader_whose_storage_panics_stops_saying_it_leads() {
     let later = Message::AppendEntries {
         term: Term(2),
         leader_id: N2,
+        round: 0,
     };
     peers.send((N2, later)).await.unwrap();
     let ended = tokio::time::timeout(DEADLINE, server.stopped())

@@ -178,6 +178,7 @@ async fn a_dead_peer_loses_its_oldest_messages_but_delays_neither_the_node_nor_t
     let heartbeat = Message::AppendEntries {
         term: Term(1),
         leader_id: NodeId(1),
+        round: 0,
     };
     let mut sent = 0;
     for _ in 0..200 {

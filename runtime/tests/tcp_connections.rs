@@ -87,6 +87,7 @@ fn heartbeat(term: u64) -> (Message, BytesMut) {
     let message = Message::AppendEntries {
         term: Term(term),
         leader_id: N2,
+        round: 0,
     };
     (message, encode(Body::Message(message)))
 }

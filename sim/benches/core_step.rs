@@ -30,6 +30,7 @@ fn follower_of_term_1() -> Node {
     let heartbeat = Message::AppendEntries {
         term: Term(1),
         leader_id: N1,
+        round: 0,
     };
     node.step(
         &config(),
@@ -68,6 +69,7 @@ fn follower_handles_heartbeat(bencher: Bencher) {
     let heartbeat = Message::AppendEntries {
         term: Term(1),
         leader_id: N1,
+        round: 0,
     };
     let input = Input::Receive {
         from: N1,

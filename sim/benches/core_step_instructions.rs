@@ -48,6 +48,7 @@ fn heartbeat() -> Input {
         Message::AppendEntries {
             term: Term(1),
             leader_id: N1,
+            round: 0,
         },
     )
 }

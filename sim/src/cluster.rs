@@ -341,6 +341,11 @@ impl Cluster {
                 Output::CancelTimer(timer) => {
                     member.armed.remove(&timer);
                 }
+                // No clock here: a lease is a matter of time, checked by
+                // `timed` on its virtual clocks.
+                Output::RoundStarted { .. }
+                | Output::LeaseExtended { .. }
+                | Output::LeaseRevoked => {}
             }
         }
         Ok(())

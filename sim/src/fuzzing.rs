@@ -18,7 +18,7 @@ use crate::cluster::{Cluster, FeatureCounts};
 use arbitrary::{Arbitrary, Unstructured};
 use raft_election::Message;
 use raft_election::invariants::{self, History, Invariant, Violation};
-use raft_election::{Config, Features, Timing};
+use raft_election::{ClockDrift, Config, Features, Timing};
 use raft_election::{HardState, LogSummary, NodeId, Role, Term};
 use raft_election::{Input, Node, Output, Timer};
 use std::fmt;
@@ -260,7 +260,9 @@ pub struct NodeScript {
     /// Cluster size, in `1..=MAX_CLUSTER`.
     #[arbitrary(with = |u: &mut Unstructured| u.int_in_range(1..=MAX_CLUSTER))]
     pub voters: u8,
-    /// The node's id is `id % voters`.
+    /// The node's id is `id % voters`; its top bit turns the leader lease
+    /// on where the features allow it (lease-guarded votes), so the corpus
+    /// kept from before the lease decodes as it did.
     pub id: u8,
     /// The election features the node runs.
     pub features: Features,
@@ -334,15 +336,22 @@ pub struct NodeOutcome {
     pub pre_candidate: bool,
     /// Whether the node ever campaigned on a TimeoutNow.
     pub transfer_campaign: bool,
+    /// Whether the node ever held a leader lease.
+    pub leased: bool,
 }
 
 /// Runs `script` against a fresh node; the first broken guarantee is an `Err`.
 pub fn run_node(script: &NodeScript) -> Result<NodeOutcome, NodeFailure> {
     let voters = script.voters.clamp(1, MAX_CLUSTER);
     let id = NodeId(script.id % voters);
-    let config = Config::new(id, (0..voters).map(NodeId), Timing::default())
+    let mut config = Config::new(id, (0..voters).map(NodeId), Timing::default())
         .expect("ids 0..voters with the default timing are valid")
         .with_features(script.features);
+    if script.id & 0x80 != 0 && script.features.lease_guarded_votes {
+        config = config
+            .with_leader_lease(ClockDrift::DEFAULT)
+            .expect("the features guard votes");
+    }
     let mut harness = NodeHarness::new(config, script.log.into());
     let mut outcome = NodeOutcome::default();
     harness
@@ -376,6 +385,7 @@ pub fn run_node(script: &NodeScript) -> Result<NodeOutcome, NodeFailure> {
                 })
             );
         outcome.voted_for_another |= node.voted_for().is_some_and(|v| v != id);
+        outcome.leased |= node.lease_round().is_some();
         outcome.max_term = outcome.max_term.max(node.current_term());
     }
     Ok(outcome)
@@ -490,17 +500,25 @@ fn with_term(message: Message, term: Term) -> Message {
         Message::RequestVoteResponse { vote_granted, .. } => {
             Message::RequestVoteResponse { term, vote_granted }
         }
-        Message::AppendEntries { leader_id, .. } => Message::AppendEntries { term, leader_id },
+        Message::AppendEntries {
+            leader_id, round, ..
+        } => Message::AppendEntries {
+            term,
+            leader_id,
+            round,
+        },
         Message::AppendEntriesResponse {
             success,
             last_log_index,
             last_log_term,
+            round,
             ..
         } => Message::AppendEntriesResponse {
             term,
             success,
             last_log_index,
             last_log_term,
+            round,
         },
         Message::PreVote {
             candidate_id,
@@ -674,6 +692,7 @@ mod tests {
                     message: Message::AppendEntries {
                         term: Term(u64::MAX),
                         leader_id: NodeId(0),
+                        round: 0,
                     },
                 }),
                 Stimulus::Raw(Input::Timeout(Timer::Election)),
@@ -705,6 +724,7 @@ mod tests {
                 forged(Message::AppendEntries {
                     term: Term(7),
                     leader_id: NodeId(2),
+                    round: 0,
                 }),
                 forged(Message::RequestVote {
                     term: Term(9),

@@ -7,7 +7,8 @@
 //!   invariant of [`raft_election::invariants`] after every step. No clock:
 //!   which timer fires first is the caller's choice.
 //! - [`timed::TimedCluster`]: the same core on a virtual clock with an ideal
-//!   network, the benchmarks' "ideal".
+//!   network, the benchmarks' "ideal"; with drifting clocks, arbitrary
+//!   delays and faults, the leader lease's check ([`lease_runs`]).
 //! - [`fuzzing`]: the fuzz inputs and harnesses, shared by the cargo-fuzz
 //!   targets in `fuzz/` and the corpus replay test, so the fuzzer and
 //!   `cargo test` run the very same code.
@@ -28,6 +29,7 @@
 
 pub mod cluster;
 pub mod fuzzing;
+pub mod lease_runs;
 pub mod timed;
 
 pub use cluster::{Cluster, FeatureCounts};

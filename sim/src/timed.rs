@@ -2,6 +2,14 @@
 //! one-way delay, timers with nanosecond resolution, and durations drawn by a
 //! caller-supplied function (seeded by the caller, so every run replays).
 //!
+//! For the leader lease it can also be far from ideal: each node's clock may
+//! run at its own rate ([`TimedCluster::with_clock_rates`]), every message
+//! may take its own delay ([`TimedCluster::with_delays`]), links can be cut
+//! and healed, nodes crash and restart. Virtual time is then real time, and
+//! each node's timers run on its own clock. Every lease a node gets is
+//! recorded in a [`LeaseHistory`] and checked after every event: no two
+//! nodes hold one at the same instant (`crate::lease_runs` drives it).
+//!
 //! This is the "ideal implementation" the benchmarks compare the Tokio
 //! runtime against, and the source of the split-vote rates quoted in
 //! `proofs.md`: the same `Node::step`, with nothing between it and the
@@ -10,14 +18,47 @@
 
 use raft_election::Config;
 use raft_election::Message;
-use raft_election::invariants::{History, Violation};
+use raft_election::invariants::{History, LeaseHistory, Violation};
 use raft_election::{HardState, LogSummary, NodeId, Role, Term};
 use raft_election::{Input, Node, Output, Timer};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Picks a timer duration in `min..=max`.
 pub type PickDuration = Box<dyn FnMut(Duration, Duration) -> Duration>;
+
+/// Picks the one-way delay of the next message.
+pub type PickDelay = Box<dyn FnMut() -> Duration>;
+
+/// Added to the order of every event but a deferrable timer's, so that of
+/// events due at one instant those timers come first.
+const FIRST_OF_AN_INSTANT: u64 = 1 << 62;
+
+/// How many heartbeat rounds' start times a node's lease keeps, as the
+/// runtime's driver does.
+const MAX_ROUNDS_KEPT: usize = 64;
+
+/// A driver's reading of the lease outputs. The correct one is the only one
+/// outside this crate's tests; the others are the planted bugs the lease
+/// checks must catch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LeaseReading {
+    /// From the start of the acknowledged round, the core's duration.
+    Correct,
+    /// Planted: from when the majority's acknowledgement arrives.
+    #[cfg(test)]
+    FromAcknowledgement,
+    /// Planted: the full minimum election timeout, with no drift factor.
+    #[cfg(test)]
+    NoDriftFactor,
+}
+
+/// One node's leader lease, as its driver sees it, in real (virtual) time.
+#[derive(Clone, Debug, Default)]
+struct LeaseClock {
+    round_starts: VecDeque<(u64, Duration)>,
+    until: Option<Duration>,
+}
 
 /// What can happen at an instant of virtual time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +105,20 @@ pub struct TimedCluster {
     history: History,
     transitions: Vec<Transition>,
     scratch: Vec<Output>,
+    /// Each node's clock rate: how much its clock advances per unit of real
+    /// time. 1.0 for all unless set.
+    clock_rates: Vec<f64>,
+    /// Per-message delays, if not the fixed `delay`.
+    delays: Option<PickDelay>,
+    /// Links cut one way: (from, to).
+    cut: BTreeSet<(NodeId, NodeId)>,
+    leases: Vec<LeaseClock>,
+    lease_history: LeaseHistory,
+    lease_reading: LeaseReading,
+    /// Leases granted or extended so far.
+    lease_grants: u64,
+    /// Times a node became leader so far.
+    leaderships: u64,
 }
 
 /// At most this many role changes are kept; older ones are dropped. A limit,
@@ -98,6 +153,14 @@ impl TimedCluster {
             history: History::new(),
             transitions: Vec::new(),
             scratch: Vec::new(),
+            clock_rates: vec![1.0; count],
+            delays: None,
+            cut: BTreeSet::new(),
+            leases: vec![LeaseClock::default(); count],
+            lease_history: LeaseHistory::new(),
+            lease_reading: LeaseReading::Correct,
+            lease_grants: 0,
+            leaderships: 0,
         };
         for index in 0..count {
             let id = cluster.configs[index].id();
@@ -106,6 +169,90 @@ impl TimedCluster {
                 .expect("starting a fresh node breaks nothing");
         }
         cluster
+    }
+
+    /// Each node's clock runs at its own rate from now on: `rates[i]` is how
+    /// much node `i`'s clock advances per unit of real time, so its timers
+    /// last their duration divided by it. Timers already armed keep their
+    /// deadlines. Rates must be positive and finite.
+    ///
+    /// # Panics
+    /// If there is not one rate per node, or a rate is not positive: a
+    /// harness bug.
+    #[must_use]
+    pub fn with_clock_rates(mut self, rates: Vec<f64>) -> Self {
+        assert_eq!(rates.len(), self.configs.len(), "one clock rate per node");
+        assert!(
+            rates.iter().all(|r| r.is_finite() && *r > 0.0),
+            "clock rates must be positive: {rates:?}"
+        );
+        self.clock_rates = rates;
+        self
+    }
+
+    /// Node `id`'s clock runs at `rate` from now on (see
+    /// [`Self::with_clock_rates`]); timers already armed keep their deadlines.
+    ///
+    /// # Panics
+    /// If `rate` is not positive: a harness bug.
+    pub fn set_clock_rate(&mut self, id: NodeId, rate: f64) {
+        assert!(rate.is_finite() && rate > 0.0, "clock rate {rate}");
+        if let Some(slot) = self.clock_rates.get_mut(usize::from(id.0)) {
+            *slot = rate;
+        }
+    }
+
+    /// Every message sent from now on takes the delay `pick` draws.
+    #[must_use]
+    pub fn with_delays(mut self, pick: PickDelay) -> Self {
+        self.delays = Some(pick);
+        self
+    }
+
+    /// Reads the lease outputs as `reading` says (planted bugs in tests).
+    pub(crate) fn with_lease_reading(mut self, reading: LeaseReading) -> Self {
+        self.lease_reading = reading;
+        self
+    }
+
+    /// Cuts the link from `from` to `to`: messages sent on it from now on are
+    /// dropped (those already in flight still arrive).
+    pub fn cut(&mut self, from: NodeId, to: NodeId) {
+        self.cut.insert((from, to));
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&mut self, id: NodeId) {
+        for config in &self.configs {
+            let other = config.id();
+            if other != id {
+                self.cut.insert((id, other));
+                self.cut.insert((other, id));
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Whether `id` holds a leader lease now, by real time.
+    #[must_use]
+    pub fn holds_lease(&self, id: NodeId) -> bool {
+        self.lease_history.holds(id, self.now)
+    }
+
+    /// How many times a node became leader so far.
+    #[must_use]
+    pub fn leaderships(&self) -> u64 {
+        self.leaderships
+    }
+
+    /// How many times a node got or extended a leader lease so far.
+    #[must_use]
+    pub fn lease_grants(&self) -> u64 {
+        self.lease_grants
     }
 
     /// Virtual time since the start.
@@ -139,10 +286,17 @@ impl TimedCluster {
         &self.transitions
     }
 
-    /// Crashes `id` now: it stops; its pending timers will find no node.
+    /// Crashes `id` now: it stops; its pending timers will never fire, even
+    /// after a restart, and its lease ends.
     pub fn crash(&mut self, id: NodeId) {
-        if let Some(slot) = self.nodes.get_mut(usize::from(id.0)) {
+        let index = usize::from(id.0);
+        if let Some(slot) = self.nodes.get_mut(index) {
             *slot = None;
+            for timer in Timer::ALL {
+                self.bump(id, timer);
+            }
+            self.leases[index] = LeaseClock::default();
+            self.lease_history.record_end(id, self.now);
         }
     }
 
@@ -205,7 +359,13 @@ impl TimedCluster {
 
     fn schedule(&mut self, after: Duration, event: Event) {
         self.sequence += 1;
-        self.queue.insert((self.now + after, self.sequence), event);
+        // Of events due at one instant a deferrable timer's comes first, as
+        // a driver delivers it just before the node's next input.
+        let order = match event {
+            Event::Fire { timer, .. } if timer.is_deferrable() => self.sequence,
+            _ => self.sequence + FIRST_OF_AN_INSTANT,
+        };
+        self.queue.insert((self.now + after, order), event);
     }
 
     fn step(&mut self, id: NodeId, input: Input) -> Result<(), Violation> {
@@ -220,6 +380,9 @@ impl TimedCluster {
         self.history
             .check_step(config, &before, &input, node, &self.scratch)?;
         if node.role() != before.role() {
+            if node.role() == Role::Leader {
+                self.leaderships += 1;
+            }
             if self.transitions.len() == MAX_TRANSITIONS {
                 self.transitions.remove(0);
             }
@@ -235,8 +398,12 @@ impl TimedCluster {
             match *output {
                 Output::Persist(hard_state) => self.storage[index] = hard_state,
                 Output::Send { to, message } => {
+                    if self.cut.contains(&(id, to)) {
+                        continue;
+                    }
+                    let delay = self.delays.as_mut().map_or(self.delay, |pick| pick());
                     self.schedule(
-                        self.delay,
+                        delay,
                         Event::Deliver {
                             from: id,
                             to,
@@ -246,7 +413,8 @@ impl TimedCluster {
                 }
                 Output::SetTimer { timer, min, max } => {
                     let generation = self.bump(id, timer);
-                    let after = (self.pick)(min, max).clamp(min, max);
+                    let local = (self.pick)(min, max).clamp(min, max);
+                    let after = self.real(index, local);
                     let fire = Event::Fire {
                         node: id,
                         timer,
@@ -257,9 +425,70 @@ impl TimedCluster {
                 Output::CancelTimer(timer) => {
                     self.bump(id, timer);
                 }
+                Output::RoundStarted { .. }
+                | Output::LeaseExtended { .. }
+                | Output::LeaseRevoked => {
+                    let term = self.nodes[index]
+                        .as_ref()
+                        .map_or(Term(0), Node::current_term);
+                    self.apply_lease(id, term, output)?;
+                }
             }
         }
         self.scratch = outputs;
+        Ok(())
+    }
+
+    /// The real duration of `local` on node `index`'s clock, rounded up.
+    fn real(&self, index: usize, local: Duration) -> Duration {
+        let rate = self.clock_rates[index];
+        if rate == 1.0 {
+            return local;
+        }
+        Duration::from_secs_f64(local.as_secs_f64() / rate) + Duration::from_nanos(1)
+    }
+
+    /// What node `id`'s driver does with a lease output, recorded as it
+    /// happens in real time and checked against every other node's lease.
+    fn apply_lease(&mut self, id: NodeId, term: Term, output: &Output) -> Result<(), Violation> {
+        let index = usize::from(id.0);
+        let now = self.now;
+        match *output {
+            Output::RoundStarted { round } => {
+                let starts = &mut self.leases[index].round_starts;
+                if starts.len() == MAX_ROUNDS_KEPT {
+                    starts.pop_front();
+                }
+                starts.push_back((round, now));
+            }
+            Output::LeaseExtended { round, duration } => {
+                let lease = &self.leases[index];
+                let Some(&(_, started)) = lease.round_starts.iter().find(|(r, _)| *r == round)
+                else {
+                    return Ok(());
+                };
+                let until = match self.lease_reading {
+                    LeaseReading::Correct => started + self.real(index, duration),
+                    #[cfg(test)]
+                    LeaseReading::FromAcknowledgement => now + self.real(index, duration),
+                    #[cfg(test)]
+                    LeaseReading::NoDriftFactor => {
+                        let full = self.configs[index].timing().election_timeout_min;
+                        started + self.real(index, full)
+                    }
+                };
+                if until > now && lease.until < Some(until) {
+                    self.leases[index].until = Some(until);
+                    self.lease_grants += 1;
+                    self.lease_history.record_grant(id, term, now, until)?;
+                }
+            }
+            Output::LeaseRevoked => {
+                self.leases[index] = LeaseClock::default();
+                self.lease_history.record_end(id, now);
+            }
+            _ => {}
+        }
         Ok(())
     }
 

@@ -123,7 +123,8 @@ fn every_election_input_replays_without_a_violation_and_the_corpus_reaches_later
 
 /// Replays the node corpus once, then guards against a vacuous one: the node
 /// must win elections, vote for others, and be pushed to the end of the term
-/// space; with the features, ask for pre-votes and campaign on a TimeoutNow.
+/// space; with the features, ask for pre-votes, campaign on a TimeoutNow and
+/// hold a leader lease.
 #[test]
 fn every_node_input_replays_without_a_violation_and_the_corpus_leads_votes_and_meets_extreme_terms()
 {
@@ -146,5 +147,9 @@ fn every_node_input_replays_without_a_violation_and_the_corpus_leads_votes_and_m
     assert!(
         outcomes.iter().any(|o| o.transfer_campaign),
         "the node never campaigns on a TimeoutNow"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.leased),
+        "the node never holds a leader lease"
     );
 }

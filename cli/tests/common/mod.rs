@@ -120,7 +120,8 @@ impl Cluster {
     pub fn start(&mut self, id: NodeId, init: bool) {
         let mut args = self.args(id);
         if init {
-            args.push("--init".into());
+            // Right after `node`: the extra flags may end with `-- COMMAND`.
+            args.insert(1, "--init".into());
         }
         self.start_with(id, &args);
     }
@@ -408,4 +409,89 @@ pub fn read(path: &Path) -> String {
 
 pub fn touch(path: &Path) -> File {
     File::create(path).unwrap()
+}
+
+/// A network namespace this test made, deleted on drop.
+pub struct Namespace {
+    pub name: String,
+}
+
+impl Namespace {
+    /// A fresh namespace with its loopback up, or why there can be none.
+    pub fn create(tag: &str) -> Result<Self, String> {
+        let uid = sh("id", &["-u"])?;
+        if uid.trim() != "0" {
+            return Err(format!("not root (uid {})", uid.trim()));
+        }
+        sh("nft", &["--version"]).map_err(|e| format!("no nftables: {e}"))?;
+        let name = format!("raft-{tag}-{}", std::process::id());
+        sh("ip", &["netns", "add", &name])?;
+        let namespace = Self { name };
+        sh("ip", &["-n", &namespace.name, "link", "set", "lo", "up"])?;
+        // One table and chain of our own, inside the namespace.
+        namespace.nft("add table inet raft_test")?;
+        namespace.nft(
+            "add chain inet raft_test output { type filter hook output priority 0 ; policy accept ; }",
+        )?;
+        Ok(namespace)
+    }
+
+    pub fn nft(&self, command: &str) -> Result<String, String> {
+        let mut args = vec!["netns", "exec", &self.name, "nft"];
+        args.extend(command.split_whitespace());
+        sh("ip", &args)
+    }
+
+    /// Drops what `from` sends `to`: every packet, or only those to `to`'s
+    /// listening port (`from`'s own connection to it: a one-way cut that
+    /// leaves `from`'s acknowledgements of `to`'s messages alone), with
+    /// `probability` in percent.
+    pub fn drop(&self, from: SocketAddr, to: SocketAddr, one_way: bool, percent: u8) {
+        let port = if one_way {
+            format!("tcp dport {}", to.port())
+        } else {
+            String::new()
+        };
+        let random = if percent < 100 {
+            format!("numgen random mod 100 < {percent}")
+        } else {
+            String::new()
+        };
+        let rule = format!(
+            "add rule inet raft_test output ip saddr {} ip daddr {} {port} {random} drop",
+            from.ip(),
+            to.ip()
+        );
+        self.nft(&rule).unwrap();
+    }
+
+    /// Every rule gone.
+    pub fn heal(&self) {
+        self.nft("flush chain inet raft_test output").unwrap();
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // The table goes with the namespace; the nodes were killed first
+        // (the cluster is declared after the namespace, so dropped before).
+        if let Err(e) = sh("ip", &["netns", "del", &self.name]) {
+            eprintln!("cannot delete namespace {}: {e}", self.name);
+        }
+    }
+}
+
+/// The namespace, or `None` after saying why the test is skipped (a
+/// failure where skipping is not allowed).
+pub fn namespace(tag: &str) -> Option<Namespace> {
+    match Namespace::create(tag) {
+        Ok(namespace) => Some(namespace),
+        Err(why) if std::env::var_os("RAFT_ELECTION_REQUIRE_NETWORK_FAULTS").is_some() => {
+            panic!("network faults are required here but unavailable: {why}")
+        }
+        Err(why) => {
+            eprintln!("skipped: network faults need a namespace and nftables: {why}");
+            None
+        }
+    }
 }

@@ -48,7 +48,7 @@ pub struct ClusterConfig {
 }
 
 impl Default for ClusterConfig {
-    /// Three nodes of cluster 1, the paper’s 150–300 ms timeouts, 50 ms heartbeats, the
+    /// Three nodes of cluster 1, the paper's 150–300 ms timeouts, 50 ms heartbeats, the
     /// core's default features, seed 0, hard state in memory, full
     /// observation, emulated independent machines with precise timers.
     fn default() -> Self {

@@ -294,6 +294,7 @@ mod tests {
         Message::AppendEntries {
             term: Term(1),
             leader_id: NodeId(0),
+            round: 0,
         }
     }
 

@@ -138,6 +138,7 @@ mod tests {
             let message = Message::AppendEntries {
                 term: Term(term),
                 leader_id: NodeId(2),
+                round: 0,
             };
             wire::encode(&frame(Body::Message(message)), &mut bytes);
         }

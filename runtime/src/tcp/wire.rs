@@ -10,7 +10,7 @@
 //!
 //! Why postcard: the messages derive serde (the core's `serde` feature), so
 //! a new message variant needs no hand-written code, and postcard's varints
-//! keep a heartbeat to about 8 bytes. It is stable (1.0 wire format),
+//! keep a heartbeat to about 9 bytes. It is stable (1.0 wire format),
 //! `no_std`-grade strict, and decodes only what the types allow. Why the
 //! version byte in front rather than inside: a node meeting a newer peer
 //! reads one byte, closes the connection and logs "wire version 3, but this
@@ -34,11 +34,11 @@ use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 /// The wire version this build speaks. Change it whenever the encoding of
 /// [`Frame`] changes other than by new enum variants at the end (a peer
 /// that does not know a variant closes the connection, as it should).
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// The longest frame accepted, in bytes after the length prefix. A frame
-/// today is at most 46 bytes (a RequestVote with every number at its
-/// largest); the room is for messages yet to come, and the
+/// today is at most 56 bytes (an AppendEntriesResponse with every number
+/// at its largest); the room is for messages yet to come, and the
 /// limit is what a garbage length prefix can make a receiver buffer.
 pub const MAX_FRAME_LENGTH: usize = 256;
 
@@ -333,6 +333,7 @@ mod tests {
         Body::Message(Message::AppendEntries {
             term: Term(term),
             leader_id: NodeId(leader),
+            round: 0,
         })
     }
 
@@ -361,12 +362,14 @@ mod tests {
             Message::AppendEntries {
                 term,
                 leader_id: NodeId(u8::MAX),
+                round: u64::MAX,
             },
             Message::AppendEntriesResponse {
                 term,
                 success: true,
                 last_log_index: u64::MAX,
                 last_log_term: term,
+                round: u64::MAX,
             },
             Message::PreVote {
                 term,
@@ -392,7 +395,7 @@ mod tests {
             };
             let mut bytes = stream(&[frame]);
             let payload = codec().decode(&mut bytes).unwrap().unwrap();
-            assert!(payload.len() <= 46, "{} bytes: {frame}", payload.len());
+            assert!(payload.len() <= 56, "{} bytes: {frame}", payload.len());
             assert_eq!(decode(&payload), Ok(frame));
         }
     }
@@ -407,7 +410,7 @@ mod tests {
         ]);
         assert_eq!(
             bytes.as_ref(),
-            [0, 5, 2, 9, 2, 0, 1, 0, 8, 2, 9, 2, 1, 2, 0xac, 2, 2]
+            [0, 5, 3, 9, 2, 0, 1, 0, 9, 3, 9, 2, 1, 2, 0xac, 2, 2, 0]
         );
     }
 
