@@ -3,9 +3,12 @@
 //! {n1, n2, n3} with the lease on, over a transport the test feeds by hand;
 //! Tokio's paused clock, so every instant is exact.
 
+mod common;
+
+use common::Fed;
 use raft_election::storage::MemStorage;
 use raft_election::{ClockDrift, Config, Message, NodeId, Term, Timing};
-use raft_election_runtime::{Delivery, Server, TimeoutSource, Transport};
+use raft_election_runtime::{Server, TimeoutSource};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -15,21 +18,6 @@ const N2: NodeId = NodeId(2);
 
 /// Of virtual time.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Delivers what the test sends on its channel; sends go nowhere.
-struct Fed {
-    inbox: mpsc::Receiver<(NodeId, Message)>,
-}
-
-impl Transport for Fed {
-    fn send(&mut self, _to: NodeId, _message: Message) -> Delivery {
-        Delivery::Delivered
-    }
-
-    async fn recv(&mut self) -> Option<(NodeId, Message)> {
-        self.inbox.recv().await
-    }
-}
 
 fn ack(round: u64) -> Message {
     Message::AppendEntriesResponse {

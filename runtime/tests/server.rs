@@ -3,9 +3,12 @@
 //! than once. Node n1 of {n1, n2, n3} over a transport the test feeds by
 //! hand; Tokio's paused clock.
 
+mod common;
+
+use common::Fed;
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{Config, HardState, Message, NodeId, Term, Timing};
-use raft_election_runtime::{Delivery, Server, ServerError, TimeoutSource, Transport};
+use raft_election_runtime::{Server, ServerError, TimeoutSource};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,22 +21,6 @@ const N2: NodeId = NodeId(2);
 
 /// Of virtual time.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Delivers what the test sends on its channel; sends go nowhere. Closes
-/// when the test drops the channel.
-struct Fed {
-    inbox: mpsc::Receiver<(NodeId, Message)>,
-}
-
-impl Transport for Fed {
-    fn send(&mut self, _to: NodeId, _message: Message) -> Delivery {
-        Delivery::Delivered
-    }
-
-    async fn recv(&mut self) -> Option<(NodeId, Message)> {
-        self.inbox.recv().await
-    }
-}
 
 /// What a save does once armed.
 #[derive(Clone, Copy)]

@@ -2,10 +2,11 @@
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use raft_election::storage::{FileStorage, Storage};
-use raft_election::{ClusterId, HardState, NodeId};
-use raft_election_runtime::ClusterHandle;
+use raft_election::{ClusterId, HardState, Message, NodeId};
+use raft_election_runtime::{ClusterHandle, Delivery, Transport};
 use std::path::Path;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 pub(crate) fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -27,5 +28,22 @@ pub(crate) async fn finish(cluster: ClusterHandle, context: &str) {
     }
     if let Err(e) = cluster.shutdown().await {
         panic!("{context}: {e}");
+    }
+}
+
+/// A transport the test feeds by hand: it delivers what the test sends on
+/// its channel, and its sends go nowhere. Closes when the test drops the
+/// channel.
+pub(crate) struct Fed {
+    pub(crate) inbox: mpsc::Receiver<(NodeId, Message)>,
+}
+
+impl Transport for Fed {
+    fn send(&mut self, _to: NodeId, _message: Message) -> Delivery {
+        Delivery::Delivered
+    }
+
+    async fn recv(&mut self) -> Option<(NodeId, Message)> {
+        self.inbox.recv().await
     }
 }
