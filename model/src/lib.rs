@@ -911,7 +911,15 @@ fn holds<const I: usize>(_: &ElectionModel, state: &ClusterState) -> bool {
     !state.violations.contains(Invariant::ALL[I])
 }
 
-/// One "always" property per shared invariant, named as the invariant.
+/// Whether this model checks `invariant`: every one but the leader lease's.
+/// The model has no clock, so no lease; the lease is checked over real time
+/// by the timed simulator (`raft_election_sim::timed`, `lease-runs`).
+#[must_use]
+pub fn is_modelled(invariant: Invariant) -> bool {
+    invariant != Invariant::OneLeaseHolder
+}
+
+/// One "always" property per modelled invariant, named as the invariant.
 fn invariant_properties() -> Vec<Property<ElectionModel>> {
     // The lease invariant is last in `Invariant::ALL`, so the indexes match.
     let conditions: [fn(&ElectionModel, &ClusterState) -> bool; Invariant::ALL.len() - 1] = [
@@ -927,11 +935,9 @@ fn invariant_properties() -> Vec<Property<ElectionModel>> {
         holds::<9>,
         holds::<10>,
     ];
-    // The model has no clock, so no lease: the lease is checked over real
-    // time by the timed simulator (`raft_election_sim::timed`).
     Invariant::ALL
         .iter()
-        .filter(|invariant| **invariant != Invariant::OneLeaseHolder)
+        .filter(|&&invariant| is_modelled(invariant))
         .zip(conditions)
         .map(|(invariant, condition)| Property::always(invariant.name(), condition))
         .collect()

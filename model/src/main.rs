@@ -21,7 +21,7 @@ use raft_election::{Features, Term};
 use raft_election_model::portfolio::{self, Entry};
 use raft_election_model::{
     Bounds, ElectionModel, NetworkKind, Restarts, SETTLES_ON_THE_LEADER, StartingLogs,
-    format_trace, sequence_diagram,
+    format_trace, is_modelled, sequence_diagram,
 };
 use stateright::{Checker, HasDiscoveries, Model};
 use std::collections::BTreeSet;
@@ -618,12 +618,11 @@ fn watch<C: Checker<ElectionModel>>(checker: C, start: Instant, label: &str) -> 
     checker.join()
 }
 
-/// The invariants this model checks: all but the lease's, which is about
-/// real time.
+/// How many invariants this model checks.
 fn modelled_invariants() -> usize {
     Invariant::ALL
         .iter()
-        .filter(|&&invariant| invariant != Invariant::OneLeaseHolder)
+        .filter(|&&invariant| is_modelled(invariant))
         .count()
 }
 
@@ -679,8 +678,7 @@ fn summarize<C: Checker<ElectionModel>>(
     if full {
         println!("Safety (always):");
         for invariant in Invariant::ALL {
-            // A property of real time, which this model has none of.
-            if invariant == Invariant::OneLeaseHolder {
+            if !is_modelled(invariant) {
                 println!(
                     "  {:<38} not modelled (no clock: see `lease-runs`)",
                     invariant.name()
