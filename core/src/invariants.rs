@@ -665,9 +665,6 @@ pub fn higher_term_from_voter(
     let Input::Receive { from, message } = *input else {
         return None;
     };
-    let from_voter = from != config.id() && config.is_voter(from);
-    // Restated here rather than shared with the core, like the §5.4.1 oracle.
-    let names_its_sender = names_sender(&message, from);
     let in_lease = before.role() == Role::Leader || before.in_lease();
     let term_is_news = match message {
         Message::PreVote { .. }
@@ -680,13 +677,22 @@ pub fn higher_term_from_voter(
         } => !(config.features().lease_guarded_votes && in_lease),
         _ => true,
     };
-    let has_a_successor = message_term(&message).next().is_some();
-    (from_voter
-        && names_its_sender
+    (well_formed(config, from, &message)
         && term_is_news
-        && has_a_successor
         && message_term(&message) > before.current_term())
     .then_some((from, message))
+}
+
+/// Whether a node reads `message` from `from` at all: it comes from another
+/// voter, names its sender where it names anyone, and its term is not the
+/// last (no correct server reaches `u64::MAX`). Anything else is dropped
+/// before its term is read. Restated here rather than shared with the
+/// core, like the §5.4.1 oracle.
+fn well_formed(config: &Config, from: NodeId, message: &Message) -> bool {
+    from != config.id()
+        && config.is_voter(from)
+        && names_sender(message, from)
+        && message_term(message).next().is_some()
 }
 
 /// [`Invariant::PreVoteChangesNothing`] for one step of `config.id()`.
@@ -829,15 +835,8 @@ pub fn check_transition(
         }
     }
 
-    // A message in the last term is dropped like a malformed one.
-    let well_formed = |from: NodeId, message: &Message| {
-        from != id
-            && config.is_voter(from)
-            && names_sender(message, from)
-            && message_term(message).next().is_some()
-    };
     match *input {
-        Input::Receive { from, message } if well_formed(from, &message) => {
+        Input::Receive { from, message } if well_formed(config, from, &message) => {
             let term = message_term(&message);
             match message {
                 // §5.2: "If the leader's term is at least as large as the
