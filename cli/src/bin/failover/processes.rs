@@ -245,9 +245,7 @@ impl Processes {
     pub(crate) fn terminate(&mut self, id: NodeId) -> SystemTime {
         let at = SystemTime::now();
         if let Some(child) = self.children.remove(&id) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            sigterm(&child);
             self.stopping.push(child);
         }
         at
@@ -257,9 +255,7 @@ impl Processes {
     pub(crate) fn terminate_all(&mut self, limit: Duration) -> Result<(), String> {
         let ids: Vec<NodeId> = self.children.keys().copied().collect();
         for child in self.children.values() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            sigterm(child);
         }
         for id in ids {
             self.read_until("stop line", limit, |p| {
@@ -271,6 +267,13 @@ impl Processes {
         }
         Ok(())
     }
+}
+
+/// Asks `child` to stop gracefully; it may have exited already.
+fn sigterm(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
 }
 
 impl Drop for Processes {
