@@ -1228,7 +1228,7 @@ impl Node {
 #[cfg(test)]
 mod map_ids_tests {
     use super::*;
-    use crate::config::Timing;
+    use crate::config::{ClockDrift, Timing};
 
     /// n0 -> n2, n1 -> n0, n2 -> n1.
     fn rotate(id: NodeId) -> NodeId {
@@ -1250,17 +1250,31 @@ mod map_ids_tests {
     }
 
     /// Symmetry reduction is sound only if renaming commutes with stepping:
-    /// the renamed node fed renamed inputs ends where the original, renamed, ends.
+    /// the renamed node fed renamed inputs ends where the original, renamed,
+    /// ends. With the default features, and with the leader lease too, so
+    /// that the acknowledged rounds are renamed as well.
     #[test]
     fn renaming_ids_commutes_with_every_step_of_an_election() {
         let configs = Config::cluster(3, Timing::default()).unwrap();
-        let (original_config, renamed_config) = (&configs[0], &configs[2]);
+        let leased: Vec<Config> = configs
+            .iter()
+            .map(|c| c.clone().with_leader_lease(ClockDrift::DEFAULT).unwrap())
+            .collect();
+        for configs in [configs, leased] {
+            renaming_commutes_with_an_election(&configs[0], &configs[2]);
+        }
+    }
+
+    fn renaming_commutes_with_an_election(original_config: &Config, renamed_config: &Config) {
         let grant = |term| Message::RequestVoteResponse {
             term: Term(term),
             vote_granted: true,
         };
         let inputs = [
             Input::Start,
+            // A started node guards its vote under the leader lease; this
+            // script has it vote at once.
+            Input::Timeout(Timer::Lease),
             Input::Receive {
                 from: NodeId(1),
                 message: Message::RequestVote {
@@ -1277,6 +1291,16 @@ mod map_ids_tests {
                 message: grant(2),
             },
             Input::Timeout(Timer::Heartbeat),
+            Input::Receive {
+                from: NodeId(2),
+                message: Message::AppendEntriesResponse {
+                    term: Term(2),
+                    success: true,
+                    last_log_index: 0,
+                    last_log_term: Term(0),
+                    round: 1,
+                },
+            },
             Input::Receive {
                 from: NodeId(1),
                 message: Message::AppendEntries {

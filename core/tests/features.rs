@@ -631,6 +631,8 @@ mod transfer {
         let timeout_now = Message::TimeoutNow { term: Term(1) };
         assert_eq!(leader.sends(), vec![(N2, timeout_now)]);
         assert_eq!(leader.node.role(), Role::Leader, "it leads until deposed");
+        // Without the leader lease there is no lease to give up.
+        assert!(!leader.out.contains(&Output::LeaseRevoked));
     }
 
     /// §3.10 step 2: with no log replicated, a target that is behind never
