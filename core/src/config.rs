@@ -7,7 +7,7 @@
 //! appear as a value: its own vote, itself as leader, its own granted vote),
 //! which lets symmetry reduction treat nodes as interchangeable.
 
-use crate::types::{HardState, NodeId, Term};
+use crate::types::{HardState, NodeId, Term, Ticks};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -185,8 +185,10 @@ pub struct Features {
     /// term, and cannot depose a healthy leader when it returns.
     pub pre_vote: bool,
     /// CheckQuorum (§6.2): a leader that has not heard from a majority
-    /// (itself included) within an election timeout steps down, so a leader
-    /// cut off in a minority stops believing it leads.
+    /// (itself included) within the minimum election timeout, counted in
+    /// whole heartbeat intervals, steps down, so a leader cut off in a
+    /// minority stops believing it leads, about one election timeout after
+    /// it last heard a majority.
     pub check_quorum: bool,
     /// Lease-guarded votes (§4.2.3): a node that heard from a current leader
     /// within the minimum election timeout (or is the leader) ignores a
@@ -538,6 +540,21 @@ impl Config {
             return Err(RestoredStateError::TermExhausted { term });
         }
         Ok(())
+    }
+
+    /// How many CheckQuorum ticks (one per heartbeat interval) a leader
+    /// looks back over: the fewest that cover the minimum election timeout,
+    /// ceil(min / heartbeat). At a tick, a peer counts as heard while at
+    /// most this many ticks have passed since it was last heard: heard
+    /// within the last window × heartbeat, at least the minimum election
+    /// timeout. A leader that heard a majority within it never steps down
+    /// (thesis §6.2; `proofs.md`, "CheckQuorum").
+    pub(crate) fn check_quorum_window(&self) -> Ticks {
+        let min = self.timing.election_timeout_min.as_nanos();
+        // Never zero in a validated timing; `max` keeps the division total.
+        let heartbeat = self.timing.heartbeat_interval.as_nanos().max(1);
+        // At most MAX_TIMER_DURATION in nanoseconds, far below u64::MAX.
+        Ticks(u64::try_from(min.div_ceil(heartbeat)).unwrap_or(u64::MAX))
     }
 
     /// Which election features are on.

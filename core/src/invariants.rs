@@ -12,7 +12,7 @@
 use crate::config::Config;
 use crate::message::Message;
 use crate::node::{Input, Node, Output, Timer};
-use crate::types::{HardState, LogSummary, NodeId, Role, Term};
+use crate::types::{HardState, LogSummary, NodeId, Role, Term, Ticks};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
@@ -167,10 +167,14 @@ pub fn check_node(config: &Config, node: &Node) -> Result<(), Violation> {
         }
         if !node
             .heard_from()
-            .iter()
+            .keys()
             .all(|&p| p != id && config.is_voter(p))
         {
             return broken("counts an acknowledgement of itself or of a non-member");
+        }
+        let window = check_quorum_window_per_section_6_2(config);
+        if node.heard_from().values().any(|&ticks| ticks > window) {
+            return broken("counts a peer last heard before its CheckQuorum window");
         }
     }
     if let Some(target) = node.transfer_target() {
@@ -1086,21 +1090,12 @@ pub fn check_transition(
                 return broken("a leader's heartbeat timer sends AppendEntries to all and re-arms");
             }
         }
-        // §6.2: a leader that did not hear from a majority within the round
-        // steps down.
-        Input::Timeout(Timer::CheckQuorum)
-            if before.role() == Role::Leader && features.check_quorum =>
-        {
-            let heard = is_majority(config, before.heard_from().len() + 1);
-            let stays = after.role() == Role::Leader;
-            if heard != stays || t1 != t0 {
-                return broken("CheckQuorum keeps a leader exactly when a majority was heard");
-            }
-            if stays && !arms(Timer::CheckQuorum) {
-                return broken("a leader that heard a majority starts another CheckQuorum round");
-            }
-        }
         _ => {}
+    }
+    if features.check_quorum {
+        if let Err(rule) = check_quorum_window_rules(config, before, input, after, outputs) {
+            return broken(rule);
+        }
     }
 
     // §5.2, Figure 2 leaders: "Upon election: send initial empty
@@ -1125,6 +1120,137 @@ pub fn check_transition(
         return broken("a leader that steps down stops its heartbeats and arms its election timer");
     }
     Ok(())
+}
+
+/// CheckQuorum's sliding window (§6.2), restated step by step: which peers
+/// a leader counts as heard, how long ago, and when it steps down.
+fn check_quorum_window_rules(
+    config: &Config,
+    before: &Node,
+    input: &Input,
+    after: &Node,
+    outputs: &[Output],
+) -> Result<(), &'static str> {
+    let leader_before = before.role() == Role::Leader;
+    let leader_after = after.role() == Role::Leader;
+    let same_term = before.current_term() == after.current_term();
+    if !leader_before && leader_after {
+        // A new leader heard its voters in this term, the last of them in
+        // this very step: its window starts with them.
+        let mut voters: BTreeSet<NodeId> = before.votes_granted().clone();
+        if let Input::Receive { from, message } = *input {
+            let granted = matches!(message, Message::RequestVoteResponse { term, vote_granted: true }
+                if term == after.current_term());
+            if granted && well_formed(config, from, &message) {
+                voters.insert(from);
+            }
+        }
+        let heard_now: BTreeMap<NodeId, Ticks> = voters
+            .into_iter()
+            .filter(|&p| p != config.id())
+            .map(|p| (p, Ticks(0)))
+            .collect();
+        if *after.heard_from() != heard_now {
+            return Err(
+                "a new leader's CheckQuorum window holds the voters that elected it, heard now",
+            );
+        }
+        if !arms_exactly(
+            outputs,
+            Timer::CheckQuorum,
+            config.timing().heartbeat_interval,
+        ) {
+            return Err("a new leader arms its CheckQuorum tick for one heartbeat interval");
+        }
+        return Ok(());
+    }
+    if !leader_before || !same_term {
+        return Ok(());
+    }
+    match *input {
+        // A tick: every count grows by one, a peer not heard within the
+        // latest window of ticks no longer counts, and a leader that has no
+        // majority left steps down in its own term.
+        Input::Timeout(Timer::CheckQuorum) => {
+            let window = check_quorum_window_per_section_6_2(config);
+            let aged: BTreeMap<NodeId, Ticks> = before
+                .heard_from()
+                .iter()
+                .map(|(&p, &ticks)| (p, Ticks(ticks.0.saturating_add(1))))
+                .filter(|&(_, ticks)| ticks <= window)
+                .collect();
+            let heard = is_majority(config, aged.len() + 1);
+            if heard != leader_after || !same_term {
+                return Err(
+                    "CheckQuorum keeps a leader exactly when a majority was heard within the window",
+                );
+            }
+            if leader_after && *after.heard_from() != aged {
+                return Err(
+                    "a CheckQuorum tick counts every peer one tick further and forgets those past the window",
+                );
+            }
+            let tick = config.timing().heartbeat_interval;
+            if leader_after && !arms_exactly(outputs, Timer::CheckQuorum, tick) {
+                return Err(
+                    "a leader that keeps a majority arms its next CheckQuorum tick for one heartbeat interval",
+                );
+            }
+        }
+        // An acknowledgement of a heartbeat of its term: that peer was heard now.
+        Input::Receive {
+            from,
+            message:
+                message @ Message::AppendEntriesResponse {
+                    term,
+                    success: true,
+                    ..
+                },
+        } if term == before.current_term() && well_formed(config, from, &message) => {
+            let mut heard = before.heard_from().clone();
+            heard.insert(from, Ticks(0));
+            if leader_after && *after.heard_from() != heard {
+                return Err("an acknowledgement of its term counts its sender as heard now");
+            }
+        }
+        // Nothing else tells a leader that a peer heard it.
+        _ => {
+            if leader_after && after.heard_from() != before.heard_from() {
+                return Err("only a CheckQuorum tick or an acknowledgement changes who was heard");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `outputs` arm `timer` for exactly `duration`.
+fn arms_exactly(outputs: &[Output], timer: Timer, duration: Duration) -> bool {
+    outputs.contains(&Output::SetTimer {
+        timer,
+        min: duration,
+        max: duration,
+    })
+}
+
+/// CheckQuorum's window in ticks, restated rather than the core's
+/// `Config::check_quorum_window`: the fewest heartbeat intervals whose sum
+/// is at least the minimum election timeout.
+fn check_quorum_window_per_section_6_2(config: &Config) -> Ticks {
+    let timing = config.timing();
+    let (min, heartbeat) = (
+        timing.election_timeout_min.as_nanos(),
+        timing.heartbeat_interval.as_nanos(),
+    );
+    if heartbeat == 0 {
+        return Ticks(u64::MAX);
+    }
+    let whole = min / heartbeat;
+    let ticks = if whole * heartbeat < min {
+        whole + 1
+    } else {
+        whole
+    };
+    Ticks(u64::try_from(ticks).unwrap_or(u64::MAX))
 }
 
 /// The term a message carries, restated rather than `Message::term`.

@@ -76,4 +76,4 @@ pub mod types;
 pub use config::{ClockDrift, Config, ConfigError, Features, RestoredStateError, Timing};
 pub use message::{Envelope, Message};
 pub use node::{Input, Node, Output, Timer};
-pub use types::{ClusterId, HardState, LogSummary, NodeId, Role, Term};
+pub use types::{ClusterId, HardState, LogSummary, NodeId, Role, Term, Ticks};

@@ -21,7 +21,7 @@
 
 use crate::config::Config;
 use crate::message::Message;
-use crate::types::{HardState, LogSummary, NodeId, Role, Term};
+use crate::types::{HardState, LogSummary, NodeId, Role, Term, Ticks};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
@@ -48,10 +48,12 @@ pub enum Timer {
     /// node will not help depose that leader (§4.2.3, §9.6). Its expiry
     /// sends nothing and arms nothing ([`Self::is_deferrable`]).
     Lease,
-    /// Leaders, with CheckQuorum: one election timeout in which a majority
-    /// must be heard, or the leader steps down (§6.2). The longest one: no
-    /// follower waits longer before campaigning, so a leader never gives up
-    /// while its followers may still be waiting for it.
+    /// Leaders, with CheckQuorum: ticks once per heartbeat interval. At each
+    /// tick the leader steps down unless it heard a majority (itself
+    /// included) within the last window of ticks, the fewest that cover the
+    /// minimum election timeout (§6.2). A sliding window: a leader cut off
+    /// steps down about one election timeout after it last heard a majority,
+    /// whatever the moment of the cut.
     CheckQuorum,
     /// Leaders with a leadership transfer in progress: abandon it when it
     /// fires, one election timeout (the minimum) after it began (§3.10).
@@ -205,9 +207,11 @@ pub struct Node {
     /// was heard within the minimum election timeout (its [`Timer::Lease`]
     /// runs). False in every other role.
     lease: bool,
-    /// Leader, with CheckQuorum: the peers heard from since its
-    /// [`Timer::CheckQuorum`] was last armed. Empty otherwise.
-    heard_from: BTreeSet<NodeId>,
+    /// Leader, with CheckQuorum: each peer heard within the window, with
+    /// the [`Timer::CheckQuorum`] ticks since it was last heard (0: none
+    /// since). A peer leaves it when its count passes the window, so every
+    /// count is at most the window. Empty otherwise.
+    heard_from: BTreeMap<NodeId, Ticks>,
     /// Leader, with a leadership transfer in progress: its target.
     transfer_target: Option<NodeId>,
     /// Leader, with the leader lease: its latest heartbeat round (0 before
@@ -287,9 +291,11 @@ impl Node {
         self.lease
     }
 
-    /// A leader's peers heard from in the current CheckQuorum round.
+    /// A leader's peers heard within its CheckQuorum window, each with the
+    /// CheckQuorum ticks since it was last heard (empty in other roles and
+    /// without CheckQuorum).
     #[must_use]
-    pub fn heard_from(&self) -> &BTreeSet<NodeId> {
+    pub fn heard_from(&self) -> &BTreeMap<NodeId, Ticks> {
         &self.heard_from
     }
 
@@ -338,7 +344,11 @@ impl Node {
             voted_for: self.voted_for.map(&rename),
             leader_id: self.leader_id.map(&rename),
             votes_granted: self.votes_granted.iter().copied().map(&rename).collect(),
-            heard_from: self.heard_from.iter().copied().map(&rename).collect(),
+            heard_from: self
+                .heard_from
+                .iter()
+                .map(|(&peer, &ticks)| (rename(peer), ticks))
+                .collect(),
             acked_rounds: self
                 .acked_rounds
                 .iter()
@@ -738,7 +748,7 @@ impl Node {
         out: &mut Vec<Output>,
     ) {
         if config.features().check_quorum {
-            self.heard_from.insert(from);
+            self.heard_from.insert(from, Ticks(0));
         }
         if self.transfer_target != Some(from) {
             return;
@@ -857,16 +867,26 @@ impl Node {
         self.lease = false;
     }
 
-    /// An election timeout of leadership with CheckQuorum has passed.
+    /// A CheckQuorum tick of a leader: one heartbeat interval has passed.
     fn handle_check_quorum_timeout(&mut self, config: &Config, out: &mut Vec<Output>) {
         if self.role != Role::Leader || !config.features().check_quorum {
             return;
         }
+        // Every peer was heard one tick longer ago. One last heard before
+        // the latest `window` ticks, a whole window of heartbeat intervals
+        // ago or more, no longer counts. Forgetting it, rather than counting
+        // on, keeps each count within the window: the state stays finite.
+        let window = config.check_quorum_window();
+        self.heard_from.retain(|_, ticks| {
+            ticks.0 = ticks.0.saturating_add(1);
+            *ticks <= window
+        });
         // §6.2: "a leader steps down if an election timeout elapses without a
-        // successful round of heartbeats to a majority of its cluster". Itself
-        // counts towards the majority.
+        // successful round of heartbeats to a majority of its cluster". The
+        // window covers the minimum election timeout, and slides: it is
+        // asked at every tick, not once per timeout. Itself counts towards
+        // the majority.
         if self.heard_from.len() + 1 >= config.quorum() {
-            self.heard_from.clear();
             self.arm_check_quorum_timer(config, out);
         } else {
             // It stays in its term, a follower that knows no leader; the timer
@@ -939,7 +959,7 @@ impl Node {
     }
 
     /// What a leader that became a follower gives up: its heartbeats, its
-    /// CheckQuorum round (unless that timer just fired), a transfer in
+    /// CheckQuorum ticks (unless that timer just fired), a transfer in
     /// progress. A follower needs an election timer; a leader had none running.
     fn leave_leadership(&mut self, config: &Config, cancel_round: bool, out: &mut Vec<Output>) {
         if config.lease_duration().is_some() {
@@ -1062,14 +1082,20 @@ impl Node {
         debug_assert!(self.votes_granted.len() >= config.quorum());
         self.role = Role::Leader;
         self.leader_id = Some(config.id());
-        self.votes_granted.clear();
+        let voters = std::mem::take(&mut self.votes_granted);
         self.reset_rounds();
         out.push(Output::CancelTimer(Timer::Election));
         self.broadcast_heartbeat(config, out);
         self.arm_heartbeat_timer(config, out);
         if config.features().check_quorum {
-            // The first round starts now; the votes that elected it do not count.
-            self.heard_from.clear();
+            // Its voters answered in this term, just now: the window starts
+            // with them, so a new leader has a whole window to hear its
+            // followers' first acknowledgements.
+            self.heard_from = voters
+                .into_iter()
+                .filter(|&voter| voter != config.id())
+                .map(|voter| (voter, Ticks(0)))
+                .collect();
             self.arm_check_quorum_timer(config, out);
         }
     }
@@ -1182,11 +1208,11 @@ impl Node {
         self.arm_fixed_timer(Timer::Heartbeat, config.timing().heartbeat_interval, out);
     }
 
-    /// A CheckQuorum round lasts the longest election timeout (see
+    /// CheckQuorum ticks once per heartbeat interval (see
     /// [`Timer::CheckQuorum`]).
     fn arm_check_quorum_timer(&self, config: &Config, out: &mut Vec<Output>) {
-        let round = config.timing().election_timeout_max;
-        self.arm_fixed_timer(Timer::CheckQuorum, round, out);
+        let tick = config.timing().heartbeat_interval;
+        self.arm_fixed_timer(Timer::CheckQuorum, tick, out);
     }
 
     /// Arms `timer` for exactly `duration` (no randomness to pick).
@@ -1202,7 +1228,7 @@ impl Node {
 #[cfg(test)]
 mod map_ids_tests {
     use super::*;
-    use crate::config::Timing;
+    use crate::config::{ClockDrift, Timing};
 
     /// n0 -> n2, n1 -> n0, n2 -> n1.
     fn rotate(id: NodeId) -> NodeId {
@@ -1224,17 +1250,31 @@ mod map_ids_tests {
     }
 
     /// Symmetry reduction is sound only if renaming commutes with stepping:
-    /// the renamed node fed renamed inputs ends where the original, renamed, ends.
+    /// the renamed node fed renamed inputs ends where the original, renamed,
+    /// ends. With the default features, and with the leader lease too, so
+    /// that the acknowledged rounds are renamed as well.
     #[test]
     fn renaming_ids_commutes_with_every_step_of_an_election() {
         let configs = Config::cluster(3, Timing::default()).unwrap();
-        let (original_config, renamed_config) = (&configs[0], &configs[2]);
+        let leased: Vec<Config> = configs
+            .iter()
+            .map(|c| c.clone().with_leader_lease(ClockDrift::DEFAULT).unwrap())
+            .collect();
+        for configs in [configs, leased] {
+            renaming_commutes_with_an_election(&configs[0], &configs[2]);
+        }
+    }
+
+    fn renaming_commutes_with_an_election(original_config: &Config, renamed_config: &Config) {
         let grant = |term| Message::RequestVoteResponse {
             term: Term(term),
             vote_granted: true,
         };
         let inputs = [
             Input::Start,
+            // A started node guards its vote under the leader lease; this
+            // script has it vote at once.
+            Input::Timeout(Timer::Lease),
             Input::Receive {
                 from: NodeId(1),
                 message: Message::RequestVote {
@@ -1251,6 +1291,16 @@ mod map_ids_tests {
                 message: grant(2),
             },
             Input::Timeout(Timer::Heartbeat),
+            Input::Receive {
+                from: NodeId(2),
+                message: Message::AppendEntriesResponse {
+                    term: Term(2),
+                    success: true,
+                    last_log_index: 0,
+                    last_log_term: Term(0),
+                    round: 1,
+                },
+            },
             Input::Receive {
                 from: NodeId(1),
                 message: Message::AppendEntries {
@@ -1348,7 +1398,10 @@ mod map_ids_tests {
             &mut out,
         );
         let renamed = node.map_ids(rotate);
-        assert_eq!(renamed.heard_from(), &BTreeSet::from([NodeId(0)]));
+        assert_eq!(
+            renamed.heard_from(),
+            &BTreeMap::from([(NodeId(0), Ticks(0))])
+        );
         assert_eq!(renamed.transfer_target(), Some(NodeId(1)));
     }
 

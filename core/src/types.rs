@@ -57,6 +57,20 @@ impl fmt::Display for Term {
     }
 }
 
+/// A number of a leader's CheckQuorum ticks, one per heartbeat interval
+/// ([`crate::Timer::CheckQuorum`]): how many have passed since it last heard
+/// a peer, or how many the CheckQuorum window lasts (thesis §6.2). Counting
+/// ticks, not reading a clock, keeps the core clock-free; a count is bounded
+/// by the window, so a leader's state stays finite for the model checker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticks(pub u64);
+
+impl fmt::Display for Ticks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ticks", self.0)
+    }
+}
+
 /// The three roles of Raft §5.1 (Figure 4), and the pre-candidate of the
 /// thesis' Pre-Vote phase (§9.6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

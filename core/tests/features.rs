@@ -8,8 +8,9 @@
 
 use raft_election::{
     Config, Features, HardState, Input, LogSummary, Message, Node, NodeId, Output, Role, Term,
-    Timer, Timing,
+    Ticks, Timer, Timing,
 };
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const N0: NodeId = NodeId(0);
@@ -421,50 +422,90 @@ mod check_quorum {
         leadership_transfer: false,
     };
 
-    /// §6.2: a leader arms a round of one election timeout, the longest a
-    /// follower may wait before campaigning.
+    /// Ticks of the default timing's window: 150 ms of 50 ms heartbeats.
+    const WINDOW: usize = 3;
+
+    /// §6.2: a new leader ticks once per heartbeat interval, and its window
+    /// starts with the voter that elected it, heard now.
     #[test]
-    fn a_new_leader_starts_a_round_of_the_longest_election_timeout() {
+    fn a_new_leader_ticks_every_heartbeat_and_counts_its_voter_as_heard_now() {
         let leader = Subject::leader(CHECK_QUORUM, 1);
-        let round = leader.arms(Timer::CheckQuorum);
-        let longest = Timing::default().election_timeout_max;
-        assert_eq!(round, Some((longest, longest)));
-        assert!(leader.node.heard_from().is_empty(), "votes do not count");
+        let tick = Timing::default().heartbeat_interval;
+        assert_eq!(leader.arms(Timer::CheckQuorum), Some((tick, tick)));
+        assert_eq!(
+            leader.node.heard_from(),
+            &BTreeMap::from([(N1, Ticks(0))]),
+            "its voter"
+        );
         let plain = Subject::leader(Features::NONE, 1);
         assert_eq!(plain.arms(Timer::CheckQuorum), None);
+        assert!(plain.node.heard_from().is_empty());
     }
 
-    /// A leader that heard no peer in a whole round steps down: a follower
-    /// of its own term that knows no leader, heartbeats stopped, an election
-    /// timer armed. Its term and vote stay as they were.
+    /// A leader that hears no one after its election stays for a whole
+    /// window of ticks, then steps down at the next: a follower of its own
+    /// term that knows no leader, heartbeats stopped, an election timer
+    /// armed. Its term and vote stay as they were.
     #[test]
-    fn a_leader_that_hears_no_majority_in_a_round_steps_down() {
+    fn a_leader_that_hears_no_one_steps_down_at_the_first_tick_past_its_window() {
         let mut leader = Subject::leader(CHECK_QUORUM, 2);
+        for tick in 1..=WINDOW {
+            leader.fire(Timer::CheckQuorum);
+            assert_eq!(leader.node.role(), Role::Leader, "tick {tick}");
+            let ticks = u64::try_from(tick).unwrap();
+            assert_eq!(leader.node.heard_from().get(&N1), Some(&Ticks(ticks)));
+            assert!(leader.arms(Timer::CheckQuorum).is_some());
+        }
         leader.fire(Timer::CheckQuorum);
         assert_eq!(leader.node.role(), Role::Follower);
         assert_eq!(leader.node.hard_state(), hard(2, Some(N0)));
         assert_eq!(leader.node.leader_id(), None);
+        assert!(leader.node.heard_from().is_empty());
         assert!(leader.cancels(Timer::Heartbeat));
         assert!(leader.arms(Timer::Election).is_some());
         assert!(!leader.persists());
     }
 
-    /// One acknowledgement and itself make a majority of three: it stays
-    /// and starts a new round, counting from nothing again.
+    /// The window slides: an acknowledgement counts from the tick interval
+    /// it arrived in, whenever that was, and a peer counts once however
+    /// often it answers.
     #[test]
-    fn a_leader_that_hears_a_majority_stays_for_another_round() {
+    fn an_acknowledgement_keeps_the_leader_for_one_window_from_when_it_arrived() {
         let mut leader = Subject::leader(CHECK_QUORUM, 2);
-        leader.receive(N2, ack(2, LogSummary::default()));
-        leader.receive(N2, ack(2, LogSummary::default()));
-        assert_eq!(leader.node.heard_from().len(), 1, "a peer counts once");
         leader.fire(Timer::CheckQuorum);
-        assert_eq!(leader.node.role(), Role::Leader);
-        assert!(leader.node.heard_from().is_empty());
-        assert!(leader.arms(Timer::CheckQuorum).is_some());
-        // The next round hears nobody: the acknowledgement of the last one
-        // does not carry over.
+        leader.fire(Timer::CheckQuorum);
+        leader.receive(N2, ack(2, LogSummary::default()));
+        leader.receive(N2, ack(2, LogSummary::default()));
+        let heard = BTreeMap::from([(N1, Ticks(2)), (N2, Ticks(0))]);
+        assert_eq!(leader.node.heard_from(), &heard, "a peer counts once");
+        for tick in 1..=WINDOW {
+            leader.fire(Timer::CheckQuorum);
+            assert_eq!(leader.node.role(), Role::Leader, "tick {tick}");
+        }
+        assert!(
+            !leader.node.heard_from().contains_key(&N1),
+            "past its window"
+        );
         leader.fire(Timer::CheckQuorum);
         assert_eq!(leader.node.role(), Role::Follower);
+    }
+
+    /// etcd's TestLeaderStepdownWhenQuorumActive, tick by tick: a leader
+    /// that hears one peer (with itself, a majority of three) once every
+    /// window of ticks stays for as long as that goes on.
+    #[test]
+    fn a_leader_that_hears_a_majority_within_every_window_never_steps_down() {
+        let mut leader = Subject::leader(CHECK_QUORUM, 2);
+        for tick in 1..=1_000 {
+            leader.fire(Timer::CheckQuorum);
+            assert_eq!(leader.node.role(), Role::Leader, "tick {tick}");
+            if tick % WINDOW == 0 {
+                // Alternating peers: the one that went silent drops out.
+                let peer = if tick % (2 * WINDOW) == 0 { N1 } else { N2 };
+                leader.receive(peer, ack(2, LogSummary::default()));
+            }
+            assert!(leader.node.heard_from().len() <= 2);
+        }
     }
 
     /// A leader deposed by a higher term cancels its round.
@@ -590,6 +631,8 @@ mod transfer {
         let timeout_now = Message::TimeoutNow { term: Term(1) };
         assert_eq!(leader.sends(), vec![(N2, timeout_now)]);
         assert_eq!(leader.node.role(), Role::Leader, "it leads until deposed");
+        // Without the leader lease there is no lease to give up.
+        assert!(!leader.out.contains(&Output::LeaseRevoked));
     }
 
     /// §3.10 step 2: with no log replicated, a target that is behind never

@@ -175,10 +175,19 @@ mod links {
     }
 
     /// A disconnected leader is replaced while it still believes it leads;
-    /// connected again, it hears the new term and steps down.
+    /// connected again, it hears the new term and steps down. Without
+    /// CheckQuorum, which would have it step down on its own about as soon
+    /// as the others elect a successor (`features.rs`, `check_quorum`).
     #[tokio::test(start_paused = true)]
     async fn a_disconnected_leader_is_replaced_and_steps_down_once_connected() {
-        let cluster = spawn_cluster(ClusterConfig::seeded(3, 11)).unwrap();
+        let config = ClusterConfig {
+            features: Features {
+                check_quorum: false,
+                ..Features::default()
+            },
+            ..ClusterConfig::seeded(3, 11)
+        };
+        let cluster = spawn_cluster(config).unwrap();
         let (old, term) = cluster.wait_for_leader(ms(1_000)).await.unwrap();
         cluster.disconnect(old).unwrap();
         assert_eq!(cluster.links().disconnected, BTreeSet::from([old]));

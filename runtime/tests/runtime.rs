@@ -9,7 +9,7 @@
 //! `RUST_LOG=raft_election=info cargo test --test runtime -- --nocapture`
 //! prints the narration ("n1 timed out in t0 as follower, campaigns for t1").
 
-use raft_election::{Message, NodeId, Role, Term, Timing};
+use raft_election::{Features, Message, NodeId, Role, Term, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, Event, EventKind, TimeoutSource, spawn_cluster,
 };
@@ -403,13 +403,22 @@ mod stale_leader {
     /// Raft §5.1: a leader cut off from the majority keeps acting as leader of
     /// its old term; the majority elects a new leader in a higher term; once
     /// the partition heals, the old leader sees the higher term and steps down.
+    /// Without CheckQuorum, which would have it step down on its own about
+    /// as soon as the majority elects a successor (`features.rs`).
     #[tokio::test(start_paused = true)]
     async fn a_partitioned_leader_keeps_heartbeating_then_steps_down_when_it_sees_the_new_term() {
         init_tracing();
         for seed in 0..10 {
             let context = format!("seed {seed}");
             let heartbeat = Timing::default().heartbeat_interval;
-            let cluster = spawn_cluster(ClusterConfig::seeded(3, seed)).unwrap();
+            let config = ClusterConfig {
+                features: Features {
+                    check_quorum: false,
+                    ..Features::default()
+                },
+                ..ClusterConfig::seeded(3, seed)
+            };
+            let cluster = spawn_cluster(config).unwrap();
             let (old, old_term) = cluster.wait_for_leader(ms(500)).await.unwrap();
             let cut_at = cluster.elapsed();
             cluster.isolate(old).unwrap();

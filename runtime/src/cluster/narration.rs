@@ -72,7 +72,9 @@ pub(crate) fn narrate(
         if term > old_term {
             info!("{id} steps down: saw {term} from {sender}");
         } else if *input == Input::Timeout(Timer::CheckQuorum) {
-            info!("{id} steps down: no majority heard within an election timeout (CheckQuorum)");
+            info!(
+                "{id} steps down: no majority heard within the minimum election timeout (CheckQuorum)"
+            );
         } else if after.leader_id().is_none() {
             info!("{id} gives up its pre-vote: it votes for {sender} in {term}");
         } else {
