@@ -20,7 +20,7 @@ use raft_election::Message;
 use raft_election::invariants::{self, History, Invariant, Violation};
 use raft_election::{ClockDrift, Config, Features, Timing};
 use raft_election::{HardState, LogSummary, NodeId, Role, Term};
-use raft_election::{Input, Node, Output, Timer};
+use raft_election::{Input, Node, Output};
 use std::fmt;
 
 /// Smallest cluster the `election` target builds: the smallest with a real quorum.
@@ -97,7 +97,7 @@ pub enum Step {
     /// [`MAX_FUZZ_IN_FLIGHT`] messages are in flight already.
     Duplicate(u8),
     /// Fire an armed timer of node `node % nodes`, if it is up: the
-    /// `timer % armed`-th of its armed timers, in [`Timer::ALL`] order.
+    /// `timer % armed`-th of its armed timers, in [`Timer::ALL`](raft_election::Timer::ALL) order.
     Fire(u8, u8),
     /// Deliver in-flight messages oldest first until none is left, at most
     /// [`MAX_STABILIZE_DELIVERIES`] of them.
@@ -229,9 +229,11 @@ fn apply(cluster: &mut Cluster, nodes: u8, step: Step) -> Result<bool, Violation
         }
         Step::Fire(choice, timer) => {
             let id = node(choice);
-            let armed: Vec<Timer> = cluster.armed(id).into_iter().collect();
-            if !armed.is_empty() {
-                cluster.fire(id, armed[usize::from(timer) % armed.len()])?;
+            let armed = cluster.armed(id).count();
+            // None armed: `nth(0)` of nothing, and nothing fires.
+            let chosen = cluster.armed(id).nth(usize::from(timer) % armed.max(1));
+            if let Some(chosen) = chosen {
+                cluster.fire(id, chosen)?;
             }
         }
         Step::Stabilize => {
@@ -593,6 +595,7 @@ fn check_persisted(config: &Config, node: &Node, storage: HardState) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raft_election::Timer;
 
     /// Builds a schedule of a 3-node cluster with empty logs.
     fn three_nodes(steps: Vec<Step>) -> Schedule {
