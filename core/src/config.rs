@@ -438,6 +438,10 @@ pub enum RestoredStateError {
 pub struct Config {
     id: NodeId,
     voters: BTreeSet<NodeId>,
+    /// `voters` as one bit per possible id: [`Self::is_voter`] runs on
+    /// every message and every check of one, and a bit test is the cheapest
+    /// answer. Derived from `voters` in [`Self::new`], never changed after.
+    voter_bits: [u64; 4],
     timing: Timing,
     features: Features,
     leader_lease: Option<ClockDrift>,
@@ -463,9 +467,15 @@ impl Config {
             return Err(ConfigError::NotAVoter { id });
         }
         timing.validate()?;
+        let mut voter_bits = [0; 4];
+        for voter in &voters {
+            let bit = usize::from(voter.0);
+            voter_bits[bit / 64] |= 1 << (bit % 64);
+        }
         Ok(Self {
             id,
             voters,
+            voter_bits,
             timing,
             features: Features::default(),
             leader_lease: None,
@@ -512,7 +522,8 @@ impl Config {
     /// Whether `id` is a voter of this cluster.
     #[must_use]
     pub fn is_voter(&self, id: NodeId) -> bool {
-        self.voters.contains(&id)
+        let bit = usize::from(id.0);
+        self.voter_bits[bit / 64] & (1 << (bit % 64)) != 0
     }
 
     /// Votes needed to win: a strict majority of the voters (Raft §5.2).
@@ -691,6 +702,21 @@ mod tests {
         assert_eq!(
             Config::cluster(0, Timing::default()),
             Err(ConfigError::NoVoters)
+        );
+    }
+
+    #[test]
+    fn is_voter_answers_for_every_id_exactly_as_the_voter_set() {
+        let voters = [0, 1, 63, 64, 127, 128, 200, 255].map(NodeId);
+        let config = Config::new(NodeId(255), voters, Timing::default()).unwrap();
+        for id in (0..=u8::MAX).map(NodeId) {
+            assert_eq!(config.is_voter(id), config.voters().contains(&id), "{id}");
+        }
+        assert_eq!(
+            (0..=u8::MAX)
+                .filter(|&i| config.is_voter(NodeId(i)))
+                .count(),
+            8
         );
     }
 

@@ -959,9 +959,8 @@ pub fn check_transition(
                 Message::RequestVoteResponse {
                     vote_granted: true, ..
                 } if term == t0 && before.role() == Role::Candidate => {
-                    let mut votes = before.votes_granted().clone();
-                    votes.insert(from);
-                    if is_majority(config, votes.len()) != (after.role() == Role::Leader) {
+                    let votes = voters_with(before.votes_granted(), from);
+                    if is_majority(config, votes) != (after.role() == Role::Leader) {
                         return broken(
                             "a candidate becomes leader exactly when a majority voted for it",
                         );
@@ -971,10 +970,9 @@ pub fn check_transition(
                 Message::PreVoteResponse {
                     vote_granted: true, ..
                 } if before.role() == Role::PreCandidate && t0.next() == Some(term) => {
-                    let mut votes = before.votes_granted().clone();
-                    votes.insert(from);
+                    let votes = voters_with(before.votes_granted(), from);
                     let campaigned = after.role() == Role::Candidate && t1 == term;
-                    if is_majority(config, votes.len()) != campaigned {
+                    if is_majority(config, votes) != campaigned {
                         return broken(
                             "a pre-candidate campaigns exactly when a majority granted its pre-vote",
                         );
@@ -1287,6 +1285,12 @@ fn names_sender(message: &Message, from: NodeId) -> bool {
 /// wrong one.
 fn is_majority(config: &Config, count: usize) -> bool {
     2 * count > config.voters().len()
+}
+
+/// How many distinct voters `votes` holds once `from` is counted too,
+/// without building that set.
+fn voters_with(votes: &BTreeSet<NodeId>, from: NodeId) -> usize {
+    votes.len() + usize::from(!votes.contains(&from))
 }
 
 /// §5.4.1's rule restated from the paper's sentences, independently of

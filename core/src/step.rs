@@ -18,23 +18,16 @@ impl Node {
     /// invariants, the output contract and the step's rule
     /// ([`crate::invariants::check_transition`]) are asserted at the end.
     pub fn step(&mut self, config: &Config, input: Input, out: &mut Vec<Output>) {
-        let before = self.hard_state();
         #[cfg(debug_assertions)]
-        let node_before = self.clone();
-        let first = out.len();
-        self.apply(config, input, out);
-        // Persist before anything that depends on it leaves the node. Putting the
-        // one Persist first covers every send of this step, whichever rule made it.
-        if self.hard_state() != before {
-            out.insert(first, Output::Persist(self.hard_state()));
-        }
+        let (node_before, first) = (self.clone(), out.len());
+        self.step_without_assertions(config, input, out);
         #[cfg(debug_assertions)]
         {
             if let Err(violation) = crate::invariants::check_node(config, self) {
                 panic!("{} broke a node invariant: {violation}", config.id());
             }
             let outputs = &out[first..];
-            let after = self.hard_state();
+            let (before, after) = (node_before.hard_state(), self.hard_state());
             if let Err(violation) = crate::invariants::check_outputs(config, before, after, outputs)
             {
                 panic!("{} broke the output contract: {violation}", config.id());
@@ -44,6 +37,27 @@ impl Node {
             {
                 panic!("{} broke its rule: {violation}", config.id());
             }
+        }
+    }
+
+    /// [`Self::step`] without its debug-build assertions: the same rules and
+    /// outputs, the persist first. For a harness that keeps the node's state
+    /// before each step and runs every check of [`crate::invariants`] on it
+    /// itself (the simulators, the fuzz targets): with `step` it would clone
+    /// the node and run the node-local checks a second time.
+    pub fn step_without_assertions(
+        &mut self,
+        config: &Config,
+        input: Input,
+        out: &mut Vec<Output>,
+    ) {
+        let before = self.hard_state();
+        let first = out.len();
+        self.apply(config, input, out);
+        // Persist before anything that depends on it leaves the node. Putting the
+        // one Persist first covers every send of this step, whichever rule made it.
+        if self.hard_state() != before {
+            out.insert(first, Output::Persist(self.hard_state()));
         }
     }
 }

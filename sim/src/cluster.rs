@@ -13,7 +13,7 @@ use raft_election::invariants::{History, Violation};
 use raft_election::{Config, Envelope, Message};
 use raft_election::{HardState, LogSummary, NodeId, Role, Term};
 use raft_election::{Input, Node, Output, Timer};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 /// At most this many messages are in flight; a send beyond it is lost, which
 /// Raft tolerates. Keeps a fuzzer's duplicate storm from growing without bound.
@@ -28,7 +28,9 @@ struct Member {
     /// What the node last asked to persist: all that survives a crash.
     storage: HardState,
     log: LogSummary,
-    armed: BTreeSet<Timer>,
+    /// Which timers are armed, by [`Timer::index`]: no allocation per
+    /// `SetTimer`, and the order of [`Timer::ALL`].
+    armed: [bool; Timer::ALL.len()],
 }
 
 /// How often the thesis' features did what they are for, over a cluster's
@@ -51,7 +53,8 @@ pub struct FeatureCounts {
 #[derive(Clone, Debug)]
 pub struct Cluster {
     members: Vec<Member>,
-    in_flight: Vec<Envelope>,
+    /// Oldest first; a queue, since [`Self::stabilize`] takes from the front.
+    in_flight: VecDeque<Envelope>,
     /// Directed links that drop everything (`from`, `to`).
     cut: BTreeSet<(NodeId, NodeId)>,
     history: History,
@@ -84,13 +87,13 @@ impl Cluster {
                     node: Some(Node::restore(HardState::default(), log)),
                     storage: HardState::default(),
                     log,
-                    armed: BTreeSet::new(),
+                    armed: [false; Timer::ALL.len()],
                 }
             })
             .collect();
         let mut cluster = Self {
             members,
-            in_flight: Vec::new(),
+            in_flight: VecDeque::new(),
             cut: BTreeSet::new(),
             history: History::new(),
             counts: FeatureCounts::default(),
@@ -141,14 +144,20 @@ impl Cluster {
 
     /// Messages sent and not yet delivered or dropped.
     #[must_use]
-    pub fn in_flight(&self) -> &[Envelope] {
+    pub fn in_flight(&self) -> &VecDeque<Envelope> {
         &self.in_flight
     }
 
-    /// The timers `id` has armed (empty while crashed).
+    /// The timers `id` has armed, in [`Timer::ALL`] order (none while crashed).
+    pub fn armed(&self, id: NodeId) -> impl Iterator<Item = Timer> + '_ {
+        let armed = self.member(id).map(|m| m.armed).unwrap_or_default();
+        Timer::ALL.into_iter().filter(move |t| armed[t.index()])
+    }
+
+    /// Whether `id` has `timer` armed (false while crashed).
     #[must_use]
-    pub fn armed(&self, id: NodeId) -> BTreeSet<Timer> {
-        self.member(id).map(|m| m.armed.clone()).unwrap_or_default()
+    pub fn is_armed(&self, id: NodeId, timer: Timer) -> bool {
+        self.member(id).is_some_and(|m| m.armed[timer.index()])
     }
 
     /// The ghost history the cluster-wide invariants are checked against.
@@ -173,10 +182,9 @@ impl Cluster {
     /// message to a crashed node or across a cut link is lost instead.
     /// Returns `Ok(false)` if there is no such message.
     pub fn deliver(&mut self, index: usize) -> Result<bool, Violation> {
-        if index >= self.in_flight.len() {
+        let Some(envelope) = self.in_flight.remove(index) else {
             return Ok(false);
-        }
-        let envelope = self.in_flight.remove(index);
+        };
         if self.cut.contains(&(envelope.from, envelope.to)) || self.node(envelope.to).is_none() {
             return Ok(true);
         }
@@ -190,18 +198,14 @@ impl Cluster {
 
     /// Loses in-flight message `index`. Returns false if there is none.
     pub fn drop(&mut self, index: usize) -> bool {
-        if index >= self.in_flight.len() {
-            return false;
-        }
-        self.in_flight.remove(index);
-        true
+        self.in_flight.remove(index).is_some()
     }
 
     /// Duplicates in-flight message `index`, unless the network is full.
     pub fn duplicate(&mut self, index: usize) -> bool {
         match self.in_flight.get(index) {
             Some(&envelope) if self.in_flight.len() < MAX_IN_FLIGHT => {
-                self.in_flight.push(envelope);
+                self.in_flight.push_back(envelope);
                 true
             }
             _ => false,
@@ -214,9 +218,10 @@ impl Cluster {
         let Some(member) = self.member_mut(id) else {
             return Ok(false);
         };
-        if member.node.is_none() || !member.armed.remove(&timer) {
+        if member.node.is_none() || !member.armed[timer.index()] {
             return Ok(false);
         }
+        member.armed[timer.index()] = false;
         self.step(id, Input::Timeout(timer))?;
         Ok(true)
     }
@@ -238,7 +243,7 @@ impl Cluster {
         let Some(member) = self.member_mut(id) else {
             return false;
         };
-        member.armed.clear();
+        member.armed = [false; Timer::ALL.len()];
         member.node.take().is_some()
     }
 
@@ -311,7 +316,8 @@ impl Cluster {
         };
         let before = node.clone();
         self.scratch.clear();
-        node.step(&member.config, input, &mut self.scratch);
+        // Every check runs just below, on this one copy of the state before.
+        node.step_without_assertions(&member.config, input, &mut self.scratch);
         self.history
             .check_step(&member.config, &before, &input, node, &self.scratch)?;
         count_features(
@@ -328,19 +334,15 @@ impl Cluster {
                 Output::Persist(hard_state) => member.storage = hard_state,
                 Output::Send { to, message } => {
                     if self.in_flight.len() < MAX_IN_FLIGHT {
-                        self.in_flight.push(Envelope {
+                        self.in_flight.push_back(Envelope {
                             from: id,
                             to,
                             message,
                         });
                     }
                 }
-                Output::SetTimer { timer, .. } => {
-                    member.armed.insert(timer);
-                }
-                Output::CancelTimer(timer) => {
-                    member.armed.remove(&timer);
-                }
+                Output::SetTimer { timer, .. } => member.armed[timer.index()] = true,
+                Output::CancelTimer(timer) => member.armed[timer.index()] = false,
                 // No clock here: a lease is a matter of time, checked by
                 // `timed` on its virtual clocks.
                 Output::RoundStarted { .. }

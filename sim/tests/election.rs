@@ -61,8 +61,8 @@ mod election {
             cluster.stabilize(SETTLE).unwrap();
         }
         assert_eq!(cluster.leaders(), vec![(N0, Term(1))]);
-        assert!(cluster.armed(N1).contains(&Timer::Election));
-        assert!(!cluster.armed(N0).contains(&Timer::Election));
+        assert!(cluster.is_armed(N1, Timer::Election));
+        assert!(!cluster.is_armed(N0, Timer::Election));
     }
 
     /// §5.2: when everyone campaigns at once, each votes for itself, no one

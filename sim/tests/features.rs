@@ -450,7 +450,7 @@ mod transfer {
         assert!(cluster.transfer_leadership(N0, N2).unwrap());
         cluster.stabilize(SETTLE).unwrap();
         assert_eq!(cluster.node(N0).unwrap().transfer_target(), None);
-        assert!(!cluster.armed(N0).contains(&Timer::Transfer));
+        assert!(!cluster.is_armed(N0, Timer::Transfer));
         assert_eq!(cluster.leaders(), vec![(N0, Term(1))]);
         assert_eq!(cluster.feature_counts().transfer_campaigns, 0);
         // To the up-to-date n1 it goes through.
@@ -470,7 +470,7 @@ mod transfer {
         assert!(cluster.campaign(N1, SETTLE).unwrap());
         assert_eq!(cluster.leaders(), vec![(N1, Term(2))]);
         assert_eq!(cluster.node(N0).unwrap().transfer_target(), None);
-        assert!(!cluster.armed(N0).contains(&Timer::Transfer));
+        assert!(!cluster.is_armed(N0, Timer::Transfer));
     }
 
     /// etcd's TestLeaderTransferToSelf and TestTransferNonMember: nothing
