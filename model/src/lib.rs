@@ -74,6 +74,7 @@
 mod liveness;
 mod network;
 pub mod portfolio;
+pub mod replay;
 mod symmetry;
 mod trace;
 
