@@ -9,7 +9,7 @@ use clap::Args;
 use raft_election::{ClockDrift, ClusterId, Config, Features, NodeId};
 use raft_election_cli::logging::{LogFormat, NodeContext, init_node_logging};
 use raft_election_runtime::{
-    DataDir, Server, StatusReader, TcpConfig, TcpStatsHandle, TcpTransport,
+    DataDir, STEP_LOG_TARGET, Server, StatusReader, TcpConfig, TcpStatsHandle, TcpTransport,
 };
 use serde_json::json;
 use status::StatusEndpoint;
@@ -89,6 +89,13 @@ pub(crate) struct NodeArgs {
     /// overrides this.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log what a replay through the model needs (trace validation, README):
+    /// every step's input and the node's term, vote, role and leader after
+    /// it, every save of the state file once it is durable, and every
+    /// message sent, in full (events step, save and sent). Best with
+    /// --log-format json, whose lines `raft-election timeline` also reads.
+    #[arg(long)]
+    log_steps: bool,
     /// Hold a leader lease (thesis §6.4.1; README, "Run one active copy of
     /// a program"): while it holds one no other node can lead, as long as
     /// no clock runs faster than another by more than --max-clock-drift.
@@ -143,7 +150,10 @@ pub(crate) fn main(args: NodeArgs) -> ExitCode {
         1 => "debug",
         _ => "trace",
     };
-    let filter = format!("raft_election={level}");
+    let mut filter = format!("raft_election={level}");
+    if args.log_steps {
+        filter.push_str(&format!(",{STEP_LOG_TARGET}=trace"));
+    }
     if let Err(e) = init_node_logging(args.log_format, &filter, context.clone()) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;

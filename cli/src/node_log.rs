@@ -26,7 +26,7 @@
 //! never fatal: a log file collects whatever the process printed.
 
 use crate::timeline::set_state;
-use raft_election::{NodeId, Role, Term};
+use raft_election::{HardState, Input, Message, NodeId, Role, Term, Timer};
 use raft_election_timeline::{
     Axis, Event as Mark, EventKind as MarkKind, Fate, Fault, MessageClass, Note, Timeline,
 };
@@ -223,10 +223,133 @@ struct LogLine {
     state: Option<(Term, Role)>,
     level: Verbosity,
     event: LogEvent,
+    /// What the line says for a replay through the model, if anything.
+    replayed: Option<Replayed>,
+}
+
+/// What one line of a node's log says for a replay of the node through
+/// the model (trace validation): its `start`, and with `--log-steps` its
+/// `step`, `save` and `sent` lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Replayed {
+    /// The server starts, restored from this hard state.
+    Started(HardState),
+    /// The node stepped on `input` and was left as `after` says.
+    Stepped {
+        /// The input.
+        input: Input,
+        /// The node after the step.
+        after: StepOutcome,
+    },
+    /// This hard state became durable.
+    Saved(HardState),
+    /// The node handed `message` for `to` to its transport.
+    Sent {
+        /// The receiver.
+        to: NodeId,
+        /// The message, in full.
+        message: Message,
+    },
+}
+
+/// Where a step left its node, as its `step` line says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// The node's term.
+    pub current_term: Term,
+    /// Whom it voted for in that term.
+    pub voted_for: Option<NodeId>,
+    /// Its role.
+    pub role: Role,
+    /// The leader it knows.
+    pub leader_id: Option<NodeId>,
+}
+
+/// The [`Replayed`] meaning of a `start`, `step`, `save` or `sent` line,
+/// `Ok(None)` for any other event.
+fn replayed(
+    event: Option<&str>,
+    fields: &Map<String, Value>,
+) -> Result<Option<Replayed>, Unparsed> {
+    let id = |key: &str| -> Result<Option<NodeId>, Unparsed> {
+        fields
+            .get(key)
+            .map(|value| node_id(value).ok_or(Unparsed::Incomplete))
+            .transpose()
+    };
+    let term = |key: &str| {
+        fields
+            .get(key)
+            .and_then(Value::as_u64)
+            .map(Term)
+            .ok_or(Unparsed::Incomplete)
+    };
+    let wire = || -> Result<Message, Unparsed> {
+        let text = fields
+            .get("wire")
+            .and_then(Value::as_str)
+            .ok_or(Unparsed::Incomplete)?;
+        serde_json::from_str(text).map_err(|_| Unparsed::Incomplete)
+    };
+    let hard_state = |term_key: &str, vote_key: &str| -> Result<HardState, Unparsed> {
+        Ok(HardState {
+            current_term: term(term_key)?,
+            voted_for: id(vote_key)?,
+        })
+    };
+    Ok(Some(match event {
+        // A start says what it restored since the node's first release
+        // with step logs; a line without it still starts a life to draw.
+        Some("start") => match hard_state("restored_term", "voted_for") {
+            Ok(restored) => Replayed::Started(restored),
+            Err(_) => return Ok(None),
+        },
+        Some("save") => Replayed::Saved(hard_state("saved_term", "saved_vote")?),
+        Some("sent") => Replayed::Sent {
+            to: id("peer")?.ok_or(Unparsed::Incomplete)?,
+            message: wire()?,
+        },
+        Some("step") => {
+            let peer = || id("peer")?.ok_or(Unparsed::Incomplete);
+            let input = match fields.get("input").and_then(Value::as_str) {
+                Some("start") => Input::Start,
+                Some("receive") => Input::Receive {
+                    from: peer()?,
+                    message: wire()?,
+                },
+                Some("timeout") => {
+                    let name = fields.get("timer").and_then(Value::as_str);
+                    let timer = Timer::ALL
+                        .into_iter()
+                        .find(|timer| Some(timer.to_string().as_str()) == name);
+                    Input::Timeout(timer.ok_or(Unparsed::Incomplete)?)
+                }
+                Some("transfer") => Input::TransferLeadership { to: peer()? },
+                _ => return Err(Unparsed::Incomplete),
+            };
+            let role = fields
+                .get("after_role")
+                .and_then(Value::as_str)
+                .and_then(role_of)
+                .ok_or(Unparsed::Incomplete)?;
+            Replayed::Stepped {
+                input,
+                after: StepOutcome {
+                    current_term: term("after_term")?,
+                    voted_for: id("after_vote")?,
+                    role,
+                    leader_id: id("after_leader")?,
+                },
+            }
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Events that draw nothing of their own.
-const QUIET_EVENTS: [&str; 6] = ["listen", "term", "role", "vote", "leader", "transfer"];
+const QUIET_EVENTS: [&str; 9] = [
+    "listen", "term", "role", "vote", "leader", "transfer", "step", "save", "sent",
+];
 
 /// The node lines of one or more log files, in the order written.
 #[derive(Clone, Debug, Default)]
@@ -350,6 +473,23 @@ impl NodeLogs {
         nodes.into_iter().collect()
     }
 
+    /// What the lines say for a replay through the model, each with its
+    /// node, in the order they were written: by time across files, in
+    /// file order within one (a node's lines are written in order).
+    #[must_use]
+    pub fn replayed(&self) -> Vec<(NodeId, Replayed)> {
+        let mut lines: Vec<&LogLine> = self
+            .lines
+            .iter()
+            .filter(|line| line.replayed.is_some())
+            .collect();
+        lines.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+        lines
+            .into_iter()
+            .filter_map(|line| Some((line.node, line.replayed.clone()?)))
+            .collect()
+    }
+
     /// The picture, titled `title`: one lane per node, time in milliseconds
     /// since the earliest line. A receipt logged up to `skew_ms` before its
     /// send still pairs with it (the processes' clocks differ).
@@ -452,12 +592,14 @@ fn parse(fields: &Map<String, Value>) -> Result<LogLine, Unparsed> {
         Some(Ok(unknown)) => return Err(Unparsed::UnknownEvent(unknown.to_owned())),
         Some(Err(value)) => return Err(Unparsed::UnknownEvent(value.to_string())),
     };
+    let replayed = replayed(fields.get("event").and_then(Value::as_str), fields)?;
     Ok(LogLine {
         ts,
         node,
         state,
         level,
         event,
+        replayed,
     })
 }
 
@@ -892,6 +1034,129 @@ mod tests {
             json!({"event": event, "peer": peer, "message_type": "RequestVote",
                    "message_term": 2, "delivery": "delivered"}),
         )
+    }
+
+    #[test]
+    fn step_save_and_sent_lines_read_back_as_what_the_node_did_and_draw_nothing() {
+        let request = Message::RequestVote {
+            term: Term(2),
+            candidate_id: NodeId(2),
+            last_log_index: 0,
+            last_log_term: Term(0),
+            leadership_transfer: false,
+        };
+        let wire = serde_json::to_string(&request).unwrap();
+        let all = logs(&[
+            line(
+                0.0,
+                1,
+                1,
+                "follower",
+                json!({"event": "start", "restored_term": 1}),
+            ),
+            line(
+                1.0,
+                1,
+                2,
+                "follower",
+                json!({"event": "save", "saved_term": 2, "saved_vote": 2}),
+            ),
+            line(
+                2.0,
+                1,
+                2,
+                "follower",
+                json!({"event": "step", "input": "receive", "peer": 2,
+                "wire": wire, "after_term": 2, "after_vote": 2, "after_role": "follower"}),
+            ),
+            line(
+                3.0,
+                1,
+                2,
+                "follower",
+                json!({"event": "sent", "peer": 2,
+                "wire": r#"{"RequestVoteResponse":{"term":2,"vote_granted":true}}"#}),
+            ),
+            line(
+                4.0,
+                1,
+                2,
+                "follower",
+                json!({"event": "step", "input": "timeout",
+                "timer": "check-quorum", "after_term": 2, "after_role": "follower"}),
+            ),
+        ]);
+        assert!(all.skipped().is_empty(), "{}", all.skipped());
+        let after = |voted_for| StepOutcome {
+            current_term: Term(2),
+            voted_for,
+            role: Role::Follower,
+            leader_id: None,
+        };
+        let n1 = NodeId(1);
+        assert_eq!(
+            all.replayed(),
+            vec![
+                (
+                    n1,
+                    Replayed::Started(HardState {
+                        current_term: Term(1),
+                        voted_for: None
+                    })
+                ),
+                (
+                    n1,
+                    Replayed::Saved(HardState {
+                        current_term: Term(2),
+                        voted_for: Some(NodeId(2))
+                    })
+                ),
+                (
+                    n1,
+                    Replayed::Stepped {
+                        input: Input::Receive {
+                            from: NodeId(2),
+                            message: request
+                        },
+                        after: after(Some(NodeId(2))),
+                    }
+                ),
+                (
+                    n1,
+                    Replayed::Sent {
+                        to: NodeId(2),
+                        message: Message::RequestVoteResponse {
+                            term: Term(2),
+                            vote_granted: true
+                        },
+                    }
+                ),
+                (
+                    n1,
+                    Replayed::Stepped {
+                        input: Input::Timeout(Timer::CheckQuorum),
+                        after: after(None),
+                    }
+                ),
+            ]
+        );
+        let (timeline, _) = all.timeline("t", DEFAULT_SKEW_MS);
+        assert!(arrows(&timeline).is_empty());
+    }
+
+    #[test]
+    fn a_step_line_with_a_garbled_message_is_counted_not_replayed() {
+        let all = logs(&[line(
+            0.0,
+            1,
+            1,
+            "follower",
+            json!({"event": "step",
+            "input": "receive", "peer": 2, "wire": "{\"Teleport\":{}}",
+            "after_term": 1, "after_role": "follower"}),
+        )]);
+        assert_eq!(all.skipped().incomplete, 1);
+        assert!(all.replayed().is_empty());
     }
 
     fn logs(lines: &[String]) -> NodeLogs {

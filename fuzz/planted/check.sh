@@ -27,17 +27,14 @@ if [[ ${#names[@]} -eq 0 ]]; then
     done
 fi
 
+# shellcheck source=plant.sh
+source "$here/plant.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 missed=()
 for name in "${names[@]}"; do
-    patch_file=$here/$name.patch
-    [[ -f $patch_file ]] || { echo "no such patch: $patch_file" >&2; exit 2; }
     copy=$work/$name
-    mkdir -p "$copy"
-    tar -C "$sources" --exclude=./target --exclude=./fuzz/target --exclude=./fuzz/artifacts \
-        --exclude=./fuzz/corpus --exclude=./.git -cf - . | tar -C "$copy" -xf -
-    patch --quiet -d "$copy" -p1 <"$patch_file"
+    plant "$sources" "$here/$name.patch" "$copy"
     (cd "$copy" && CARGO_TARGET_DIR=$target_dir cargo build -q --release --bin check)
     log=$work/$name.log
     start=$(date +%s.%N)

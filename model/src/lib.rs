@@ -71,14 +71,20 @@
 
 #![forbid(unsafe_code)]
 
+mod liveness;
 mod network;
 pub mod portfolio;
+pub mod replay;
 mod symmetry;
 mod trace;
 
+pub use liveness::{ELECTION_ROUNDS, ELECTS_A_LEADER, Election};
 pub use network::Network;
 
-pub use trace::{compact_state, describe_action, describe_state, format_trace, sequence_diagram};
+pub use trace::{
+    compact_state, describe_action, describe_state, format_trace, last_state_with_stable_ids,
+    sequence_diagram,
+};
 
 use raft_election::Envelope;
 use raft_election::invariants::{self, History, Invariant, Violation};
@@ -646,37 +652,17 @@ impl ElectionModel {
         if all_follow(state, term, leader) {
             return true;
         }
-        // Each round delivers every message once; the bound only guards
-        // against a core that never settles, which is itself a failure.
+        // The bound on rounds only guards against a core that never
+        // settles, which is itself a failure.
         let mut settled = state.clone();
-        for _ in 0..MAX_SETTLING_ROUNDS {
-            let mut changed = false;
-            let envelopes: Vec<Envelope> = settled.network.iter().collect();
-            for envelope in envelopes {
-                if self.delivery_changes_nothing(&settled, &envelope) {
-                    continue;
-                }
-                let input = Input::Receive {
-                    from: envelope.from,
-                    message: envelope.message,
-                };
-                let before = settled.clone();
-                self.step(&mut settled, envelope.to, input);
-                // A step may change nothing in the end (a refusal the model
-                // drops as spent at once): only a change is progress.
-                if settled != before {
-                    changed = true;
-                }
-            }
-            if !changed {
-                // A transfer in flight may have moved leadership on to a later
-                // term meanwhile: whoever leads the highest term at the end
-                // must be followed by every node of it.
-                return leader_of_highest_term(&settled)
-                    .is_none_or(|(term, leader)| all_follow(&settled, term, leader));
-            }
+        if !self.deliver_everything(&mut settled, self.everyone()) {
+            return false;
         }
-        false
+        // A transfer in flight may have moved leadership on to a later
+        // term meanwhile: whoever leads the highest term at the end must be
+        // followed by every node of it.
+        leader_of_highest_term(&settled)
+            .is_none_or(|(term, leader)| all_follow(&settled, term, leader))
     }
 
     /// Node `id` crashes (losing its volatile state and timers) and restarts
@@ -837,6 +823,9 @@ impl Model for ElectionModel {
         let mut properties: Vec<Property<Self>> = invariant_properties();
         properties.push(Property::always(SETTLES_ON_THE_LEADER, |m, s| {
             m.settles_on_the_leader(s)
+        }));
+        properties.push(Property::always(ELECTS_A_LEADER, |m, s| {
+            m.elects_a_leader_once_settled(s)
         }));
         properties.extend([
             Property::sometimes(REACHABILITY[0], |_, s| leader_elected(s)),

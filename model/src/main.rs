@@ -20,8 +20,9 @@ use raft_election::invariants::Invariant;
 use raft_election::{Features, Term};
 use raft_election_model::portfolio::{self, Entry};
 use raft_election_model::{
-    Bounds, ElectionModel, NetworkKind, Restarts, SETTLES_ON_THE_LEADER, StartingLogs,
-    format_trace, is_modelled, sequence_diagram,
+    Bounds, ELECTION_ROUNDS, ELECTS_A_LEADER, ElectionModel, NetworkKind, Restarts,
+    SETTLES_ON_THE_LEADER, StartingLogs, format_trace, is_modelled, last_state_with_stable_ids,
+    sequence_diagram,
 };
 use stateright::{Checker, HasDiscoveries, Model};
 use std::collections::BTreeSet;
@@ -665,7 +666,8 @@ fn summarize<C: Checker<ElectionModel>>(
     // A broken invariant stops the run, so what was not found by then is
     // unknown rather than established.
     let liveness = discoveries.get(SETTLES_ON_THE_LEADER);
-    let stopped_early = broken_count(&discoveries) > 0 || liveness.is_some();
+    let elects = discoveries.get(ELECTS_A_LEADER);
+    let stopped_early = broken_count(&discoveries) > 0 || liveness.is_some() || elects.is_some();
     let (unknown, unreached) = if stopped_early {
         (
             "not established (stopped at a violation)",
@@ -718,19 +720,37 @@ fn summarize<C: Checker<ElectionModel>>(
     // The first broken invariant in `Invariant::ALL` order (election safety
     // first) gets the full trace; the others often follow from it.
     if full {
-        let verdict = if liveness.is_some() {
-            "VIOLATED"
-        } else {
-            unknown
-        };
         println!("Liveness (always):");
-        println!("  {SETTLES_ON_THE_LEADER}  {verdict}");
+        for (name, found) in [
+            (SETTLES_ON_THE_LEADER, liveness.is_some()),
+            (ELECTS_A_LEADER, elects.is_some()),
+        ] {
+            let verdict = if found { "VIOLATED" } else { unknown };
+            println!("  {name:<47} {verdict}");
+        }
     }
     if let Some(path) = liveness {
         println!(
             "\nCounterexample to \"{SETTLES_ON_THE_LEADER}\" (delivering every message in flight from the last state leaves a node of the leader's term not following it):"
         );
         print!("{}", format_trace(checker.model(), path));
+    }
+    if let Some(path) = elects {
+        println!(
+            "\nCounterexample to \"{ELECTS_A_LEADER}\" (from the last state, {ELECTION_ROUNDS} rounds of time passing, the election timer of a node that can win firing and every message delivered elect no leader that a majority follows):"
+        );
+        print!("{}", format_trace(checker.model(), path));
+        let last = last_state_with_stable_ids(checker.model(), path);
+        if let Some(election) = last.and_then(|state| checker.model().failed_election(&state)) {
+            let up: Vec<String> = election.up.iter().map(ToString::to_string).collect();
+            println!(
+                "  The schedule from the last state, with {} up:",
+                up.join(", ")
+            );
+            for stage in &election.story {
+                println!("    {stage}");
+            }
+        }
     }
     let mut broken = Invariant::ALL
         .iter()

@@ -119,6 +119,16 @@ fn with_stable_ids(
     stable
 }
 
+/// The last state of `path` with the ids the run started with (as
+/// [`format_trace`] prints it), for explaining what happens after it.
+#[must_use]
+pub fn last_state_with_stable_ids(
+    model: &ElectionModel,
+    path: &Path<ClusterState, Action>,
+) -> Option<ClusterState> {
+    with_stable_ids(model, path).pop().map(|(state, _)| state)
+}
+
 fn order_id(order: &[usize], canonical: NodeId) -> u8 {
     u8::try_from(order[usize::from(canonical.0)]).expect("a cluster has at most 255 nodes")
 }

@@ -432,12 +432,17 @@ fn every_configuration_of_the_default_portfolio_passes_in_its_pinned_state_count
     for (entry, (_, pin)) in entries.into_iter().zip(PINNED) {
         let checker = model(entry.bounds).checker().spawn_dfs().join();
         no_safety_violation(&checker);
-        if let Some(path) = checker.discovery(raft_election_model::SETTLES_ON_THE_LEADER) {
-            panic!(
-                "{}: the liveness check failed:\n{}",
-                entry.name,
-                format_trace(checker.model(), &path)
-            );
+        for liveness in [
+            raft_election_model::SETTLES_ON_THE_LEADER,
+            raft_election_model::ELECTS_A_LEADER,
+        ] {
+            if let Some(path) = checker.discovery(liveness) {
+                panic!(
+                    "{}: {liveness} failed:\n{}",
+                    entry.name,
+                    format_trace(checker.model(), &path)
+                );
+            }
         }
         for name in &entry.required {
             assert!(

@@ -2,7 +2,8 @@
 //! Tokio runtime's real `Driver`s run a cluster (on Tokio's paused clock,
 //! with seeded message loss and crash-restarts), every step, save and send
 //! they make is recorded in the order it happens, and the trace is replayed
-//! through this crate's model. Every observed step must be one the model
+//! through this crate's model (`raft_election_model::replay`, which the
+//! TCP node processes' logs are replayed through too). Every observed step must be one the model
 //! allows from where the model is (a message that is in flight, a timer that
 //! is armed) and leave the node exactly as the model's step does; every send
 //! must be an output of that step, made once its state is durable; a
@@ -16,13 +17,12 @@
 //! `RAFT_ELECTION_TRACE_SEEDS` sets the number of seeded runs (1,000 by
 //! default; the nightly run asks for more).
 
+use raft_election::Features;
 use raft_election::storage::{MemStorage, Storage, StorageError};
 use raft_election::{Config, HardState, Input, Message, Node, NodeId, Role, Timer, Timing};
-use raft_election::{Envelope, Features, Term};
-use raft_election_model::{Action, Bounds, ClusterState, ElectionModel, StartingLogs};
+use raft_election_model::replay::{self, Observed, TraceEvent};
 use raft_election_runtime::driver::Observer;
 use raft_election_runtime::{Delivery, Driver, Requests, TimeoutPicker, TimeoutSource, Transport};
-use stateright::Model;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -36,17 +36,7 @@ const MAX_CRASHES: u32 = 4;
 const INBOX: usize = 64;
 
 /// What the drivers did, in the order they did it.
-#[derive(Clone, Debug)]
-enum Event {
-    /// A driver started (or restarted) with this node, before its first step.
-    Started(NodeId, Node),
-    /// A driver stepped its node from `before` on the input to `after`.
-    Stepped(NodeId, Node, Input, Node),
-    /// A hard state became durable.
-    Saved(NodeId, HardState),
-    /// A message left its node.
-    Sent(NodeId, NodeId, Message),
-}
+type Event = TraceEvent;
 
 type Trace = Arc<Mutex<Vec<Event>>>;
 
@@ -149,12 +139,17 @@ struct TracedObserver {
 
 impl Observer for TracedObserver {
     fn started(&mut self, config: &Config, node: &Node) {
-        let event = Event::Started(config.id(), node.clone());
+        let event = Event::Started(config.id(), node.hard_state());
         self.trace.lock().unwrap().push(event);
     }
 
     fn stepped(&mut self, config: &Config, before: &Node, input: &Input, after: &Node) {
-        let event = Event::Stepped(config.id(), before.clone(), *input, after.clone());
+        let event = Event::Stepped {
+            id: config.id(),
+            before: Some(Box::new(before.clone())),
+            input: *input,
+            after: Observed::Node(Box::new(after.clone())),
+        };
         self.trace.lock().unwrap().push(event);
     }
 }
@@ -233,7 +228,11 @@ async fn run(seed: u64, planted: Planted) -> Vec<Event> {
         let victim = u8::try_from(victim).unwrap();
         if planted == Planted::CancelledTimerFires {
             let leader = trace.lock().unwrap().iter().rev().find_map(|e| match e {
-                Event::Stepped(id, _, _, after) if after.role() == Role::Leader => Some(*id),
+                Event::Stepped {
+                    id,
+                    after: Observed::Node(after),
+                    ..
+                } if after.role() == Role::Leader => Some(*id),
                 _ => None,
             });
             if let Some(leader) = leader {
@@ -259,113 +258,10 @@ async fn run(seed: u64, planted: Planted) -> Vec<Event> {
     std::mem::take(&mut *trace.lock().unwrap())
 }
 
-/// Replays `trace` through the model; the first step the model does not
-/// allow, or that ends elsewhere, is the error.
+/// Replays `trace` through the model (`raft_election_model::replay`).
 fn validate(trace: &[Event]) -> Result<usize, String> {
     // The drivers run the production features (`Config::cluster`'s default).
-    let mut bounds =
-        Bounds::with_logs(NODES, StartingLogs::Equal).with_features(Features::default());
-    bounds.max_term = Term(1000);
-    bounds.max_crashes = u8::MAX;
-    let model = ElectionModel::new(bounds).unwrap().without_symmetry();
-    // The model starts every node (its Start step) in its initial state.
-    let mut state: ClusterState = model.init_states().remove(0);
-    let nodes = usize::from(NODES);
-    let mut started = vec![false; nodes];
-    let mut awaiting_start = vec![false; nodes];
-    let mut durable = vec![HardState::default(); nodes];
-    let mut steps = 0;
-    for (index, event) in trace.iter().enumerate() {
-        let at = |what: String| Err(format!("event {index} ({event:?}): {what}"));
-        match event {
-            Event::Started(id, node) => {
-                let i = usize::from(id.0);
-                if started[i] {
-                    // A crash and restart: the model restores what the node
-                    // asked to persist; the driver restored what was durable.
-                    let asked = state.servers[i].storage;
-                    if durable[i] != asked || node.hard_state() != asked {
-                        return at(format!(
-                            "restarted with {:?}, durable {:?}, but its last persist asked for {asked:?}",
-                            node.hard_state(),
-                            durable[i]
-                        ));
-                    }
-                    state = model
-                        .next_state(&state, Action::Restart(*id))
-                        .unwrap_or(state);
-                }
-                started[i] = true;
-                awaiting_start[i] = true;
-            }
-            Event::Stepped(id, before, input, after) => {
-                let i = usize::from(id.0);
-                if *before != state.servers[i].node {
-                    return at(format!(
-                        "stepped from a node the model does not hold: {:?}",
-                        state.servers[i].node
-                    ));
-                }
-                let action = match *input {
-                    // The model's start (or restart) already took this step.
-                    Input::Start if awaiting_start[i] => None,
-                    Input::Start => return at("a start without a restart".to_owned()),
-                    Input::Receive { from, message } => {
-                        let envelope = Envelope {
-                            from,
-                            to: *id,
-                            message,
-                        };
-                        if !state.network.contains(&envelope) {
-                            return at("received a message no node sent".to_owned());
-                        }
-                        Some(Action::Deliver(envelope))
-                    }
-                    Input::Timeout(timer) => {
-                        if !state.servers[i].armed.is_armed(timer) {
-                            return at(format!("the {timer} timer fired, but it is not armed"));
-                        }
-                        Some(Action::Fire(*id, timer))
-                    }
-                    Input::TransferLeadership { to } => Some(Action::Transfer(*id, to)),
-                };
-                awaiting_start[i] = false;
-                if let Some(action) = action {
-                    state = model.next_state(&state, action).unwrap_or(state);
-                }
-                if *after != state.servers[i].node {
-                    return at(format!(
-                        "ended as {after:?}, the model's step as {:?}",
-                        state.servers[i].node
-                    ));
-                }
-                if let Some((invariant, detail)) = state.violations.iter().next() {
-                    return at(format!("{invariant}: {detail}"));
-                }
-                steps += 1;
-            }
-            Event::Saved(id, hard_state) => durable[usize::from(id.0)] = *hard_state,
-            Event::Sent(from, to, message) => {
-                let i = usize::from(from.0);
-                let envelope = Envelope {
-                    from: *from,
-                    to: *to,
-                    message: *message,
-                };
-                if !state.network.contains(&envelope) {
-                    return at("sent a message no step of the model sent".to_owned());
-                }
-                let current = state.servers[i].node.hard_state();
-                if durable[i] != current {
-                    return at(format!(
-                        "sent while its state {current:?} was not durable (durable: {:?})",
-                        durable[i]
-                    ));
-                }
-            }
-        }
-    }
-    Ok(steps)
+    replay::validate(NODES, Features::default(), trace).map_err(|refused| refused.to_string())
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
@@ -401,7 +297,7 @@ fn every_step_of_a_thousand_seeded_runs_with_loss_and_crashes_is_a_step_the_mode
             .count()
             - usize::from(NODES);
         leaders += usize::from(trace.iter().any(|e| {
-            matches!(e, Event::Stepped(_, before, _, after)
+            matches!(e, Event::Stepped { before: Some(before), after: Observed::Node(after), .. }
                 if before.role() != Role::Leader && after.role() == Role::Leader)
         }));
     }

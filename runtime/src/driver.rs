@@ -105,6 +105,12 @@ pub trait Observer: Send {
         let _ = (config, before, input, after);
     }
 
+    /// `hard_state` is durable now: the storage's save returned. Called
+    /// before the step that asked for it is reported to [`Self::stepped`].
+    fn saved(&mut self, config: &Config, hard_state: &HardState) {
+        let _ = (config, hard_state);
+    }
+
     /// The node, in `term`, handed `message` for `to` to its transport,
     /// which did `delivery` with it.
     fn sent(
@@ -309,6 +315,7 @@ where
                         tracing::error!("{error}");
                         return Err(error);
                     }
+                    self.observer.saved(&self.config, &hard_state);
                 }
                 Output::Send { to, message } => {
                     let delivery = self.transport.send(to, message);

@@ -70,7 +70,9 @@ pub use data_dir::{DataDir, DataDirError, DirStorage};
 pub use driver::{Driver, NodeError, Observer, Requests, RequestsFull};
 pub use round_trips::RoundTrips;
 #[cfg(not(loom))]
-pub use server::{Leadership, Server, ServerBuilder, ServerError, ServerStatus, StatusReader};
+pub use server::{
+    Leadership, STEP_LOG_TARGET, Server, ServerBuilder, ServerError, ServerStatus, StatusReader,
+};
 #[cfg(not(loom))]
 pub use tcp::{TcpConfig, TcpError, TcpStats, TcpStatsHandle, TcpTransport};
 pub use timeouts::{TimeoutPicker, TimeoutSource};

@@ -46,7 +46,9 @@ use crate::timeouts::{TimeoutPicker, TimeoutSource};
 use crate::timers::Timers;
 use crate::transport::{Delivery, Transport, Wake};
 use raft_election::storage::{Storage, StorageError};
-use raft_election::{Config, Input, Message, Node, NodeId, RestoredStateError, Role, Term, Timer};
+use raft_election::{
+    Config, HardState, Input, Message, Node, NodeId, RestoredStateError, Role, Term, Timer,
+};
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -56,6 +58,14 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
+
+/// The tracing target of the lines a replay needs, at trace level: every
+/// step's input and the node's term, vote, role and leader after it
+/// (`event = "step"`), every save once it is durable (`"save"`), every
+/// message handed to the transport in full (`"sent"`). Off unless a filter
+/// enables it (`raft-election node --log-steps`); with the node's `start`
+/// line they are what trace validation replays through the model.
+pub const STEP_LOG_TARGET: &str = "raft_election::steps";
 
 /// Who leads, as this server knows it. `term` only grows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -611,7 +621,20 @@ impl Observer for ServerObserver {
         );
     }
 
+    fn saved(&mut self, _config: &Config, hard_state: &HardState) {
+        trace!(
+            target: STEP_LOG_TARGET,
+            event = "save",
+            saved_term = hard_state.current_term.0,
+            saved_vote = hard_state.voted_for.map(|v| v.0),
+            "saved {} voted for {:?}",
+            hard_state.current_term,
+            hard_state.voted_for
+        );
+    }
+
     fn stepped(&mut self, config: &Config, before: &Node, input: &Input, after: &Node) {
+        log_step(input, after);
         let id = config.id();
         if let Input::Receive { from, message } = input {
             if let Message::AppendEntriesResponse { term, success, .. } = message {
@@ -710,6 +733,13 @@ impl Observer for ServerObserver {
         delivery: Delivery,
     ) {
         let _ = config;
+        trace!(
+            target: STEP_LOG_TARGET,
+            event = "sent",
+            peer = to.0,
+            wire = %json(message),
+            "{message} to {to} in {term}"
+        );
         if matches!(message, Message::AppendEntries { .. }) {
             let now = Instant::now();
             // Answers come back long before the next round (a heartbeat
@@ -741,6 +771,40 @@ impl Observer for ServerObserver {
             None => debug!(event = "lease", "holds no leader lease"),
         }
     }
+}
+
+/// `value` as one line of JSON, for the [`STEP_LOG_TARGET`] lines.
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("unencodable: {e}"))
+}
+
+/// The [`STEP_LOG_TARGET`] line of one step: its input and where it left
+/// the node.
+fn log_step(input: &Input, after: &Node) {
+    if !tracing::enabled!(target: STEP_LOG_TARGET, tracing::Level::TRACE) {
+        return;
+    }
+    let (kind, peer, timer, wire) = match *input {
+        Input::Start => ("start", None, None, None),
+        Input::Receive { from, message } => ("receive", Some(from.0), None, Some(json(&message))),
+        Input::Timeout(timer) => ("timeout", None, Some(timer.to_string()), None),
+        Input::TransferLeadership { to } => ("transfer", Some(to.0), None, None),
+    };
+    trace!(
+        target: STEP_LOG_TARGET,
+        event = "step",
+        input = kind,
+        peer,
+        timer,
+        wire,
+        after_term = after.current_term().0,
+        after_vote = after.voted_for().map(|v| v.0),
+        after_role = %after.role(),
+        after_leader = after.leader_id().map(|l| l.0),
+        "{kind} -> {} in {}",
+        after.role(),
+        after.current_term()
+    );
 }
 
 fn is_heartbeat(message: &Message) -> bool {
