@@ -558,13 +558,25 @@ impl ElectionModel {
                 | Output::LeaseRevoked => {}
             }
         }
+        let servers = &state.servers;
+        self.drop_spent(&mut state.network, |id| {
+            servers[usize::from(id.0)].node.current_term()
+        });
+    }
+
+    /// Drops every message in flight that [`is_spent`] given each node's
+    /// term (`term_of`). Only the election features send such messages.
+    fn drop_spent(&self, network: &mut Network, term_of: impl Fn(NodeId) -> Term) {
         if self.bounds.features != Features::NONE {
-            let latest = latest_pre_votes(&state.network);
+            let latest = latest_pre_votes(network);
             let duplicating = self.bounds.network == NetworkKind::Duplicating;
-            let servers = &state.servers;
-            state
-                .network
-                .retain(|envelope| !is_spent(envelope, servers, duplicating.then_some(&latest)));
+            network.retain(|envelope| {
+                !is_spent(
+                    envelope,
+                    term_of(envelope.to),
+                    duplicating.then_some(&latest),
+                )
+            });
         }
     }
 
@@ -618,6 +630,11 @@ impl ElectionModel {
         {
             return false;
         }
+        // The common case, an unchanged node and no higher term, teaches the
+        // history nothing (`History::is_inert`): no copy of it is needed.
+        if History::is_inert(&server.node, &input, &node) {
+            return true;
+        }
         let mut history = state.history.clone();
         history
             .record_step(config, &server.node, &input, &node)
@@ -640,40 +657,61 @@ impl ElectionModel {
         if self.bounds.network != NetworkKind::Duplicating {
             return true;
         }
-        let Some((term, leader)) = leader_of_highest_term(state) else {
+        let nodes = || state.servers.iter().map(|s| &s.node);
+        let Some((term, leader)) = leader_of_highest_term(nodes()) else {
             return true;
         };
-        if all_follow(state, term, leader) {
+        if all_follow(nodes(), term, leader) {
             return true;
         }
         // Each round delivers every message once; the bound only guards
-        // against a core that never settles, which is itself a failure.
-        let mut settled = state.clone();
+        // against a core that never settles, which is itself a failure. Only
+        // the nodes and the messages in flight decide what a delivery does,
+        // so only they are copied: timers, storage and the history are not
+        // read by `Node::step`, and every state on the way is one the search
+        // reaches (and checks) anyway.
+        let mut nodes: Vec<Node> = state.servers.iter().map(|s| s.node.clone()).collect();
+        let mut network = state.network.clone();
+        let mut outputs = Vec::new();
         for _ in 0..MAX_SETTLING_ROUNDS {
             let mut changed = false;
-            let envelopes: Vec<Envelope> = settled.network.iter().collect();
+            let envelopes: Vec<Envelope> = network.iter().collect();
             for envelope in envelopes {
-                if self.delivery_changes_nothing(&settled, &envelope) {
-                    continue;
-                }
+                let to = usize::from(envelope.to.0);
+                let mut node = nodes[to].clone();
+                outputs.clear();
                 let input = Input::Receive {
                     from: envelope.from,
                     message: envelope.message,
                 };
-                let before = settled.clone();
-                self.step(&mut settled, envelope.to, input);
-                // A step may change nothing in the end (a refusal the model
-                // drops as spent at once): only a change is progress.
-                if settled != before {
+                node.step(&self.configs[to], input, &mut outputs);
+                let sent_before = network.len();
+                for output in &outputs {
+                    if let Output::Send { to, message } = *output {
+                        let sent = Envelope {
+                            from: envelope.to,
+                            to,
+                            message,
+                        };
+                        network.insert(&sent);
+                    }
+                }
+                let mut delivered_changed = network.len() != sent_before;
+                if node != nodes[to] {
+                    nodes[to] = node;
+                    delivered_changed = true;
+                }
+                if delivered_changed {
                     changed = true;
+                    self.drop_spent(&mut network, |id| nodes[usize::from(id.0)].current_term());
                 }
             }
             if !changed {
                 // A transfer in flight may have moved leadership on to a later
                 // term meanwhile: whoever leads the highest term at the end
                 // must be followed by every node of it.
-                return leader_of_highest_term(&settled)
-                    .is_none_or(|(term, leader)| all_follow(&settled, term, leader));
+                return leader_of_highest_term(nodes.iter())
+                    .is_none_or(|(term, leader)| all_follow(nodes.iter(), term, leader));
             }
         }
         false
@@ -887,22 +925,27 @@ impl Model for ElectionModel {
 /// [`ElectionModel::settles_on_the_leader`] gives up.
 const MAX_SETTLING_ROUNDS: usize = 64;
 
-/// The leader of the highest term any node is in, if that term has one.
-fn leader_of_highest_term(state: &ClusterState) -> Option<(Term, NodeId)> {
-    let term = state.servers.iter().map(|s| s.node.current_term()).max()?;
-    state
-        .servers
-        .iter()
-        .position(|s| s.node.current_term() == term && s.node.role() == Role::Leader)
+/// The leader of the highest term any of `nodes` (in id order) is in, if
+/// that term has one.
+fn leader_of_highest_term<'a>(
+    mut nodes: impl Iterator<Item = &'a Node> + Clone,
+) -> Option<(Term, NodeId)> {
+    let term = nodes.clone().map(Node::current_term).max()?;
+    nodes
+        .position(|node| node.current_term() == term && node.role() == Role::Leader)
         .map(|index| (term, NodeId(u8::try_from(index).unwrap_or(u8::MAX))))
 }
 
-/// Every node of `term` is `leader` or follows it.
-fn all_follow(state: &ClusterState, term: Term, leader: NodeId) -> bool {
-    state.servers.iter().enumerate().all(|(index, s)| {
-        s.node.current_term() != term
+/// Every one of `nodes` (in id order) in `term` is `leader` or follows it.
+fn all_follow<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    term: Term,
+    leader: NodeId,
+) -> bool {
+    nodes.enumerate().all(|(index, node)| {
+        node.current_term() != term
             || usize::from(leader.0) == index
-            || (s.node.role() == Role::Follower && s.node.leader_id() == Some(leader))
+            || (node.role() == Role::Follower && node.leader_id() == Some(leader))
     })
 }
 
@@ -1104,10 +1147,9 @@ fn latest_pre_votes(network: &Network) -> BTreeMap<(NodeId, NodeId), Term> {
 ///   above the sender's: then the later request draws the very same refusal.
 fn is_spent(
     envelope: &Envelope,
-    servers: &[Server],
+    receiver: Term,
     latest_pre_votes: Option<&BTreeMap<(NodeId, NodeId), Term>>,
 ) -> bool {
-    let receiver = servers[usize::from(envelope.to.0)].node.current_term();
     match envelope.message {
         Message::PreVoteResponse { term, .. } => receiver >= term,
         Message::TimeoutNow { term } => receiver > term,
