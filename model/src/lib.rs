@@ -397,6 +397,9 @@ pub struct ElectionModel {
     configs: Vec<Config>,
     /// Whether every state is put in canonical form (symmetry reduction).
     symmetry: bool,
+    /// Whether responses of a term below their receiver's are dropped
+    /// ([`ElectionModel::drop_stale_responses`]).
+    drop_stale_responses: bool,
 }
 
 /// The reachability ("sometimes") properties of every run: each shows a
@@ -462,7 +465,16 @@ impl ElectionModel {
             bounds,
             configs,
             symmetry: true,
+            drop_stale_responses: true,
         })
+    }
+
+    /// This model keeping every response in flight, stale ones included (to
+    /// measure the reduction, and to show it hides nothing).
+    #[must_use]
+    pub fn without_dropping_stale_responses(mut self) -> Self {
+        self.drop_stale_responses = false;
+        self
     }
 
     /// This model without symmetry reduction: every state keeps the ids it
@@ -574,12 +586,63 @@ impl ElectionModel {
                 | Output::LeaseRevoked => {}
             }
         }
+        // A volatile restart sends a term back, and a stale response could
+        // matter again: only durable restarts keep terms monotonic.
+        if self.drop_stale_responses && self.bounds.restarts == Restarts::Durable {
+            self.drop_stale_responses(state, id, before.current_term());
+        }
         let servers = &state.servers;
         self.drop_spent(&mut state.network, |id| {
             servers[usize::from(id.0)].node.current_term()
         });
     }
 
+    /// After a step of node `id` from `term_before`, drops every response
+    /// (RequestVoteResponse, AppendEntriesResponse) in flight whose term is
+    /// below its receiver's: the network may lose any message, and Figure 2
+    /// has a node ignore a response of an older term in every role and with
+    /// every feature (it settles the term first), so such a response can
+    /// never change its receiver nor draw a reply. Only `id`'s term moved,
+    /// so only responses to `id` and the ones it just sent can have become
+    /// stale. A response is dropped only if delivering it now indeed changes
+    /// nothing and sends nothing: a core that broke the rule would keep it
+    /// in flight, and the step that acts on it is explored and checked.
+    /// proofs.md, "Stale responses", argues why nothing is missed.
+    fn drop_stale_responses(&self, state: &mut ClusterState, id: NodeId, term_before: Term) {
+        let moved = state.servers[usize::from(id.0)].node.current_term() > term_before;
+        let stale = |envelope: &Envelope| {
+            let response = matches!(
+                envelope.message,
+                Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. }
+            );
+            let receiver = &state.servers[usize::from(envelope.to.0)].node;
+            response
+                && (envelope.from == id || (moved && envelope.to == id))
+                && envelope.message.term() < receiver.current_term()
+                && self.ignores(receiver, envelope)
+        };
+        let spent: Vec<Envelope> = state.network.iter().filter(|e| stale(e)).collect();
+        for envelope in &spent {
+            state.network.remove(envelope);
+        }
+    }
+
+    /// Whether `receiver` delivered `envelope` stays as it is and sends or
+    /// arms nothing.
+    fn ignores(&self, receiver: &Node, envelope: &Envelope) -> bool {
+        let mut node = receiver.clone();
+        let mut outputs = Vec::new();
+        let input = Input::Receive {
+            from: envelope.from,
+            message: envelope.message,
+        };
+        node.step(
+            &self.configs[usize::from(envelope.to.0)],
+            input,
+            &mut outputs,
+        );
+        outputs.is_empty() && node == *receiver
+    }
 
     /// Drops every message in flight that [`is_spent`] given each node's
     /// term (`term_of`). Only the election features send such messages.
@@ -988,11 +1051,7 @@ fn leader_of_highest_term<'a>(
 }
 
 /// Every one of `nodes` (in id order) in `term` is `leader` or follows it.
-fn all_follow<'a>(
-    nodes: impl Iterator<Item = &'a Node>,
-    term: Term,
-    leader: NodeId,
-) -> bool {
+fn all_follow<'a>(nodes: impl Iterator<Item = &'a Node>, term: Term, leader: NodeId) -> bool {
     nodes.enumerate().all(|(index, node)| {
         node.current_term() != term
             || usize::from(leader.0) == index

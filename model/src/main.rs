@@ -20,7 +20,7 @@ use raft_election::invariants::Invariant;
 use raft_election::{Features, Term};
 use raft_election_model::portfolio::{self, Entry};
 use raft_election_model::{
-    Bounds, ElectionModel, NetworkKind, Restarts, SETTLES_ON_THE_LEADER, StartingLogs,
+    Bounds, ElectionModel, ModelError, NetworkKind, Restarts, SETTLES_ON_THE_LEADER, StartingLogs,
     format_trace, is_modelled, sequence_diagram,
 };
 use stateright::{Checker, HasDiscoveries, Model};
@@ -69,6 +69,12 @@ struct Args {
     /// renaming of node ids are explored once).
     #[arg(long)]
     no_symmetry: bool,
+    /// Keep every response in flight, stale ones included (by default a
+    /// RequestVoteResponse or AppendEntriesResponse of a term below its
+    /// receiver's is dropped, as its receiver ignores it: see proofs.md,
+    /// "Stale responses"). The same behaviours in many more states.
+    #[arg(long)]
+    keep_stale_responses: bool,
     /// Checker threads [default: one per core]. State counts do not depend
     /// on it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -133,13 +139,14 @@ struct Args {
 
 /// The options that choose one configuration (or a mode other than the
 /// portfolio): given any of them, `check` runs that instead.
-const SINGLE_RUN_OPTIONS: [&str; 17] = [
+const SINGLE_RUN_OPTIONS: [&str; 18] = [
     "nodes",
     "max_term",
     "max_crashes",
     "network",
     "bfs",
     "no_symmetry",
+    "keep_stale_responses",
     "explore",
     "volatile_restarts",
     "logs",
@@ -169,6 +176,18 @@ impl Args {
             bounds.restarts = Restarts::Volatile;
         }
         bounds
+    }
+
+    /// The model of `bounds`, without the reductions these options turn off.
+    fn model(&self, bounds: Bounds) -> Result<ElectionModel, ModelError> {
+        let mut model = ElectionModel::new(bounds)?;
+        if self.no_symmetry {
+            model = model.without_symmetry();
+        }
+        if self.keep_stale_responses {
+            model = model.without_dropping_stale_responses();
+        }
+        Ok(model)
     }
 
     /// `--features` with the single switches added.
@@ -206,7 +225,12 @@ impl Args {
         } else {
             "with"
         };
-        format!("{search}, {symmetry} symmetry reduction")
+        let stale = if self.keep_stale_responses {
+            "stale responses kept"
+        } else {
+            "stale responses dropped"
+        };
+        format!("{search}, {symmetry} symmetry reduction, {stale}")
     }
 }
 
@@ -239,8 +263,8 @@ fn main() -> ExitCode {
     if args.every_combination {
         return every_combination(&args);
     }
-    let model = match ElectionModel::new(args.bounds()) {
-        Ok(model) if args.no_symmetry || args.explore.is_some() => model.without_symmetry(),
+    let model = match args.model(args.bounds()) {
+        Ok(model) if args.explore.is_some() => model.without_symmetry(),
         Ok(model) => model,
         Err(error) => {
             eprintln!("error: {error}");
@@ -506,8 +530,7 @@ fn configuration(model: &ElectionModel) -> String {
 /// a table.
 fn every_combination(args: &Args) -> ExitCode {
     let bounds = args.bounds();
-    let first = match ElectionModel::new(bounds.clone()) {
-        Ok(model) if args.no_symmetry => model.without_symmetry(),
+    let first = match args.model(bounds.clone()) {
         Ok(model) => model,
         Err(error) => {
             eprintln!("error: {error}");
@@ -523,8 +546,7 @@ fn every_combination(args: &Args) -> ExitCode {
     let mut rows = Vec::new();
     let start = Instant::now();
     for features in Features::combinations() {
-        let model = match ElectionModel::new(bounds.clone().with_features(features)) {
-            Ok(model) if args.no_symmetry => model.without_symmetry(),
+        let model = match args.model(bounds.clone().with_features(features)) {
             Ok(model) => model,
             Err(error) => {
                 eprintln!("error: {error}");

@@ -267,7 +267,11 @@ fn validate(trace: &[Event]) -> Result<usize, String> {
         Bounds::with_logs(NODES, StartingLogs::Equal).with_features(Features::default());
     bounds.max_term = Term(1000);
     bounds.max_crashes = u8::MAX;
-    let model = ElectionModel::new(bounds).unwrap().without_symmetry();
+    // Every message a driver sent stays deliverable, stale responses too.
+    let model = ElectionModel::new(bounds)
+        .unwrap()
+        .without_symmetry()
+        .without_dropping_stale_responses();
     // The model starts every node (its Start step) in its initial state.
     let mut state: ClusterState = model.init_states().remove(0);
     let nodes = usize::from(NODES);
