@@ -175,7 +175,7 @@ impl ElectionModel {
             && state
                 .network
                 .iter()
-                .any(|envelope| !self.delivery_changes_nothing(state, &envelope));
+                .any(|envelope| self.deliver(state, &envelope).is_some());
         defer || self.elects_a_leader_with_timers(state)
     }
 
@@ -316,9 +316,9 @@ impl ElectionModel {
             let mut changed = false;
             let envelopes: Vec<_> = state.network.iter().filter(|e| up.contains(e.to)).collect();
             for envelope in envelopes {
-                if self.delivery_changes_nothing(state, &envelope) {
+                let Some((node, outputs)) = self.deliver(state, &envelope) else {
                     continue;
-                }
+                };
                 let input = Input::Receive {
                     from: envelope.from,
                     message: envelope.message,
@@ -326,7 +326,7 @@ impl ElectionModel {
                 let receiver = usize::from(envelope.to.0);
                 let server = state.servers[receiver].clone();
                 let in_flight = state.network.clone();
-                self.step(state, envelope.to, input);
+                self.commit(state, envelope.to, input, node, outputs);
                 // A step may change nothing in the end (a refusal the model
                 // drops as spent at once): only a change is progress. A
                 // step changes its receiver and adds to the network or
@@ -454,7 +454,7 @@ mod tests {
                 let pending = state
                     .network
                     .iter()
-                    .any(|envelope| !model.delivery_changes_nothing(state, &envelope));
+                    .any(|envelope| model.deliver(state, &envelope).is_some());
                 if !pending || model.bounds.features.leadership_transfer {
                     continue;
                 }

@@ -20,7 +20,7 @@ use raft_election::invariants::Invariant;
 use raft_election::{Features, Term};
 use raft_election_model::portfolio::{self, Entry};
 use raft_election_model::{
-    Bounds, ELECTION_ROUNDS, ELECTS_A_LEADER, ElectionModel, NetworkKind, Restarts,
+    Bounds, ELECTION_ROUNDS, ELECTS_A_LEADER, ElectionModel, ModelError, NetworkKind, Restarts,
     SETTLES_ON_THE_LEADER, StartingLogs, format_trace, is_modelled, last_state_with_stable_ids,
     sequence_diagram,
 };
@@ -42,7 +42,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// With no bound or feature option it runs the default portfolio: 3 nodes
 /// with a crash, 5 nodes, each log profile and the election features, a
 /// breadth-first pass over all of them first, then each exhaustively, and
-/// prints one table (about a minute on two cores). Any option below that
+/// prints one table (about ten seconds on two cores). Any option below that
 /// sets a bound or a feature checks that one configuration instead.
 #[derive(Debug, Parser)]
 #[command(name = "check", version)]
@@ -70,6 +70,12 @@ struct Args {
     /// renaming of node ids are explored once).
     #[arg(long)]
     no_symmetry: bool,
+    /// Keep every response in flight, stale ones included (by default a
+    /// RequestVoteResponse or AppendEntriesResponse of a term below its
+    /// receiver's is dropped, as its receiver ignores it: see proofs.md,
+    /// "Stale responses"). The same behaviours in many more states.
+    #[arg(long)]
+    keep_stale_responses: bool,
     /// Checker threads [default: one per core]. State counts do not depend
     /// on it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -126,21 +132,22 @@ struct Args {
         "lease_guarded_votes", "leadership_transfer", "explore", "volatile_restarts", "trace_svg"])]
     every_combination: bool,
     /// Run the nightly portfolio: larger bounds (3 nodes with terms up to 3,
-    /// 5 nodes with terms up to 2, the features with two terms); hours, not
-    /// seconds. Takes no bound or feature option.
+    /// 5 nodes with terms up to 2, the features with two terms); an hour or
+    /// more. Takes no bound or feature option.
     #[arg(long)]
     deep: bool,
 }
 
 /// The options that choose one configuration (or a mode other than the
 /// portfolio): given any of them, `check` runs that instead.
-const SINGLE_RUN_OPTIONS: [&str; 17] = [
+const SINGLE_RUN_OPTIONS: [&str; 18] = [
     "nodes",
     "max_term",
     "max_crashes",
     "network",
     "bfs",
     "no_symmetry",
+    "keep_stale_responses",
     "explore",
     "volatile_restarts",
     "logs",
@@ -170,6 +177,18 @@ impl Args {
             bounds.restarts = Restarts::Volatile;
         }
         bounds
+    }
+
+    /// The model of `bounds`, without the reductions these options turn off.
+    fn model(&self, bounds: Bounds) -> Result<ElectionModel, ModelError> {
+        let mut model = ElectionModel::new(bounds)?;
+        if self.no_symmetry {
+            model = model.without_symmetry();
+        }
+        if self.keep_stale_responses {
+            model = model.without_dropping_stale_responses();
+        }
+        Ok(model)
     }
 
     /// `--features` with the single switches added.
@@ -207,7 +226,12 @@ impl Args {
         } else {
             "with"
         };
-        format!("{search}, {symmetry} symmetry reduction")
+        let stale = if self.keep_stale_responses {
+            "stale responses kept"
+        } else {
+            "stale responses dropped"
+        };
+        format!("{search}, {symmetry} symmetry reduction, {stale}")
     }
 }
 
@@ -240,8 +264,8 @@ fn main() -> ExitCode {
     if args.every_combination {
         return every_combination(&args);
     }
-    let model = match ElectionModel::new(args.bounds()) {
-        Ok(model) if args.no_symmetry || args.explore.is_some() => model.without_symmetry(),
+    let model = match args.model(args.bounds()) {
+        Ok(model) if args.explore.is_some() => model.without_symmetry(),
         Ok(model) => model,
         Err(error) => {
             eprintln!("error: {error}");
@@ -507,8 +531,7 @@ fn configuration(model: &ElectionModel) -> String {
 /// a table.
 fn every_combination(args: &Args) -> ExitCode {
     let bounds = args.bounds();
-    let first = match ElectionModel::new(bounds.clone()) {
-        Ok(model) if args.no_symmetry => model.without_symmetry(),
+    let first = match args.model(bounds.clone()) {
         Ok(model) => model,
         Err(error) => {
             eprintln!("error: {error}");
@@ -524,8 +547,7 @@ fn every_combination(args: &Args) -> ExitCode {
     let mut rows = Vec::new();
     let start = Instant::now();
     for features in Features::combinations() {
-        let model = match ElectionModel::new(bounds.clone().with_features(features)) {
-            Ok(model) if args.no_symmetry => model.without_symmetry(),
+        let model = match args.model(bounds.clone().with_features(features)) {
             Ok(model) => model,
             Err(error) => {
                 eprintln!("error: {error}");

@@ -40,8 +40,21 @@ fn mix(value: u64) -> u64 {
 }
 
 /// A set of envelopes in flight.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Network(Vec<u64>);
+
+/// Room a copy keeps for messages to come: a state is copied to take one
+/// step, which sends a few, and inserting into a vector copied to exactly
+/// its length reallocates at once.
+const SPARE: usize = 4;
+
+impl Clone for Network {
+    fn clone(&self) -> Self {
+        let mut codes = Vec::with_capacity(self.0.len() + SPARE);
+        codes.extend_from_slice(&self.0);
+        Self(codes)
+    }
+}
 
 /// Appends `value` of `bits` bits to `code`.
 fn push(code: &mut u64, value: u64, bits: u32) {
@@ -254,6 +267,43 @@ impl Network {
         signatures
     }
 
+    /// This set with every node id renamed by `rename`, a permutation of the
+    /// ids (for symmetry reduction). Renames in the packed form: the same
+    /// as unpacking, renaming each envelope with [`Message::map_ids`] and
+    /// packing again, without building any envelope.
+    #[must_use]
+    pub fn map_ids(&self, rename: impl Fn(NodeId) -> NodeId) -> Self {
+        let id_mask: u64 = (1 << ID_BITS) - 1;
+        let rename_bits = |bits: u64| {
+            let id = NodeId(u8::try_from(bits).expect("ids are 4 bits"));
+            u64::from(rename(id).0)
+        };
+        // From the lowest bits up (see `pack`): from, to, kind, flag, id.
+        let to_shift = ID_BITS;
+        let kind_shift = 2 * ID_BITS;
+        let id_shift = 2 * ID_BITS + KIND_BITS + 1;
+        let mut codes: Vec<u64> = self
+            .0
+            .iter()
+            .map(|&code| {
+                let from = rename_bits(code & id_mask);
+                let to = rename_bits((code >> to_shift) & id_mask);
+                let kind = (code >> kind_shift) & ((1 << KIND_BITS) - 1);
+                let mut renamed = code & !(id_mask | id_mask << to_shift);
+                renamed |= from | to << to_shift;
+                // Only requests name a node; the others pack 0 there.
+                if matches!(kind, REQUEST_VOTE | APPEND_ENTRIES | PRE_VOTE) {
+                    let id = rename_bits((code >> id_shift) & id_mask);
+                    renamed = (renamed & !(id_mask << id_shift)) | id << id_shift;
+                }
+                renamed
+            })
+            .collect();
+        // A permutation keeps codes distinct.
+        codes.sort_unstable();
+        Self(codes)
+    }
+
     /// How many messages are in flight.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -326,6 +376,18 @@ mod tests {
         for envelope in envelopes {
             assert_eq!(unpack(pack(&envelope)), envelope);
         }
+        // Renaming packed codes is renaming the envelopes.
+        let rename = |id: NodeId| NodeId(15 - id.0);
+        let renamed: Network = envelopes
+            .iter()
+            .map(|e| Envelope {
+                from: rename(e.from),
+                to: rename(e.to),
+                message: e.message.map_ids(rename),
+            })
+            .collect();
+        let packed: Network = envelopes.into_iter().collect();
+        assert_eq!(packed.map_ids(rename), renamed);
         let network: Network = envelopes.into_iter().chain(envelopes).collect();
         assert_eq!(network.len(), envelopes.len());
         assert!(envelopes.iter().all(|e| network.contains(e)));

@@ -197,8 +197,8 @@ pub fn portfolio() -> Vec<Entry> {
     entries
 }
 
-/// The larger bounds of the nightly run (`check --deep`): hours, not
-/// seconds.
+/// The larger bounds of the nightly run (`check --deep`): an hour or
+/// more.
 #[must_use]
 pub fn deep() -> Vec<Entry> {
     use StartingLogs::{Ahead, LongerOlder};
