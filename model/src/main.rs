@@ -136,6 +136,14 @@ struct Args {
     /// more. Takes no bound or feature option.
     #[arg(long)]
     deep: bool,
+    /// Stop each exhaustive run after this many seconds: what was explored
+    /// by then is reported (its unique states, any violation found), the
+    /// run counts as failed ("not exhausted"), and the next one starts. For
+    /// long runs such as `--deep`, so a run cut short still says how far it
+    /// got.
+    #[arg(long, value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    time_limit: Option<u64>,
 }
 
 /// The options that choose one configuration (or a mode other than the
@@ -201,6 +209,11 @@ impl Args {
         ];
         let listed = self.features.switches();
         Features::from_switches([0, 1, 2, 3].map(|i| listed[i] || switches[i]))
+    }
+
+    /// `--time-limit` as a duration.
+    fn time_limit(&self) -> Option<Duration> {
+        self.time_limit.map(Duration::from_secs)
     }
 
     /// The requested threads, or one per core (at most 64).
@@ -304,6 +317,9 @@ fn main() -> ExitCode {
     if verdict.ok {
         println!("\nOK: every property holds and every reachability property was reached.");
         ExitCode::SUCCESS
+    } else if verdict.timed_out {
+        println!("\nNOT EXHAUSTED: stopped at the time limit (no violation found so far)");
+        ExitCode::FAILURE
     } else {
         println!("\nFAILED");
         ExitCode::FAILURE
@@ -329,6 +345,29 @@ struct Verdict {
     seconds: f64,
     max_depth: usize,
     ok: bool,
+    /// Stopped at `--time-limit` before it was exhausted.
+    timed_out: bool,
+}
+
+impl Verdict {
+    /// The verdict column of a table.
+    fn word(&self) -> &'static str {
+        match (self.ok, self.timed_out) {
+            (true, _) => "ok",
+            (false, true) => "TIME LIMIT",
+            (false, false) => "FAILED",
+        }
+    }
+}
+
+/// One run's reporting: when it started, its time limit, what to print.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    start: Instant,
+    time_limit: Option<Duration>,
+    output: Output,
+    trace_svg: Option<&'a PathBuf>,
+    required: &'a [&'static str],
 }
 
 /// How one check searches.
@@ -342,6 +381,8 @@ struct Search {
     max_depth: Option<usize>,
     /// Run on past violations until election safety breaks (volatile restarts).
     until_election_safety: bool,
+    /// Stop the run after this long (`--time-limit`).
+    time_limit: Option<Duration>,
 }
 
 impl Search {
@@ -351,6 +392,7 @@ impl Search {
             threads: args.threads(),
             max_depth: None,
             until_election_safety: args.volatile_restarts,
+            time_limit: args.time_limit(),
         }
     }
 }
@@ -380,15 +422,25 @@ fn check(
     if let Some(depth) = search.max_depth {
         builder = builder.target_max_depth(depth);
     }
+    if let Some(limit) = search.time_limit {
+        builder = builder.timeout(limit);
+    }
     let start = Instant::now();
     let label = configuration(model);
     let required = required.map_or_else(|| model.reachability(), <[_]>::to_vec);
+    let run = Run {
+        start,
+        time_limit: search.time_limit,
+        output,
+        trace_svg,
+        required: &required,
+    };
     if search.bfs {
         let checker = watch(builder.spawn_bfs(), start, &label);
-        summarize(checker, start, true, output, trace_svg, &required)
+        summarize(checker, true, &run)
     } else {
         let checker = watch(builder.spawn_dfs(), start, &label);
-        summarize(checker, start, false, output, trace_svg, &required)
+        summarize(checker, false, &run)
     }
 }
 
@@ -432,6 +484,7 @@ fn run_portfolio(entries: &[Entry], which: &str, args: &Args) -> ExitCode {
         threads,
         max_depth: Some(SHALLOW_PASS_DEPTH),
         until_election_safety: false,
+        time_limit: args.time_limit(),
     };
     let mut shallow_states = 0;
     for (entry, model) in entries.iter().zip(&models) {
@@ -458,6 +511,7 @@ fn run_portfolio(entries: &[Entry], which: &str, args: &Args) -> ExitCode {
         threads,
         max_depth: None,
         until_election_safety: false,
+        time_limit: args.time_limit(),
     };
     for (entry, model) in entries.iter().zip(&models) {
         let verdict = check(
@@ -468,7 +522,7 @@ fn run_portfolio(entries: &[Entry], which: &str, args: &Args) -> ExitCode {
             Some(&entry.required),
         );
         total += verdict.unique;
-        let word = if verdict.ok { "ok" } else { "FAILED" };
+        let word = verdict.word();
         println!(
             "{:<52} {:>10} {:>8.1} {:>7} {:>9} {:>9}  {word}",
             entry.name,
@@ -555,7 +609,7 @@ fn every_combination(args: &Args) -> ExitCode {
             }
         };
         let verdict = check(&model, Search::of(args), Output::Failures, None, None);
-        let word = if verdict.ok { "ok" } else { "FAILED" };
+        let word = verdict.word();
         println!(
             "{:<63} {:>11} {:>9.1} {:>6}  {word}",
             features.to_string(),
@@ -666,17 +720,27 @@ fn rate(count: usize, seconds: f64) -> f64 {
 /// Prints the statistics, each property's verdict and every counterexample
 /// (only what went wrong with [`Output::Failures`]); the verdict is ok only
 /// if every safety property held and every reachability property was reached.
-fn summarize<C: Checker<ElectionModel>>(
-    checker: C,
-    start: Instant,
-    bfs: bool,
-    output: Output,
-    trace_svg: Option<&PathBuf>,
-    required: &[&'static str],
-) -> Verdict {
+fn summarize<C: Checker<ElectionModel>>(checker: C, bfs: bool, run: &Run<'_>) -> Verdict {
+    let Run {
+        start,
+        time_limit,
+        output,
+        trace_svg,
+        required,
+    } = *run;
     let elapsed = start.elapsed().as_secs_f64();
     let unique = checker.unique_state_count();
     let full = output == Output::Full;
+    // The checker stops at the limit without saying so; a run that ends
+    // exactly then is counted as cut short, the safe side.
+    let timed_out = time_limit.is_some_and(|limit| start.elapsed() >= limit);
+    if timed_out {
+        println!(
+            "Not exhausted: stopped at the time limit ({} s) after {unique} unique states, depth {}",
+            time_limit.map_or(0, |limit| limit.as_secs()),
+            checker.max_depth()
+        );
+    }
     if full {
         println!("Done in {elapsed:.1} s");
         println!("  unique states     {unique}");
@@ -695,10 +759,15 @@ fn summarize<C: Checker<ElectionModel>>(
             "not established (stopped at a violation)",
             "not reached (stopped early)",
         )
+    } else if timed_out {
+        (
+            "not established (stopped at the time limit)",
+            "not reached (stopped at the time limit)",
+        )
     } else {
         ("holds", "NOT REACHED")
     };
-    let mut ok = !stopped_early;
+    let mut ok = !stopped_early && !timed_out;
     if full {
         println!("Safety (always):");
         for invariant in Invariant::ALL {
@@ -809,6 +878,8 @@ fn summarize<C: Checker<ElectionModel>>(
         seconds: elapsed,
         max_depth: checker.max_depth(),
         ok,
+        // A violation found before the limit is the verdict, not the limit.
+        timed_out: timed_out && !stopped_early,
     }
 }
 
