@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Fed;
+use common::{Fed, elect};
 use raft_election::storage::MemStorage;
 use raft_election::{ClockDrift, Config, Message, NodeId, Term, Timing};
 use raft_election_runtime::{Server, TimeoutSource};
@@ -44,20 +44,8 @@ async fn a_leader_holds_the_lease_from_its_acknowledged_round_start_until_it_run
         .timeouts(TimeoutSource::Seeded(1))
         .spawn()
         .unwrap();
+    elect(&server, &peers).await;
     let mut leadership = server.leadership();
-    timeout(DEADLINE, leadership.wait_for(|l| l.term == Term(1)))
-        .await
-        .expect("n1 campaigns")
-        .unwrap();
-    let vote = Message::RequestVoteResponse {
-        term: Term(1),
-        vote_granted: true,
-    };
-    peers.send((N2, vote)).await.unwrap();
-    timeout(DEADLINE, leadership.wait_for(|l| l.is_me))
-        .await
-        .expect("n1 leads t1")
-        .unwrap();
     // Round 1 started with the election; no one acknowledged it yet.
     let elected = Instant::now();
     assert!(!leadership.borrow().has_lease());

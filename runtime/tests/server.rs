@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Fed;
+use common::{Fed, elect};
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{Config, HardState, Message, NodeId, Term, Timing};
 use raft_election_runtime::{Server, ServerError, TimeoutSource};
@@ -81,24 +81,6 @@ fn spawn(storage: Faulty) -> (Server, mpsc::Sender<(NodeId, Message)>) {
         .spawn()
         .unwrap();
     (server, peers)
-}
-
-/// n1 times out, campaigns in t1 and wins it with n2's vote.
-async fn elect(server: &Server, peers: &mpsc::Sender<(NodeId, Message)>) {
-    let mut leadership = server.leadership();
-    tokio::time::timeout(DEADLINE, leadership.wait_for(|l| l.term == Term(1)))
-        .await
-        .expect("n1 campaigns")
-        .unwrap();
-    let vote = Message::RequestVoteResponse {
-        term: Term(1),
-        vote_granted: true,
-    };
-    peers.send((N2, vote)).await.unwrap();
-    tokio::time::timeout(DEADLINE, leadership.wait_for(|l| l.is_me))
-        .await
-        .expect("n1 leads t1")
-        .unwrap();
 }
 
 /// A leader whose storage panics (a bug, not an error it could report)

@@ -2,8 +2,8 @@
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use raft_election::storage::{FileStorage, Storage};
-use raft_election::{ClusterId, HardState, Message, NodeId};
-use raft_election_runtime::{ClusterHandle, Delivery, Transport};
+use raft_election::{ClusterId, HardState, Message, NodeId, Term};
+use raft_election_runtime::{ClusterHandle, Delivery, Server, Transport};
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -46,4 +46,25 @@ impl Transport for Fed {
     async fn recv(&mut self) -> Option<(NodeId, Message)> {
         self.inbox.recv().await
     }
+}
+
+/// A server of n1 fed through [`Fed`] times out, campaigns in t1 and wins
+/// it with n2's vote, sent on `peers`. Waits at most a minute of (paused)
+/// time for each.
+pub(crate) async fn elect(server: &Server, peers: &mpsc::Sender<(NodeId, Message)>) {
+    const DEADLINE: Duration = Duration::from_secs(60);
+    let mut leadership = server.leadership();
+    tokio::time::timeout(DEADLINE, leadership.wait_for(|l| l.term == Term(1)))
+        .await
+        .expect("n1 campaigns")
+        .unwrap();
+    let vote = Message::RequestVoteResponse {
+        term: Term(1),
+        vote_granted: true,
+    };
+    peers.send((NodeId(2), vote)).await.unwrap();
+    tokio::time::timeout(DEADLINE, leadership.wait_for(|l| l.is_me))
+        .await
+        .expect("n1 leads t1")
+        .unwrap();
 }
