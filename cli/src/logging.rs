@@ -260,34 +260,14 @@ impl Visit for JsonFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::sync::Mutex;
-
-    /// A writer shared with the test.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .expect("not poisoned")
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// An event field named like one of the line's own keys is kept beside
     /// it, never over it: the line's `term` is the node's, its `message`
     /// the sentence.
     #[test]
     fn a_json_line_keeps_its_own_term_and_message_whatever_the_event_fields_are_named() {
-        let captured = Captured::default();
-        let writer = captured.clone();
+        let log = tempfile::NamedTempFile::new().expect("a temporary log file");
+        let writer = Arc::new(log.reopen().expect("the log file, reopened"));
         let context = NodeContext::new(NodeId(3));
         context.set(Arc::new(|| (Term(5), Role::Candidate)));
         let subscriber = tracing_subscriber::fmt()
@@ -296,12 +276,12 @@ mod tests {
                 json: true,
                 context,
             })
-            .with_writer(move || writer.clone())
+            .with_writer(writer)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(event = "timeout", term = 4_u64, "election timeout in t4");
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = std::fs::read_to_string(log.path()).unwrap();
         let line: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["node"], 3, "{line}");
         assert_eq!(line["term"], 5, "{line}");

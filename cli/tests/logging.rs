@@ -4,36 +4,17 @@
 //! this one without a subscriber could make it cache "never".
 
 use raft_election_runtime::spawn_cluster;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// A writer shared with the test, for the subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("not poisoned")
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn every_line_a_node_logs_carries_its_id_term_and_role_as_span_fields() {
-    let captured = Captured::default();
-    let writer = captured.clone();
+    let log = tempfile::NamedTempFile::new().expect("a temporary log file");
+    let writer = Arc::new(log.reopen().expect("the log file, reopened"));
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_env_filter("raft_election=trace")
-        .with_writer(move || writer.clone())
+        .with_writer(writer)
         .finish();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -59,7 +40,7 @@ fn every_line_a_node_logs_carries_its_id_term_and_role_as_span_fields() {
             cluster.shutdown().await.expect("clean shutdown");
         });
     });
-    let bytes = captured.0.lock().expect("not poisoned").clone();
+    let bytes = std::fs::read(log.path()).expect("the log file");
     let text = String::from_utf8(bytes).expect("UTF-8");
     let mut in_spans = 0;
     for line in text.lines() {

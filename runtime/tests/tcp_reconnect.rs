@@ -8,38 +8,19 @@
 use raft_election::{ClusterId, Config, NodeId, Timing};
 use raft_election_runtime::{TcpConfig, TcpTransport};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-/// A writer shared with the test, for the subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("not poisoned")
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_peer_that_closes_every_connection_at_once_is_retried_at_backoff_pace_and_logged_once() {
-    let captured = Captured::default();
-    let writer = captured.clone();
+    let log = tempfile::NamedTempFile::new().expect("a temporary log file");
+    let writer = Arc::new(log.reopen().expect("the log file, reopened"));
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_env_filter("raft_election_runtime=debug")
-        .with_writer(move || writer.clone())
+        .with_writer(writer)
         .finish();
     // The current-thread runtime polls every task on this thread.
     let _logging = tracing::subscriber::set_default(subscriber);
@@ -94,7 +75,7 @@ async fn a_peer_that_closes_every_connection_at_once_is_retried_at_backoff_pace_
         !stats.snapshot().peers[&NodeId(2)].connected,
         "never up for long"
     );
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = std::fs::read_to_string(log.path()).unwrap();
     let info: Vec<&str> = text
         .lines()
         .filter(|l| l.contains(" INFO raft_election_runtime::tcp::outbound:"))
