@@ -385,6 +385,13 @@ impl History {
     /// the step produced, the step's rule, then the cluster-wide history. The simulators call
     /// this after each `Node::step`; the model checks each part separately
     /// because it reports every broken invariant, not the first.
+    ///
+    /// An inert step ([`Self::is_inert`]: a heartbeat, a stale or duplicate
+    /// message) skips the history, as the model and the runtime monitor do:
+    /// it can break none of its checks. A fresh node's inert first step
+    /// leaves its term and log unrecorded, which no check misses: an
+    /// unrecorded term reads as term 0, and a log is read only for a vote,
+    /// recorded with its log by the step or restart that cast or restored it.
     pub fn check_step(
         &mut self,
         config: &Config,
@@ -396,6 +403,9 @@ impl History {
         check_node(config, after)?;
         check_outputs(config, before.hard_state(), after.hard_state(), outputs)?;
         check_transition(config, before, input, after, outputs)?;
+        if Self::is_inert(before, input, after) {
+            return Ok(());
+        }
         self.record_step(config, before, input, after)
     }
 

@@ -21,6 +21,7 @@ use raft_election::invariants::{self, History, Invariant, Violation};
 use raft_election::{ClockDrift, Config, Features, Timing};
 use raft_election::{HardState, LogSummary, NodeId, Role, Term};
 use raft_election::{Input, Node, Output};
+use std::cell::RefCell;
 use std::fmt;
 
 /// Smallest cluster the `election` target builds: the smallest with a real quorum.
@@ -71,10 +72,9 @@ impl From<SmallLog> for LogSummary {
 }
 
 /// The input of the `election` target: a cluster and a fault schedule.
-#[derive(Clone, Debug, Arbitrary)]
+#[derive(Clone, Debug)]
 pub struct Schedule {
     /// Cluster size, in `MIN_CLUSTER..=MAX_CLUSTER`.
-    #[arbitrary(with = |u: &mut Unstructured| u.int_in_range(MIN_CLUSTER..=MAX_CLUSTER))]
     pub nodes: u8,
     /// The election features every node runs.
     pub features: Features,
@@ -83,6 +83,50 @@ pub struct Schedule {
     pub logs: Option<[SmallLog; MAX_CLUSTER as usize]>,
     /// What happens, in order; at most [`MAX_SCHEDULE_STEPS`] are run.
     pub steps: Vec<Step>,
+}
+
+impl Schedule {
+    /// The fields before the steps, as `#[derive(Arbitrary)]` reads them.
+    fn arbitrary_head(
+        u: &mut Unstructured<'_>,
+    ) -> arbitrary::Result<(u8, Features, Option<[SmallLog; MAX_CLUSTER as usize]>)> {
+        Ok((
+            u.int_in_range(MIN_CLUSTER..=MAX_CLUSTER)?,
+            u.arbitrary()?,
+            u.arbitrary()?,
+        ))
+    }
+}
+
+/// Decodes as `#[derive(Arbitrary)]` would, but for the steps a fuzz input
+/// ends with, which stop at [`MAX_SCHEDULE_STEPS`]: the steps past it are
+/// never run, and decoding them cost instrumented code per byte.
+impl<'a> Arbitrary<'a> for Schedule {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let (nodes, features, logs) = Self::arbitrary_head(u)?;
+        Ok(Self {
+            nodes,
+            features,
+            logs,
+            steps: u.arbitrary()?,
+        })
+    }
+
+    fn arbitrary_take_rest(mut u: Unstructured<'a>) -> arbitrary::Result<Self> {
+        let (nodes, features, logs) = Self::arbitrary_head(&mut u)?;
+        // As `Vec::arbitrary_take_rest` reads a sequence: a flag before each
+        // element says whether one follows (a test pins the equivalence).
+        let mut steps = Vec::new();
+        while steps.len() < MAX_SCHEDULE_STEPS && u.arbitrary::<bool>().unwrap_or(false) {
+            steps.push(u.arbitrary()?);
+        }
+        Ok(Self {
+            nodes,
+            features,
+            logs,
+            steps,
+        })
+    }
 }
 
 /// One event of a [`Schedule`]. Choices are taken modulo what exists, so
@@ -159,34 +203,89 @@ impl fmt::Display for ScheduleFailure {
 
 impl std::error::Error for ScheduleFailure {}
 
+/// Clusters built so far on this thread, one per size and set of features
+/// (3 sizes times 16 sets: a bounded cache), each reset in place for the
+/// next schedule: validating the timing and cloning each node's voter set
+/// took a tenth of a short execution, and the cluster's queues keep their
+/// capacity.
+struct ClusterCache {
+    clusters: Vec<Option<Cluster>>,
+}
+
+impl ClusterCache {
+    const FEATURE_SETS: usize = 16;
+
+    /// The slot of a cluster of `nodes` (clamped) running `features`.
+    fn slot(nodes: u8, features: Features) -> usize {
+        // Every field named, so a new feature cannot share a slot.
+        let Features {
+            pre_vote,
+            check_quorum,
+            lease_guarded_votes,
+            leadership_transfer,
+        } = features;
+        let bits = usize::from(pre_vote)
+            | usize::from(check_quorum) << 1
+            | usize::from(lease_guarded_votes) << 2
+            | usize::from(leadership_transfer) << 3;
+        usize::from(nodes - MIN_CLUSTER) * Self::FEATURE_SETS + bits
+    }
+
+    /// A fresh cluster of `nodes` running `features` with `logs`: one
+    /// built earlier, reset, or a new one.
+    fn fresh(&mut self, nodes: u8, features: Features, logs: &[LogSummary]) -> &mut Cluster {
+        let slot = &mut self.clusters[Self::slot(nodes, features)];
+        match slot {
+            Some(cluster) => cluster.reset(logs),
+            None => {
+                let configs = Config::cluster(nodes, Timing::default())
+                    .expect("the default timing is valid")
+                    .into_iter()
+                    .map(|config| config.with_features(features))
+                    .collect();
+                *slot = Some(Cluster::new(configs, logs));
+            }
+        }
+        slot.as_mut().expect("filled just above")
+    }
+}
+
 thread_local! {
-    /// `Config::cluster` of every size the `election` target builds, made
-    /// once per thread: validating the timing and building each node's voter
-    /// set took a tenth of a short execution, and a clone only copies them.
-    static CLUSTER_CONFIGS: Vec<Vec<Config>> = (MIN_CLUSTER..=MAX_CLUSTER)
-        .map(|nodes| Config::cluster(nodes, Timing::default()).expect("the default timing is valid"))
-        .collect();
+    static CLUSTERS: RefCell<ClusterCache> = RefCell::new(ClusterCache {
+        clusters: (0..usize::from(MAX_CLUSTER - MIN_CLUSTER + 1) * ClusterCache::FEATURE_SETS)
+            .map(|_| None)
+            .collect(),
+    });
 }
 
 /// Runs `schedule` over a fresh cluster; the first broken invariant is an `Err`.
 pub fn run_schedule(schedule: &Schedule) -> Result<ScheduleOutcome, ScheduleFailure> {
     let nodes = schedule.nodes.clamp(MIN_CLUSTER, MAX_CLUSTER);
-    let configs: Vec<Config> = CLUSTER_CONFIGS.with(|clusters| {
-        clusters[usize::from(nodes - MIN_CLUSTER)]
-            .iter()
-            .map(|config| config.clone().with_features(schedule.features))
-            .collect()
-    });
-    let logs: Vec<LogSummary> = (0..usize::from(nodes))
-        .map(|i| schedule.logs.map(|logs| logs[i].into()).unwrap_or_default())
-        .collect();
-    let mut cluster = Cluster::new(configs, &logs);
+    let mut logs = [LogSummary::default(); MAX_CLUSTER as usize];
+    if let Some(small) = schedule.logs {
+        for (log, small) in logs.iter_mut().zip(small) {
+            *log = small.into();
+        }
+    }
+    let logs = &logs[..usize::from(nodes)];
+    CLUSTERS.with_borrow_mut(|clusters| {
+        let cluster = clusters.fresh(nodes, schedule.features, logs);
+        run_steps(cluster, nodes, schedule)
+    })
+}
+
+/// Runs the steps of `schedule` (at most [`MAX_SCHEDULE_STEPS`]) on `cluster`.
+fn run_steps(
+    cluster: &mut Cluster,
+    nodes: u8,
+    schedule: &Schedule,
+) -> Result<ScheduleOutcome, ScheduleFailure> {
     let mut outcome = ScheduleOutcome {
         features: schedule.features,
         ..ScheduleOutcome::default()
     };
     for (position, &step) in schedule.steps.iter().take(MAX_SCHEDULE_STEPS).enumerate() {
-        let restarted = apply(&mut cluster, nodes, step).map_err(|violation| ScheduleFailure {
+        let restarted = apply(cluster, nodes, step).map_err(|violation| ScheduleFailure {
             position,
             step,
             violation,
@@ -647,6 +746,72 @@ mod tests {
     fn schedules_longer_than_the_bound_are_cut() {
         let outcome = run_schedule(&three_nodes(vec![Step::Heal; MAX_SCHEDULE_STEPS + 5])).unwrap();
         assert_eq!(outcome.steps, MAX_SCHEDULE_STEPS);
+    }
+
+    /// The schedule `#[derive(Arbitrary)]` decodes, with every step.
+    #[derive(Debug, Arbitrary)]
+    struct DerivedSchedule {
+        #[arbitrary(with = |u: &mut Unstructured| u.int_in_range(MIN_CLUSTER..=MAX_CLUSTER))]
+        nodes: u8,
+        features: Features,
+        logs: Option<[SmallLog; MAX_CLUSTER as usize]>,
+        steps: Vec<Step>,
+    }
+
+    #[test]
+    fn a_schedule_decodes_as_derived_up_to_the_step_bound() {
+        // Pseudo-random inputs of every length up to 1,000 bytes (a fixed
+        // LCG: the same inputs on every run), long ones well past the bound.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut longest = 0;
+        for len in 0..1_000 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    // Odd bytes mostly: a sequence goes on while its flag byte is odd.
+                    state.to_le_bytes()[4] | u8::from(state >> 56 != 0)
+                })
+                .collect();
+            let derived: DerivedSchedule = decode(&bytes).unwrap();
+            let capped: Schedule = decode(&bytes).unwrap();
+            assert_eq!(
+                (capped.nodes, capped.features, capped.logs),
+                (derived.nodes, derived.features, derived.logs),
+                "input of {len} bytes"
+            );
+            let bound = derived.steps.len().min(MAX_SCHEDULE_STEPS);
+            assert_eq!(capped.steps, derived.steps[..bound], "input of {len} bytes");
+            longest = longest.max(derived.steps.len());
+        }
+        assert!(
+            longest > 2 * MAX_SCHEDULE_STEPS,
+            "no input went past the bound"
+        );
+    }
+
+    #[test]
+    fn a_reused_cluster_runs_a_schedule_as_a_new_one_would() {
+        let schedule = |steps| Schedule {
+            nodes: 5,
+            features: Features::ALL,
+            logs: Some([SmallLog { index: 1, term: 1 }; MAX_CLUSTER as usize]),
+            steps,
+        };
+        let elect = schedule(vec![Step::Fire(0, 0), Step::Stabilize, Step::Fire(0, 1)]);
+        let messy = schedule(vec![
+            Step::Fire(1, 0),
+            Step::Cut(1, 2),
+            Step::Duplicate(0),
+            Step::Crash(3),
+            Step::Stabilize,
+        ]);
+        let first = run_schedule(&elect).unwrap();
+        run_schedule(&messy).unwrap();
+        // Left cut, crashed and with messages in flight, then reset.
+        assert_eq!(run_schedule(&elect).unwrap(), first);
+        assert_eq!(first.leaders, 1);
     }
 
     #[test]
