@@ -70,12 +70,14 @@ struct Args {
     /// renaming of node ids are explored once).
     #[arg(long)]
     no_symmetry: bool,
-    /// Keep every response in flight, stale ones included (by default a
-    /// RequestVoteResponse or AppendEntriesResponse of a term below its
-    /// receiver's is dropped, as its receiver ignores it: see proofs.md,
-    /// "Stale responses"). The same behaviours in many more states.
-    #[arg(long)]
-    keep_stale_responses: bool,
+    /// Keep every response in flight, spent ones included (by default a
+    /// RequestVoteResponse or AppendEntriesResponse that can never again
+    /// change its receiver is dropped: one of a term below the receiver's, a
+    /// refusal, a vote already counted or one to a node no longer
+    /// campaigning in that term; see proofs.md, "Spent responses"). The same
+    /// behaviours in many more states.
+    #[arg(long, alias = "keep-stale-responses")]
+    keep_spent_responses: bool,
     /// Checker threads [default: one per core]. State counts do not depend
     /// on it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -155,7 +157,7 @@ const SINGLE_RUN_OPTIONS: [&str; 18] = [
     "network",
     "bfs",
     "no_symmetry",
-    "keep_stale_responses",
+    "keep_spent_responses",
     "explore",
     "volatile_restarts",
     "logs",
@@ -193,8 +195,8 @@ impl Args {
         if self.no_symmetry {
             model = model.without_symmetry();
         }
-        if self.keep_stale_responses {
-            model = model.without_dropping_stale_responses();
+        if self.keep_spent_responses {
+            model = model.without_dropping_spent_responses();
         }
         Ok(model)
     }
@@ -239,12 +241,12 @@ impl Args {
         } else {
             "with"
         };
-        let stale = if self.keep_stale_responses {
-            "stale responses kept"
+        let spent = if self.keep_spent_responses {
+            "spent responses kept"
         } else {
-            "stale responses dropped"
+            "spent responses dropped"
         };
-        format!("{search}, {symmetry} symmetry reduction, {stale}")
+        format!("{search}, {symmetry} symmetry reduction, {spent}")
     }
 }
 
