@@ -142,11 +142,17 @@ struct Args {
     /// by then is reported (its unique states, any violation found), the
     /// run counts as failed ("not exhausted"), and the next one starts. For
     /// long runs such as `--deep`, so a run cut short still says how far it
-    /// got.
+    /// got. Runs at least 2 checker threads (the checker looks at its
+    /// deadline only when threads share work).
     #[arg(long, value_name = "SECONDS",
         value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     time_limit: Option<u64>,
 }
+
+/// Checker threads a time limit needs: stateright's depth-first search
+/// looks at its deadline only when threads share work, so one thread alone
+/// would run on past it.
+const TIME_LIMIT_THREADS: usize = 2;
 
 /// The options that choose one configuration (or a mode other than the
 /// portfolio): given any of them, `check` runs that instead.
@@ -218,12 +224,18 @@ impl Args {
         self.time_limit.map(Duration::from_secs)
     }
 
-    /// The requested threads, or one per core (at most 64).
+    /// The requested threads, or one per core (at most 64), and at least
+    /// [`TIME_LIMIT_THREADS`] under a time limit.
     fn threads(&self) -> usize {
-        self.threads.map_or_else(
+        let threads = self.threads.map_or_else(
             || std::thread::available_parallelism().map_or(1, |n| n.get().min(64)),
             usize::from,
-        )
+        );
+        if self.time_limit.is_some() {
+            threads.max(TIME_LIMIT_THREADS)
+        } else {
+            threads
+        }
     }
 
     fn breadth_first(&self) -> bool {
@@ -256,6 +268,16 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(error) => error.exit(),
     };
+    if args.time_limit.is_some()
+        && args
+            .threads
+            .is_some_and(|t| usize::from(t) < TIME_LIMIT_THREADS)
+    {
+        eprintln!(
+            "error: --time-limit needs --threads {TIME_LIMIT_THREADS} or more: the checker looks at its deadline only when threads share work"
+        );
+        return ExitCode::from(2);
+    }
     let single: Vec<&str> = SINGLE_RUN_OPTIONS
         .into_iter()
         .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
