@@ -42,7 +42,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// With no bound or feature option it runs the default portfolio: 3 nodes
 /// with a crash, 5 nodes, each log profile and the election features, a
 /// breadth-first pass over all of them first, then each exhaustively, and
-/// prints one table (about ten seconds on two cores). Any option below that
+/// prints one table (about five seconds on two cores). Any option below that
 /// sets a bound or a feature checks that one configuration instead.
 #[derive(Debug, Parser)]
 #[command(name = "check", version)]
@@ -134,8 +134,10 @@ struct Args {
         "lease_guarded_votes", "leadership_transfer", "explore", "volatile_restarts", "trace_svg"])]
     every_combination: bool,
     /// Run the nightly portfolio: larger bounds (3 nodes with terms up to 3,
-    /// 5 nodes with terms up to 2, the features with two terms); an hour or
-    /// more. Takes no bound or feature option.
+    /// 5 nodes with terms up to 2, the features with two terms): about two
+    /// minutes for all but every feature with a crash, which runs past 15
+    /// minutes (bound it with --time-limit). Takes no bound or feature
+    /// option.
     #[arg(long)]
     deep: bool,
     /// Stop each exhaustive run after this many seconds: what was explored
