@@ -126,8 +126,8 @@ pub fn validate(nodes: u8, features: Features, trace: &[TraceEvent]) -> Result<u
             reason: error.to_string(),
         })?
         .without_symmetry()
-        // Every message a driver sent stays deliverable, stale responses too.
-        .without_dropping_stale_responses();
+        // Every message a driver sent stays deliverable, spent responses too.
+        .without_dropping_spent_responses();
     // The model starts every node (its Start step) in its initial state.
     let mut state: ClusterState = model.init_states().remove(0);
     let count = usize::from(nodes);

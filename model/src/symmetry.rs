@@ -201,7 +201,7 @@ mod tests {
         let model = ElectionModel::new(bounds).unwrap();
         let orders = permutations_of_range(&[0, 1, 2], 0, 3);
         assert_eq!(orders.len(), 6);
-        let states = reachable(&model, 4);
+        let states = reachable(&model, 5);
         assert!(states.len() > 1_000, "{} states", states.len());
         for state in states {
             let representative = state.representative();

@@ -48,6 +48,18 @@ fn a_time_limit_of_zero_seconds_is_refused_with_a_clear_error() {
     assert!(stderr.contains("--time-limit"), "{stderr}");
 }
 
+#[test]
+fn a_time_limit_with_one_thread_is_refused_with_a_clear_error() {
+    // One checker thread never looks at the deadline: the run would go on.
+    let output = check(&["--time-limit", "5", "--threads", "1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--time-limit needs --threads 2 or more"),
+        "{stderr}"
+    );
+}
+
 /// The default `check` passes, judged by its exit status alone: the test
 /// cargo-mutants runs to count the mutants of the core that `check` catches
 /// by itself (`cargo mutants -p raft-election --test-package
