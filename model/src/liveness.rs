@@ -222,7 +222,7 @@ impl ElectionModel {
     /// safety property, and the full one is costly to carry.
     fn settle_for_election(&self, state: &ClusterState) -> Option<ClusterState> {
         let mut settled = ClusterState {
-            history: History::new(),
+            history: History::new().into(),
             ..state.clone()
         };
         let quiet = self.deliver_everything(&mut settled, self.everyone());
