@@ -100,6 +100,7 @@ use raft_election::{
     Role, Term, Timer, Timing,
 };
 use stateright::{Model, Property};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -543,11 +544,12 @@ impl ElectionModel {
     fn step(&self, state: &mut ClusterState, id: NodeId, input: Input) {
         let config = &self.configs[usize::from(id.0)];
         let mut after = state.servers[usize::from(id.0)].node.clone();
-        let mut outputs = Vec::new();
-        // `commit` runs every check of the step; `step` would run them twice
-        // in a debug build.
-        after.step_without_assertions(config, input, &mut outputs);
-        self.commit(state, id, input, after, outputs);
+        with_outputs(|outputs| {
+            // `commit` runs every check of the step; `step` would run them
+            // twice in a debug build.
+            after.step_without_assertions(config, input, outputs);
+            self.commit(state, id, input, after, outputs);
+        });
     }
 
     /// Installs `after`, what node `id` became on `input`, with `outputs`,
@@ -559,7 +561,7 @@ impl ElectionModel {
         id: NodeId,
         input: Input,
         after: Node,
-        outputs: Vec<Output>,
+        outputs: &[Output],
     ) {
         let config = &self.configs[usize::from(id.0)];
         let server = &mut state.servers[usize::from(id.0)];
@@ -570,9 +572,9 @@ impl ElectionModel {
                 config,
                 before.hard_state(),
                 server.node.hard_state(),
-                &outputs,
+                outputs,
             ),
-            invariants::check_transition(config, &before, &input, &server.node, &outputs),
+            invariants::check_transition(config, &before, &input, &server.node, outputs),
             // An inert step (a heartbeat, a duplicate) teaches the history
             // nothing and can break none of its checks (`History::is_inert`),
             // so the shared history is neither copied nor read. A node's
@@ -589,7 +591,7 @@ impl ElectionModel {
         }
         server.retried_pre_vote =
             retried_pre_vote(server.retried_pre_vote, &before, &input, &server.node);
-        for output in outputs {
+        for &output in outputs {
             match output {
                 Output::Persist(hard_state) => {
                     if self.bounds.restarts == Restarts::Durable {
@@ -690,17 +692,14 @@ impl ElectionModel {
     /// arms nothing.
     fn ignores(&self, receiver: &Node, envelope: &Envelope) -> bool {
         let mut node = receiver.clone();
-        let mut outputs = Vec::new();
         let input = Input::Receive {
             from: envelope.from,
             message: envelope.message,
         };
-        node.step(
-            &self.configs[usize::from(envelope.to.0)],
-            input,
-            &mut outputs,
-        );
-        outputs.is_empty() && node == *receiver
+        with_outputs(|outputs| {
+            node.step(&self.configs[usize::from(envelope.to.0)], input, outputs);
+            outputs.is_empty()
+        }) && node == *receiver
     }
 
     /// Drops every message in flight that [`is_spent`] given each node's
@@ -720,7 +719,7 @@ impl ElectionModel {
     }
 
     /// What delivering `envelope` makes of its receiver (the node after the
-    /// step and the step's outputs), or `None` if it would leave `state`
+    /// step; the step's outputs go to `outputs`), or `None` if it would leave `state`
     /// exactly as it is: the receiver unchanged, each of its outputs already
     /// in effect (the reply already in flight, the timer already armed) and
     /// the history unchanged.
@@ -729,7 +728,12 @@ impl ElectionModel {
     /// on a clone of one node is much cheaper than stepping a clone of the
     /// whole state and comparing, and a delivery that does change something
     /// is committed from the same step.
-    fn deliver(&self, state: &ClusterState, envelope: &Envelope) -> Option<(Node, Vec<Output>)> {
+    fn deliver(
+        &self,
+        state: &ClusterState,
+        envelope: &Envelope,
+        outputs: &mut Vec<Output>,
+    ) -> Option<Node> {
         let id = envelope.to;
         let config = &self.configs[usize::from(id.0)];
         let server = &state.servers[usize::from(id.0)];
@@ -738,15 +742,14 @@ impl ElectionModel {
             message: envelope.message,
         };
         let mut node = server.node.clone();
-        let mut outputs = Vec::new();
         // Checked by `changes_nothing` or by `commit`, whichever follows.
-        node.step_without_assertions(config, input, &mut outputs);
+        node.step_without_assertions(config, input, outputs);
         if self.bounds.network == NetworkKind::Duplicating
-            && self.changes_nothing(state, id, &input, &node, &outputs)
+            && self.changes_nothing(state, id, &input, &node, outputs)
         {
             return None;
         }
-        Some((node, outputs))
+        Some(node)
     }
 
     /// Whether node `id` going to `node` on `input` with `outputs` leaves
@@ -883,6 +886,76 @@ impl ElectionModel {
         false
     }
 
+    /// [`Model::next_state`], with `outputs` an empty buffer for the step.
+    fn next_state_with(
+        &self,
+        state: &ClusterState,
+        action: Action,
+        outputs: &mut Vec<Output>,
+    ) -> Option<ClusterState> {
+        let delivered = match action {
+            Action::Deliver(envelope) => Some(self.deliver(state, &envelope, outputs)?),
+            _ => None,
+        };
+        let mut next = state.clone();
+        // Violations belong to the step that commits them: a state records what
+        // the step into it broke, so a trace ends where the damage was done.
+        next.violations = Violations::default();
+        match action {
+            Action::Deliver(envelope) => {
+                if self.bounds.network == NetworkKind::Lossy {
+                    next.network.remove(&envelope);
+                }
+                let input = Input::Receive {
+                    from: envelope.from,
+                    message: envelope.message,
+                };
+                if let Some(after) = delivered {
+                    self.commit(&mut next, envelope.to, input, after, outputs);
+                }
+            }
+            Action::Drop(envelope) => {
+                next.network.remove(&envelope);
+            }
+            Action::Fire(id, timer) => {
+                next.servers[usize::from(id.0)].armed.set(timer, false);
+                self.step(&mut next, id, Input::Timeout(timer));
+            }
+            Action::Transfer(id, to) => {
+                self.step(&mut next, id, Input::TransferLeadership { to });
+                // A request that changes nothing (the transfer to this target
+                // is already under way) only spends the budget.
+                if next == *state {
+                    return None;
+                }
+                next.transfers += 1;
+            }
+            Action::Restart(id) => {
+                self.restart(&mut next, id);
+                // A crash that loses nothing (a follower that knew no leader)
+                // only spends the crash budget: every behaviour after it is
+                // one of the uncrashed state's, so it need not be explored.
+                next.crashes = state.crashes;
+                if next == *state {
+                    return None;
+                }
+                next.crashes += 1;
+            }
+        }
+        // A step that changes nothing (a duplicate delivered again, a heartbeat
+        // re-sent) leads back here: skip it before it is canonicalized and hashed.
+        if next == *state {
+            return None;
+        }
+        // A state beyond the boundary is dropped by the checker unexplored
+        // (and the boundary ignores ids): putting it in canonical form first
+        // would be wasted, and was 3.6M of 12.4M canonicalizations on 3 nodes.
+        if !self.within_boundary(&next) {
+            return Some(next);
+        }
+        Some(self.canonical(next))
+    }
+
     /// Node `id` crashes (losing its volatile state and timers) and restarts
     /// from storage: what it persisted, or nothing with volatile restarts.
     fn restart(&self, state: &mut ClusterState, id: NodeId) {
@@ -971,67 +1044,7 @@ impl Model for ElectionModel {
     }
 
     fn next_state(&self, state: &ClusterState, action: Action) -> Option<ClusterState> {
-        let delivered = match action {
-            Action::Deliver(envelope) => Some(self.deliver(state, &envelope)?),
-            _ => None,
-        };
-        let mut next = state.clone();
-        // Violations belong to the step that commits them: a state records what
-        // the step into it broke, so a trace ends where the damage was done.
-        next.violations = Violations::default();
-        match action {
-            Action::Deliver(envelope) => {
-                if self.bounds.network == NetworkKind::Lossy {
-                    next.network.remove(&envelope);
-                }
-                let input = Input::Receive {
-                    from: envelope.from,
-                    message: envelope.message,
-                };
-                if let Some((after, outputs)) = delivered {
-                    self.commit(&mut next, envelope.to, input, after, outputs);
-                }
-            }
-            Action::Drop(envelope) => {
-                next.network.remove(&envelope);
-            }
-            Action::Fire(id, timer) => {
-                next.servers[usize::from(id.0)].armed.set(timer, false);
-                self.step(&mut next, id, Input::Timeout(timer));
-            }
-            Action::Transfer(id, to) => {
-                self.step(&mut next, id, Input::TransferLeadership { to });
-                // A request that changes nothing (the transfer to this target
-                // is already under way) only spends the budget.
-                if next == *state {
-                    return None;
-                }
-                next.transfers += 1;
-            }
-            Action::Restart(id) => {
-                self.restart(&mut next, id);
-                // A crash that loses nothing (a follower that knew no leader)
-                // only spends the crash budget: every behaviour after it is
-                // one of the uncrashed state's, so it need not be explored.
-                next.crashes = state.crashes;
-                if next == *state {
-                    return None;
-                }
-                next.crashes += 1;
-            }
-        }
-        // A step that changes nothing (a duplicate delivered again, a heartbeat
-        // re-sent) leads back here: skip it before it is canonicalized and hashed.
-        if next == *state {
-            return None;
-        }
-        // A state beyond the boundary is dropped by the checker unexplored
-        // (and the boundary ignores ids): putting it in canonical form first
-        // would be wasted, and was 3.6M of 12.4M canonicalizations on 3 nodes.
-        if !self.within_boundary(&next) {
-            return Some(next);
-        }
-        Some(self.canonical(next))
+        with_outputs(|outputs| self.next_state_with(state, action, outputs))
     }
 
     /// No node is in a term above the bound, nor asks for one: a pre-vote
@@ -1096,6 +1109,21 @@ impl Model for ElectionModel {
         let title = format!("{steps} steps of the model");
         Some(sequence_diagram(self, &path, &title).to_svg())
     }
+}
+
+/// Runs `f` with an empty buffer for a step's outputs, one of a few this
+/// thread reuses: a probe of a delivery that changes nothing (most of them)
+/// then allocates nothing. Steps nest (a commit probes responses for
+/// spentness), so the pool holds one buffer per level, at most three.
+fn with_outputs<R>(f: impl FnOnce(&mut Vec<Output>) -> R) -> R {
+    thread_local! {
+        static BUFFERS: RefCell<Vec<Vec<Output>>> = const { RefCell::new(Vec::new()) };
+    }
+    let mut buffer = BUFFERS.with_borrow_mut(Vec::pop).unwrap_or_default();
+    buffer.clear();
+    let result = f(&mut buffer);
+    BUFFERS.with_borrow_mut(|buffers| buffers.push(buffer));
+    result
 }
 
 /// Rounds of delivering every message in flight before

@@ -38,7 +38,9 @@
 //! cluster follows (the leader and the up followers of its term that know
 //! it), counted without the core's quorum formula.
 
-use crate::{ClusterState, ElectionModel, MAX_SETTLING_ROUNDS, Network, NetworkKind, Server};
+use crate::{
+    ClusterState, ElectionModel, MAX_SETTLING_ROUNDS, Network, NetworkKind, Server, with_outputs,
+};
 use raft_election::invariants::History;
 use raft_election::{Features, Input, LogSummary, NodeId, Role, Timer};
 use std::cell::RefCell;
@@ -172,10 +174,9 @@ impl ElectionModel {
     /// state with one in flight is decided at once.
     pub(crate) fn elects_a_leader_once_settled(&self, state: &ClusterState) -> bool {
         let defer = !self.bounds.features.leadership_transfer
-            && state
-                .network
-                .iter()
-                .any(|envelope| self.deliver(state, &envelope).is_some());
+            && state.network.iter().any(|envelope| {
+                with_outputs(|outputs| self.deliver(state, &envelope, outputs).is_some())
+            });
         defer || self.elects_a_leader_with_timers(state)
     }
 
@@ -316,7 +317,8 @@ impl ElectionModel {
             let mut changed = false;
             let envelopes: Vec<_> = state.network.iter().filter(|e| up.contains(e.to)).collect();
             for envelope in envelopes {
-                let Some((node, outputs)) = self.deliver(state, &envelope) else {
+                let mut outputs = Vec::new();
+                let Some(node) = self.deliver(state, &envelope, &mut outputs) else {
                     continue;
                 };
                 let input = Input::Receive {
@@ -326,7 +328,7 @@ impl ElectionModel {
                 let receiver = usize::from(envelope.to.0);
                 let server = state.servers[receiver].clone();
                 let in_flight = state.network.clone();
-                self.commit(state, envelope.to, input, node, outputs);
+                self.commit(state, envelope.to, input, node, &outputs);
                 // A step may change nothing in the end (a refusal the model
                 // drops as spent at once): only a change is progress. A
                 // step changes its receiver and adds to the network or
