@@ -456,7 +456,7 @@ mod tests {
                 let pending = state
                     .network
                     .iter()
-                    .any(|envelope| model.deliver(state, &envelope).is_some());
+                    .any(|envelope| model.deliver(state, &envelope, &mut Vec::new()).is_some());
                 if !pending || model.bounds.features.leadership_transfer {
                     continue;
                 }
