@@ -839,10 +839,12 @@ impl ElectionModel {
         let mut nodes: Vec<Node> = state.servers.iter().map(|s| s.node.clone()).collect();
         let mut network = state.network.clone();
         let mut outputs = Vec::new();
+        let mut envelopes = Vec::new();
         for _ in 0..MAX_SETTLING_ROUNDS {
             let mut changed = false;
-            let envelopes: Vec<Envelope> = network.iter().collect();
-            for envelope in envelopes {
+            envelopes.clear();
+            envelopes.extend(network.iter());
+            for &envelope in &envelopes {
                 let to = usize::from(envelope.to.0);
                 let mut node = nodes[to].clone();
                 outputs.clear();
@@ -864,7 +866,10 @@ impl ElectionModel {
                 }
                 // Something may change; a send the features drop as spent at
                 // once changes nothing, so the network is compared after.
-                let network_before = network.clone();
+                // Without features nothing is dropped and sends only add.
+                let features = self.bounds.features != Features::NONE;
+                let network_before = features.then(|| network.clone());
+                let in_flight = network.len();
                 for sent in sends {
                     network.insert(&sent);
                 }
@@ -873,7 +878,10 @@ impl ElectionModel {
                     changed = true;
                 }
                 self.drop_spent(&mut network, |id| nodes[usize::from(id.0)].current_term());
-                changed |= network != network_before;
+                changed |= match network_before {
+                    Some(before) => network != before,
+                    None => network.len() != in_flight,
+                };
             }
             if !changed {
                 // A transfer in flight may have moved leadership on to a later
