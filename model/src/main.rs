@@ -134,10 +134,9 @@ struct Args {
         "lease_guarded_votes", "leadership_transfer", "explore", "volatile_restarts", "trace_svg"])]
     every_combination: bool,
     /// Run the nightly portfolio: larger bounds (3 nodes with terms up to 3,
-    /// 5 nodes with terms up to 2, the features with two terms): about two
-    /// minutes for all but every feature with a crash, which runs past 15
-    /// minutes (bound it with --time-limit). Takes no bound or feature
-    /// option.
+    /// 5 nodes with terms up to 2, the production features and three pairs of
+    /// features with two terms and a crash), each exhausted: about seven
+    /// minutes on two cores. Takes no bound or feature option.
     #[arg(long)]
     deep: bool,
     /// Stop each exhaustive run after this many seconds: what was explored

@@ -197,9 +197,34 @@ pub fn portfolio() -> Vec<Entry> {
     entries
 }
 
-/// The larger bounds of the nightly run (`check --deep`): about two
-/// minutes for all but every feature with a crash, which runs past 15
-/// minutes.
+/// Pre-Vote with CheckQuorum: etcd's recommended pair.
+const PRE_VOTE_AND_CHECK_QUORUM: Features = Features {
+    pre_vote: true,
+    check_quorum: true,
+    ..Features::NONE
+};
+
+/// CheckQuorum with lease-guarded votes: the two features that read the
+/// time since a leader was heard, together.
+const CHECK_QUORUM_AND_LEASE: Features = Features {
+    check_quorum: true,
+    lease_guarded_votes: true,
+    ..Features::NONE
+};
+
+/// Leadership transfer with lease-guarded votes: a TimeoutNow must get
+/// past the lease that guards every other vote (thesis §3.10, §4.2.3).
+const TRANSFER_AND_LEASE: Features = Features {
+    leadership_transfer: true,
+    lease_guarded_votes: true,
+    ..Features::NONE
+};
+
+/// The larger bounds of the nightly run (`check --deep`): each is
+/// exhausted, in about seven minutes in all on two cores. Every feature at
+/// once with two terms is not: it ran past 15 minutes (over 15M states),
+/// so the default portfolio holds it to one term, and the pairs that do
+/// finish with two terms are here.
 #[must_use]
 pub fn deep() -> Vec<Entry> {
     use StartingLogs::{Ahead, LongerOlder};
@@ -220,14 +245,24 @@ pub fn deep() -> Vec<Entry> {
             vec![REACHABILITY[0]],
         ),
         Entry::new(
-            "the production features among three, two terms",
-            bounds(3, 2, 0, Ahead, Features::default()),
+            "the production features among three, two terms, a crash",
+            bounds(3, 2, 1, Ahead, Features::default()),
             every_property(Features::default()),
         ),
         Entry::new(
-            "every feature among three, two terms, a crash",
-            bounds(3, 2, 1, Ahead, Features::ALL),
-            every_property(Features::ALL),
+            "Pre-Vote beside CheckQuorum, as etcd runs them, two terms, a crash",
+            bounds(3, 2, 1, Ahead, PRE_VOTE_AND_CHECK_QUORUM),
+            every_property(PRE_VOTE_AND_CHECK_QUORUM),
+        ),
+        Entry::new(
+            "CheckQuorum beside lease-guarded votes, two terms, a crash",
+            bounds(3, 2, 1, Ahead, CHECK_QUORUM_AND_LEASE),
+            every_property(CHECK_QUORUM_AND_LEASE),
+        ),
+        Entry::new(
+            "leadership transfer beside lease-guarded votes, two terms, a crash",
+            bounds(3, 2, 1, Ahead, TRANSFER_AND_LEASE),
+            every_property(TRANSFER_AND_LEASE),
         ),
     ]
 }
