@@ -55,6 +55,11 @@ pub enum Invariant {
     /// arms or cancels (see [`check_transition`]). Some wrong rules break no
     /// other invariant and only cost liveness; this one sees them.
     TransitionRules,
+    /// A node's log is the one it was set up with: this crate replicates no
+    /// entries, so no step and no restore changes it. [`History`] is given
+    /// each node's log by whoever set the cluster up, never by the node, so
+    /// the vote restriction's oracle compares the logs the nodes really hold.
+    LogNeverChanges,
     /// Leader lease (thesis §6.4.1): no two nodes hold a lease at the same
     /// instant of real time, and leases are held in the order of their
     /// terms. A matter of real time: checked by a simulator that knows it
@@ -64,7 +69,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in a fixed order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::ElectionSafety,
         Self::OneVotePerTerm,
         Self::TermsNeverGoBack,
@@ -76,6 +81,7 @@ impl Invariant {
         Self::PreVoteChangesNothing,
         Self::TransferTargetVotesOnce,
         Self::TransitionRules,
+        Self::LogNeverChanges,
         Self::OneLeaseHolder,
     ];
 
@@ -94,6 +100,7 @@ impl Invariant {
             Self::PreVoteChangesNothing => "a pre-vote changes no term or vote",
             Self::TransferTargetVotesOnce => "a transfer target votes once per term",
             Self::TransitionRules => "each step follows its rule",
+            Self::LogNeverChanges => "a node's log never changes",
             Self::OneLeaseHolder => "one lease holder at a time",
         }
     }
@@ -305,10 +312,11 @@ struct Vote {
 /// Ghost state for the cluster-wide invariants: facts about the past that no
 /// node keeps (a crashed node forgets; the history does not).
 ///
-/// Feed it every step with [`History::record_step`] and every restart with
+/// Create it with each node's log, as the cluster was set up; feed it every
+/// step with [`History::record_step`] and every restart with
 /// [`History::record_restart`]. Ordered maps and sets only, so it hashes and
 /// iterates deterministically inside the model checker.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct History {
     /// Who became leader of each term.
     leaders: BTreeMap<Term, NodeId>,
@@ -316,21 +324,37 @@ pub struct History {
     votes: BTreeSet<Vote>,
     /// The highest term each node was seen in.
     terms: BTreeMap<NodeId, Term>,
-    /// Each node's log summary, for the vote restriction.
+    /// Each node's log summary as the cluster was set up, for the vote
+    /// restriction. Given, never read from the nodes: a node that lost or
+    /// changed its log would otherwise be judged by the wrong log.
     logs: BTreeMap<NodeId, LogSummary>,
 }
 
 impl History {
-    /// An empty history.
+    /// An empty history of a cluster whose nodes hold `logs`: the log
+    /// summary each node was set up with (the model's bounds, a simulator's
+    /// setup, a driver's storage). No entries are replicated, so no step or
+    /// restart may change them ([`Invariant::LogNeverChanges`]).
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(logs: impl IntoIterator<Item = (NodeId, LogSummary)>) -> Self {
+        Self {
+            leaders: BTreeMap::new(),
+            votes: BTreeSet::new(),
+            terms: BTreeMap::new(),
+            logs: logs.into_iter().collect(),
+        }
     }
 
     /// Who became leader of each term so far.
     #[must_use]
     pub fn leaders(&self) -> &BTreeMap<Term, NodeId> {
         &self.leaders
+    }
+
+    /// The log each node was set up with, as given to [`Self::new`].
+    #[must_use]
+    pub fn logs(&self) -> &BTreeMap<NodeId, LogSummary> {
+        &self.logs
     }
 
     /// This history with every node id renamed by `rename`, a permutation of
@@ -435,9 +459,7 @@ impl History {
         after: &Node,
     ) -> Result<(), Violation> {
         let id = config.id();
-        if self.logs.get(&id) != Some(&after.log()) {
-            self.logs.insert(id, after.log());
-        }
+        let log = self.check_log(id, after);
         let term = self.record_term(id, after.current_term());
         let stale = self.check_stale_leader(config, before, input, after);
         let pre_vote = check_pre_vote(config, before, input, after);
@@ -452,18 +474,46 @@ impl History {
             }
             _ => Ok(()),
         };
-        term.and(stale).and(pre_vote).and(transfer).and(vote)
+        log.and(term)
+            .and(stale)
+            .and(pre_vote)
+            .and(transfer)
+            .and(vote)
     }
 
     /// Records node `id` restarting as `node` (restored from storage).
     pub fn record_restart(&mut self, id: NodeId, node: &Node) -> Result<(), Violation> {
-        self.logs.insert(id, node.log());
+        let log = self.check_log(id, node);
         let term = self.record_term(id, node.current_term());
         let vote = match node.voted_for() {
             Some(candidate) => self.record_vote(node.current_term(), id, candidate),
             None => Ok(()),
         };
-        term.and(vote)
+        log.and(term).and(vote)
+    }
+
+    /// [`Invariant::LogNeverChanges`]: `node` holds the log `id` was set up
+    /// with. Reported, never learnt: the oracle keeps judging votes by the
+    /// log the node should hold.
+    fn check_log(&self, id: NodeId, node: &Node) -> Result<(), Violation> {
+        match self.logs.get(&id) {
+            Some(&log) if log == node.log() => Ok(()),
+            Some(&log) => Err(Violation::new(
+                Invariant::LogNeverChanges,
+                format!(
+                    "{id} holds {} instead of {log}, the log it was set up with: no entries \
+                     are replicated, so a restore or a step changed it",
+                    node.log()
+                ),
+            )),
+            None => Err(Violation::new(
+                Invariant::LogNeverChanges,
+                format!(
+                    "{id} holds {}, but the history was given no log for it",
+                    node.log()
+                ),
+            )),
+        }
     }
 
     fn record_term(&mut self, id: NodeId, term: Term) -> Result<(), Violation> {
@@ -617,24 +667,24 @@ impl History {
                 ),
             ));
         }
+        // The logs the nodes were set up with, not the ones they report: a
+        // node that lost its log must not be judged by its new one.
+        // A missing log is a gap in the setup; taking it as empty would pass
+        // the restriction without checking it.
+        let unknown = |node: NodeId| {
+            Violation::new(
+                Invariant::VoteRestriction,
+                format!("{id} leads {term}, but the history was given no log for {node}"),
+            )
+        };
+        let leader_log = *self.logs.get(&id).ok_or_else(|| unknown(id))?;
         for voter in voters {
-            // A vote is only ever recorded with its voter's log (`record_local_step`,
-            // `record_restart`), so a missing log is a gap in the history; taking
-            // it as empty would pass the restriction without checking it.
-            let Some(&voter_log) = self.logs.get(&voter) else {
+            let voter_log = *self.logs.get(&voter).ok_or_else(|| unknown(voter))?;
+            if !up_to_date_per_section_5_4_1(leader_log, voter_log) {
                 return Err(Violation::new(
                     Invariant::VoteRestriction,
                     format!(
-                        "{id} leads {term} on the vote of {voter}, whose log was never recorded"
-                    ),
-                ));
-            };
-            if !up_to_date_per_section_5_4_1(leader.log(), voter_log) {
-                return Err(Violation::new(
-                    Invariant::VoteRestriction,
-                    format!(
-                        "{id} with {} leads {term} on the vote of {voter} with {voter_log}",
-                        leader.log()
+                        "{id} with {leader_log} leads {term} on the vote of {voter} with {voter_log}"
                     ),
                 ));
             }
@@ -1324,7 +1374,7 @@ mod map_ids_tests {
     fn elect(candidate: NodeId, voter: NodeId) -> History {
         let configs = crate::config::Config::cluster(3, Timing::default()).unwrap();
         let config = |id: NodeId| &configs[usize::from(id.0)];
-        let mut history = History::new();
+        let mut history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
         let mut nodes = [Node::new(), Node::new(), Node::new()];
         let mut step = |history: &mut History, id: NodeId, input: Input| {
             let node = &mut nodes[usize::from(id.0)];
@@ -1497,12 +1547,12 @@ mod history_tests {
     use crate::message::Message;
     use crate::node::Timer;
 
-    /// A vote whose voter's log the history never saw cannot be checked
+    /// A vote whose voter's log the history was not given cannot be checked
     /// against the vote restriction, so it is a violation, not an empty log.
     #[test]
-    fn a_leader_elected_on_a_voter_whose_log_was_never_recorded_is_reported() {
+    fn a_leader_elected_on_a_voter_whose_log_the_history_was_not_given_is_reported() {
         let config = Config::cluster(3, Timing::default()).unwrap().remove(0);
-        let mut history = History::new();
+        let mut history = History::new([(NodeId(0), LogSummary::default())]);
         let mut node = Node::new();
         let step = |history: &mut History, node: &mut Node, input: Input| {
             let before = node.clone();
@@ -1510,7 +1560,7 @@ mod history_tests {
             history.record_step(&config, &before, &input, node)
         };
         step(&mut history, &mut node, Input::Timeout(Timer::Election)).unwrap();
-        // n1's vote, recorded without the step that cast it (and its log).
+        // n1's vote, of a node the history was given no log for.
         history.record_vote(Term(1), NodeId(1), NodeId(0)).unwrap();
         let grant = Input::Receive {
             from: NodeId(1),
@@ -1522,6 +1572,108 @@ mod history_tests {
         let violation = step(&mut history, &mut node, grant).unwrap_err();
         assert_eq!(node.role(), Role::Leader);
         assert_eq!(violation.invariant, Invariant::VoteRestriction);
+    }
+
+    const AHEAD: LogSummary = LogSummary {
+        last_log_index: 1,
+        last_log_term: Term(1),
+    };
+
+    #[test]
+    fn a_node_restored_without_the_log_it_was_set_up_with_is_reported() {
+        let mut history = History::new([(NodeId(1), AHEAD)]);
+        let restored = Node::restore(HardState::default(), AHEAD);
+        assert_eq!(history.record_restart(NodeId(1), &restored), Ok(()));
+        let forgot = Node::restore(HardState::default(), LogSummary::default());
+        let violation = history.record_restart(NodeId(1), &forgot).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::LogNeverChanges);
+        assert_eq!(
+            violation.detail,
+            "n1 holds log(0@t0) instead of log(1@t1), the log it was set up with: no entries \
+             are replicated, so a restore or a step changed it"
+        );
+    }
+
+    #[test]
+    fn a_step_that_changes_the_nodes_log_is_reported() {
+        let config = Config::cluster(3, Timing::default()).unwrap().remove(0);
+        let mut history = History::new([(NodeId(0), LogSummary::default())]);
+        let before = Node::new();
+        let after = Node::restore(HardState::default(), AHEAD);
+        let violation = history
+            .record_local_step(&config, &before, &Input::Start, &after)
+            .unwrap_err();
+        assert_eq!(violation.invariant, Invariant::LogNeverChanges);
+    }
+
+    #[test]
+    fn a_node_of_which_the_history_knows_no_log_is_reported() {
+        let history_without_n2 = || History::new([(NodeId(0), LogSummary::default())]);
+        let violation = history_without_n2()
+            .record_restart(NodeId(2), &Node::new())
+            .unwrap_err();
+        assert_eq!(violation.invariant, Invariant::LogNeverChanges);
+        assert!(violation.detail.contains("no log for it"), "{violation}");
+    }
+
+    /// The oracle judges a vote by the log the voter was set up with: a
+    /// voter that lost its log (and so voted for a candidate behind it) is
+    /// not judged by the log it lost it for.
+    #[test]
+    fn a_vote_cast_by_a_node_that_lost_its_log_breaks_the_vote_restriction() {
+        let configs = Config::cluster(3, Timing::default()).unwrap();
+        let logs = [
+            (NodeId(0), LogSummary::default()),
+            (NodeId(1), AHEAD),
+            (NodeId(2), AHEAD),
+        ];
+        let mut history = History::new(logs);
+        let step = |history: &mut History, node: &mut Node, id: u8, input: Input| {
+            let config = &configs[usize::from(id)];
+            let before = node.clone();
+            node.step(config, input, &mut Vec::new());
+            history.record_step(config, &before, &input, node)
+        };
+        let mut candidate = Node::new();
+        step(
+            &mut history,
+            &mut candidate,
+            0,
+            Input::Timeout(Timer::Election),
+        )
+        .unwrap();
+        // n1 restarts with an empty log instead of its own.
+        let mut voter = Node::restore(HardState::default(), LogSummary::default());
+        let lost = history.record_restart(NodeId(1), &voter).unwrap_err();
+        assert_eq!(lost.invariant, Invariant::LogNeverChanges);
+        let request = Input::Receive {
+            from: NodeId(0),
+            message: Message::RequestVote {
+                term: Term(1),
+                candidate_id: NodeId(0),
+                last_log_index: 0,
+                last_log_term: Term(0),
+                leadership_transfer: false,
+            },
+        };
+        // Its empty log lets it grant the vote; its step still holds the wrong log.
+        let voted = step(&mut history, &mut voter, 1, request).unwrap_err();
+        assert_eq!(voted.invariant, Invariant::LogNeverChanges);
+        assert_eq!(voter.voted_for(), Some(NodeId(0)));
+        let grant = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: true,
+            },
+        };
+        let violation = step(&mut history, &mut candidate, 0, grant).unwrap_err();
+        assert_eq!(candidate.role(), Role::Leader);
+        assert_eq!(violation.invariant, Invariant::VoteRestriction);
+        assert!(
+            violation.detail.contains("n1 with log(1@t1)"),
+            "{violation}"
+        );
     }
 }
 
@@ -1635,7 +1787,7 @@ mod feature_tests {
         let mut candidate = follower.clone();
         candidate.step(&config(), timeout_now(1), &mut Vec::new());
         assert_eq!(candidate.role(), Role::Candidate);
-        let history = History::new();
+        let history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
         let ok = history.check_transfer_campaign(&config(), &follower, &timeout_now(1), &candidate);
         assert_eq!(ok, Ok(()));
         // Acting on a TimeoutNow of an older term.
@@ -1644,7 +1796,7 @@ mod feature_tests {
             .unwrap_err();
         assert_eq!(violation.invariant, Invariant::TransferTargetVotesOnce);
         // Campaigning in a term it had already voted in, for another.
-        let mut voted = History::new();
+        let mut voted = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
         voted.record_vote(Term(2), NodeId(0), NodeId(2)).unwrap();
         let violation = voted
             .check_transfer_campaign(&config(), &follower, &timeout_now(1), &candidate)
@@ -1853,7 +2005,7 @@ mod transition_tests {
         assert!(violation.detail.contains("makes a follower"), "{violation}");
         // No other invariant sees it.
         assert_eq!(check_node(config, &candidate), Ok(()));
-        let mut history = History::new();
+        let mut history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
         assert_eq!(
             history.record_step(config, &candidate, &input, &candidate),
             Ok(())
