@@ -951,10 +951,19 @@ pub fn check_transition(
                     leadership_transfer,
                     ..
                 } => {
-                    if term > t0 && t1 == t0 {
-                        // Ignored under a lease (§4.2.3): nothing changes.
+                    // §4.2.3: "If a server receives a RequestVote request
+                    // within the minimum election timeout of hearing from a
+                    // current leader, it does not update its term or grant its
+                    // vote". Decided from the state before (a higher term that
+                    // is no news, see `higher_term_from_voter`), not from
+                    // whether the node kept its term.
+                    let under_lease =
+                        term > t0 && higher_term_from_voter(config, before, input).is_none();
+                    if under_lease {
                         if after.hard_state() != before.hard_state() || !outputs.is_empty() {
-                            return broken("a RequestVote ignored under a lease changes nothing");
+                            return broken(
+                                "a RequestVote under a lease is ignored: no term, no vote, no answer",
+                            );
                         }
                     } else {
                         // Figure 2, RequestVote receiver: grant if votedFor is
@@ -2010,6 +2019,59 @@ mod transition_tests {
             history.record_step(config, &candidate, &input, &candidate),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_leader_that_adopts_the_term_of_a_request_vote_under_its_lease_is_caught() {
+        let guarded = crate::config::Features {
+            lease_guarded_votes: true,
+            ..crate::config::Features::NONE
+        };
+        let config = &configs(3)[0].clone().with_features(guarded);
+        let mut leader = Node::new();
+        leader.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        let grant = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: true,
+            },
+        };
+        leader.step(config, grant, &mut Vec::new());
+        assert_eq!(leader.role(), Role::Leader);
+        let request = Input::Receive {
+            from: NodeId(2),
+            message: Message::RequestVote {
+                term: Term(2),
+                candidate_id: NodeId(2),
+                last_log_index: 0,
+                last_log_term: Term(0),
+                leadership_transfer: false,
+            },
+        };
+        // The core ignores it (§4.2.3).
+        let mut ignored = leader.clone();
+        let mut outputs = Vec::new();
+        ignored.step(config, request, &mut outputs);
+        assert_eq!(
+            check_transition(config, &leader, &request, &ignored, &outputs),
+            Ok(())
+        );
+        // The wrong rule: adopt the term (and refuse the vote).
+        let deposed = restored(2, None);
+        let outputs = [
+            Output::Persist(deposed.hard_state()),
+            Output::Send {
+                to: NodeId(2),
+                message: Message::RequestVoteResponse {
+                    term: Term(2),
+                    vote_granted: false,
+                },
+            },
+        ];
+        let violation =
+            check_transition(config, &leader, &request, &deposed, &outputs).unwrap_err();
+        assert!(violation.detail.contains("under a lease"), "{violation}");
     }
 
     #[test]
