@@ -1009,6 +1009,12 @@ pub fn check_transition(
                                 "granting a vote records it and resets the election timer",
                             );
                         }
+                        // A voter backs the candidate: a pre-candidate gives
+                        // up its own campaign (§9.6), and a candidate or leader
+                        // voted for itself, so it never grants.
+                        if grant && after.role() != Role::Follower {
+                            return broken("a node that grants its vote is a follower");
+                        }
                         if !grant && after.voted_for() != voted {
                             return broken("a refused RequestVote leaves the vote as it was");
                         }
@@ -2072,6 +2078,45 @@ mod transition_tests {
         let violation =
             check_transition(config, &leader, &request, &deposed, &outputs).unwrap_err();
         assert!(violation.detail.contains("under a lease"), "{violation}");
+    }
+
+    #[test]
+    fn a_pre_candidate_that_grants_a_vote_and_keeps_campaigning_is_caught() {
+        let pre_vote = crate::config::Features {
+            pre_vote: true,
+            ..crate::config::Features::NONE
+        };
+        let config = &configs(3)[0].clone().with_features(pre_vote);
+        let pre_candidate = |voted_for| {
+            let mut node = restored(1, voted_for);
+            node.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+            assert_eq!(node.role(), Role::PreCandidate);
+            node
+        };
+        let before = pre_candidate(None);
+        let request = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVote {
+                term: Term(1),
+                candidate_id: NodeId(1),
+                last_log_index: 0,
+                last_log_term: Term(0),
+                leadership_transfer: false,
+            },
+        };
+        // The core grants and gives up its own campaign.
+        let mut follower = before.clone();
+        let mut outputs = Vec::new();
+        follower.step(config, request, &mut outputs);
+        assert_eq!(
+            check_transition(config, &before, &request, &follower, &outputs),
+            Ok(())
+        );
+        assert_eq!(follower.role(), Role::Follower);
+        // The wrong rule: the same outputs, still a pre-candidate.
+        let after = pre_candidate(Some(1));
+        let violation = check_transition(config, &before, &request, &after, &outputs).unwrap_err();
+        assert!(violation.detail.contains("is a follower"), "{violation}");
     }
 
     #[test]
