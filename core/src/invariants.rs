@@ -1020,6 +1020,53 @@ pub fn check_transition(
                         }
                     }
                 }
+                // §9.6: a voter agrees to a pre-vote only if the candidate's
+                // log is at least as up-to-date as its own (§5.4.1) and it has
+                // not heard from a leader within the minimum election timeout
+                // (it leads, or is in its lease); for its own term, only if it
+                // could grant a real vote now (no other vote, no leader). A
+                // grant carries the term it grants; a refusal carries ours and
+                // is sent only if that is news to the candidate (at least the
+                // term it asks about), since any other would change nothing.
+                Message::PreVote {
+                    candidate_id,
+                    last_log_index,
+                    last_log_term,
+                    ..
+                } => {
+                    let candidate_log = LogSummary {
+                        last_log_index,
+                        last_log_term,
+                    };
+                    let heard_leader = before.role() == Role::Leader || before.in_lease();
+                    let could_vote = term > t0
+                        || (term == t0
+                            && before.voted_for().is_none_or(|v| v == candidate_id)
+                            && before.leader_id().is_none());
+                    let grant = could_vote
+                        && up_to_date_per_section_5_4_1(candidate_log, before.log())
+                        && !heard_leader;
+                    let answer = if grant {
+                        Some(term)
+                    } else {
+                        (t0 >= term).then_some(t0)
+                    };
+                    let expected: Vec<Output> = answer
+                        .map(|term| Output::Send {
+                            to: from,
+                            message: Message::PreVoteResponse {
+                                term,
+                                vote_granted: grant,
+                            },
+                        })
+                        .into_iter()
+                        .collect();
+                    if outputs != expected.as_slice() {
+                        return broken(
+                            "a PreVote is granted exactly when §9.6 allows, and refused only with news",
+                        );
+                    }
+                }
                 // §5.2: a candidate wins once a majority of the cluster voted for it.
                 Message::RequestVoteResponse {
                     vote_granted: true, ..
@@ -2117,6 +2164,50 @@ mod transition_tests {
         let after = pre_candidate(Some(1));
         let violation = check_transition(config, &before, &request, &after, &outputs).unwrap_err();
         assert!(violation.detail.contains("is a follower"), "{violation}");
+    }
+
+    #[test]
+    fn a_pre_vote_answered_other_than_section_9_6_says_is_caught() {
+        let config = &configs(3)[0];
+        let pre_vote = |term| Input::Receive {
+            from: NodeId(1),
+            message: Message::PreVote {
+                term: Term(term),
+                candidate_id: NodeId(1),
+                last_log_index: 0,
+                last_log_term: Term(0),
+            },
+        };
+        let answer = |term, vote_granted| {
+            [Output::Send {
+                to: NodeId(1),
+                message: Message::PreVoteResponse {
+                    term: Term(term),
+                    vote_granted,
+                },
+            }]
+        };
+        // A follower of t1 that voted for n2 and knows no leader.
+        let voted = restored(1, Some(2));
+        for (term, outputs) in [(2, answer(2, true)), (1, answer(1, false))] {
+            let mut after = voted.clone();
+            let mut core = Vec::new();
+            after.step(config, pre_vote(term), &mut core);
+            assert_eq!(core, outputs, "the core's answer to PreVote(t{term})");
+            assert_eq!(
+                check_transition(config, &voted, &pre_vote(term), &after, &outputs),
+                Ok(())
+            );
+        }
+        // Wrong: granting a pre-vote for our term after voting for another,
+        // refusing one for the next term, or no answer to one it grants.
+        let wrong: [(u64, &[Output]); 3] =
+            [(1, &answer(1, true)), (2, &answer(1, false)), (2, &[])];
+        for (term, outputs) in wrong {
+            let violation =
+                check_transition(config, &voted, &pre_vote(term), &voted, outputs).unwrap_err();
+            assert!(violation.detail.contains("§9.6"), "{violation}");
+        }
     }
 
     #[test]
