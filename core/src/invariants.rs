@@ -1115,6 +1115,16 @@ pub fn check_transition(
                         return broken("TimeoutNow from the leader starts a campaign at once");
                     }
                 }
+                // Anyone else of our term was not asked by its leader (a
+                // candidate or pre-candidate is campaigning already, a leader
+                // has no leader), or transfers are off: nothing happens.
+                Message::TimeoutNow { .. }
+                    if term == t0 && (after != before || !outputs.is_empty()) =>
+                {
+                    return broken(
+                        "a TimeoutNow not from the leader of our term to a follower changes nothing",
+                    );
+                }
                 _ => {}
             }
         }
@@ -2208,6 +2218,39 @@ mod transition_tests {
                 check_transition(config, &voted, &pre_vote(term), &voted, outputs).unwrap_err();
             assert!(violation.detail.contains("§9.6"), "{violation}");
         }
+    }
+
+    #[test]
+    fn a_pre_candidate_that_campaigns_on_a_timeout_now_is_caught() {
+        let features = crate::config::Features {
+            pre_vote: true,
+            leadership_transfer: true,
+            ..crate::config::Features::NONE
+        };
+        let config = &configs(3)[0].clone().with_features(features);
+        let mut pre_candidate = restored(1, None);
+        pre_candidate.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        assert_eq!(pre_candidate.role(), Role::PreCandidate);
+        let timeout_now = Input::Receive {
+            from: NodeId(1),
+            message: Message::TimeoutNow { term: Term(1) },
+        };
+        // The core ignores it: only a follower is a transfer's target.
+        let mut after = pre_candidate.clone();
+        let mut outputs = Vec::new();
+        after.step(config, timeout_now, &mut outputs);
+        assert_eq!(
+            check_transition(config, &pre_candidate, &timeout_now, &after, &outputs),
+            Ok(())
+        );
+        // The wrong rule: it campaigns, as a follower asked by its leader would.
+        let mut follower = restored(1, None);
+        let mut outputs = Vec::new();
+        follower.step(config, timeout_now, &mut outputs);
+        assert_eq!(follower.role(), Role::Candidate);
+        let violation = check_transition(config, &pre_candidate, &timeout_now, &follower, &outputs)
+            .unwrap_err();
+        assert!(violation.detail.contains("changes nothing"), "{violation}");
     }
 
     #[test]
