@@ -1993,6 +1993,37 @@ mod transition_tests {
         Node::restore(hard_state, LogSummary::default())
     }
 
+    /// Node n0's config in a 3-node cluster with `features`.
+    fn config_with(features: crate::config::Features) -> Config {
+        configs(3).remove(0).with_features(features)
+    }
+
+    /// A RequestVote of `term` from candidate `from`, with an empty log.
+    fn request_vote(from: u8, term: u64) -> Input {
+        Input::Receive {
+            from: NodeId(from),
+            message: Message::RequestVote {
+                term: Term(term),
+                candidate_id: NodeId(from),
+                last_log_index: 0,
+                last_log_term: Term(0),
+                leadership_transfer: false,
+            },
+        }
+    }
+
+    /// The core's own step from `before` on `input`, which must follow its rule.
+    fn core_step(config: &Config, before: &Node, input: Input) -> (Node, Vec<Output>) {
+        let mut after = before.clone();
+        let mut outputs = Vec::new();
+        after.step(config, input, &mut outputs);
+        assert_eq!(
+            check_transition(config, before, &input, &after, &outputs),
+            Ok(())
+        );
+        (after, outputs)
+    }
+
     #[test]
     fn a_majority_is_more_than_half_of_the_voters_whatever_the_core_computes() {
         let majorities: Vec<(usize, usize)> = (1..=7)
@@ -2086,11 +2117,10 @@ mod transition_tests {
 
     #[test]
     fn a_leader_that_adopts_the_term_of_a_request_vote_under_its_lease_is_caught() {
-        let guarded = crate::config::Features {
+        let config = &config_with(crate::config::Features {
             lease_guarded_votes: true,
             ..crate::config::Features::NONE
-        };
-        let config = &configs(3)[0].clone().with_features(guarded);
+        });
         let mut leader = Node::new();
         leader.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
         let grant = Input::Receive {
@@ -2102,24 +2132,10 @@ mod transition_tests {
         };
         leader.step(config, grant, &mut Vec::new());
         assert_eq!(leader.role(), Role::Leader);
-        let request = Input::Receive {
-            from: NodeId(2),
-            message: Message::RequestVote {
-                term: Term(2),
-                candidate_id: NodeId(2),
-                last_log_index: 0,
-                last_log_term: Term(0),
-                leadership_transfer: false,
-            },
-        };
+        let request = request_vote(2, 2);
         // The core ignores it (§4.2.3).
-        let mut ignored = leader.clone();
-        let mut outputs = Vec::new();
-        ignored.step(config, request, &mut outputs);
-        assert_eq!(
-            check_transition(config, &leader, &request, &ignored, &outputs),
-            Ok(())
-        );
+        let (ignored, _) = core_step(config, &leader, request);
+        assert_eq!(ignored, leader);
         // The wrong rule: adopt the term (and refuse the vote).
         let deposed = restored(2, None);
         let outputs = [
@@ -2139,11 +2155,10 @@ mod transition_tests {
 
     #[test]
     fn a_pre_candidate_that_grants_a_vote_and_keeps_campaigning_is_caught() {
-        let pre_vote = crate::config::Features {
+        let config = &config_with(crate::config::Features {
             pre_vote: true,
             ..crate::config::Features::NONE
-        };
-        let config = &configs(3)[0].clone().with_features(pre_vote);
+        });
         let pre_candidate = |voted_for| {
             let mut node = restored(1, voted_for);
             node.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
@@ -2151,24 +2166,9 @@ mod transition_tests {
             node
         };
         let before = pre_candidate(None);
-        let request = Input::Receive {
-            from: NodeId(1),
-            message: Message::RequestVote {
-                term: Term(1),
-                candidate_id: NodeId(1),
-                last_log_index: 0,
-                last_log_term: Term(0),
-                leadership_transfer: false,
-            },
-        };
+        let request = request_vote(1, 1);
         // The core grants and gives up its own campaign.
-        let mut follower = before.clone();
-        let mut outputs = Vec::new();
-        follower.step(config, request, &mut outputs);
-        assert_eq!(
-            check_transition(config, &before, &request, &follower, &outputs),
-            Ok(())
-        );
+        let (follower, outputs) = core_step(config, &before, request);
         assert_eq!(follower.role(), Role::Follower);
         // The wrong rule: the same outputs, still a pre-candidate.
         let after = pre_candidate(Some(1));
@@ -2200,14 +2200,8 @@ mod transition_tests {
         // A follower of t1 that voted for n2 and knows no leader.
         let voted = restored(1, Some(2));
         for (term, outputs) in [(2, answer(2, true)), (1, answer(1, false))] {
-            let mut after = voted.clone();
-            let mut core = Vec::new();
-            after.step(config, pre_vote(term), &mut core);
+            let (_, core) = core_step(config, &voted, pre_vote(term));
             assert_eq!(core, outputs, "the core's answer to PreVote(t{term})");
-            assert_eq!(
-                check_transition(config, &voted, &pre_vote(term), &after, &outputs),
-                Ok(())
-            );
         }
         // Wrong: granting a pre-vote for our term after voting for another,
         // refusing one for the next term, or no answer to one it grants.
@@ -2222,12 +2216,11 @@ mod transition_tests {
 
     #[test]
     fn a_pre_candidate_that_campaigns_on_a_timeout_now_is_caught() {
-        let features = crate::config::Features {
+        let config = &config_with(crate::config::Features {
             pre_vote: true,
             leadership_transfer: true,
             ..crate::config::Features::NONE
-        };
-        let config = &configs(3)[0].clone().with_features(features);
+        });
         let mut pre_candidate = restored(1, None);
         pre_candidate.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
         assert_eq!(pre_candidate.role(), Role::PreCandidate);
@@ -2236,20 +2229,14 @@ mod transition_tests {
             message: Message::TimeoutNow { term: Term(1) },
         };
         // The core ignores it: only a follower is a transfer's target.
-        let mut after = pre_candidate.clone();
-        let mut outputs = Vec::new();
-        after.step(config, timeout_now, &mut outputs);
-        assert_eq!(
-            check_transition(config, &pre_candidate, &timeout_now, &after, &outputs),
-            Ok(())
-        );
+        let (ignored, _) = core_step(config, &pre_candidate, timeout_now);
+        assert_eq!(ignored, pre_candidate);
         // The wrong rule: it campaigns, as a follower asked by its leader would.
-        let mut follower = restored(1, None);
-        let mut outputs = Vec::new();
-        follower.step(config, timeout_now, &mut outputs);
-        assert_eq!(follower.role(), Role::Candidate);
-        let violation = check_transition(config, &pre_candidate, &timeout_now, &follower, &outputs)
-            .unwrap_err();
+        let (campaigning, outputs) = core_step(config, &restored(1, None), timeout_now);
+        assert_eq!(campaigning.role(), Role::Candidate);
+        let violation =
+            check_transition(config, &pre_candidate, &timeout_now, &campaigning, &outputs)
+                .unwrap_err();
         assert!(violation.detail.contains("changes nothing"), "{violation}");
     }
 
