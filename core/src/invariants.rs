@@ -1210,6 +1210,18 @@ pub fn check_transition(
                 return broken("a leader's heartbeat timer sends AppendEntries to all and re-arms");
             }
         }
+        // §3.10: "If the transfer does not complete after about an election
+        // timeout, the prior leader aborts the transfer and resumes
+        // accepting client requests": it goes on leading, asking no one.
+        Input::Timeout(Timer::Transfer)
+            if before.role() == Role::Leader
+                && (after.transfer_target().is_some()
+                    || after.role() != Role::Leader
+                    || after.hard_state() != before.hard_state()
+                    || !outputs.is_empty()) =>
+        {
+            return broken("a leader abandons a transfer that timed out and goes on leading");
+        }
         _ => {}
     }
     if features.check_quorum {
@@ -2238,6 +2250,38 @@ mod transition_tests {
             check_transition(config, &pre_candidate, &timeout_now, &campaigning, &outputs)
                 .unwrap_err();
         assert!(violation.detail.contains("changes nothing"), "{violation}");
+    }
+
+    #[test]
+    fn a_leader_that_keeps_a_transfer_that_timed_out_is_caught() {
+        let config = &config_with(crate::config::Features {
+            leadership_transfer: true,
+            ..crate::config::Features::NONE
+        });
+        let mut leader = Node::new();
+        leader.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        let grant = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: true,
+            },
+        };
+        leader.step(config, grant, &mut Vec::new());
+        let (transferring, _) =
+            core_step(config, &leader, Input::TransferLeadership { to: NodeId(2) });
+        assert_eq!(transferring.transfer_target(), Some(NodeId(2)));
+        let timeout = Input::Timeout(Timer::Transfer);
+        // The core abandons it (§3.10).
+        let (abandoned, _) = core_step(config, &transferring, timeout);
+        assert_eq!(abandoned.transfer_target(), None);
+        // The wrong rule: the timeout changes nothing.
+        let violation =
+            check_transition(config, &transferring, &timeout, &transferring, &[]).unwrap_err();
+        assert!(
+            violation.detail.contains("abandons a transfer"),
+            "{violation}"
+        );
     }
 
     #[test]
