@@ -55,6 +55,11 @@ pub enum Invariant {
     /// arms or cancels (see [`check_transition`]). Some wrong rules break no
     /// other invariant and only cost liveness; this one sees them.
     TransitionRules,
+    /// A node's log is the one it was set up with: this crate replicates no
+    /// entries, so no step and no restore changes it. [`History`] is given
+    /// each node's log by whoever set the cluster up, never by the node, so
+    /// the vote restriction's oracle compares the logs the nodes really hold.
+    LogNeverChanges,
     /// Leader lease (thesis §6.4.1): no two nodes hold a lease at the same
     /// instant of real time, and leases are held in the order of their
     /// terms. A matter of real time: checked by a simulator that knows it
@@ -64,7 +69,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in a fixed order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::ElectionSafety,
         Self::OneVotePerTerm,
         Self::TermsNeverGoBack,
@@ -76,6 +81,7 @@ impl Invariant {
         Self::PreVoteChangesNothing,
         Self::TransferTargetVotesOnce,
         Self::TransitionRules,
+        Self::LogNeverChanges,
         Self::OneLeaseHolder,
     ];
 
@@ -94,6 +100,7 @@ impl Invariant {
             Self::PreVoteChangesNothing => "a pre-vote changes no term or vote",
             Self::TransferTargetVotesOnce => "a transfer target votes once per term",
             Self::TransitionRules => "each step follows its rule",
+            Self::LogNeverChanges => "a node's log never changes",
             Self::OneLeaseHolder => "one lease holder at a time",
         }
     }
@@ -305,10 +312,11 @@ struct Vote {
 /// Ghost state for the cluster-wide invariants: facts about the past that no
 /// node keeps (a crashed node forgets; the history does not).
 ///
-/// Feed it every step with [`History::record_step`] and every restart with
+/// Create it with each node's log, as the cluster was set up; feed it every
+/// step with [`History::record_step`] and every restart with
 /// [`History::record_restart`]. Ordered maps and sets only, so it hashes and
 /// iterates deterministically inside the model checker.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct History {
     /// Who became leader of each term.
     leaders: BTreeMap<Term, NodeId>,
@@ -316,21 +324,37 @@ pub struct History {
     votes: BTreeSet<Vote>,
     /// The highest term each node was seen in.
     terms: BTreeMap<NodeId, Term>,
-    /// Each node's log summary, for the vote restriction.
+    /// Each node's log summary as the cluster was set up, for the vote
+    /// restriction. Given, never read from the nodes: a node that lost or
+    /// changed its log would otherwise be judged by the wrong log.
     logs: BTreeMap<NodeId, LogSummary>,
 }
 
 impl History {
-    /// An empty history.
+    /// An empty history of a cluster whose nodes hold `logs`: the log
+    /// summary each node was set up with (the model's bounds, a simulator's
+    /// setup, a driver's storage). No entries are replicated, so no step or
+    /// restart may change them ([`Invariant::LogNeverChanges`]).
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(logs: impl IntoIterator<Item = (NodeId, LogSummary)>) -> Self {
+        Self {
+            leaders: BTreeMap::new(),
+            votes: BTreeSet::new(),
+            terms: BTreeMap::new(),
+            logs: logs.into_iter().collect(),
+        }
     }
 
     /// Who became leader of each term so far.
     #[must_use]
     pub fn leaders(&self) -> &BTreeMap<Term, NodeId> {
         &self.leaders
+    }
+
+    /// The log each node was set up with, as given to [`Self::new`].
+    #[must_use]
+    pub fn logs(&self) -> &BTreeMap<NodeId, LogSummary> {
+        &self.logs
     }
 
     /// This history with every node id renamed by `rename`, a permutation of
@@ -445,9 +469,7 @@ impl History {
         after: &Node,
     ) -> Result<(), Violation> {
         let id = config.id();
-        if self.logs.get(&id) != Some(&after.log()) {
-            self.logs.insert(id, after.log());
-        }
+        let log = self.check_log(id, after);
         let term = self.record_term(id, after.current_term());
         let stale = self.check_stale_leader(config, before, input, after);
         let pre_vote = check_pre_vote(config, before, input, after);
@@ -462,18 +484,46 @@ impl History {
             }
             _ => Ok(()),
         };
-        term.and(stale).and(pre_vote).and(transfer).and(vote)
+        log.and(term)
+            .and(stale)
+            .and(pre_vote)
+            .and(transfer)
+            .and(vote)
     }
 
     /// Records node `id` restarting as `node` (restored from storage).
     pub fn record_restart(&mut self, id: NodeId, node: &Node) -> Result<(), Violation> {
-        self.logs.insert(id, node.log());
+        let log = self.check_log(id, node);
         let term = self.record_term(id, node.current_term());
         let vote = match node.voted_for() {
             Some(candidate) => self.record_vote(node.current_term(), id, candidate),
             None => Ok(()),
         };
-        term.and(vote)
+        log.and(term).and(vote)
+    }
+
+    /// [`Invariant::LogNeverChanges`]: `node` holds the log `id` was set up
+    /// with. Reported, never learnt: the oracle keeps judging votes by the
+    /// log the node should hold.
+    fn check_log(&self, id: NodeId, node: &Node) -> Result<(), Violation> {
+        match self.logs.get(&id) {
+            Some(&log) if log == node.log() => Ok(()),
+            Some(&log) => Err(Violation::new(
+                Invariant::LogNeverChanges,
+                format!(
+                    "{id} holds {} instead of {log}, the log it was set up with: no entries \
+                     are replicated, so a restore or a step changed it",
+                    node.log()
+                ),
+            )),
+            None => Err(Violation::new(
+                Invariant::LogNeverChanges,
+                format!(
+                    "{id} holds {}, but the history was given no log for it",
+                    node.log()
+                ),
+            )),
+        }
     }
 
     fn record_term(&mut self, id: NodeId, term: Term) -> Result<(), Violation> {
@@ -627,24 +677,24 @@ impl History {
                 ),
             ));
         }
+        // The logs the nodes were set up with, not the ones they report: a
+        // node that lost its log must not be judged by its new one.
+        // A missing log is a gap in the setup; taking it as empty would pass
+        // the restriction without checking it.
+        let unknown = |node: NodeId| {
+            Violation::new(
+                Invariant::VoteRestriction,
+                format!("{id} leads {term}, but the history was given no log for {node}"),
+            )
+        };
+        let leader_log = *self.logs.get(&id).ok_or_else(|| unknown(id))?;
         for voter in voters {
-            // A vote is only ever recorded with its voter's log (`record_local_step`,
-            // `record_restart`), so a missing log is a gap in the history; taking
-            // it as empty would pass the restriction without checking it.
-            let Some(&voter_log) = self.logs.get(&voter) else {
+            let voter_log = *self.logs.get(&voter).ok_or_else(|| unknown(voter))?;
+            if !up_to_date_per_section_5_4_1(leader_log, voter_log) {
                 return Err(Violation::new(
                     Invariant::VoteRestriction,
                     format!(
-                        "{id} leads {term} on the vote of {voter}, whose log was never recorded"
-                    ),
-                ));
-            };
-            if !up_to_date_per_section_5_4_1(leader.log(), voter_log) {
-                return Err(Violation::new(
-                    Invariant::VoteRestriction,
-                    format!(
-                        "{id} with {} leads {term} on the vote of {voter} with {voter_log}",
-                        leader.log()
+                        "{id} with {leader_log} leads {term} on the vote of {voter} with {voter_log}"
                     ),
                 ));
             }
@@ -911,10 +961,19 @@ pub fn check_transition(
                     leadership_transfer,
                     ..
                 } => {
-                    if term > t0 && t1 == t0 {
-                        // Ignored under a lease (§4.2.3): nothing changes.
+                    // §4.2.3: "If a server receives a RequestVote request
+                    // within the minimum election timeout of hearing from a
+                    // current leader, it does not update its term or grant its
+                    // vote". Decided from the state before (a higher term that
+                    // is no news, see `higher_term_from_voter`), not from
+                    // whether the node kept its term.
+                    let under_lease =
+                        term > t0 && higher_term_from_voter(config, before, input).is_none();
+                    if under_lease {
                         if after.hard_state() != before.hard_state() || !outputs.is_empty() {
-                            return broken("a RequestVote ignored under a lease changes nothing");
+                            return broken(
+                                "a RequestVote under a lease is ignored: no term, no vote, no answer",
+                            );
                         }
                     } else {
                         // Figure 2, RequestVote receiver: grant if votedFor is
@@ -960,9 +1019,62 @@ pub fn check_transition(
                                 "granting a vote records it and resets the election timer",
                             );
                         }
+                        // A voter backs the candidate: a pre-candidate gives
+                        // up its own campaign (§9.6), and a candidate or leader
+                        // voted for itself, so it never grants.
+                        if grant && after.role() != Role::Follower {
+                            return broken("a node that grants its vote is a follower");
+                        }
                         if !grant && after.voted_for() != voted {
                             return broken("a refused RequestVote leaves the vote as it was");
                         }
+                    }
+                }
+                // §9.6: a voter agrees to a pre-vote only if the candidate's
+                // log is at least as up-to-date as its own (§5.4.1) and it has
+                // not heard from a leader within the minimum election timeout
+                // (it leads, or is in its lease); for its own term, only if it
+                // could grant a real vote now (no other vote, no leader). A
+                // grant carries the term it grants; a refusal carries ours and
+                // is sent only if that is news to the candidate (at least the
+                // term it asks about), since any other would change nothing.
+                Message::PreVote {
+                    candidate_id,
+                    last_log_index,
+                    last_log_term,
+                    ..
+                } => {
+                    let candidate_log = LogSummary {
+                        last_log_index,
+                        last_log_term,
+                    };
+                    let heard_leader = before.role() == Role::Leader || before.in_lease();
+                    let could_vote = term > t0
+                        || (term == t0
+                            && before.voted_for().is_none_or(|v| v == candidate_id)
+                            && before.leader_id().is_none());
+                    let grant = could_vote
+                        && up_to_date_per_section_5_4_1(candidate_log, before.log())
+                        && !heard_leader;
+                    let answer = if grant {
+                        Some(term)
+                    } else {
+                        (t0 >= term).then_some(t0)
+                    };
+                    let expected: Vec<Output> = answer
+                        .map(|term| Output::Send {
+                            to: from,
+                            message: Message::PreVoteResponse {
+                                term,
+                                vote_granted: grant,
+                            },
+                        })
+                        .into_iter()
+                        .collect();
+                    if outputs != expected.as_slice() {
+                        return broken(
+                            "a PreVote is granted exactly when §9.6 allows, and refused only with news",
+                        );
                     }
                 }
                 // §5.2: a candidate wins once a majority of the cluster voted for it.
@@ -1012,6 +1124,16 @@ pub fn check_transition(
                     {
                         return broken("TimeoutNow from the leader starts a campaign at once");
                     }
+                }
+                // Anyone else of our term was not asked by its leader (a
+                // candidate or pre-candidate is campaigning already, a leader
+                // has no leader), or transfers are off: nothing happens.
+                Message::TimeoutNow { .. }
+                    if term == t0 && (after != before || !outputs.is_empty()) =>
+                {
+                    return broken(
+                        "a TimeoutNow not from the leader of our term to a follower changes nothing",
+                    );
                 }
                 _ => {}
             }
@@ -1097,6 +1219,18 @@ pub fn check_transition(
             if after.role() != Role::Leader || !beat || !arms(Timer::Heartbeat) {
                 return broken("a leader's heartbeat timer sends AppendEntries to all and re-arms");
             }
+        }
+        // §3.10: "If the transfer does not complete after about an election
+        // timeout, the prior leader aborts the transfer and resumes
+        // accepting client requests": it goes on leading, asking no one.
+        Input::Timeout(Timer::Transfer)
+            if before.role() == Role::Leader
+                && (after.transfer_target().is_some()
+                    || after.role() != Role::Leader
+                    || after.hard_state() != before.hard_state()
+                    || !outputs.is_empty()) =>
+        {
+            return broken("a leader abandons a transfer that timed out and goes on leading");
         }
         _ => {}
     }
@@ -1334,7 +1468,7 @@ mod map_ids_tests {
     fn elect(candidate: NodeId, voter: NodeId) -> History {
         let configs = crate::config::Config::cluster(3, Timing::default()).unwrap();
         let config = |id: NodeId| &configs[usize::from(id.0)];
-        let mut history = History::new();
+        let mut history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
         let mut nodes = [Node::new(), Node::new(), Node::new()];
         let mut step = |history: &mut History, id: NodeId, input: Input| {
             let node = &mut nodes[usize::from(id.0)];
@@ -1507,12 +1641,12 @@ mod history_tests {
     use crate::message::Message;
     use crate::node::Timer;
 
-    /// A vote whose voter's log the history never saw cannot be checked
+    /// A vote whose voter's log the history was not given cannot be checked
     /// against the vote restriction, so it is a violation, not an empty log.
     #[test]
-    fn a_leader_elected_on_a_voter_whose_log_was_never_recorded_is_reported() {
+    fn a_leader_elected_on_a_voter_whose_log_the_history_was_not_given_is_reported() {
         let config = Config::cluster(3, Timing::default()).unwrap().remove(0);
-        let mut history = History::new();
+        let mut history = History::new([(NodeId(0), LogSummary::default())]);
         let mut node = Node::new();
         let step = |history: &mut History, node: &mut Node, input: Input| {
             let before = node.clone();
@@ -1520,7 +1654,7 @@ mod history_tests {
             history.record_step(&config, &before, &input, node)
         };
         step(&mut history, &mut node, Input::Timeout(Timer::Election)).unwrap();
-        // n1's vote, recorded without the step that cast it (and its log).
+        // n1's vote, of a node the history was given no log for.
         history.record_vote(Term(1), NodeId(1), NodeId(0)).unwrap();
         let grant = Input::Receive {
             from: NodeId(1),
@@ -1532,6 +1666,108 @@ mod history_tests {
         let violation = step(&mut history, &mut node, grant).unwrap_err();
         assert_eq!(node.role(), Role::Leader);
         assert_eq!(violation.invariant, Invariant::VoteRestriction);
+    }
+
+    const AHEAD: LogSummary = LogSummary {
+        last_log_index: 1,
+        last_log_term: Term(1),
+    };
+
+    #[test]
+    fn a_node_restored_without_the_log_it_was_set_up_with_is_reported() {
+        let mut history = History::new([(NodeId(1), AHEAD)]);
+        let restored = Node::restore(HardState::default(), AHEAD);
+        assert_eq!(history.record_restart(NodeId(1), &restored), Ok(()));
+        let forgot = Node::restore(HardState::default(), LogSummary::default());
+        let violation = history.record_restart(NodeId(1), &forgot).unwrap_err();
+        assert_eq!(violation.invariant, Invariant::LogNeverChanges);
+        assert_eq!(
+            violation.detail,
+            "n1 holds log(0@t0) instead of log(1@t1), the log it was set up with: no entries \
+             are replicated, so a restore or a step changed it"
+        );
+    }
+
+    #[test]
+    fn a_step_that_changes_the_nodes_log_is_reported() {
+        let config = Config::cluster(3, Timing::default()).unwrap().remove(0);
+        let mut history = History::new([(NodeId(0), LogSummary::default())]);
+        let before = Node::new();
+        let after = Node::restore(HardState::default(), AHEAD);
+        let violation = history
+            .record_local_step(&config, &before, &Input::Start, &after)
+            .unwrap_err();
+        assert_eq!(violation.invariant, Invariant::LogNeverChanges);
+    }
+
+    #[test]
+    fn a_node_of_which_the_history_knows_no_log_is_reported() {
+        let history_without_n2 = || History::new([(NodeId(0), LogSummary::default())]);
+        let violation = history_without_n2()
+            .record_restart(NodeId(2), &Node::new())
+            .unwrap_err();
+        assert_eq!(violation.invariant, Invariant::LogNeverChanges);
+        assert!(violation.detail.contains("no log for it"), "{violation}");
+    }
+
+    /// The oracle judges a vote by the log the voter was set up with: a
+    /// voter that lost its log (and so voted for a candidate behind it) is
+    /// not judged by the log it lost it for.
+    #[test]
+    fn a_vote_cast_by_a_node_that_lost_its_log_breaks_the_vote_restriction() {
+        let configs = Config::cluster(3, Timing::default()).unwrap();
+        let logs = [
+            (NodeId(0), LogSummary::default()),
+            (NodeId(1), AHEAD),
+            (NodeId(2), AHEAD),
+        ];
+        let mut history = History::new(logs);
+        let step = |history: &mut History, node: &mut Node, id: u8, input: Input| {
+            let config = &configs[usize::from(id)];
+            let before = node.clone();
+            node.step(config, input, &mut Vec::new());
+            history.record_step(config, &before, &input, node)
+        };
+        let mut candidate = Node::new();
+        step(
+            &mut history,
+            &mut candidate,
+            0,
+            Input::Timeout(Timer::Election),
+        )
+        .unwrap();
+        // n1 restarts with an empty log instead of its own.
+        let mut voter = Node::restore(HardState::default(), LogSummary::default());
+        let lost = history.record_restart(NodeId(1), &voter).unwrap_err();
+        assert_eq!(lost.invariant, Invariant::LogNeverChanges);
+        let request = Input::Receive {
+            from: NodeId(0),
+            message: Message::RequestVote {
+                term: Term(1),
+                candidate_id: NodeId(0),
+                last_log_index: 0,
+                last_log_term: Term(0),
+                leadership_transfer: false,
+            },
+        };
+        // Its empty log lets it grant the vote; its step still holds the wrong log.
+        let voted = step(&mut history, &mut voter, 1, request).unwrap_err();
+        assert_eq!(voted.invariant, Invariant::LogNeverChanges);
+        assert_eq!(voter.voted_for(), Some(NodeId(0)));
+        let grant = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: true,
+            },
+        };
+        let violation = step(&mut history, &mut candidate, 0, grant).unwrap_err();
+        assert_eq!(candidate.role(), Role::Leader);
+        assert_eq!(violation.invariant, Invariant::VoteRestriction);
+        assert!(
+            violation.detail.contains("n1 with log(1@t1)"),
+            "{violation}"
+        );
     }
 }
 
@@ -1645,7 +1881,7 @@ mod feature_tests {
         let mut candidate = follower.clone();
         candidate.step(&config(), timeout_now(1), &mut Vec::new());
         assert_eq!(candidate.role(), Role::Candidate);
-        let history = History::new();
+        let history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
         let ok = history.check_transfer_campaign(&config(), &follower, &timeout_now(1), &candidate);
         assert_eq!(ok, Ok(()));
         // Acting on a TimeoutNow of an older term.
@@ -1654,7 +1890,7 @@ mod feature_tests {
             .unwrap_err();
         assert_eq!(violation.invariant, Invariant::TransferTargetVotesOnce);
         // Campaigning in a term it had already voted in, for another.
-        let mut voted = History::new();
+        let mut voted = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
         voted.record_vote(Term(2), NodeId(0), NodeId(2)).unwrap();
         let violation = voted
             .check_transfer_campaign(&config(), &follower, &timeout_now(1), &candidate)
@@ -1779,6 +2015,37 @@ mod transition_tests {
         Node::restore(hard_state, LogSummary::default())
     }
 
+    /// Node n0's config in a 3-node cluster with `features`.
+    fn config_with(features: crate::config::Features) -> Config {
+        configs(3).remove(0).with_features(features)
+    }
+
+    /// A RequestVote of `term` from candidate `from`, with an empty log.
+    fn request_vote(from: u8, term: u64) -> Input {
+        Input::Receive {
+            from: NodeId(from),
+            message: Message::RequestVote {
+                term: Term(term),
+                candidate_id: NodeId(from),
+                last_log_index: 0,
+                last_log_term: Term(0),
+                leadership_transfer: false,
+            },
+        }
+    }
+
+    /// The core's own step from `before` on `input`, which must follow its rule.
+    fn core_step(config: &Config, before: &Node, input: Input) -> (Node, Vec<Output>) {
+        let mut after = before.clone();
+        let mut outputs = Vec::new();
+        after.step(config, input, &mut outputs);
+        assert_eq!(
+            check_transition(config, before, &input, &after, &outputs),
+            Ok(())
+        );
+        (after, outputs)
+    }
+
     #[test]
     fn a_majority_is_more_than_half_of_the_voters_whatever_the_core_computes() {
         let majorities: Vec<(usize, usize)> = (1..=7)
@@ -1863,10 +2130,167 @@ mod transition_tests {
         assert!(violation.detail.contains("makes a follower"), "{violation}");
         // No other invariant sees it.
         assert_eq!(check_node(config, &candidate), Ok(()));
-        let mut history = History::new();
+        let mut history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
         assert_eq!(
             history.record_step(config, &candidate, &input, &candidate),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_leader_that_adopts_the_term_of_a_request_vote_under_its_lease_is_caught() {
+        let config = &config_with(crate::config::Features {
+            lease_guarded_votes: true,
+            ..crate::config::Features::NONE
+        });
+        let mut leader = Node::new();
+        leader.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        let grant = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: true,
+            },
+        };
+        leader.step(config, grant, &mut Vec::new());
+        assert_eq!(leader.role(), Role::Leader);
+        let request = request_vote(2, 2);
+        // The core ignores it (§4.2.3).
+        let (ignored, _) = core_step(config, &leader, request);
+        assert_eq!(ignored, leader);
+        // The wrong rule: adopt the term (and refuse the vote).
+        let deposed = restored(2, None);
+        let outputs = [
+            Output::Persist(deposed.hard_state()),
+            Output::Send {
+                to: NodeId(2),
+                message: Message::RequestVoteResponse {
+                    term: Term(2),
+                    vote_granted: false,
+                },
+            },
+        ];
+        let violation =
+            check_transition(config, &leader, &request, &deposed, &outputs).unwrap_err();
+        assert!(violation.detail.contains("under a lease"), "{violation}");
+    }
+
+    #[test]
+    fn a_pre_candidate_that_grants_a_vote_and_keeps_campaigning_is_caught() {
+        let config = &config_with(crate::config::Features {
+            pre_vote: true,
+            ..crate::config::Features::NONE
+        });
+        let pre_candidate = |voted_for| {
+            let mut node = restored(1, voted_for);
+            node.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+            assert_eq!(node.role(), Role::PreCandidate);
+            node
+        };
+        let before = pre_candidate(None);
+        let request = request_vote(1, 1);
+        // The core grants and gives up its own campaign.
+        let (follower, outputs) = core_step(config, &before, request);
+        assert_eq!(follower.role(), Role::Follower);
+        // The wrong rule: the same outputs, still a pre-candidate.
+        let after = pre_candidate(Some(1));
+        let violation = check_transition(config, &before, &request, &after, &outputs).unwrap_err();
+        assert!(violation.detail.contains("is a follower"), "{violation}");
+    }
+
+    #[test]
+    fn a_pre_vote_answered_other_than_section_9_6_says_is_caught() {
+        let config = &configs(3)[0];
+        let pre_vote = |term| Input::Receive {
+            from: NodeId(1),
+            message: Message::PreVote {
+                term: Term(term),
+                candidate_id: NodeId(1),
+                last_log_index: 0,
+                last_log_term: Term(0),
+            },
+        };
+        let answer = |term, vote_granted| {
+            [Output::Send {
+                to: NodeId(1),
+                message: Message::PreVoteResponse {
+                    term: Term(term),
+                    vote_granted,
+                },
+            }]
+        };
+        // A follower of t1 that voted for n2 and knows no leader.
+        let voted = restored(1, Some(2));
+        for (term, outputs) in [(2, answer(2, true)), (1, answer(1, false))] {
+            let (_, core) = core_step(config, &voted, pre_vote(term));
+            assert_eq!(core, outputs, "the core's answer to PreVote(t{term})");
+        }
+        // Wrong: granting a pre-vote for our term after voting for another,
+        // refusing one for the next term, or no answer to one it grants.
+        let wrong: [(u64, &[Output]); 3] =
+            [(1, &answer(1, true)), (2, &answer(1, false)), (2, &[])];
+        for (term, outputs) in wrong {
+            let violation =
+                check_transition(config, &voted, &pre_vote(term), &voted, outputs).unwrap_err();
+            assert!(violation.detail.contains("§9.6"), "{violation}");
+        }
+    }
+
+    #[test]
+    fn a_pre_candidate_that_campaigns_on_a_timeout_now_is_caught() {
+        let config = &config_with(crate::config::Features {
+            pre_vote: true,
+            leadership_transfer: true,
+            ..crate::config::Features::NONE
+        });
+        let mut pre_candidate = restored(1, None);
+        pre_candidate.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        assert_eq!(pre_candidate.role(), Role::PreCandidate);
+        let timeout_now = Input::Receive {
+            from: NodeId(1),
+            message: Message::TimeoutNow { term: Term(1) },
+        };
+        // The core ignores it: only a follower is a transfer's target.
+        let (ignored, _) = core_step(config, &pre_candidate, timeout_now);
+        assert_eq!(ignored, pre_candidate);
+        // The wrong rule: it campaigns, as a follower asked by its leader would.
+        let (campaigning, outputs) = core_step(config, &restored(1, None), timeout_now);
+        assert_eq!(campaigning.role(), Role::Candidate);
+        let violation =
+            check_transition(config, &pre_candidate, &timeout_now, &campaigning, &outputs)
+                .unwrap_err();
+        assert!(violation.detail.contains("changes nothing"), "{violation}");
+    }
+
+    #[test]
+    fn a_leader_that_keeps_a_transfer_that_timed_out_is_caught() {
+        let config = &config_with(crate::config::Features {
+            leadership_transfer: true,
+            ..crate::config::Features::NONE
+        });
+        let mut leader = Node::new();
+        leader.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        let grant = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: true,
+            },
+        };
+        leader.step(config, grant, &mut Vec::new());
+        let (transferring, _) =
+            core_step(config, &leader, Input::TransferLeadership { to: NodeId(2) });
+        assert_eq!(transferring.transfer_target(), Some(NodeId(2)));
+        let timeout = Input::Timeout(Timer::Transfer);
+        // The core abandons it (§3.10).
+        let (abandoned, _) = core_step(config, &transferring, timeout);
+        assert_eq!(abandoned.transfer_target(), None);
+        // The wrong rule: the timeout changes nothing.
+        let violation =
+            check_transition(config, &transferring, &timeout, &transferring, &[]).unwrap_err();
+        assert!(
+            violation.detail.contains("abandons a transfer"),
+            "{violation}"
         );
     }
 

@@ -1042,7 +1042,11 @@ impl Model for ElectionModel {
                 })
                 .collect(),
             network: Network::default(),
-            history: History::new().into(),
+            // Each node's log from the bounds, never from the nodes: a node
+            // that loses or changes its log is caught
+            // (`Invariant::LogNeverChanges`), and the vote restriction judges
+            // its votes by the log it should hold.
+            history: History::new((0..).map(NodeId).zip(self.bounds.logs.iter().copied())).into(),
             violations: Violations::default(),
             crashes: 0,
             transfers: 0,
@@ -1217,6 +1221,7 @@ fn invariant_properties() -> Vec<Property<ElectionModel>> {
         holds::<8>,
         holds::<9>,
         holds::<10>,
+        holds::<11>,
     ];
     Invariant::ALL
         .iter()

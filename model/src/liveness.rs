@@ -219,11 +219,12 @@ impl ElectionModel {
 
     /// `state` with every message in flight delivered until nothing
     /// changes, then lost (see [`lose_what_arrived`]); `None` if it never
-    /// settles. The ghost history starts empty: the schedule checks no
+    /// settles. The ghost history starts empty but for the nodes' logs (as
+    /// given, and renamed along with the nodes): the schedule checks no
     /// safety property, and the full one is costly to carry.
     fn settle_for_election(&self, state: &ClusterState) -> Option<ClusterState> {
         let mut settled = ClusterState {
-            history: History::new().into(),
+            history: History::new(state.history.logs().clone()).into(),
             ..state.clone()
         };
         let quiet = self.deliver_everything(&mut settled, self.everyone());

@@ -25,7 +25,7 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use raft_election::invariants::{History, Invariant};
-use raft_election::{Config, Input, Message, Node, NodeId, Role, Term, Timing};
+use raft_election::{Config, Input, LogSummary, Message, Node, NodeId, Role, Term, Timing};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -153,7 +153,7 @@ fn concurrent_events_are_never_lost() {
 #[test]
 fn a_double_vote_reported_by_two_tasks_at_once_is_always_detected() {
     loom::model(|| {
-        let monitor = Arc::new(SafetyMonitor::new());
+        let monitor = Arc::new(SafetyMonitor::new(&vote_step(N0).0));
         let (first, second) = (vote_step(N0), vote_step(N2));
         let other = {
             let monitor = monitor.clone();
@@ -211,7 +211,9 @@ fn loom_catches_a_monitor_that_checks_a_copy_and_writes_it_back() {
     let outcome = std::panic::catch_unwind(|| {
         loom::model(|| {
             let monitor = Arc::new(NaiveMonitor {
-                history: Mutex::new(History::new()),
+                history: Mutex::new(History::new(
+                    [N0, N1, N2].map(|id| (id, LogSummary::default())),
+                )),
                 violated: Mutex::new(false),
             });
             let other = {

@@ -95,7 +95,7 @@ impl Cluster {
             members,
             in_flight: VecDeque::new(),
             cut: BTreeSet::new(),
-            history: History::new(),
+            history: History::new((0..).map(NodeId).zip(logs.iter().copied())),
             counts: FeatureCounts::default(),
             transfer_campaigns: BTreeSet::new(),
             scratch: Vec::new(),

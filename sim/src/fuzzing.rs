@@ -524,11 +524,11 @@ struct NodeHarness {
 impl NodeHarness {
     fn new(config: Config, log: LogSummary) -> Self {
         Self {
+            history: History::new([(config.id(), log)]),
             config,
             node: Node::restore(HardState::default(), log),
             log,
             storage: HardState::default(),
-            history: History::new(),
             outputs: Vec::new(),
         }
     }

@@ -10,7 +10,7 @@
 
 use crate::timed::{LeaseReading, PickDelay, PickDuration, TimedCluster};
 use raft_election::invariants::Violation;
-use raft_election::{ClockDrift, Config, Features, LogSummary, NodeId, Timing};
+use raft_election::{ClockDrift, Config, Features, NodeId, Timing};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use std::cell::RefCell;
@@ -121,7 +121,7 @@ pub(crate) fn run_reading(
             }
             10..20 if !down.is_empty() => {
                 let id = down.remove(usize::from(b.0) % down.len());
-                cluster.restart(id, LogSummary::default())?;
+                cluster.restart(id)?;
             }
             20..28 => {
                 cluster.isolate(a);

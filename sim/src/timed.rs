@@ -140,6 +140,12 @@ impl TimedCluster {
             );
         }
         let count = configs.len();
+        // Every node starts with an empty log (`Node::new`) and keeps it.
+        let history = History::new(
+            configs
+                .iter()
+                .map(|config| (config.id(), LogSummary::default())),
+        );
         let mut cluster = Self {
             configs,
             nodes: vec![Some(Node::new()); count],
@@ -150,7 +156,7 @@ impl TimedCluster {
             now: Duration::ZERO,
             delay,
             pick,
-            history: History::new(),
+            history,
             transitions: Vec::new(),
             scratch: Vec::new(),
             clock_rates: vec![1.0; count],
@@ -300,13 +306,14 @@ impl TimedCluster {
         }
     }
 
-    /// Restarts a crashed `id` now from its persisted hard state.
-    pub fn restart(&mut self, id: NodeId, log: LogSummary) -> Result<(), Violation> {
+    /// Restarts a crashed `id` now from its persisted hard state and the
+    /// empty log every node of this cluster holds.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
         let index = usize::from(id.0);
         if self.nodes.get(index).is_none_or(Option::is_some) {
             return Ok(());
         }
-        let node = Node::restore(self.storage[index], log);
+        let node = Node::restore(self.storage[index], LogSummary::default());
         self.history.record_restart(id, &node)?;
         self.nodes[index] = Some(node);
         self.step(id, Input::Start)

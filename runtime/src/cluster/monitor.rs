@@ -3,11 +3,11 @@
 
 use crate::sync::{Mutex, lock};
 use raft_election::invariants::{History, Violation};
-use raft_election::{Config, Input, Node, NodeId, Term};
+use raft_election::{Config, Input, LogSummary, Node, NodeId, Term};
 use std::collections::BTreeMap;
 
 /// The invariant checker and the first violation it found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Checker {
     history: History,
     violation: Option<Violation>,
@@ -19,16 +19,27 @@ struct Checker {
 /// One lock covers check and record, so two reports that only together
 /// break an invariant (two votes of one node in one term, two leaders of one
 /// term) are caught in every interleaving; the loom tests check exactly that.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SafetyMonitor {
     checker: Mutex<Checker>,
 }
 
 impl SafetyMonitor {
-    /// A monitor that has seen nothing.
+    /// A monitor of the cluster `config` belongs to that has seen nothing.
+    /// Every node of the in-process cluster holds an empty log (its storage
+    /// keeps none), so that is the log the history is given for each.
     #[must_use]
-    pub(crate) fn new() -> Self {
-        Self::default()
+    pub(crate) fn new(config: &Config) -> Self {
+        let logs = config
+            .voters()
+            .iter()
+            .map(|&id| (id, LogSummary::default()));
+        Self {
+            checker: Mutex::new(Checker {
+                history: History::new(logs),
+                violation: None,
+            }),
+        }
     }
 
     /// Checks and records one step of `config.id()`; keeps the first violation.

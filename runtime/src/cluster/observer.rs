@@ -143,7 +143,7 @@ impl ClusterObserver {
             observation,
             log: EventLog::default(),
             board: StatusBoard::new(config),
-            monitor: SafetyMonitor::new(),
+            monitor: SafetyMonitor::new(config),
             counts: config.voters().iter().map(|_| Counts::default()).collect(),
             terms: config.voters().iter().map(|_| AtomicU64::new(0)).collect(),
             changes: watch::Sender::new(0),
