@@ -138,7 +138,12 @@ impl Cluster {
         }
         in_flight.clear();
         cut.clear();
-        *history = History::new();
+        *history = History::new(
+            members
+                .iter()
+                .map(|m| m.config.id())
+                .zip(logs.iter().copied()),
+        );
         *counts = FeatureCounts::default();
         transfer_campaigns.clear();
         scratch.clear();
