@@ -2034,6 +2034,22 @@ mod transition_tests {
         }
     }
 
+    /// n0 elected leader of term 1 by its own vote and n1's, each step
+    /// following its rule.
+    fn elected_leader(config: &Config) -> Node {
+        let (candidate, _) = core_step(config, &Node::new(), Input::Timeout(Timer::Election));
+        let grant = Input::Receive {
+            from: NodeId(1),
+            message: Message::RequestVoteResponse {
+                term: Term(1),
+                vote_granted: true,
+            },
+        };
+        let (leader, _) = core_step(config, &candidate, grant);
+        assert_eq!(leader.role(), Role::Leader);
+        leader
+    }
+
     /// The core's own step from `before` on `input`, which must follow its rule.
     fn core_step(config: &Config, before: &Node, input: Input) -> (Node, Vec<Output>) {
         let mut after = before.clone();
@@ -2143,16 +2159,7 @@ mod transition_tests {
             lease_guarded_votes: true,
             ..crate::config::Features::NONE
         });
-        let mut leader = Node::new();
-        leader.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
-        let grant = Input::Receive {
-            from: NodeId(1),
-            message: Message::RequestVoteResponse {
-                term: Term(1),
-                vote_granted: true,
-            },
-        };
-        leader.step(config, grant, &mut Vec::new());
+        let leader = elected_leader(config);
         assert_eq!(leader.role(), Role::Leader);
         let request = request_vote(2, 2);
         // The core ignores it (§4.2.3).
@@ -2268,16 +2275,7 @@ mod transition_tests {
             leadership_transfer: true,
             ..crate::config::Features::NONE
         });
-        let mut leader = Node::new();
-        leader.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
-        let grant = Input::Receive {
-            from: NodeId(1),
-            message: Message::RequestVoteResponse {
-                term: Term(1),
-                vote_granted: true,
-            },
-        };
-        leader.step(config, grant, &mut Vec::new());
+        let leader = elected_leader(config);
         let (transferring, _) =
             core_step(config, &leader, Input::TransferLeadership { to: NodeId(2) });
         assert_eq!(transferring.transfer_target(), Some(NodeId(2)));
