@@ -1468,3 +1468,146 @@ mod map_ids_tests {
         assert_eq!(renamed.map_ids(rotate).map_ids(rotate), node);
     }
 }
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+    use std::hash::{BuildHasher, RandomState};
+
+    /// A node with every field away from its default.
+    fn busy() -> Node {
+        Node {
+            current_term: Term(3),
+            voted_for: Some(NodeId(0)),
+            role: Role::Leader,
+            leader_id: Some(NodeId(0)),
+            votes_granted: BTreeSet::from([NodeId(0), NodeId(2)]),
+            lease: true,
+            heard_from: BTreeMap::from([(NodeId(1), Ticks(1)), (NodeId(2), Ticks(2))]),
+            transfer_target: Some(NodeId(2)),
+            round: 5,
+            acked_rounds: BTreeMap::from([(NodeId(1), 4), (NodeId(2), 5)]),
+            lease_round: Some(4),
+            lease_surrendered: false,
+            log: LogSummary {
+                last_log_index: 2,
+                last_log_term: Term(1),
+            },
+        }
+    }
+
+    /// The model checker keeps only a state's hash (its fingerprint), so a
+    /// hash that ignored a field, or packed two fields into the same bits,
+    /// would merge distinct states and skip behaviours without a word.
+    #[test]
+    fn nodes_that_differ_in_any_one_field_hash_differently_and_equal_nodes_alike() {
+        let hasher = RandomState::new();
+        let base = busy();
+        assert_eq!(hasher.hash_one(&base), hasher.hash_one(base.clone()));
+        let ids: Vec<BTreeSet<NodeId>> = (0..10_u8).map(|n| (0..n).map(NodeId).collect()).collect();
+        let mut variants = vec![
+            Node {
+                current_term: Term(4),
+                ..busy()
+            },
+            Node {
+                voted_for: None,
+                ..busy()
+            },
+            Node {
+                voted_for: Some(NodeId(1)),
+                ..busy()
+            },
+            Node {
+                role: Role::Candidate,
+                ..busy()
+            },
+            Node {
+                role: Role::Follower,
+                ..busy()
+            },
+            Node {
+                leader_id: None,
+                ..busy()
+            },
+            Node {
+                leader_id: Some(NodeId(255)),
+                ..busy()
+            },
+            Node {
+                votes_granted: BTreeSet::from([NodeId(1), NodeId(2)]),
+                ..busy()
+            },
+            Node {
+                lease: false,
+                ..busy()
+            },
+            Node {
+                heard_from: BTreeMap::from([(NodeId(1), Ticks(2)), (NodeId(2), Ticks(2))]),
+                ..busy()
+            },
+            Node {
+                heard_from: BTreeMap::from([(NodeId(2), Ticks(2))]),
+                ..busy()
+            },
+            Node {
+                transfer_target: None,
+                ..busy()
+            },
+            Node {
+                transfer_target: Some(NodeId(1)),
+                ..busy()
+            },
+            Node { round: 6, ..busy() },
+            Node {
+                acked_rounds: BTreeMap::from([(NodeId(1), 5), (NodeId(2), 5)]),
+                ..busy()
+            },
+            Node {
+                acked_rounds: BTreeMap::from([(NodeId(2), 5)]),
+                ..busy()
+            },
+            Node {
+                lease_round: None,
+                ..busy()
+            },
+            Node {
+                lease_round: Some(0),
+                ..busy()
+            },
+            Node {
+                lease_surrendered: true,
+                ..busy()
+            },
+            Node {
+                log: LogSummary {
+                    last_log_index: 3,
+                    last_log_term: Term(1),
+                },
+                ..busy()
+            },
+            Node {
+                log: LogSummary {
+                    last_log_index: 2,
+                    last_log_term: Term(2),
+                },
+                ..busy()
+            },
+        ];
+        // Granted-vote sets of every size up to ten, across the eight-ids-a-word packing.
+        variants.extend(ids.into_iter().map(|votes_granted| Node {
+            votes_granted,
+            ..busy()
+        }));
+        variants.push(base);
+        let mut seen = BTreeMap::new();
+        for (index, node) in variants.iter().enumerate() {
+            if let Some(other) = seen.insert(hasher.hash_one(node), index) {
+                panic!(
+                    "variants {other} and {index} hash alike:\n{:?}\n{node:?}",
+                    variants[other]
+                );
+            }
+        }
+    }
+}
