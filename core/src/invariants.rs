@@ -395,12 +395,15 @@ impl History {
     /// higher term (a heartbeat and its acknowledgement, the steady state).
     /// Each check reads either a change of the node or a higher term, and
     /// recording an unchanged term, vote and log again changes nothing once
-    /// the node's previous step or restart was recorded.
+    /// the node's previous step or restart was recorded. A `Start` is a
+    /// node's first step, with nothing recorded before it, so it is never
+    /// inert.
     #[must_use]
     pub fn is_inert(before: &Node, input: &Input, after: &Node) -> bool {
         let higher_term = match input {
+            Input::Start => return false,
             Input::Receive { message, .. } => message.term() > before.current_term(),
-            Input::Start | Input::Timeout(_) | Input::TransferLeadership { .. } => false,
+            Input::Timeout(_) | Input::TransferLeadership { .. } => false,
         };
         !higher_term && before == after
     }
@@ -412,10 +415,7 @@ impl History {
     ///
     /// An inert step ([`Self::is_inert`]: a heartbeat, a stale or duplicate
     /// message) skips the history, as the model and the runtime monitor do:
-    /// it can break none of its checks. A fresh node's inert first step
-    /// leaves its term and log unrecorded, which no check misses: an
-    /// unrecorded term reads as term 0, and a log is read only for a vote,
-    /// recorded with its log by the step or restart that cast or restored it.
+    /// it can break none of its checks.
     pub fn check_step(
         &mut self,
         config: &Config,

@@ -577,10 +577,8 @@ impl ElectionModel {
             invariants::check_transition(config, &before, &input, &server.node, outputs),
             // An inert step (a heartbeat, a duplicate) teaches the history
             // nothing and can break none of its checks (`History::is_inert`),
-            // so the shared history is neither copied nor read. A node's
-            // first step, `Start`, is always recorded: the rule presumes the
-            // node's earlier steps were.
-            if input != Input::Start && History::is_inert(&before, &input, &server.node) {
+            // so the shared history is neither copied nor read.
+            if History::is_inert(&before, &input, &server.node) {
                 Ok(())
             } else {
                 Arc::make_mut(&mut state.history).record_step(config, &before, &input, &server.node)
