@@ -78,6 +78,7 @@
 
 #![forbid(unsafe_code)]
 
+mod ghost;
 mod liveness;
 mod network;
 pub mod portfolio;
@@ -85,6 +86,7 @@ pub mod replay;
 mod symmetry;
 mod trace;
 
+pub use ghost::SharedHistory;
 pub use liveness::{ELECTION_ROUNDS, ELECTS_A_LEADER, Election};
 pub use network::Network;
 
@@ -104,7 +106,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 /// How the network may misbehave. Either kind reorders freely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -344,10 +345,9 @@ pub struct ClusterState {
     pub servers: Vec<Server>,
     /// Messages in flight.
     pub network: Network,
-    /// Ghost facts about the past for the cluster-wide invariants. Shared
-    /// between a state and its successors until a step teaches it something:
-    /// most steps do not, and copying it was a tenth of the checker's time.
-    pub history: Arc<History>,
+    /// Ghost facts about the past for the cluster-wide invariants, shared
+    /// between a state and its successors until a step teaches it something.
+    pub history: SharedHistory,
     /// The invariants the step into this state broke. Empty unless the core
     /// (or the model) has a bug.
     pub violations: Violations,
@@ -581,7 +581,9 @@ impl ElectionModel {
             if History::is_inert(&before, &input, &server.node) {
                 Ok(())
             } else {
-                Arc::make_mut(&mut state.history).record_step(config, &before, &input, &server.node)
+                state
+                    .history
+                    .update(|history| history.record_step(config, &before, &input, &server.node))
             },
         ];
         for violation in checks.into_iter().filter_map(Result::err) {
@@ -1007,7 +1009,11 @@ impl ElectionModel {
         server.node = Node::restore(server.storage, server.node.log());
         server.armed = Armed::default();
         server.retried_pre_vote = false;
-        if let Err(violation) = Arc::make_mut(&mut state.history).record_restart(id, &server.node) {
+        let node = &server.node;
+        if let Err(violation) = state
+            .history
+            .update(|history| history.record_restart(id, node))
+        {
             state.violations.record(violation);
         }
         self.step(state, id, Input::Start);

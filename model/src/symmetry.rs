@@ -91,7 +91,7 @@ pub(crate) fn permuted(state: &ClusterState, order: &[usize]) -> ClusterState {
             })
             .collect(),
         network: state.network.map_ids(rename),
-        history: state.history.map_ids(rename).into(),
+        history: state.history.renamed(&renamed),
         violations: state.violations.clone(),
         crashes: state.crashes,
         transfers: state.transfers,
