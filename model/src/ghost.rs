@@ -1,10 +1,10 @@
 //! The ghost history as a state holds it: shared, and hashed once.
 
+use ahash::AHashMap;
 use raft_election::NodeId;
 use raft_election::invariants::History;
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -26,18 +26,27 @@ pub struct SharedHistory {
 }
 
 impl SharedHistory {
-    /// Changes the history through `change` (copying it first if another
-    /// state shares it) and takes its digest again. Most steps that are not
-    /// inert still teach the history nothing new (a term it has seen, a vote
-    /// it has recorded): then the copy is dropped for the history as it was,
-    /// still shared, and comparing costs less than taking the digest.
+    /// Changes the history through `change`, on a copy, and takes its
+    /// digest again. Most steps that are not inert still teach the history
+    /// nothing new (a term it has seen, a vote it has recorded): then the
+    /// history stays as it was, still shared, and the copy, still equal to
+    /// it, is kept as the next copy of it (the checker steps a state's
+    /// successors one after another, and copying and dropping the copies
+    /// was a twelfth of its time).
     pub fn update<R>(&mut self, change: impl FnOnce(&mut History) -> R) -> R {
-        let before = Arc::clone(&self.history);
-        let result = change(Arc::make_mut(&mut self.history));
-        if self.history == before {
-            self.history = before;
+        let spare = SPARE
+            .take()
+            .filter(|(of, _)| Arc::ptr_eq(of, &self.history));
+        let mut copy = match spare {
+            Some((_, copy)) => copy,
+            None => History::clone(&self.history),
+        };
+        let result = change(&mut copy);
+        if copy == *self.history {
+            SPARE.set(Some((Arc::clone(&self.history), copy)));
         } else {
-            self.digest = digest(&self.history);
+            self.digest = digest(&copy);
+            self.history = Arc::new(copy);
         }
         result
     }
@@ -72,16 +81,21 @@ impl SharedHistory {
 const RENAMED_CAPACITY: usize = 1 << 16;
 
 thread_local! {
+    /// A copy of a shared history, equal to it, for its next update.
+    static SPARE: std::cell::Cell<Option<(Arc<History>, History)>> =
+        const { std::cell::Cell::new(None) };
+
     /// Each history renamed by each renaming (ids packed four bits each),
     /// per thread so the checker's threads never wait for each other.
-    static RENAMED: RefCell<HashMap<(SharedHistory, u64), SharedHistory>> =
-        RefCell::new(HashMap::new());
+    static RENAMED: RefCell<AHashMap<(SharedHistory, u64), SharedHistory>> =
+        RefCell::new(AHashMap::new());
 }
 
+/// The digest of `history`: the hash the checker fingerprints states with
+/// (stateright's, ahash), keyed alike in every process so that a run is
+/// repeatable.
 fn digest(history: &History) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    history.hash(&mut hasher);
-    hasher.finish()
+    ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one(history)
 }
 
 impl From<History> for SharedHistory {
