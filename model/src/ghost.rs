@@ -135,6 +135,18 @@ mod tests {
     use super::*;
     use raft_election::{LogSummary, NodeId};
 
+    /// The logs of `nodes` nodes, `n0`'s one entry ahead: renaming `n0`
+    /// changes a history.
+    fn n0_ahead(nodes: u8) -> impl Iterator<Item = (NodeId, LogSummary)> {
+        (0..nodes).map(|id| {
+            let log = LogSummary {
+                last_log_index: u64::from(id == 0),
+                ..LogSummary::default()
+            };
+            (NodeId(id), log)
+        })
+    }
+
     #[test]
     fn an_update_takes_the_digest_again_and_equal_histories_are_equal() {
         let logs = [(NodeId(0), LogSummary::default())];
@@ -150,15 +162,30 @@ mod tests {
     }
 
     #[test]
+    fn an_update_that_teaches_nothing_keeps_the_history_shared_and_its_copy_serves_the_next() {
+        let shared = SharedHistory::from(History::new(n0_ahead(2)));
+        let mut unchanged = shared.clone();
+        unchanged.update(|_| ());
+        assert!(Arc::ptr_eq(&unchanged.history, &shared.history));
+        // The next update of the same history starts from the spare copy.
+        let swap = |id: NodeId| NodeId(1 - id.0);
+        let mut changed = shared.clone();
+        changed.update(|history| *history = history.map_ids(swap));
+        assert!(!Arc::ptr_eq(&changed.history, &shared.history));
+        assert_eq!(changed, SharedHistory::from(shared.map_ids(swap)));
+        assert_eq!(*shared, History::new(n0_ahead(2)));
+    }
+
+    #[test]
     fn a_renamed_history_is_the_history_renamed_whether_remembered_or_not() {
-        let logs = [0, 1, 2].map(|id| (NodeId(id), LogSummary::default()));
-        let shared = SharedHistory::from(History::new(logs));
+        let shared = SharedHistory::from(History::new(n0_ahead(3)));
         let swap = [NodeId(1), NodeId(0), NodeId(2)];
         let renamed = |id: NodeId| swap[usize::from(id.0)];
         for _ in 0..2 {
             let expected = SharedHistory::from(shared.map_ids(renamed));
             assert_eq!(shared.renamed(&swap), expected);
             assert_eq!(shared.renamed(&swap).digest, expected.digest);
+            assert_ne!(shared.renamed(&swap), shared);
         }
         // The identity and the swap are different renamings.
         let identity = [NodeId(0), NodeId(1), NodeId(2)];
