@@ -787,7 +787,11 @@ impl ElectionModel {
     ) -> bool {
         let config = &self.configs[usize::from(id.0)];
         let server = &state.servers[usize::from(id.0)];
-        if *node != server.node {
+        // An inert step (`History::is_inert`) leaves the node as it was, so
+        // the common case, an unchanged node and no higher term, compares
+        // the nodes once, there.
+        let inert = History::is_inert(&server.node, input, node);
+        if !inert && *node != server.node {
             return false;
         }
         let in_effect = outputs.iter().all(|output| match *output {
@@ -819,9 +823,8 @@ impl ElectionModel {
         {
             return false;
         }
-        // The common case, an unchanged node and no higher term, teaches the
-        // history nothing (`History::is_inert`): no copy of it is needed.
-        if History::is_inert(&server.node, input, node) {
+        // The common case teaches the history nothing: no copy is needed.
+        if inert {
             return true;
         }
         let mut history = History::clone(&state.history);
@@ -884,7 +887,8 @@ impl ElectionModel {
                     }),
                     _ => None,
                 });
-                if node == nodes[to] && sends.clone().all(|sent| network.contains(&sent)) {
+                let unchanged = node == nodes[to];
+                if unchanged && sends.clone().all(|sent| network.contains(&sent)) {
                     continue;
                 }
                 // Something may change; a send the features drop as spent at
@@ -896,7 +900,7 @@ impl ElectionModel {
                 for sent in sends {
                     network.insert(&sent);
                 }
-                if node != nodes[to] {
+                if !unchanged {
                     nodes[to] = node;
                     changed = true;
                 }
