@@ -33,7 +33,7 @@ impl SharedHistory {
     /// it, is kept as the next copy of it (the checker steps a state's
     /// successors one after another, and copying and dropping the copies
     /// was a twelfth of its time).
-    pub fn update<R>(&mut self, change: impl FnOnce(&mut History) -> R) -> R {
+    pub(crate) fn update<R>(&mut self, change: impl FnOnce(&mut History) -> R) -> R {
         let spare = SPARE
             .take()
             .filter(|(of, _)| Arc::ptr_eq(of, &self.history));
@@ -55,7 +55,7 @@ impl SharedHistory {
     /// [`History::map_ids`]). A state is put in canonical form by renaming
     /// its nodes, and few histories meet few renamings: each pair is renamed
     /// once per checker thread and then shared.
-    pub fn renamed(&self, renamed: &[NodeId]) -> Self {
+    pub(crate) fn renamed(&self, renamed: &[NodeId]) -> Self {
         // Four bits per id (`Network::fits` allows 16 nodes).
         let renaming = renamed
             .iter()
