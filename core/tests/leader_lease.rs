@@ -182,6 +182,14 @@ fn an_acknowledgement_of_a_round_not_yet_started_extends_nothing() {
 }
 
 #[test]
+fn an_acknowledgement_of_round_zero_extends_nothing() {
+    // Rounds count from 1; 0 is what a response carries without the lease.
+    let mut node = leader();
+    assert!(step(&mut node, ack(1, 0)).is_empty());
+    assert_eq!(node.lease_round(), None);
+}
+
+#[test]
 fn a_leader_gives_its_lease_up_before_it_sends_timeout_now_and_never_holds_it_again_that_term() {
     let mut node = leader();
     step(&mut node, ack(1, 1));
