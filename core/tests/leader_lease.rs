@@ -4,6 +4,7 @@
 //! nodes ever hold a lease at once is checked over real time by
 //! `raft_election_sim::lease_runs`.
 
+use raft_election::config::BadClockDrift;
 use raft_election::{
     ClockDrift, Config, ConfigError, Features, HardState, Input, LogSummary, Message, Node, NodeId,
     Output, Role, Term, Timer, Timing,
@@ -105,6 +106,39 @@ fn the_lease_is_the_minimum_election_timeout_divided_by_one_plus_the_drift_bound
 }
 
 #[test]
+fn a_drift_bound_takes_at_most_four_decimals_and_only_digits_after_the_point() {
+    assert_eq!("0.1234%".parse(), Ok(ClockDrift(1_234)));
+    assert_eq!("1.5".parse(), Ok(ClockDrift(15_000)));
+    for bad in ["0.12345%", "1.12345%", "1.+5%", "1.5x%", ".5%", "%", ""] {
+        assert_eq!(
+            bad.parse::<ClockDrift>(),
+            Err(BadClockDrift(bad.to_owned())),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn the_lease_takes_drift_bounds_up_to_one_hundred_percent_and_reports_the_one_it_was_given() {
+    let base = Config::new(N0, [N0, N1, N2], Timing::default()).unwrap();
+    assert_eq!(base.leader_lease(), None);
+    let with = |drift| base.clone().with_leader_lease(drift);
+    assert_eq!(
+        with(ClockDrift(500)).unwrap().leader_lease(),
+        Some(ClockDrift(500))
+    );
+    assert_eq!(
+        with(ClockDrift::MAX).unwrap().leader_lease(),
+        Some(ClockDrift::MAX)
+    );
+    let too_large = ClockDrift(ClockDrift::MAX.0 + 1);
+    assert_eq!(
+        with(too_large).unwrap_err(),
+        ConfigError::DriftTooLarge(too_large)
+    );
+}
+
+#[test]
 fn a_lease_without_lease_guarded_votes_is_refused() {
     let err = Config::new(N0, [N0, N1, N2], Timing::default())
         .unwrap()
@@ -131,6 +165,7 @@ fn the_round_starts_before_its_heartbeats_leave_and_the_lease_names_that_round()
     let out = step(&mut node, ack(1, 1));
     let duration = config().lease_duration().unwrap();
     assert_eq!(out, [Output::LeaseExtended { round: 1, duration }]);
+    assert_eq!(node.lease_round(), Some(1));
     // A duplicate extends nothing; round 2's acknowledgement does.
     assert!(step(&mut node, ack(1, 1)).is_empty());
     assert_eq!(
@@ -143,6 +178,14 @@ fn the_round_starts_before_its_heartbeats_leave_and_the_lease_names_that_round()
 fn an_acknowledgement_of_a_round_not_yet_started_extends_nothing() {
     let mut node = leader();
     assert!(step(&mut node, ack(1, 7)).is_empty());
+    assert_eq!(node.lease_round(), None);
+}
+
+#[test]
+fn an_acknowledgement_of_round_zero_extends_nothing() {
+    // Rounds count from 1; 0 is what a response carries without the lease.
+    let mut node = leader();
+    assert!(step(&mut node, ack(1, 0)).is_empty());
     assert_eq!(node.lease_round(), None);
 }
 

@@ -10,9 +10,9 @@
 #                default forget-vote-on-restart
 #   TRIALS       independent fuzzing runs (libFuzzer seeds 1..TRIALS); default 3
 #   MAX_SECONDS  give up on a trial after this long; default 300
-# Environment: FUZZ_TOOLCHAIN, FUZZ_SANITIZER and FUZZ_TRACE_COMPARES as for
-# .ci/fuzz; the build cache lives in fuzz/target/planted so a second run starts
-# in seconds. PLANTED_KEEP=1 minimizes the first crash and stores it as
+# Environment: FUZZ_TOOLCHAIN, FUZZ_SANITIZER, FUZZ_TRACE_COMPARES and
+# FUZZ_LIBFUZZER_DEFAULTS as for .ci/fuzz; the build cache lives in
+# fuzz/target/planted so a second run starts in seconds. PLANTED_KEEP=1 minimizes the first crash and stores it as
 # fuzz/regressions/election/planted-PATCH (after a change of the input format).
 set -euo pipefail
 
@@ -37,6 +37,7 @@ grep -n "PLANTED BUG" -A2 -r "$work/core/src" | sed "s|$work/||"
 source "$root/.ci/fuzz"
 target_dir=$root/fuzz/target/planted
 fuzz_setup "$target_dir"
+libfuzzer_flags election
 FUZZ_FLAGS+=(--target-dir "$target_dir")
 cd "$work"
 "${FUZZ_CMD[@]}" build "${FUZZ_FLAGS[@]}" election
@@ -63,7 +64,7 @@ for seed in $(seq 1 "$trials"); do
     log=$work/trial-$seed.log
     start=$(date +%s.%N)
     set +e
-    "${FUZZ_CMD[@]}" run "${FUZZ_FLAGS[@]}" election "$corpus" -- \
+    "${FUZZ_CMD[@]}" run "${FUZZ_FLAGS[@]}" election "$corpus" -- "${LIBFUZZER_FLAGS[@]}" \
         -seed="$seed" -max_total_time="$max_seconds" -artifact_prefix="$artifacts/$name-seed$seed-" >"$log" 2>&1
     status=$?
     set -e
