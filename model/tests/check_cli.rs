@@ -62,10 +62,8 @@ fn a_time_limit_with_one_thread_is_refused_with_a_clear_error() {
 
 /// The default `check` passes, judged by its exit status alone: the test
 /// cargo-mutants runs to count the mutants of the core that `check` catches
-/// by itself (`cargo mutants -p raft-election --test-package
-/// raft-election-model --profile release -- --test check_cli -- --ignored`).
-/// Ignored by `cargo test`, which checks the same portfolio with pinned
-/// state counts in `model.rs`.
+/// by itself (`.ci/nightly` has the command). Ignored by `cargo test`, which
+/// checks the same portfolio with pinned state counts in `model.rs`.
 #[test]
 #[ignore = "the whole default portfolio: run by the mutants-by-check measurement"]
 fn the_default_check_passes_on_its_own() {
