@@ -719,6 +719,24 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_schedule_fits_in_the_fuzzers_max_len_for_election() {
+        // `.ci/fuzz` runs `election` with -max_len=512: longer inputs would
+        // only add bytes the decoder never reads. All ones is the longest
+        // encoding: logs present, and every step the last variant, which
+        // takes two bytes of fields, as many as any step.
+        const MAX_LEN: usize = 512;
+        let schedule: Schedule = decode(&[0xff; MAX_LEN]).unwrap();
+        assert!(schedule.logs.is_some());
+        assert_eq!(schedule.steps.len(), MAX_SCHEDULE_STEPS);
+        assert!(
+            schedule
+                .steps
+                .iter()
+                .all(|step| matches!(step, Step::Transfer(..)))
+        );
+    }
+
+    #[test]
     fn one_timer_and_a_full_delivery_elect_a_leader() {
         let outcome = run_schedule(&three_nodes(vec![Step::Fire(0, 0), Step::Stabilize])).unwrap();
         assert_eq!(outcome.leaders, 1);
