@@ -1451,6 +1451,13 @@ fn up_to_date_per_section_5_4_1(candidate: LogSummary, voter: LogSummary) -> boo
     }
 }
 
+/// Nodes `n0` to `n{nodes - 1}`, each with an empty log: what a test's
+/// [`History`] is set up with.
+#[cfg(test)]
+fn empty_logs(nodes: u8) -> impl Iterator<Item = (NodeId, LogSummary)> {
+    (0..nodes).map(|id| (NodeId(id), LogSummary::default()))
+}
+
 #[cfg(test)]
 mod map_ids_tests {
     use super::*;
@@ -1468,7 +1475,7 @@ mod map_ids_tests {
     fn elect(candidate: NodeId, voter: NodeId) -> History {
         let configs = crate::config::Config::cluster(3, Timing::default()).unwrap();
         let config = |id: NodeId| &configs[usize::from(id.0)];
-        let mut history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
+        let mut history = History::new(empty_logs(3));
         let mut nodes = [Node::new(), Node::new(), Node::new()];
         let mut step = |history: &mut History, id: NodeId, input: Input| {
             let node = &mut nodes[usize::from(id.0)];
@@ -1881,7 +1888,7 @@ mod feature_tests {
         let mut candidate = follower.clone();
         candidate.step(&config(), timeout_now(1), &mut Vec::new());
         assert_eq!(candidate.role(), Role::Candidate);
-        let history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
+        let history = History::new(empty_logs(3));
         let ok = history.check_transfer_campaign(&config(), &follower, &timeout_now(1), &candidate);
         assert_eq!(ok, Ok(()));
         // Acting on a TimeoutNow of an older term.
@@ -1890,7 +1897,7 @@ mod feature_tests {
             .unwrap_err();
         assert_eq!(violation.invariant, Invariant::TransferTargetVotesOnce);
         // Campaigning in a term it had already voted in, for another.
-        let mut voted = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
+        let mut voted = History::new(empty_logs(3));
         voted.record_vote(Term(2), NodeId(0), NodeId(2)).unwrap();
         let violation = voted
             .check_transfer_campaign(&config(), &follower, &timeout_now(1), &candidate)
@@ -2146,7 +2153,7 @@ mod transition_tests {
         assert!(violation.detail.contains("makes a follower"), "{violation}");
         // No other invariant sees it.
         assert_eq!(check_node(config, &candidate), Ok(()));
-        let mut history = History::new((0..3).map(|id| (NodeId(id), LogSummary::default())));
+        let mut history = History::new(empty_logs(3));
         assert_eq!(
             history.record_step(config, &candidate, &input, &candidate),
             Ok(())

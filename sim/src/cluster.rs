@@ -64,6 +64,16 @@ pub struct Cluster {
     scratch: Vec<Output>,
 }
 
+/// A history that has seen nothing of `members`, given the log each was set
+/// up with.
+fn history_of(members: &[Member]) -> History {
+    History::new(
+        members
+            .iter()
+            .map(|member| (member.config.id(), member.log)),
+    )
+}
+
 impl Cluster {
     /// Starts every node of `configs` (ids must be `0..n`, in order) with `logs`.
     ///
@@ -90,12 +100,12 @@ impl Cluster {
                     armed: [false; Timer::ALL.len()],
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
         let mut cluster = Self {
+            history: history_of(&members),
             members,
             in_flight: VecDeque::new(),
             cut: BTreeSet::new(),
-            history: History::new((0..).map(NodeId).zip(logs.iter().copied())),
             counts: FeatureCounts::default(),
             transfer_campaigns: BTreeSet::new(),
             scratch: Vec::new(),
@@ -138,12 +148,7 @@ impl Cluster {
         }
         in_flight.clear();
         cut.clear();
-        *history = History::new(
-            members
-                .iter()
-                .map(|m| m.config.id())
-                .zip(logs.iter().copied()),
-        );
+        *history = history_of(members);
         *counts = FeatureCounts::default();
         transfer_campaigns.clear();
         scratch.clear();
