@@ -746,10 +746,16 @@ impl ElectionModel {
         }) && node == *receiver
     }
 
+    /// Whether [`Self::drop_spent`] can drop anything: only the election
+    /// features send such messages.
+    fn drops_spent(&self) -> bool {
+        self.bounds.features != Features::NONE
+    }
+
     /// Drops every message in flight that [`is_spent`] given each node's
-    /// term (`term_of`). Only the election features send such messages.
+    /// term (`term_of`).
     fn drop_spent(&self, network: &mut Network, term_of: impl Fn(NodeId) -> Term) {
-        if self.bounds.features != Features::NONE {
+        if self.drops_spent() {
             let latest = latest_pre_votes(network);
             let duplicating = self.bounds.network == NetworkKind::Duplicating;
             network.retain(|envelope| {
@@ -887,6 +893,7 @@ impl ElectionModel {
         let mut network = state.network.clone();
         let mut outputs = Vec::new();
         let mut envelopes = Vec::new();
+        let drops_spent = self.drops_spent();
         for _ in 0..MAX_SETTLING_ROUNDS {
             let mut changed = false;
             envelopes.clear();
@@ -912,11 +919,10 @@ impl ElectionModel {
                 if unchanged && sends.clone().all(|sent| network.contains(&sent)) {
                     continue;
                 }
-                // Something may change; a send the features drop as spent at
-                // once changes nothing, so the network is compared after.
-                // Without features nothing is dropped and sends only add.
-                let features = self.bounds.features != Features::NONE;
-                let network_before = features.then(|| network.clone());
+                // Something may change; a send dropped as spent at once
+                // changes nothing, so the network is compared after. Where
+                // nothing is dropped, sends only add.
+                let network_before = drops_spent.then(|| network.clone());
                 let in_flight = network.len();
                 for sent in sends {
                     network.insert(&sent);

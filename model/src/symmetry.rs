@@ -174,13 +174,9 @@ pub(crate) fn canonical_order(state: &ClusterState) -> Vec<usize> {
 /// the identity. Decided without an allocation: two states in three are
 /// already in canonical form.
 fn is_sorted_without_ties(state: &ClusterState) -> bool {
-    let mut previous = None;
-    (0..state.servers.len()).all(|index| {
-        let key = key(state, index, 0);
-        let increasing = previous.is_none_or(|previous| previous < key);
-        previous = Some(key);
-        increasing
-    })
+    (0..state.servers.len())
+        .map(|index| key(state, index, 0))
+        .is_sorted_by(|a, b| a < b)
 }
 
 /// `state` in canonical form, taken by value: most states are already in
