@@ -135,7 +135,7 @@ struct Args {
     every_combination: bool,
     /// Run the nightly portfolio: larger bounds (3 nodes with terms up to 3,
     /// 5 nodes with terms up to 2, the production features and three pairs of
-    /// features with two terms and a crash), each exhausted: about seven
+    /// features with two terms and a crash), each exhausted: four to six
     /// minutes on two cores. Takes no bound or feature option.
     #[arg(long)]
     deep: bool,

@@ -221,7 +221,7 @@ const TRANSFER_AND_LEASE: Features = Features {
 };
 
 /// The larger bounds of the nightly run (`check --deep`): each is
-/// exhausted, in about seven minutes in all on two cores. Every feature at
+/// exhausted, in four to six minutes in all on two cores. Every feature at
 /// once with two terms is not: it ran past 15 minutes (over 15M states),
 /// so the default portfolio holds it to one term, and the pairs that do
 /// finish with two terms are here.
