@@ -2007,7 +2007,7 @@ impl LeaseHistory {
 #[cfg(test)]
 mod transition_tests {
     use super::*;
-    use crate::config::Timing;
+    use crate::config::{Features, Timing};
     use crate::node::Timer;
 
     fn configs(count: u8) -> Vec<Config> {
@@ -2023,7 +2023,7 @@ mod transition_tests {
     }
 
     /// Node n0's config in a 3-node cluster with `features`.
-    fn config_with(features: crate::config::Features) -> Config {
+    fn config_with(features: Features) -> Config {
         configs(3).remove(0).with_features(features)
     }
 
@@ -2055,6 +2055,15 @@ mod transition_tests {
         let (leader, _) = core_step(config, &candidate, grant);
         assert_eq!(leader.role(), Role::Leader);
         leader
+    }
+
+    /// A follower of t1 that voted for `voted_for` and whose election timer
+    /// fired with Pre-Vote on: a pre-candidate.
+    fn pre_candidate(config: &Config, voted_for: Option<u8>) -> Node {
+        let mut node = restored(1, voted_for);
+        node.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
+        assert_eq!(node.role(), Role::PreCandidate);
+        node
     }
 
     /// The core's own step from `before` on `input`, which must follow its rule.
@@ -2162,9 +2171,9 @@ mod transition_tests {
 
     #[test]
     fn a_leader_that_adopts_the_term_of_a_request_vote_under_its_lease_is_caught() {
-        let config = &config_with(crate::config::Features {
+        let config = &config_with(Features {
             lease_guarded_votes: true,
-            ..crate::config::Features::NONE
+            ..Features::NONE
         });
         let leader = elected_leader(config);
         assert_eq!(leader.role(), Role::Leader);
@@ -2191,23 +2200,17 @@ mod transition_tests {
 
     #[test]
     fn a_pre_candidate_that_grants_a_vote_and_keeps_campaigning_is_caught() {
-        let config = &config_with(crate::config::Features {
+        let config = &config_with(Features {
             pre_vote: true,
-            ..crate::config::Features::NONE
+            ..Features::NONE
         });
-        let pre_candidate = |voted_for| {
-            let mut node = restored(1, voted_for);
-            node.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
-            assert_eq!(node.role(), Role::PreCandidate);
-            node
-        };
-        let before = pre_candidate(None);
+        let before = pre_candidate(config, None);
         let request = request_vote(1, 1);
         // The core grants and gives up its own campaign.
         let (follower, outputs) = core_step(config, &before, request);
         assert_eq!(follower.role(), Role::Follower);
         // The wrong rule: the same outputs, still a pre-candidate.
-        let after = pre_candidate(Some(1));
+        let after = pre_candidate(config, Some(1));
         let violation = check_transition(config, &before, &request, &after, &outputs).unwrap_err();
         assert!(violation.detail.contains("is a follower"), "{violation}");
     }
@@ -2252,14 +2255,12 @@ mod transition_tests {
 
     #[test]
     fn a_pre_candidate_that_campaigns_on_a_timeout_now_is_caught() {
-        let config = &config_with(crate::config::Features {
+        let config = &config_with(Features {
             pre_vote: true,
             leadership_transfer: true,
-            ..crate::config::Features::NONE
+            ..Features::NONE
         });
-        let mut pre_candidate = restored(1, None);
-        pre_candidate.step(config, Input::Timeout(Timer::Election), &mut Vec::new());
-        assert_eq!(pre_candidate.role(), Role::PreCandidate);
+        let pre_candidate = pre_candidate(config, None);
         let timeout_now = Input::Receive {
             from: NodeId(1),
             message: Message::TimeoutNow { term: Term(1) },
@@ -2278,9 +2279,9 @@ mod transition_tests {
 
     #[test]
     fn a_leader_that_keeps_a_transfer_that_timed_out_is_caught() {
-        let config = &config_with(crate::config::Features {
+        let config = &config_with(Features {
             leadership_transfer: true,
-            ..crate::config::Features::NONE
+            ..Features::NONE
         });
         let leader = elected_leader(config);
         let (transferring, _) =
