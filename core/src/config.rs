@@ -171,8 +171,8 @@ impl std::str::FromStr for ClockDrift {
 /// explores all sixteen); they differ in what they protect against.
 ///
 /// `Features::default()` turns on CheckQuorum, lease-guarded votes and
-/// leadership transfer, and leaves Pre-Vote off (README, "Election
-/// features", has the measurements and the reasons); [`Features::NONE`] is
+/// leadership transfer, and leaves Pre-Vote off (docs/features.md has the
+/// reasons, docs/benchmarks.md the measurements); [`Features::NONE`] is
 /// the paper's Figure 2 alone and [`Features::ALL`] turns Pre-Vote on too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -422,11 +422,14 @@ pub enum RestoredStateError {
         /// The recorded term.
         term: Term,
     },
-    /// The term is the last one: this node could never start an election
-    /// (`Term::next` has nothing left), and its messages would drag every
-    /// peer there too. Only a forged message or an edited file gets here.
-    #[error("its term is {term}, the last one: this node could never campaign again")]
-    TermExhausted {
+    /// The term is above the [`Term::CEILING`], which no node ever passes:
+    /// its messages would be refused by every peer. Only an edited file (or
+    /// a build without the ceiling) gets here.
+    #[error(
+        "its term is {term}, above the term ceiling {ceiling}: no node ever holds such a term",
+        ceiling = Term::CEILING
+    )]
+    AboveCeiling {
         /// The recorded term.
         term: Term,
     },
@@ -486,8 +489,25 @@ impl Config {
     /// node of a cluster should run the same features; a mixed cluster (a
     /// rolling upgrade) is still safe, since no feature changes a rule that
     /// safety rests on.
+    ///
+    /// A leader lease set before ([`Self::with_leader_lease`]) stays on: the
+    /// features and the lease give the same configuration in either order.
+    ///
+    /// # Panics
+    ///
+    /// If a leader lease is set and `features` turn lease-guarded votes off:
+    /// the lease needs them, and dropping it here would go unnoticed. It is
+    /// the combination [`Self::with_leader_lease`] refuses with
+    /// [`ConfigError::LeaseWithoutGuardedVotes`] when the features come
+    /// first, so set features that come from input before the lease and
+    /// that error reports it.
     #[must_use]
     pub fn with_features(mut self, features: Features) -> Self {
+        assert!(
+            self.leader_lease.is_none() || features.lease_guarded_votes,
+            "{}",
+            ConfigError::LeaseWithoutGuardedVotes
+        );
         self.features = features;
         self
     }
@@ -539,7 +559,8 @@ impl Config {
     }
 
     /// Checks that this node can start from `hard_state`, read back from
-    /// storage: a vote for a voter, a term with a successor. A driver calls
+    /// storage: a vote for a voter, a term at most the [`Term::CEILING`],
+    /// the last one a node ever holds (and so persists). A driver calls
     /// it before [`crate::Node::restore`], so a file from another membership
     /// is refused with its reason instead of running.
     pub fn check_restored(&self, hard_state: &HardState) -> Result<(), RestoredStateError> {
@@ -547,8 +568,8 @@ impl Config {
         if let Some(voted_for) = hard_state.voted_for.filter(|&v| !self.is_voter(v)) {
             return Err(RestoredStateError::VoteForNonMember { voted_for, term });
         }
-        if term.next().is_none() {
-            return Err(RestoredStateError::TermExhausted { term });
+        if term > Term::CEILING {
+            return Err(RestoredStateError::AboveCeiling { term });
         }
         Ok(())
     }
@@ -568,6 +589,18 @@ impl Config {
         Ticks(u64::try_from(min.div_ceil(heartbeat)).unwrap_or(u64::MAX))
     }
 
+    /// How far back a leader with CheckQuorum looks for a majority: its
+    /// window of ticks times the heartbeat interval, at least the minimum
+    /// election timeout and less than that plus one heartbeat. `None`
+    /// without CheckQuorum.
+    #[must_use]
+    pub fn check_quorum_span(&self) -> Option<Duration> {
+        self.features.check_quorum.then(|| {
+            let ticks = u32::try_from(self.check_quorum_window().0).unwrap_or(u32::MAX);
+            self.timing.heartbeat_interval.saturating_mul(ticks)
+        })
+    }
+
     /// Which election features are on.
     #[must_use]
     pub fn features(&self) -> Features {
@@ -576,7 +609,11 @@ impl Config {
 
     /// This configuration with the leader lease on (thesis §6.4.1), safe
     /// while no clock runs more than `max_clock_drift` faster than another.
-    /// It needs lease-guarded votes, which the lease relies on.
+    /// It needs lease-guarded votes, which the lease relies on: refused with
+    /// [`ConfigError::LeaseWithoutGuardedVotes`] if the features have them
+    /// off. [`Self::with_features`] keeps the lease, and refuses to turn
+    /// them off under it, so the two give the same configuration in either
+    /// order.
     pub fn with_leader_lease(mut self, max_clock_drift: ClockDrift) -> Result<Self, ConfigError> {
         if max_clock_drift > ClockDrift::MAX {
             return Err(ConfigError::DriftTooLarge(max_clock_drift));
@@ -596,15 +633,11 @@ impl Config {
 
     /// How long, by the leader's clock, a lease lasts from the start of the
     /// heartbeat round a majority acknowledged: the minimum election timeout
-    /// shortened by the drift bound. `None` without the lease, or if
-    /// lease-guarded votes were turned off after it ([`Self::with_features`]):
-    /// the lease is then never granted.
+    /// shortened by the drift bound. `None` without the lease.
     #[must_use]
     pub fn lease_duration(&self) -> Option<Duration> {
-        let drift = self.leader_lease?;
-        self.features
-            .lease_guarded_votes
-            .then(|| drift.shorten(self.timing.election_timeout_min))
+        self.leader_lease
+            .map(|drift| drift.shorten(self.timing.election_timeout_min))
     }
 }
 
@@ -727,7 +760,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restored_vote_for_a_non_member_or_the_last_term_is_refused() {
+    fn a_restored_vote_for_a_non_member_or_a_term_above_the_ceiling_is_refused() {
         let config = Config::new(NodeId(1), [NodeId(1), NodeId(2)], Timing::default()).unwrap();
         let state = |term, voted_for: Option<u8>| HardState {
             current_term: Term(term),
@@ -742,15 +775,21 @@ mod tests {
                 term: Term(4)
             })
         );
-        let err = config.check_restored(&state(u64::MAX, None)).unwrap_err();
+        let ceiling = Term::CEILING.0;
+        let err = config
+            .check_restored(&state(ceiling + 1, None))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
-                "its term is t{}, the last one: this node could never campaign again",
-                u64::MAX
+                "its term is t{}, above the term ceiling t{ceiling}: no node ever holds such a term",
+                ceiling + 1
             )
         );
-        assert_eq!(config.check_restored(&state(u64::MAX - 1, Some(1))), Ok(()));
+        assert!(config.check_restored(&state(u64::MAX, None)).is_err());
+        // A node persists terms up to the ceiling: its restart takes them.
+        assert_eq!(config.check_restored(&state(ceiling, Some(1))), Ok(()));
+        assert_eq!(config.check_restored(&state(ceiling - 1, Some(1))), Ok(()));
     }
 
     #[test]

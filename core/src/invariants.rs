@@ -51,9 +51,10 @@ pub enum Invariant {
     TransferTargetVotesOnce,
     /// Each step does what its rule of Figure 2 (or of an enabled feature)
     /// says, given the state before, the input and the outputs: the role,
-    /// term, vote and leader after it, the replies it sends and the timers it
-    /// arms or cancels (see [`check_transition`]). Some wrong rules break no
-    /// other invariant and only cost liveness; this one sees them.
+    /// term, vote, leader and transfer after it, the messages it sends and
+    /// every field of them, and the timers it arms (for how long) or cancels
+    /// (see [`check_transition`]). Some wrong rules break no other invariant
+    /// and only cost liveness; this one sees them.
     TransitionRules,
     /// A node's log is the one it was set up with: this crate replicates no
     /// entries, so no step and no restore changes it. [`History`] is given
@@ -712,8 +713,8 @@ impl History {
 /// PreVote's `candidateId`, or an AppendEntries' `leaderId`, that is not the
 /// sender), which no server following the protocol sends.
 ///
-/// A message in the last term (`u64::MAX`) is dropped too: no correct
-/// server reaches it, since no election can follow it.
+/// A message of a term above the [`Term::CEILING`] is dropped too: no
+/// correct server passes the ceiling.
 ///
 /// The thesis' features exempt three messages whose term is not the sender's
 /// own, or must not move the receiver's: a PreVote (it names the term its
@@ -748,15 +749,15 @@ pub fn higher_term_from_voter(
 }
 
 /// Whether a node reads `message` from `from` at all: it comes from another
-/// voter, names its sender where it names anyone, and its term is not the
-/// last (no correct server reaches `u64::MAX`). Anything else is dropped
-/// before its term is read. Restated here rather than shared with the
-/// core, like the §5.4.1 oracle.
+/// voter, names its sender where it names anyone, and its term is at most
+/// the [`Term::CEILING`] (no correct server passes it). Anything else is
+/// dropped before its term is read. Restated here rather than shared with
+/// the core, like the §5.4.1 oracle.
 fn well_formed(config: &Config, from: NodeId, message: &Message) -> bool {
     from != config.id()
         && config.is_voter(from)
         && names_sender(message, from)
-        && message_term(message).next().is_some()
+        && message_term(message).0 <= Term::CEILING.0
 }
 
 /// [`Invariant::PreVoteChangesNothing`] for one step of `config.id()`.
@@ -824,7 +825,12 @@ fn check_pre_vote(
 /// The safety invariants say what must never happen; these say what each
 /// step must do, so a rule that is wrong in a safe way (a candidate that
 /// stays candidate after hearing the leader of its term, a node that keeps
-/// its old vote in a new term) is caught on the step that breaks it.
+/// its old vote in a new term) is caught on the step that breaks it. Every
+/// decision of the features has its rule too (a transfer request, the
+/// acknowledgement that decides it, its abandonment, a TimeoutNow
+/// received), and every step's messages and timers are checked field by
+/// field and length by length (`check_sent_fields`,
+/// `check_timer_lengths`).
 pub fn check_transition(
     config: &Config,
     before: &Node,
@@ -832,434 +838,1067 @@ pub fn check_transition(
     after: &Node,
     outputs: &[Output],
 ) -> Result<(), Violation> {
-    let id = config.id();
-    let t0 = before.current_term();
-    let t1 = after.current_term();
-    let broken = |rule: &str| {
+    let step = Transition {
+        config,
+        before,
+        input,
+        after,
+        outputs,
+    };
+    let (role, t0) = (before.role(), before.current_term());
+    check_term_ceiling(&step)?;
+    if let Some((from, message)) = higher_term_from_voter(config, before, input) {
+        check_higher_term(&step, from, &message)?;
+    }
+    match *input {
+        _ if t0 >= Term::CEILING && starts_election(&step) => check_no_election_at_ceiling(&step)?,
+        Input::Receive { from, message } if well_formed(config, from, &message) => {
+            check_message(&step, from, message)?;
+        }
+        Input::Timeout(Timer::Election)
+            if role == Role::Follower && config.lease_duration().is_some() && before.in_lease() =>
+        {
+            check_election_timeout_in_lease(&step)?;
+        }
+        Input::Timeout(Timer::Election) if role != Role::Leader && t0.next().is_some() => {
+            if config.features().pre_vote && !step.alone() {
+                check_election_timeout_with_pre_vote(&step)?;
+            } else {
+                check_election_timeout(&step)?;
+            }
+        }
+        Input::Start => check_start(&step)?,
+        Input::Timeout(Timer::Heartbeat) if role == Role::Leader => {
+            check_heartbeat_timeout(&step)?;
+        }
+        Input::TransferLeadership { to } => check_transfer_request(&step, to)?,
+        _ => {}
+    }
+    if config.features().check_quorum {
+        check_quorum_window_rules(config, before, input, after, outputs)
+            .or_else(|rule| step.broken(rule))?;
+    }
+    if role != Role::Leader && after.role() == Role::Leader {
+        check_new_leader(&step)?;
+    }
+    if role == Role::Leader && after.role() != Role::Leader {
+        check_step_down(&step)?;
+    }
+    if role == Role::Leader {
+        check_transfer_abandonment(&step)?;
+    }
+    check_heartbeat_rounds(&step)?;
+    check_sent_fields(&step)?;
+    check_timer_lengths(&step)
+}
+
+/// The term ceiling: no step takes a node's term past [`Term::CEILING`],
+/// so no node persists a term its restart refuses. Compared here, not
+/// through `Term::next`, which the core uses.
+fn check_term_ceiling(step: &Transition) -> Result<(), Violation> {
+    if step.t1().0 > Term::CEILING.0 && step.t1() != step.t0() {
+        return step.broken("no step takes a term past the term ceiling");
+    }
+    Ok(())
+}
+
+/// Whether the step's input would start an election below the ceiling: an
+/// election timeout, or a TimeoutNow of the node's term.
+fn starts_election(step: &Transition) -> bool {
+    match *step.input {
+        Input::Timeout(Timer::Election) => true,
+        Input::Receive {
+            from,
+            message: message @ Message::TimeoutNow { term },
+        } => term == step.t0() && well_formed(step.config, from, &message),
+        _ => false,
+    }
+}
+
+/// At the term ceiling no election starts: an election timeout or a
+/// TimeoutNow leaves the node as it was, at most re-arming its election
+/// timer, and sends nothing.
+fn check_no_election_at_ceiling(step: &Transition) -> Result<(), Violation> {
+    let rearms_at_most = step.outputs.iter().all(|o| {
+        matches!(
+            o,
+            Output::SetTimer {
+                timer: Timer::Election,
+                ..
+            }
+        )
+    });
+    if step.after != step.before || !rearms_at_most {
+        return step.broken("at the term ceiling no election starts");
+    }
+    Ok(())
+}
+
+/// One step under [`check_transition`], with what its rules ask of it.
+struct Transition<'a> {
+    config: &'a Config,
+    before: &'a Node,
+    input: &'a Input,
+    after: &'a Node,
+    outputs: &'a [Output],
+}
+
+impl Transition<'_> {
+    /// The node's term before the step.
+    fn t0(&self) -> Term {
+        self.before.current_term()
+    }
+
+    /// The node's term after the step.
+    fn t1(&self) -> Term {
+        self.after.current_term()
+    }
+
+    /// Whether the node is the cluster's only voter.
+    fn alone(&self) -> bool {
+        self.config.voters().len() == 1
+    }
+
+    /// The violation of `rule` by this step, with the state around it.
+    fn broken(&self, rule: &str) -> Result<(), Violation> {
+        let (before, after) = (self.before, self.after);
         Err(Violation::new(
             Invariant::TransitionRules,
             format!(
-                "{id} as {} in {t0} on {input:?}: {rule} (after: {} in {t1}, voted {:?}, leader {:?})",
+                "{} as {} in {} on {:?}: {rule} (after: {} in {}, voted {:?}, leader {:?})",
+                self.config.id(),
                 before.role(),
+                self.t0(),
+                self.input,
                 after.role(),
+                self.t1(),
                 after.voted_for(),
                 after.leader_id()
             ),
         ))
-    };
-    let sends = |to: NodeId, wanted: &dyn Fn(&Message) -> bool| {
-        outputs
+    }
+
+    /// Whether the step sends `to` a message that is `wanted`.
+    fn sends(&self, to: NodeId, wanted: impl Fn(&Message) -> bool) -> bool {
+        self.outputs
             .iter()
             .any(|o| matches!(o, Output::Send { to: t, message } if *t == to && wanted(message)))
-    };
-    let to_every_peer = |wanted: &dyn Fn(&Message) -> bool| {
-        config
+    }
+
+    /// Whether the step sends every other voter a message that is `wanted`.
+    fn to_every_peer(&self, wanted: impl Fn(&Message) -> bool) -> bool {
+        let id = self.config.id();
+        self.config
             .voters()
             .iter()
             .filter(|&&p| p != id)
-            .all(|&p| sends(p, wanted))
-    };
-    let arms = |timer: Timer| {
-        outputs
+            .all(|&p| self.sends(p, &wanted))
+    }
+
+    /// Whether the step arms `timer`, for any duration.
+    fn arms(&self, timer: Timer) -> bool {
+        self.outputs
             .iter()
             .any(|o| matches!(o, Output::SetTimer { timer: t, .. } if *t == timer))
+    }
+
+    /// Whether the step cancels `timer`.
+    fn cancels(&self, timer: Timer) -> bool {
+        self.outputs.contains(&Output::CancelTimer(timer))
+    }
+
+    /// Every message the step sends, with its receiver.
+    fn sent(&self) -> impl Iterator<Item = (NodeId, &Message)> {
+        self.outputs.iter().filter_map(|o| match o {
+            Output::Send { to, message } => Some((*to, message)),
+            _ => None,
+        })
+    }
+
+    /// The sender and message of the input, if it is a well-formed message
+    /// from another voter.
+    fn received(&self) -> Option<(NodeId, Message)> {
+        match *self.input {
+            Input::Receive { from, message } if well_formed(self.config, from, &message) => {
+                Some((from, message))
+            }
+            _ => None,
+        }
+    }
+
+    /// The target's log if the input is the acknowledgement, by the target
+    /// of the transfer in progress, of a heartbeat of the leader's term: the
+    /// message whose log decides the transfer (§3.10).
+    fn target_acknowledgement(&self) -> Option<LogSummary> {
+        let target = self.before.transfer_target()?;
+        if self.before.role() != Role::Leader {
+            return None;
+        }
+        match self.received()? {
+            (
+                from,
+                Message::AppendEntriesResponse {
+                    term,
+                    success: true,
+                    last_log_index,
+                    last_log_term,
+                    ..
+                },
+            ) if from == target && term == self.t0() => Some(LogSummary {
+                last_log_index,
+                last_log_term,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Figure 2, all servers: "If RPC request or response contains term T >
+/// currentTerm: set currentTerm = T, convert to follower"; the new term
+/// starts with no vote and no known leader, unless this very message is the
+/// RequestVote granted or the AppendEntries of its leader. A deposed leader
+/// stops its heartbeats and arms its election timer. Applies to the
+/// `message` from `from` that [`higher_term_from_voter`] returned.
+fn check_higher_term(step: &Transition, from: NodeId, message: &Message) -> Result<(), Violation> {
+    let after = step.after;
+    if step.t1() != message_term(message) {
+        return step.broken("a higher term is adopted");
+    }
+    if after.role() != Role::Follower {
+        return step.broken("a higher term converts to follower");
+    }
+    let vote_ok = match after.voted_for() {
+        None => true,
+        Some(c) => c == from && matches!(message, Message::RequestVote { .. }),
     };
-    let cancels = |timer: Timer| outputs.contains(&Output::CancelTimer(timer));
-    let features = config.features();
-    let alone = config.voters().len() == 1;
-
-    // Figure 2, all servers: "If RPC request or response contains term T >
-    // currentTerm: set currentTerm = T, convert to follower"; the new term
-    // starts with no vote and no known leader, unless this very message is
-    // the RequestVote granted or the AppendEntries of its leader.
-    if let Some((from, message)) = higher_term_from_voter(config, before, input) {
-        let term = message_term(&message);
-        if t1 != term {
-            return broken("a higher term is adopted");
-        }
-        if after.role() != Role::Follower {
-            return broken("a higher term converts to follower");
-        }
-        let vote_ok = match after.voted_for() {
-            None => true,
-            Some(c) => c == from && matches!(message, Message::RequestVote { .. }),
-        };
-        if !vote_ok {
-            return broken("a new term starts without a vote (votedFor is of the old term)");
-        }
-        let leader_ok = match after.leader_id() {
-            None => true,
-            Some(l) => l == from && matches!(message, Message::AppendEntries { .. }),
-        };
-        if !leader_ok {
-            return broken("a new term starts with no known leader");
-        }
-        if before.role() == Role::Leader && !(cancels(Timer::Heartbeat) && arms(Timer::Election)) {
-            return broken("a deposed leader stops its heartbeats and arms its election timer");
-        }
+    if !vote_ok {
+        return step.broken("a new term starts without a vote (votedFor is of the old term)");
     }
+    let leader_ok = match after.leader_id() {
+        None => true,
+        Some(l) => l == from && matches!(message, Message::AppendEntries { .. }),
+    };
+    if !leader_ok {
+        return step.broken("a new term starts with no known leader");
+    }
+    let stops_beating = step.cancels(Timer::Heartbeat) && step.arms(Timer::Election);
+    if step.before.role() == Role::Leader && !stops_beating {
+        return step.broken("a deposed leader stops its heartbeats and arms its election timer");
+    }
+    Ok(())
+}
 
-    match *input {
-        Input::Receive { from, message } if well_formed(config, from, &message) => {
-            let term = message_term(&message);
-            match message {
-                // §5.2: "If the leader's term is at least as large as the
-                // candidate's current term, then the candidate recognizes the
-                // leader as legitimate and returns to follower state"; a
-                // follower resets its election timer and answers.
-                Message::AppendEntries { .. } if term >= t0 => {
-                    if before.role() == Role::Leader && term == t0 {
-                        // A second leader of our term is forged: ignored.
-                    } else if after.role() != Role::Follower || t1 != term {
-                        return broken(
-                            "AppendEntries of a term at least ours makes a follower of its term",
-                        );
-                    } else if after.leader_id() == Some(from) {
-                        let acked = sends(
-                            from,
-                            &|m| matches!(m, Message::AppendEntriesResponse { term: t, success: true, .. } if *t == term),
-                        );
-                        if !acked || !arms(Timer::Election) {
-                            return broken(
-                                "the leader's AppendEntries resets the election timer and is acknowledged",
-                            );
-                        }
-                        let keeps_lease = features.pre_vote || features.lease_guarded_votes;
-                        if keeps_lease && !(after.in_lease() && arms(Timer::Lease)) {
-                            return broken("hearing the leader starts a lease (§4.2.3, §9.6)");
-                        }
-                    } else if !(term == t0 && before.leader_id().is_some_and(|l| l != from)) {
-                        return broken(
-                            "a follower follows the leader whose AppendEntries it accepts",
-                        );
-                    }
-                }
-                // §5.1: a request of an older term is rejected with our term.
-                Message::AppendEntries { .. } | Message::RequestVote { .. } if term < t0 => {
-                    let refused = sends(from, &|m| match *m {
-                        Message::AppendEntriesResponse { term, success, .. } => {
-                            term == t0 && !success
-                        }
-                        Message::RequestVoteResponse { term, vote_granted } => {
-                            term == t0 && !vote_granted
-                        }
-                        _ => false,
-                    });
-                    if !refused
-                        || after.hard_state() != before.hard_state()
-                        || after.role() != before.role()
-                    {
-                        return broken(
-                            "a request of an older term is refused with our term and changes nothing",
-                        );
-                    }
-                }
-                Message::RequestVote {
-                    candidate_id,
-                    last_log_index,
-                    last_log_term,
-                    leadership_transfer,
-                    ..
-                } => {
-                    // §4.2.3: "If a server receives a RequestVote request
-                    // within the minimum election timeout of hearing from a
-                    // current leader, it does not update its term or grant its
-                    // vote". Decided from the state before (a higher term that
-                    // is no news, see `higher_term_from_voter`), not from
-                    // whether the node kept its term.
-                    let under_lease =
-                        term > t0 && higher_term_from_voter(config, before, input).is_none();
-                    if under_lease {
-                        if after.hard_state() != before.hard_state() || !outputs.is_empty() {
-                            return broken(
-                                "a RequestVote under a lease is ignored: no term, no vote, no answer",
-                            );
-                        }
-                    } else {
-                        // Figure 2, RequestVote receiver: grant if votedFor is
-                        // null or candidateId and the candidate's log is at
-                        // least as up-to-date (§5.4.1); this crate also refuses
-                        // once a leader of the term is known.
-                        let (voted, leader) = if term > t0 {
-                            (None, None)
-                        } else {
-                            (before.voted_for(), before.leader_id())
-                        };
-                        let candidate_log = LogSummary {
-                            last_log_index,
-                            last_log_term,
-                        };
-                        let can_vote =
-                            voted == Some(candidate_id) || (voted.is_none() && leader.is_none());
-                        // With the leader lease, a node that heard a leader
-                        // (or restarted) within the minimum election timeout
-                        // votes for no one but a transfer's candidate, in
-                        // whatever term (thesis §6.4.1).
-                        let guarded = config.lease_duration().is_some()
-                            && before.in_lease()
-                            && !leadership_transfer;
-                        let grant = can_vote
-                            && !guarded
-                            && up_to_date_per_section_5_4_1(candidate_log, after.log());
-                        let answered = sends(from, &|m| {
-                            *m == Message::RequestVoteResponse {
-                                term: t1,
-                                vote_granted: grant,
-                            }
-                        });
-                        if !answered {
-                            return broken(
-                                "a RequestVote is answered, granted exactly when Figure 2 allows",
-                            );
-                        }
-                        if grant
-                            && !(after.voted_for() == Some(candidate_id) && arms(Timer::Election))
-                        {
-                            return broken(
-                                "granting a vote records it and resets the election timer",
-                            );
-                        }
-                        // A voter backs the candidate: a pre-candidate gives
-                        // up its own campaign (§9.6), and a candidate or leader
-                        // voted for itself, so it never grants.
-                        if grant && after.role() != Role::Follower {
-                            return broken("a node that grants its vote is a follower");
-                        }
-                        if !grant && after.voted_for() != voted {
-                            return broken("a refused RequestVote leaves the vote as it was");
-                        }
-                    }
-                }
-                // §9.6: a voter agrees to a pre-vote only if the candidate's
-                // log is at least as up-to-date as its own (§5.4.1) and it has
-                // not heard from a leader within the minimum election timeout
-                // (it leads, or is in its lease); for its own term, only if it
-                // could grant a real vote now (no other vote, no leader). A
-                // grant carries the term it grants; a refusal carries ours and
-                // is sent only if that is news to the candidate (at least the
-                // term it asks about), since any other would change nothing.
-                Message::PreVote {
-                    candidate_id,
-                    last_log_index,
-                    last_log_term,
-                    ..
-                } => {
-                    let candidate_log = LogSummary {
-                        last_log_index,
-                        last_log_term,
-                    };
-                    let heard_leader = before.role() == Role::Leader || before.in_lease();
-                    let could_vote = term > t0
-                        || (term == t0
-                            && before.voted_for().is_none_or(|v| v == candidate_id)
-                            && before.leader_id().is_none());
-                    let grant = could_vote
-                        && up_to_date_per_section_5_4_1(candidate_log, before.log())
-                        && !heard_leader;
-                    let answer = if grant {
-                        Some(term)
-                    } else {
-                        (t0 >= term).then_some(t0)
-                    };
-                    let expected: Vec<Output> = answer
-                        .map(|term| Output::Send {
-                            to: from,
-                            message: Message::PreVoteResponse {
-                                term,
-                                vote_granted: grant,
-                            },
-                        })
-                        .into_iter()
-                        .collect();
-                    if outputs != expected.as_slice() {
-                        return broken(
-                            "a PreVote is granted exactly when §9.6 allows, and refused only with news",
-                        );
-                    }
-                }
-                // §5.2: a candidate wins once a majority of the cluster voted for it.
-                Message::RequestVoteResponse {
-                    vote_granted: true, ..
-                } if term == t0 && before.role() == Role::Candidate => {
-                    let votes = voters_with(before.votes_granted(), from);
-                    if is_majority(config, votes) != (after.role() == Role::Leader) {
-                        return broken(
-                            "a candidate becomes leader exactly when a majority voted for it",
-                        );
-                    }
-                }
-                // §9.6: a pre-candidate campaigns once a majority would vote for it.
-                Message::PreVoteResponse {
-                    vote_granted: true, ..
-                } if before.role() == Role::PreCandidate && t0.next() == Some(term) => {
-                    let votes = voters_with(before.votes_granted(), from);
-                    let campaigned = after.role() == Role::Candidate && t1 == term;
-                    if is_majority(config, votes) != campaigned {
-                        return broken(
-                            "a pre-candidate campaigns exactly when a majority granted its pre-vote",
-                        );
-                    }
-                }
-                // §3.10: TimeoutNow from the leader of our term has the effect
-                // of the election timer firing, bypassing Pre-Vote.
-                Message::TimeoutNow { .. }
-                    if term == t0
-                        && features.leadership_transfer
-                        && before.role() == Role::Follower
-                        && before.leader_id().is_none_or(|l| l == from)
-                        && t0.next().is_some() =>
-                {
-                    let asked = to_every_peer(&|m| {
-                        matches!(
-                            m,
-                            Message::RequestVote {
-                                leadership_transfer: true,
-                                ..
-                            }
-                        )
-                    });
-                    if !(after.role() == Role::Candidate || alone)
-                        || Some(t1) != t0.next()
-                        || !asked && !alone
-                    {
-                        return broken("TimeoutNow from the leader starts a campaign at once");
-                    }
-                }
-                // Anyone else of our term was not asked by its leader (a
-                // candidate or pre-candidate is campaigning already, a leader
-                // has no leader), or transfers are off: nothing happens.
-                Message::TimeoutNow { .. }
-                    if term == t0 && (after != before || !outputs.is_empty()) =>
-                {
-                    return broken(
-                        "a TimeoutNow not from the leader of our term to a follower changes nothing",
-                    );
-                }
-                _ => {}
-            }
+/// The rules about a well-formed `message` from another voter `from`, picked
+/// by the message and its term against the node's.
+fn check_message(step: &Transition, from: NodeId, message: Message) -> Result<(), Violation> {
+    let (before, t0) = (step.before, step.t0());
+    let term = message_term(&message);
+    let transfers = step.config.features().leadership_transfer;
+    match message {
+        Message::AppendEntries { .. } if term >= t0 => check_append_entries(step, from, term),
+        Message::AppendEntries { .. } | Message::RequestVote { .. } if term < t0 => {
+            check_request_of_an_older_term(step, from)
         }
-        // Figure 2, followers and candidates: on an election timeout, start an
-        // election (or, with Pre-Vote, a pre-vote round first, §9.6).
-        // With the leader lease, a follower whose vote guard runs does not
-        // campaign: the leader it heard counts on it. It waits again.
-        Input::Timeout(Timer::Election)
-            if before.role() == Role::Follower
-                && config.lease_duration().is_some()
-                && before.in_lease() =>
+        // Decided from the state before (a higher term that is no news),
+        // not from whether the node kept its term.
+        Message::RequestVote { .. }
+            if term > t0 && higher_term_from_voter(step.config, before, step.input).is_none() =>
         {
-            let waits = after == before && arms(Timer::Election);
-            if !waits {
-                return broken(
-                    "an election timeout within the lease's vote guard re-arms and changes nothing",
-                );
-            }
+            check_request_vote_under_lease(step)
         }
-        Input::Timeout(Timer::Election) if before.role() != Role::Leader && t0.next().is_some() => {
-            let next = t0.next();
-            if features.pre_vote && !alone {
-                let asked = to_every_peer(
-                    &|m| matches!(m, Message::PreVote { term, .. } if Some(*term) == next),
-                );
-                if after.role() != Role::PreCandidate
-                    || t1 != t0
-                    || !asked
-                    || !arms(Timer::Election)
-                {
-                    return broken("an election timeout starts a pre-vote round");
-                }
-            } else {
-                let asked = alone
-                    || to_every_peer(
-                        &|m| matches!(m, Message::RequestVote { term, candidate_id, .. } if Some(*term) == next && *candidate_id == id),
-                    );
-                let role_ok =
-                    after.role() == Role::Candidate || (alone && after.role() == Role::Leader);
-                if !role_ok
-                    || Some(t1) != next
-                    || after.voted_for() != Some(id)
-                    || !asked
-                    || !arms(Timer::Election)
-                {
-                    return broken(
-                        "an election timeout starts an election: next term, own vote, RequestVote to all",
-                    );
-                }
-            }
-        }
-        // A started (or restarted) node arms its role's timer, or a follower
-        // would never campaign.
-        Input::Start => {
-            let timer = if before.role() == Role::Leader {
-                Timer::Heartbeat
-            } else {
-                Timer::Election
+        Message::RequestVote {
+            last_log_index,
+            last_log_term,
+            leadership_transfer,
+            ..
+        } => {
+            let candidate_log = LogSummary {
+                last_log_index,
+                last_log_term,
             };
-            // With the leader lease a follower also guards its vote for the
-            // minimum election timeout: it may have heard a leader just
-            // before it went down, and has forgotten when (thesis §6.4.1).
-            let guards = config.lease_duration().is_some() && before.role() == Role::Follower;
-            let unchanged = if guards {
-                after.in_lease()
-                    && arms(Timer::Lease)
-                    && after.hard_state() == before.hard_state()
-                    && after.role() == before.role()
-                    && after.leader_id() == before.leader_id()
-            } else {
-                after == before
+            check_request_vote(step, from, term, candidate_log, leadership_transfer)
+        }
+        Message::PreVote {
+            last_log_index,
+            last_log_term,
+            ..
+        } => {
+            let candidate_log = LogSummary {
+                last_log_index,
+                last_log_term,
             };
-            if !arms(timer) || !unchanged {
-                return broken("a start arms the role's timer and changes nothing else");
-            }
+            check_pre_vote_answer(step, from, term, candidate_log)
         }
-        // Figure 2, leaders: heartbeats during idle periods.
-        Input::Timeout(Timer::Heartbeat) if before.role() == Role::Leader => {
-            let beat = to_every_peer(
-                &|m| matches!(m, Message::AppendEntries { term, leader_id, .. } if *term == t0 && *leader_id == id),
-            );
-            if after.role() != Role::Leader || !beat || !arms(Timer::Heartbeat) {
-                return broken("a leader's heartbeat timer sends AppendEntries to all and re-arms");
-            }
+        Message::RequestVoteResponse {
+            vote_granted: true, ..
+        } if term == t0 && before.role() == Role::Candidate => check_candidate_wins(step, from),
+        Message::PreVoteResponse {
+            vote_granted: true, ..
+        } if before.role() == Role::PreCandidate && t0.next() == Some(term) => {
+            check_pre_candidate_campaigns(step, from, term)
         }
-        // §3.10: "If the transfer does not complete after about an election
-        // timeout, the prior leader aborts the transfer and resumes
-        // accepting client requests": it goes on leading, asking no one.
-        Input::Timeout(Timer::Transfer)
-            if before.role() == Role::Leader
-                && (after.transfer_target().is_some()
-                    || after.role() != Role::Leader
-                    || after.hard_state() != before.hard_state()
-                    || !outputs.is_empty()) =>
+        Message::TimeoutNow { .. }
+            if term == t0
+                && transfers
+                && before.role() == Role::Follower
+                && before.leader_id().is_none_or(|l| l == from)
+                && t0.next().is_some() =>
         {
-            return broken("a leader abandons a transfer that timed out and goes on leading");
+            check_timeout_now(step)
         }
-        _ => {}
-    }
-    if features.check_quorum {
-        if let Err(rule) = check_quorum_window_rules(config, before, input, after, outputs) {
-            return broken(rule);
+        Message::TimeoutNow { .. } if term == t0 => check_timeout_now_not_from_leader(step),
+        Message::AppendEntriesResponse {
+            success: true,
+            last_log_index,
+            last_log_term,
+            ..
+        } if term == t0 && before.role() == Role::Leader => {
+            let peer_log = LogSummary {
+                last_log_index,
+                last_log_term,
+            };
+            check_transfer_acknowledgement(step, from, peer_log)
         }
+        _ => Ok(()),
     }
+}
 
-    // §5.2, Figure 2 leaders: "Upon election: send initial empty
-    // AppendEntries RPCs (heartbeat) to each server"; it no longer needs an
-    // election timer.
-    if before.role() != Role::Leader && after.role() == Role::Leader {
-        let beat = to_every_peer(
-            &|m| matches!(m, Message::AppendEntries { term, leader_id, .. } if *term == t1 && *leader_id == id),
-        );
-        if !beat || !cancels(Timer::Election) || !arms(Timer::Heartbeat) {
-            return broken(
-                "a new leader sends heartbeats to all at once, arms its heartbeat timer and cancels its election timer",
-            );
-        }
+/// §5.2: "If the leader's term is at least as large as the candidate's
+/// current term, then the candidate recognizes the leader as legitimate and
+/// returns to follower state"; a follower resets its election timer and
+/// answers, and with Pre-Vote or lease-guarded votes starts a lease
+/// (§4.2.3, §9.6). A second leader of a leader's own term is forged and
+/// ignored. Applies to an AppendEntries of a `term` at least the node's.
+fn check_append_entries(step: &Transition, from: NodeId, term: Term) -> Result<(), Violation> {
+    let (before, after, t0) = (step.before, step.after, step.t0());
+    if before.role() == Role::Leader && term == t0 {
+        return Ok(());
     }
-    // A leader that steps down in its own term (CheckQuorum) must campaign
-    // again some day.
-    if before.role() == Role::Leader
-        && after.role() != Role::Leader
-        && !(cancels(Timer::Heartbeat) && arms(Timer::Election))
+    if after.role() != Role::Follower || step.t1() != term {
+        return step.broken("AppendEntries of a term at least ours makes a follower of its term");
+    }
+    if after.leader_id() != Some(from) {
+        if term == t0 && before.leader_id().is_some_and(|l| l != from) {
+            return Ok(());
+        }
+        return step.broken("a follower follows the leader whose AppendEntries it accepts");
+    }
+    let acked = step.sends(
+        from,
+        |m| matches!(m, Message::AppendEntriesResponse { term: t, success: true, .. } if *t == term),
+    );
+    if !acked || !step.arms(Timer::Election) {
+        return step
+            .broken("the leader's AppendEntries resets the election timer and is acknowledged");
+    }
+    let features = step.config.features();
+    let keeps_lease = features.pre_vote || features.lease_guarded_votes;
+    if keeps_lease && !(after.in_lease() && step.arms(Timer::Lease)) {
+        return step.broken("hearing the leader starts a lease (§4.2.3, §9.6)");
+    }
+    Ok(())
+}
+
+/// §5.1: a request (AppendEntries or RequestVote) of an older term is
+/// rejected with our term, and changes nothing.
+fn check_request_of_an_older_term(step: &Transition, from: NodeId) -> Result<(), Violation> {
+    let t0 = step.t0();
+    let refused = step.sends(from, |m| match *m {
+        Message::AppendEntriesResponse { term, success, .. } => term == t0 && !success,
+        Message::RequestVoteResponse { term, vote_granted } => term == t0 && !vote_granted,
+        _ => false,
+    });
+    if !refused
+        || step.after.hard_state() != step.before.hard_state()
+        || step.after.role() != step.before.role()
     {
-        return broken("a leader that steps down stops its heartbeats and arms its election timer");
+        return step
+            .broken("a request of an older term is refused with our term and changes nothing");
+    }
+    Ok(())
+}
+
+/// §4.2.3: "If a server receives a RequestVote request within the minimum
+/// election timeout of hearing from a current leader, it does not update
+/// its term or grant its vote": a RequestVote of a higher term that is no
+/// news (see [`higher_term_from_voter`]) is ignored, unanswered.
+fn check_request_vote_under_lease(step: &Transition) -> Result<(), Violation> {
+    if step.after.hard_state() != step.before.hard_state() || !step.outputs.is_empty() {
+        return step.broken("a RequestVote under a lease is ignored: no term, no vote, no answer");
+    }
+    Ok(())
+}
+
+/// Figure 2, RequestVote receiver: grant if votedFor is null or candidateId
+/// and the candidate's log is at least as up-to-date (§5.4.1); this crate
+/// also refuses once a leader of the term is known. With the leader lease, a
+/// node that heard a leader (or restarted) within the minimum election
+/// timeout votes for no one but a transfer's candidate, in whatever term
+/// (thesis §6.4.1). A granted vote is recorded and resets the election
+/// timer; a refused one leaves the vote as it was. Applies to a RequestVote
+/// from `from` of a `term` at least the node's, not under a lease.
+fn check_request_vote(
+    step: &Transition,
+    from: NodeId,
+    term: Term,
+    candidate_log: LogSummary,
+    leadership_transfer: bool,
+) -> Result<(), Violation> {
+    let (before, after) = (step.before, step.after);
+    let (voted, leader) = if term > step.t0() {
+        (None, None)
+    } else {
+        (before.voted_for(), before.leader_id())
+    };
+    let can_vote = voted == Some(from) || (voted.is_none() && leader.is_none());
+    let guarded =
+        step.config.lease_duration().is_some() && before.in_lease() && !leadership_transfer;
+    let grant = can_vote && !guarded && up_to_date_per_section_5_4_1(candidate_log, after.log());
+    let answered = step.sends(from, |m| {
+        *m == Message::RequestVoteResponse {
+            term: step.t1(),
+            vote_granted: grant,
+        }
+    });
+    if !answered {
+        return step.broken("a RequestVote is answered, granted exactly when Figure 2 allows");
+    }
+    if grant && !(after.voted_for() == Some(from) && step.arms(Timer::Election)) {
+        return step.broken("granting a vote records it and resets the election timer");
+    }
+    // A voter backs the candidate: a pre-candidate gives up its own
+    // campaign (§9.6), and a candidate or leader voted for itself, so it
+    // never grants.
+    if grant && after.role() != Role::Follower {
+        return step.broken("a node that grants its vote is a follower");
+    }
+    if !grant && after.voted_for() != voted {
+        return step.broken("a refused RequestVote leaves the vote as it was");
+    }
+    Ok(())
+}
+
+/// §9.6: a voter agrees to a pre-vote only if the candidate's log is at
+/// least as up-to-date as its own (§5.4.1) and it has not heard from a
+/// leader within the minimum election timeout (it leads, or is in its
+/// lease); for its own term, only if it could grant a real vote now (no
+/// other vote, no leader). A grant carries the term it grants; a refusal
+/// carries ours and is sent only if that is news to the candidate (at least
+/// the term it asks about), since any other would change nothing. Applies to
+/// a PreVote from `from` for `term`.
+fn check_pre_vote_answer(
+    step: &Transition,
+    from: NodeId,
+    term: Term,
+    candidate_log: LogSummary,
+) -> Result<(), Violation> {
+    let (before, t0) = (step.before, step.t0());
+    let heard_leader = before.role() == Role::Leader || before.in_lease();
+    let could_vote = term > t0
+        || (term == t0
+            && before.voted_for().is_none_or(|v| v == from)
+            && before.leader_id().is_none());
+    let grant =
+        could_vote && up_to_date_per_section_5_4_1(candidate_log, before.log()) && !heard_leader;
+    let answer = if grant {
+        Some(term)
+    } else {
+        (t0 >= term).then_some(t0)
+    };
+    let expected: Vec<Output> = answer
+        .map(|term| Output::Send {
+            to: from,
+            message: Message::PreVoteResponse {
+                term,
+                vote_granted: grant,
+            },
+        })
+        .into_iter()
+        .collect();
+    if step.outputs != expected.as_slice() {
+        return step
+            .broken("a PreVote is granted exactly when §9.6 allows, and refused only with news");
+    }
+    Ok(())
+}
+
+/// §5.2: a candidate wins once a majority of the cluster voted for it.
+/// Applies to a vote granted by `from` in the candidate's term.
+fn check_candidate_wins(step: &Transition, from: NodeId) -> Result<(), Violation> {
+    let votes = voters_with(step.before.votes_granted(), from);
+    if is_majority(step.config, votes) != (step.after.role() == Role::Leader) {
+        return step.broken("a candidate becomes leader exactly when a majority voted for it");
+    }
+    Ok(())
+}
+
+/// §9.6: a pre-candidate campaigns once a majority would vote for it.
+/// Applies to a pre-vote granted by `from` for the next `term`.
+fn check_pre_candidate_campaigns(
+    step: &Transition,
+    from: NodeId,
+    term: Term,
+) -> Result<(), Violation> {
+    let votes = voters_with(step.before.votes_granted(), from);
+    let started = step.after.role() == Role::Candidate && step.t1() == term;
+    if is_majority(step.config, votes) != started {
+        return step
+            .broken("a pre-candidate campaigns exactly when a majority granted its pre-vote");
+    }
+    if started && !campaigned(step, false) {
+        return step.broken(
+            "a pre-candidate with a majority of pre-votes starts an election: next term, own vote, RequestVote to all",
+        );
+    }
+    Ok(())
+}
+
+/// §3.10: TimeoutNow from the leader of our term "has the same effect as
+/// the target server's election timer firing", and more: the follower
+/// campaigns at once in the next term, bypassing Pre-Vote (it becomes a
+/// candidate, not a pre-candidate) and the lease (§4.2.3: even a follower
+/// that heard its leader just now), and asks every peer with the transfer
+/// flag, so their leases let the vote through. Applies to a TimeoutNow of
+/// the node's term from its leader (or from the only leader it could
+/// have, when it knows none yet), with transfers on.
+fn check_timeout_now(step: &Transition) -> Result<(), Violation> {
+    if !campaigned(step, true) {
+        return step.broken(
+            "TimeoutNow from the leader starts a campaign at once, with the transfer flag, bypassing Pre-Vote and the lease",
+        );
+    }
+    Ok(())
+}
+
+/// Whether the step started an election (§5.2: "a follower increments its
+/// current term and transitions to candidate state. It then votes for
+/// itself and issues RequestVote RPCs in parallel to each of the other
+/// servers"): the next term, a candidate counting its own vote alone (a
+/// voter alone wins at once), a fresh election timer, its lease ended (the
+/// lease timer cancelled, if it ran), and a RequestVote of that term to
+/// every peer carrying the `transfer` flag; what else a RequestVote carries
+/// is [`check_sent_fields`]'s.
+fn campaigned(step: &Transition, transfer: bool) -> bool {
+    let (id, before, after, alone) = (step.config.id(), step.before, step.after, step.alone());
+    let next = step.t0().next();
+    let asked = alone
+        || step.to_every_peer(|m| {
+            matches!(m, Message::RequestVote { term, leadership_transfer, .. }
+                if Some(*term) == next && *leadership_transfer == transfer)
+        });
+    let role_ok = (after.role() == Role::Candidate
+        && *after.votes_granted() == BTreeSet::from([id]))
+        || (alone && after.role() == Role::Leader);
+    let lease_ended = !before.in_lease() || step.cancels(Timer::Lease);
+    role_ok
+        && Some(step.t1()) == next
+        && after.voted_for() == Some(id)
+        && asked
+        && step.arms(Timer::Election)
+        && lease_ended
+        && !step
+            .sent()
+            .any(|(_, m)| matches!(m, Message::PreVote { .. }))
+}
+
+/// §3.10: only a follower's leader asks it to campaign. Anyone else of our
+/// term was not asked by its leader (a candidate or pre-candidate is
+/// campaigning already, a leader has no leader), or transfers are off:
+/// a TimeoutNow of our term changes nothing.
+fn check_timeout_now_not_from_leader(step: &Transition) -> Result<(), Violation> {
+    if step.after != step.before || !step.outputs.is_empty() {
+        return step
+            .broken("a TimeoutNow not from the leader of our term to a follower changes nothing");
+    }
+    Ok(())
+}
+
+/// Leader lease (thesis §6.4.1): a follower whose vote guard runs does not
+/// campaign on an election timeout, since the leader it heard counts on it;
+/// it waits again.
+fn check_election_timeout_in_lease(step: &Transition) -> Result<(), Violation> {
+    let waits = step.after == step.before && step.arms(Timer::Election);
+    if !waits {
+        return step.broken(
+            "an election timeout within the lease's vote guard re-arms and changes nothing",
+        );
+    }
+    Ok(())
+}
+
+/// §9.6: with Pre-Vote, an election timeout of a follower or candidate
+/// (with peers) starts a pre-vote round for the next term, in its own term,
+/// with a fresh election timer; a node that campaigns has given up on the
+/// leader it heard, so its lease ends (its timer cancelled, if it ran).
+fn check_election_timeout_with_pre_vote(step: &Transition) -> Result<(), Violation> {
+    let next = step.t0().next();
+    let asked =
+        step.to_every_peer(|m| matches!(m, Message::PreVote { term, .. } if Some(*term) == next));
+    let lease_ended = !step.before.in_lease() || step.cancels(Timer::Lease);
+    if step.after.role() != Role::PreCandidate
+        || step.t1() != step.t0()
+        || !asked
+        || !step.arms(Timer::Election)
+        || !lease_ended
+    {
+        return step.broken("an election timeout starts a pre-vote round");
+    }
+    Ok(())
+}
+
+/// Figure 2, followers and candidates: "If election timeout elapses without
+/// receiving AppendEntries RPC from current leader or granting vote to
+/// candidate: convert to candidate", which increments its term, votes for
+/// itself, resets its election timer and sends RequestVote to all others
+/// (§5.2). A voter alone wins at once.
+fn check_election_timeout(step: &Transition) -> Result<(), Violation> {
+    if !campaigned(step, false) {
+        return step.broken(
+            "an election timeout starts an election: next term, own vote, RequestVote to all",
+        );
+    }
+    Ok(())
+}
+
+/// A started (or restarted) node arms its role's timer, or a follower would
+/// never campaign, and changes nothing else. With the leader lease a
+/// follower also guards its vote for the minimum election timeout: it may
+/// have heard a leader just before it went down, and has forgotten when
+/// (thesis §6.4.1).
+fn check_start(step: &Transition) -> Result<(), Violation> {
+    let (before, after) = (step.before, step.after);
+    let timer = if before.role() == Role::Leader {
+        Timer::Heartbeat
+    } else {
+        Timer::Election
+    };
+    let guards = step.config.lease_duration().is_some() && before.role() == Role::Follower;
+    let unchanged = if guards {
+        after.in_lease()
+            && step.arms(Timer::Lease)
+            && after.hard_state() == before.hard_state()
+            && after.role() == before.role()
+            && after.leader_id() == before.leader_id()
+    } else {
+        after == before
+    };
+    if !step.arms(timer) || !unchanged {
+        return step.broken("a start arms the role's timer and changes nothing else");
+    }
+    Ok(())
+}
+
+/// Figure 2, leaders: "send initial empty AppendEntries RPCs (heartbeat) to
+/// each server; repeat during idle periods": a leader's heartbeat timer sends
+/// AppendEntries of its term to all and re-arms.
+fn check_heartbeat_timeout(step: &Transition) -> Result<(), Violation> {
+    let (id, t0) = (step.config.id(), step.t0());
+    let beat = step.to_every_peer(
+        |m| matches!(m, Message::AppendEntries { term, leader_id, .. } if *term == t0 && *leader_id == id),
+    );
+    if step.after.role() != Role::Leader || !beat || !step.arms(Timer::Heartbeat) {
+        return step.broken("a leader's heartbeat timer sends AppendEntries to all and re-arms");
+    }
+    Ok(())
+}
+
+/// §3.10, a transfer request: only a leader with transfers on takes one,
+/// and only to another voter that is not its target already (asking again
+/// does not extend the deadline). It then arms the transfer deadline for
+/// "about an election timeout" (the minimum) and asks the target for its
+/// log at once with an AppendEntries of its term and current round, whose
+/// acknowledgement decides the transfer; it sends no TimeoutNow yet, and
+/// nothing else changes. Any other request changes nothing.
+fn check_transfer_request(step: &Transition, to: NodeId) -> Result<(), Violation> {
+    let (config, before, after) = (step.config, step.before, step.after);
+    let taken = config.features().leadership_transfer
+        && before.role() == Role::Leader
+        && to != config.id()
+        && config.is_voter(to)
+        && before.transfer_target() != Some(to);
+    if !taken {
+        if after != before || !step.outputs.is_empty() {
+            return step.broken(
+                "a transfer request changes nothing unless a leader with transfers on takes another voter as its new target",
+            );
+        }
+        return Ok(());
+    }
+    let deadline = Output::SetTimer {
+        timer: Timer::Transfer,
+        min: config.timing().election_timeout_min,
+        max: config.timing().election_timeout_min,
+    };
+    let probe = Output::Send {
+        to,
+        message: Message::AppendEntries {
+            term: step.t0(),
+            leader_id: config.id(),
+            round: before.round(),
+        },
+    };
+    let leads_on = after.role() == Role::Leader
+        && after.hard_state() == before.hard_state()
+        && after.round() == before.round()
+        && after.lease_round() == before.lease_round()
+        && after.heard_from() == before.heard_from();
+    let outputs_ok = step.outputs.len() == 2
+        && step.outputs.contains(&deadline)
+        && step.outputs.contains(&probe);
+    if after.transfer_target() != Some(to) || !leads_on || !outputs_ok {
+        return step.broken(
+            "a leader that takes a transfer target arms the transfer deadline (the minimum election timeout), asks the target for its log at once, and does nothing else",
+        );
+    }
+    Ok(())
+}
+
+/// §3.10, the acknowledgement that decides a transfer: only the target's
+/// is answered with TimeoutNow, and only if the log it reports is at least
+/// as up to date as the leader's (§5.4.1, restated): the target could not
+/// win the votes otherwise, and no log is replicated here to catch it up,
+/// so a target that is behind refuses the transfer at once (the target and
+/// its deadline dropped). With the leader lease, the leader gives its lease
+/// up before the TimeoutNow leaves: a LeaseRevoked after any extension of
+/// this step and before the TimeoutNow, none held after it. Applies to an
+/// acknowledgement of the leader's term from `from`, reporting `peer_log`.
+fn check_transfer_acknowledgement(
+    step: &Transition,
+    from: NodeId,
+    peer_log: LogSummary,
+) -> Result<(), Violation> {
+    let (before, after) = (step.before, step.after);
+    let position = |wanted: &dyn Fn(&Output) -> bool| step.outputs.iter().position(wanted);
+    let timeout_now = position(&|o| {
+        matches!(
+            o,
+            Output::Send {
+                message: Message::TimeoutNow { .. },
+                ..
+            }
+        )
+    });
+    if before.transfer_target() != Some(from) {
+        if timeout_now.is_some() {
+            return step
+                .broken("only the transfer target's acknowledgement is answered with TimeoutNow");
+        }
+        return Ok(());
+    }
+    if !up_to_date_per_section_5_4_1(peer_log, before.log()) {
+        if timeout_now.is_some()
+            || after.transfer_target().is_some()
+            || !step.cancels(Timer::Transfer)
+        {
+            return step.broken(
+                "a target whose log is behind the leader's refuses the transfer: no TimeoutNow, the target and its deadline dropped",
+            );
+        }
+        return Ok(());
+    }
+    let asked = step
+        .sent()
+        .filter(|(_, m)| matches!(m, Message::TimeoutNow { .. }))
+        .eq([(from, &Message::TimeoutNow { term: step.t0() })]);
+    if !asked || after.role() != Role::Leader {
+        return step.broken(
+            "a target whose log is at least as up to date as the leader's is sent one TimeoutNow of the leader's term",
+        );
+    }
+    if step.config.lease_duration().is_some() {
+        let revoked = position(&|o| *o == Output::LeaseRevoked);
+        let extended = step
+            .outputs
+            .iter()
+            .rposition(|o| matches!(o, Output::LeaseExtended { .. }));
+        let must_revoke = before.lease_round().is_some() || extended.is_some();
+        let in_order = revoked.is_some_and(|r| r < timeout_now.unwrap_or(0) && extended < Some(r));
+        if after.lease_round().is_some() || (must_revoke && !in_order) {
+            return step.broken(
+                "with the leader lease, a leader gives its lease up (LeaseRevoked) before it sends TimeoutNow, and holds none after",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// §3.10: "If the transfer does not complete after about an election
+/// timeout, the prior leader aborts the transfer and resumes accepting
+/// client requests": when its deadline fires, the leader drops the target
+/// and goes on leading, asking no one, whether or not it sent a TimeoutNow
+/// (the target may never have received it). Until then the transfer keeps
+/// its target and its deadline, through every acknowledgement and every
+/// TimeoutNow sent; only a new request (its own rule), a refusal (the
+/// acknowledgement's rule) or the leader stepping down ends it early, and a
+/// leader that steps down cancels the deadline. Applies to every step of a
+/// leader.
+fn check_transfer_abandonment(step: &Transition) -> Result<(), Violation> {
+    let (before, after) = (step.before, step.after);
+    let target = before.transfer_target();
+    let leads_on = after.role() == Role::Leader && step.t1() == step.t0();
+    if !leads_on {
+        if target.is_some() && !step.cancels(Timer::Transfer) {
+            return step
+                .broken("a leader that steps down abandons its transfer and cancels its deadline");
+        }
+        return Ok(());
+    }
+    let refused = step
+        .target_acknowledgement()
+        .is_some_and(|log| !up_to_date_per_section_5_4_1(log, before.log()));
+    match *step.input {
+        Input::TransferLeadership { .. } => Ok(()),
+        Input::Timeout(Timer::Transfer) => {
+            if after.transfer_target().is_some()
+                || after.hard_state() != before.hard_state()
+                || !step.outputs.is_empty()
+            {
+                return step
+                    .broken("a leader abandons a transfer that timed out and goes on leading");
+            }
+            Ok(())
+        }
+        _ if refused => Ok(()),
+        _ => {
+            let changed = step.arms(Timer::Transfer) || step.cancels(Timer::Transfer);
+            if after.transfer_target() != target || changed {
+                return step.broken(
+                    "a transfer in progress keeps its target and its deadline until the deadline fires, it is refused or replaced, or the leader steps down",
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Leader lease (thesis §6.4.1; proofs.md, "Leader lease"): a leader counts
+/// its heartbeat rounds from 1 in each leadership. Each broadcast of
+/// heartbeats (its election, its heartbeat timer) starts the next round and
+/// announces it with RoundStarted before the first of them, so the driver's
+/// reading of its clock precedes every send of the round; no other step
+/// starts or changes a round (a transfer's probe carries the current one).
+/// Without the lease there are no rounds: no RoundStarted, round 0 (what
+/// each AppendEntries carries is [`check_sent_fields`]'s).
+fn check_heartbeat_rounds(step: &Transition) -> Result<(), Violation> {
+    let (before, after) = (step.before, step.after);
+    let leader = after.role() == Role::Leader;
+    let elected = leader && before.role() != Role::Leader;
+    let beat =
+        leader && before.role() == Role::Leader && *step.input == Input::Timeout(Timer::Heartbeat);
+    let expected = match (step.config.lease_duration(), elected, beat) {
+        (Some(_), true, _) => Some(1),
+        (Some(_), false, true) => Some(before.round().saturating_add(1)),
+        _ => None,
+    };
+    let announced: Vec<u64> = step
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::RoundStarted { round } => Some(*round),
+            _ => None,
+        })
+        .collect();
+    let first_beat = step.outputs.iter().position(|o| {
+        matches!(
+            o,
+            Output::Send {
+                message: Message::AppendEntries { .. },
+                ..
+            }
+        )
+    });
+    let announced_first = step
+        .outputs
+        .iter()
+        .position(|o| matches!(o, Output::RoundStarted { .. }))
+        .is_none_or(|at| first_beat.is_none_or(|beat| at < beat));
+    let round_ok = match expected {
+        Some(round) => after.round() == round,
+        None => !leader || after.round() == before.round(),
+    };
+    if announced != expected.into_iter().collect::<Vec<_>>() || !round_ok || !announced_first {
+        return step.broken(
+            "with the leader lease each heartbeat broadcast starts the next round, announced before its first AppendEntries; nothing else starts one",
+        );
+    }
+    Ok(())
+}
+
+/// Every field of every message a step sends, from the node after it: a
+/// RequestVote (§5.2, §5.4.1) and a PreVote (§9.6) name the node, the term
+/// it campaigns in (a PreVote the one after its own) and its own log, not
+/// its term; a RequestVote carries the transfer flag exactly when it
+/// answers a TimeoutNow (§3.10); an AppendEntries names the node as leader
+/// of its term and carries its current heartbeat round; an acknowledgement
+/// carries the node's term and log (the leader decides a transfer on it)
+/// and echoes the round of the AppendEntries it answers; a RequestVote's
+/// answer carries the node's term; a TimeoutNow goes from a leader, in its
+/// term, to its transfer target and nowhere else. A PreVote's answer is
+/// its own rule's ([`check_pre_vote_answer`]).
+fn check_sent_fields(step: &Transition) -> Result<(), Violation> {
+    for (to, message) in step.sent() {
+        if let Err(rule) = message_fields_ok(step, to, message) {
+            return step.broken(rule);
+        }
+    }
+    Ok(())
+}
+
+/// [`check_sent_fields`] for one message sent `to`: the message its rule
+/// makes of the node after the step, compared whole.
+fn message_fields_ok(step: &Transition, to: NodeId, message: &Message) -> Result<(), &'static str> {
+    let (id, after, t1) = (step.config.id(), step.after, step.t1());
+    let LogSummary {
+        last_log_index,
+        last_log_term,
+    } = after.log();
+    let (expected, rule) = match *message {
+        Message::RequestVote { .. } => (
+            Some(Message::RequestVote {
+                term: t1,
+                candidate_id: id,
+                last_log_index,
+                last_log_term,
+                leadership_transfer: matches!(
+                    step.received(),
+                    Some((_, Message::TimeoutNow { .. }))
+                ),
+            }),
+            "a RequestVote carries the candidate's term, id and own log (§5.4.1), and the transfer flag exactly when it answers TimeoutNow",
+        ),
+        Message::PreVote { .. } => (
+            t1.next().map(|term| Message::PreVote {
+                term,
+                candidate_id: id,
+                last_log_index,
+                last_log_term,
+            }),
+            "a PreVote carries the next term, the sender's id and its own log, not its term (§9.6)",
+        ),
+        Message::AppendEntries { .. } => (
+            Some(Message::AppendEntries {
+                term: t1,
+                leader_id: id,
+                round: after.round(),
+            }),
+            "an AppendEntries names its leader and carries its term and current round",
+        ),
+        Message::AppendEntriesResponse { success, .. } => (
+            match *step.input {
+                Input::Receive {
+                    message: Message::AppendEntries { round, .. },
+                    ..
+                } => Some(Message::AppendEntriesResponse {
+                    term: t1,
+                    success,
+                    last_log_index,
+                    last_log_term,
+                    round,
+                }),
+                _ => None,
+            },
+            "an acknowledgement carries the node's term and own log and echoes the heartbeat's round",
+        ),
+        Message::RequestVoteResponse { vote_granted, .. } => (
+            Some(Message::RequestVoteResponse {
+                term: t1,
+                vote_granted,
+            }),
+            "a RequestVote's answer carries the voter's term",
+        ),
+        Message::TimeoutNow { .. } => (
+            (step.before.role() == Role::Leader
+                && after.role() == Role::Leader
+                && step.before.transfer_target() == Some(to))
+            .then_some(Message::TimeoutNow { term: t1 }),
+            "a TimeoutNow goes from a leader, of its term, to its transfer target only",
+        ),
+        Message::PreVoteResponse { .. } => return Ok(()),
+    };
+    if expected != Some(*message) {
+        return Err(rule);
+    }
+    Ok(())
+}
+
+/// The length of every timer a step arms, stated from [`Config`]: the
+/// election timer for a duration drawn from the election timeout's range
+/// (§5.2: randomized); the heartbeat and CheckQuorum timers for one
+/// heartbeat interval; the transfer deadline for the minimum election
+/// timeout (§3.10: "about an election timeout"); and the follower's vote
+/// guard, [`Timer::Lease`], for the minimum election timeout by its own
+/// clock (§4.2.3: "within the minimum election timeout of hearing from a
+/// current leader"), never the leader's lease, which is shorter by the
+/// drift bound: the leader's lease is safe only because every guard
+/// outlasts it.
+fn check_timer_lengths(step: &Transition) -> Result<(), Violation> {
+    let timing = step.config.timing();
+    let (min, max, beat) = (
+        timing.election_timeout_min,
+        timing.election_timeout_max,
+        timing.heartbeat_interval,
+    );
+    for output in step.outputs {
+        let &Output::SetTimer {
+            timer,
+            min: from,
+            max: to,
+        } = output
+        else {
+            continue;
+        };
+        let (stated, rule) = match timer {
+            Timer::Election => (
+                (min, max),
+                "the election timer is drawn from the election timeout's range",
+            ),
+            Timer::Heartbeat => (
+                (beat, beat),
+                "the heartbeat timer runs one heartbeat interval",
+            ),
+            Timer::CheckQuorum => (
+                (beat, beat),
+                "the CheckQuorum tick runs one heartbeat interval",
+            ),
+            Timer::Transfer => (
+                (min, min),
+                "the transfer deadline runs the minimum election timeout",
+            ),
+            Timer::Lease => (
+                (min, min),
+                "the vote guard runs the minimum election timeout by its own clock, not the lease's shortened length",
+            ),
+        };
+        if (from, to) != stated {
+            return step.broken(rule);
+        }
+    }
+    Ok(())
+}
+
+/// §5.2, Figure 2 leaders: "Upon election: send initial empty AppendEntries
+/// RPCs (heartbeat) to each server"; a new leader arms its heartbeat timer
+/// and no longer needs an election timer.
+fn check_new_leader(step: &Transition) -> Result<(), Violation> {
+    let (id, t1) = (step.config.id(), step.t1());
+    let beat = step.to_every_peer(
+        |m| matches!(m, Message::AppendEntries { term, leader_id, .. } if *term == t1 && *leader_id == id),
+    );
+    if !beat || !step.cancels(Timer::Election) || !step.arms(Timer::Heartbeat) {
+        return step.broken(
+            "a new leader sends heartbeats to all at once, arms its heartbeat timer and cancels its election timer",
+        );
+    }
+    Ok(())
+}
+
+/// A leader that steps down, in a higher term or in its own (CheckQuorum,
+/// §6.2), stops its heartbeats and arms its election timer: it must
+/// campaign again some day.
+fn check_step_down(step: &Transition) -> Result<(), Violation> {
+    if !(step.cancels(Timer::Heartbeat) && step.arms(Timer::Election)) {
+        return step
+            .broken("a leader that steps down stops its heartbeats and arms its election timer");
     }
     Ok(())
 }

@@ -51,10 +51,15 @@
 //!   `Role`, `HardState`, the four RPCs and their [`Envelope`], timing).
 //! - [`node`]: the election core. Every election rule lives there.
 //! - `step`: [`Node::step`], the rules wrapped in the output contract.
+//! - [`record`]: [`Record`], one typed record of what a node did (started,
+//!   stepped, saved, sent), the one description of a step that every reader
+//!   of a node's life shares (logs, timelines, trace validation).
 //! - [`invariants`]: the one definition of each safety invariant, shared by
 //!   the core's debug assertions, the simulators, the model, the fuzzer and
 //!   the runtime's safety monitor.
-//! - [`storage`]: the hard state on stable storage (memory or a file).
+//! - [`storage`]: the hard state on stable storage: the [`Storage`](storage::Storage)
+//!   trait a driver saves through, and memory for the simulators (the
+//!   runtime keeps it in a file).
 //!
 //! The tiers above this crate: `raft-election-sim` (deterministic
 //! simulators and the fuzz harnesses), `raft-election-model` (the stateright
@@ -69,6 +74,7 @@ pub mod config;
 pub mod invariants;
 pub mod message;
 pub mod node;
+pub mod record;
 mod step;
 pub mod storage;
 pub mod types;
@@ -76,4 +82,5 @@ pub mod types;
 pub use config::{ClockDrift, Config, ConfigError, Features, RestoredStateError, Timing};
 pub use message::{Envelope, Message};
 pub use node::{Input, Node, Output, Timer};
+pub use record::{Change, Record, Summary};
 pub use types::{ClusterId, HardState, LogSummary, NodeId, Role, Term, Ticks};

@@ -138,6 +138,17 @@ impl Message {
         }
     }
 
+    /// Whether this is a heartbeat (an AppendEntries, which carries no
+    /// entries here) or its answer: the steady traffic of a healthy
+    /// cluster, which logs and pictures keep apart from the election's.
+    #[must_use]
+    pub fn is_heartbeat(&self) -> bool {
+        matches!(
+            self,
+            Self::AppendEntries { .. } | Self::AppendEntriesResponse { .. }
+        )
+    }
+
     /// Whether this is a request that names its sender (a RequestVote's or a
     /// PreVote's `candidateId`, an AppendEntries' `leaderId`) and the name is
     /// `from`, or a message that names no one. A message that names someone

@@ -38,6 +38,8 @@ struct VoteRequest {
 /// The timers a node may ask its driver to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum Timer {
     /// Followers, pre-candidates and candidates: start an election (or, with
     /// Pre-Vote, a pre-vote) when it fires (§5.2).
@@ -111,6 +113,8 @@ impl fmt::Display for Timer {
 /// Everything that can happen to a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Input {
     /// The node was created or restarted from its [`HardState`]: arm its timer.
     Start,
@@ -130,6 +134,22 @@ pub enum Input {
         /// The node that should lead next.
         to: NodeId,
     },
+}
+
+impl Input {
+    /// This input with every node id it names renamed by `rename` (a trace
+    /// replayed where the nodes have other ids; see [`Node::map_ids`]).
+    #[must_use]
+    pub fn map_ids(self, rename: impl Fn(NodeId) -> NodeId) -> Self {
+        match self {
+            Self::Start | Self::Timeout(_) => self,
+            Self::Receive { from, message } => Self::Receive {
+                from: rename(from),
+                message: message.map_ids(rename),
+            },
+            Self::TransferLeadership { to } => Self::TransferLeadership { to: rename(to) },
+        }
+    }
 }
 
 /// What a node asks its driver to do, in order.
@@ -446,11 +466,10 @@ impl Node {
         if !message.names_sender(from) {
             return;
         }
-        // Nor is one in the last term, u64::MAX: no election can follow it
-        // (`Term::next` has nothing left), so no correct server reaches it,
-        // and adopting it would leave this node unable to campaign ever
-        // again and its file refused at restart.
-        if message.term().next().is_none() {
+        // Nor is one above the term ceiling: no correct server reaches it
+        // (`Term::next` stops at the ceiling), and adopting it would leave
+        // this node with a state file its restart refuses.
+        if message.term() > Term::CEILING {
             return;
         }
         match message {
@@ -1038,7 +1057,7 @@ impl Node {
     /// §9.6: before raising its term, ask every voter whether it would vote
     /// for this node in the next term.
     fn become_pre_candidate(&mut self, config: &Config, out: &mut Vec<Output>) {
-        // Terms exhausted: no election can follow (see `become_candidate`).
+        // At the term ceiling no election follows (see `become_candidate`).
         let Some(term) = self.current_term.next() else {
             self.arm_election_timer(config, out);
             return;
@@ -1087,10 +1106,11 @@ impl Node {
             Role::Leader,
             "invalid transition leader -> candidate"
         );
-        // Terms exhausted (only reachable through a forged term near u64::MAX): no
-        // election can start without wrapping around, which would break safety.
-        // Keep the role (a candidate may still win its term with late votes) and
-        // re-arm the timer, so no follower or candidate is left without one.
+        // At the term ceiling no election starts (`Term::next`): a cluster
+        // reaches it only through a forged term, and wrapping around would
+        // break safety. Keep the role (a candidate may still win its term
+        // with late votes) and re-arm the timer, so no follower or candidate
+        // is left without one.
         let Some(term) = self.current_term.next() else {
             self.arm_election_timer(config, out);
             return;

@@ -40,14 +40,28 @@ impl fmt::Display for ClusterId {
 pub struct Term(pub u64);
 
 impl Term {
-    /// The term a new election starts, or `None` once terms are exhausted.
+    /// The term ceiling: the last term a node ever holds, 2^53 − 1.
     ///
-    /// This is the only way a node grows its own term. Exhaustion cannot happen
-    /// in practice (2^64 elections), but a forged message may carry `u64::MAX`,
-    /// and the core must not panic on any input.
+    /// A message of a term above it is dropped unread, a node at it starts
+    /// no election ([`Self::next`]), and a state file above it is refused
+    /// ([`crate::Config::check_restored`]). So no node adopts, reaches or
+    /// persists a term its own restart would refuse, and the ceiling itself
+    /// is a state like any other: the leader of the ceiling's term goes on
+    /// leading, and only after it no election can follow (`proofs.md`,
+    /// "The term ceiling"). At one election every 150 ms, the shortest
+    /// default election timeout, a cluster reaches it in 42 million years;
+    /// only a forged message can bring it there. 2^53 − 1 is also the
+    /// largest integer every JSON reader (JavaScript, jq) holds exactly, so
+    /// every term in a log line or a status reads back as written.
+    pub const CEILING: Self = Self((1 << 53) - 1);
+
+    /// The term a new election starts, or `None` at (or above) the
+    /// [`Self::CEILING`]: no election starts there.
+    ///
+    /// This is the only way a node grows its own term.
     #[must_use]
     pub fn next(self) -> Option<Self> {
-        self.0.checked_add(1).map(Term)
+        (self < Self::CEILING).then(|| Self(self.0 + 1))
     }
 }
 
@@ -74,6 +88,8 @@ impl fmt::Display for Ticks {
 /// The three roles of Raft §5.1 (Figure 4), and the pre-candidate of the
 /// thesis' Pre-Vote phase (§9.6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum Role {
     /// Passive: answers leaders and candidates, campaigns when its election timer fires.
     #[default]
@@ -105,6 +121,7 @@ impl fmt::Display for Role {
 /// that forgot `voted_for` can vote twice in one term, and two leaders follow
 /// (the model checker's `--volatile-restarts` shows the trace).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HardState {
     /// Latest term this node has seen.
     pub current_term: Term,

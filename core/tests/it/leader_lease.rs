@@ -149,6 +149,34 @@ fn a_lease_without_lease_guarded_votes_is_refused() {
 }
 
 #[test]
+fn features_that_guard_votes_and_the_lease_give_the_same_config_in_either_order() {
+    let base = Config::new(N0, [N0, N1, N2], Timing::default()).unwrap();
+    let lease = |config: Config| config.with_leader_lease(ClockDrift(200_000)).unwrap();
+    let guarding = Features::combinations().filter(|f| f.lease_guarded_votes);
+    for features in guarding {
+        let features_first = lease(base.clone().with_features(features));
+        let lease_first = lease(base.clone()).with_features(features);
+        assert_eq!(lease_first, features_first, "{features}");
+        assert_eq!(lease_first.features(), features);
+        assert_eq!(lease_first.leader_lease(), Some(ClockDrift(200_000)));
+        assert_eq!(
+            lease_first.lease_duration(),
+            Some(ClockDrift(200_000).shorten(Timing::default().election_timeout_min))
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "the leader lease needs lease-guarded votes")]
+fn features_that_turn_lease_guarded_votes_off_under_a_lease_are_refused() {
+    let features = Features {
+        lease_guarded_votes: false,
+        ..Features::ALL
+    };
+    let _ = config().with_features(features);
+}
+
+#[test]
 fn the_round_starts_before_its_heartbeats_leave_and_the_lease_names_that_round() {
     let mut node = leader();
     let out = step(&mut node, Input::Timeout(Timer::Heartbeat));

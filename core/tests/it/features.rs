@@ -4,7 +4,7 @@
 //! cluster through its public `step` and looks at its state and outputs, as
 //! `core_rules.rs` does for Figure 2. The cluster-wide situations (a
 //! disruptive follower rejoining, a minority leader, dueling candidates...)
-//! are in `sim/tests/features.rs` and `runtime/tests/features.rs`.
+//! are in `sim/tests/it/features.rs` and `runtime/tests/it/features.rs`.
 
 use raft_election::{
     Config, Features, HardState, Input, LogSummary, Message, Node, NodeId, Output, Role, Term,

@@ -439,57 +439,59 @@ fn only_rearms_the_election_timer(out: &[Output]) -> bool {
     )
 }
 
-/// A message in the last term, `u64::MAX`, comes from no server following
-/// the protocol (no election could follow it): it is dropped, so a forged
-/// one cannot leave a node in a term it could never campaign from.
+/// A message above the term ceiling comes from no server following the
+/// protocol (none passes it): it is dropped, so a forged one cannot leave a
+/// node in a term its restart would refuse.
 #[test]
-fn a_message_in_the_last_term_is_dropped() {
-    let mut node = Node::new();
-    let heartbeat = Message::AppendEntries {
-        term: Term(u64::MAX),
-        leader_id: N1,
-        round: 0,
-    };
-    let out = receive(&mut node, N0, N1, heartbeat);
-    assert!(out.is_empty(), "{out:?}");
-    assert_eq!(node.current_term(), Term(0));
-    step(&mut node, N0, Input::Timeout(Timer::Election));
-    assert_eq!(
-        (node.role(), node.current_term()),
-        (Role::Candidate, Term(1))
-    );
+fn a_message_above_the_term_ceiling_is_dropped() {
+    for term in [Term::CEILING.0 + 1, u64::MAX] {
+        let mut node = Node::new();
+        let heartbeat = Message::AppendEntries {
+            term: Term(term),
+            leader_id: N1,
+            round: 0,
+        };
+        let out = receive(&mut node, N0, N1, heartbeat);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(node.current_term(), Term(0));
+        step(&mut node, N0, Input::Timeout(Timer::Election));
+        assert_eq!(
+            (node.role(), node.current_term()),
+            (Role::Candidate, Term(1))
+        );
+    }
 }
 
-/// A node restored in the last term but one (an edited file) campaigns in
-/// the last term; it cannot start another, so it stays a candidate with its
-/// timer armed again, and the votes of the last term are dropped like any
-/// message of it: no leader in the last term, and no wrap-around.
+/// A node restored one term below the ceiling campaigns in the ceiling's
+/// term; it cannot start another, so it stays a candidate with its timer
+/// armed again, and never wraps around. A late vote of the ceiling's term
+/// still counts: the ceiling's term can have its leader.
 #[test]
-fn a_candidate_of_the_maximum_term_keeps_its_timer_and_never_wraps() {
-    let last_but_one = HardState {
-        current_term: Term(u64::MAX - 1),
+fn a_candidate_at_the_term_ceiling_keeps_its_timer_never_wraps_and_can_still_win() {
+    let below = HardState {
+        current_term: Term(Term::CEILING.0 - 1),
         voted_for: None,
     };
-    let mut node = Node::restore(last_but_one, log(0, 0));
+    let mut node = Node::restore(below, log(0, 0));
     step(&mut node, N0, Input::Timeout(Timer::Election));
     assert_eq!(
         (node.role(), node.current_term()),
-        (Role::Candidate, Term(u64::MAX))
+        (Role::Candidate, Term::CEILING)
     );
     let out = step(&mut node, N0, Input::Timeout(Timer::Election));
     assert!(only_rearms_the_election_timer(&out), "{out:?}");
     assert_eq!(
         (node.role(), node.current_term()),
-        (Role::Candidate, Term(u64::MAX))
+        (Role::Candidate, Term::CEILING)
     );
     let late_grant = Message::RequestVoteResponse {
-        term: Term(u64::MAX),
+        term: Term::CEILING,
         vote_granted: true,
     };
     receive(&mut node, N0, N1, late_grant);
     assert_eq!(
         (node.role(), node.current_term()),
-        (Role::Candidate, Term(u64::MAX))
+        (Role::Leader, Term::CEILING)
     );
 }
 
