@@ -8,7 +8,8 @@
 //! the lock when the process dies, `kill -9` included, so nothing is left to
 //! clean up.
 
-use raft_election::storage::{FileStorage, Storage, StorageError, create_dir_durably};
+use crate::file_storage::{FileStorage, create_dir_durably};
+use raft_election::storage::{Storage, StorageError};
 use raft_election::{ClusterId, HardState, NodeId};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -212,6 +213,7 @@ pub(crate) fn off_the_worker<T>(write: impl FnOnce() -> T) -> T {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::FileStorageError;
     use raft_election::Term;
 
     #[test]
@@ -254,6 +256,14 @@ mod tests {
         DataDir::lock(&mistyped).expect("there now");
     }
 
+    /// The state file's refusal in `err`, if that is what it is.
+    fn refusal(err: &DataDirError) -> Option<&FileStorageError> {
+        match err {
+            DataDirError::Storage(storage) => FileStorageError::of(storage),
+            _ => None,
+        }
+    }
+
     #[test]
     fn init_creates_term_0_and_a_restart_without_init_resumes() {
         let dir = tempfile::tempdir().unwrap();
@@ -263,7 +273,7 @@ mod tests {
             .state(cluster, NodeId(1), false)
             .unwrap_err();
         assert!(
-            matches!(missing, DataDirError::Storage(StorageError::Missing { .. })),
+            matches!(refusal(&missing), Some(FileStorageError::Missing { .. })),
             "{missing}"
         );
         let (mut storage, restored) = DataDir::lock(dir.path())
@@ -283,8 +293,8 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(
-                again,
-                DataDirError::Storage(StorageError::AlreadyExists { .. })
+                refusal(&again),
+                Some(FileStorageError::AlreadyExists { .. })
             ),
             "{again}"
         );

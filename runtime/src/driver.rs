@@ -3,21 +3,23 @@
 //!
 //! ```text
 //! loop {
-//!     input = a local request, or transport.next_input(&timers)  // a message, or a deadline passed
+//!     input = a local request, or pacer.next_input(transport, &timers)  // message or deadline
 //!     node.step(input)
 //!     for output: persist | send via the transport | arm or cancel a timer
 //! }
 //! ```
 //!
 //! The driver owns its node's timers and storage and talks to peers only
-//! through its [`Transport`]. It reads no other node's clock or deadlines:
-//! it is the driver of a node on its own machine, whatever carries its
-//! messages (the in-process channels, or a network).
+//! through its [`Transport`]; its [`Pacer`] decides when it takes which
+//! input. It reads no other node's clock or deadlines: it is the driver of
+//! a node on its own machine, whatever carries its messages (the in-process
+//! channels, or a network).
 
+use crate::pacer::{Independent, Pacer, Wake};
 use crate::sync::{Arc, Mutex, lock};
 use crate::timeouts::TimeoutPicker;
 use crate::timers::Timers;
-use crate::transport::{Delivery, Transport, Wake};
+use crate::transport::{Delivery, Transport};
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{
     Config, HardState, Input, LogSummary, Message, Node, NodeId, Output, Term, Timer,
@@ -105,10 +107,11 @@ pub trait Observer: Send {
         let _ = (config, before, input, after);
     }
 
-    /// `hard_state` is durable now: the storage's save returned. Called
-    /// before the step that asked for it is reported to [`Self::stepped`].
-    fn saved(&mut self, config: &Config, hard_state: &HardState) {
-        let _ = (config, hard_state);
+    /// `hard_state` is durable now: the storage's save returned, after
+    /// `took` (its fsync, for a file). Called before the step that asked for
+    /// it is reported to [`Self::stepped`].
+    fn saved(&mut self, config: &Config, hard_state: &HardState, took: Duration) {
+        let _ = (config, hard_state, took);
     }
 
     /// The node, in `term`, handed `message` for `to` to its transport,
@@ -180,14 +183,15 @@ impl LeaseClock {
 /// Observes nothing.
 impl Observer for () {}
 
-/// One node: its core state machine, storage, transport, timeout source and
-/// observer. [`Self::run`] drives it until its transport closes.
+/// One node: its core state machine, storage, transport, pacer, timeout
+/// source and observer. [`Self::run`] drives it until its transport closes.
 #[derive(Debug)]
-pub struct Driver<S, T, O> {
+pub struct Driver<S, T, O, P = Independent> {
     config: Config,
     node: Node,
     storage: S,
     transport: T,
+    pacer: P,
     observer: O,
     timeouts: TimeoutPicker,
     /// Inputs from the node's own side, stepped like any other.
@@ -197,16 +201,12 @@ pub struct Driver<S, T, O> {
     span: Span,
 }
 
-impl<S, T, O> Driver<S, T, O>
-where
-    S: Storage + Send,
-    T: Transport,
-    O: Observer,
-{
+impl<S, T, O> Driver<S, T, O> {
     /// A driver for node `config.id()`, restored from `restored`, which its
-    /// caller loaded from `storage`. Loading before the driver exists lets a
-    /// corrupt file fail the caller, with its reason, rather than a task
-    /// nobody is waiting on.
+    /// caller loaded from `storage`, paced as a node on a machine of its own
+    /// ([`Independent`], with precise timers). Loading before the driver
+    /// exists lets a corrupt file fail the caller, with its reason, rather
+    /// than a task nobody is waiting on.
     pub fn new(
         config: Config,
         restored: HardState,
@@ -224,12 +224,38 @@ where
             span,
             storage,
             transport,
+            pacer: Independent::default(),
             observer,
             timeouts,
             requests: Arc::default(),
         }
     }
+}
 
+impl<S, T, O, P> Driver<S, T, O, P> {
+    /// The same driver, waiting for its inputs as `pacer` says.
+    pub fn paced_by<Q>(self, pacer: Q) -> Driver<S, T, O, Q> {
+        Driver {
+            config: self.config,
+            node: self.node,
+            storage: self.storage,
+            transport: self.transport,
+            pacer,
+            observer: self.observer,
+            timeouts: self.timeouts,
+            requests: self.requests,
+            span: self.span,
+        }
+    }
+}
+
+impl<S, T, O, P> Driver<S, T, O, P>
+where
+    S: Storage + Send,
+    T: Transport,
+    O: Observer,
+    P: Pacer<T>,
+{
     /// Where to send this driver local requests ([`Requests`]). The core
     /// treats them as any input (a leader ignores an election timeout); a
     /// requested timeout disarms that timer, as if it had fired.
@@ -248,7 +274,7 @@ where
         let mut timers = Timers::default();
         let mut outputs = Vec::new();
         let mut lease = LeaseClock::default();
-        // The node's one timer entry, lent to the transport for each wait.
+        // The node's one timer entry, lent to the pacer for each wait.
         let alarm = sleep_until(Instant::now());
         tokio::pin!(alarm);
         self.step(Input::Start, &mut timers, &mut lease, &mut outputs)?;
@@ -260,11 +286,11 @@ where
                     if let Input::Timeout(timer) = input {
                         timers.arm(timer, None);
                     }
-                    self.transport.stepping_local_input();
+                    self.pacer.stepping_local_input(&mut self.transport);
                     self.step(input, &mut timers, &mut lease, &mut outputs)?;
                     continue;
                 }
-                wake = self.transport.next_input(&timers, alarm.as_mut()) => wake,
+                wake = self.pacer.next_input(&mut self.transport, &timers, alarm.as_mut()) => wake,
             };
             let input = match wake {
                 Wake::Message { from, message } => Input::Receive { from, message },
@@ -308,6 +334,7 @@ where
             }
             match output {
                 Output::Persist(hard_state) => {
+                    let began = Instant::now();
                     if let Err(source) = self.storage.save(&hard_state) {
                         // Logged here, inside the node's span: the line says
                         // whose state could not be saved, in which term.
@@ -315,7 +342,8 @@ where
                         tracing::error!("{error}");
                         return Err(error);
                     }
-                    self.observer.saved(&self.config, &hard_state);
+                    self.observer
+                        .saved(&self.config, &hard_state, began.elapsed());
                 }
                 Output::Send { to, message } => {
                     let delivery = self.transport.send(to, message);

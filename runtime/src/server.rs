@@ -1,6 +1,7 @@
 //! One Raft server for an application to embed: the [`Driver`] of one node
-//! on its own task, over any [`Transport`] and [`Storage`], with a watch on
-//! who leads.
+//! on its own task, over any [`Transport`] and [`Storage`], paced as a node
+//! on a machine of its own ([`crate::Independent`]), with a watch on who
+//! leads.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -41,31 +42,23 @@
 //! (proofs.md, "Leader lease").
 
 use crate::driver::{Driver, NodeError, Observer, Requests, RequestsFull};
+use crate::record_log::{log_record, log_saved};
 use crate::round_trips::RoundTrips;
+use crate::sync::lock;
 use crate::timeouts::{TimeoutPicker, TimeoutSource};
-use crate::timers::Timers;
-use crate::transport::{Delivery, Transport, Wake};
+use crate::transport::{Delivery, Transport};
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{
-    Config, HardState, Input, Message, Node, NodeId, RestoredStateError, Role, Term, Timer,
+    Config, HardState, Input, Message, Node, NodeId, Record, RestoredStateError, Role, Term, Timer,
 };
 use std::collections::BTreeMap;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, trace, warn};
-
-/// The tracing target of the lines a replay needs, at trace level: every
-/// step's input and the node's term, vote, role and leader after it
-/// (`event = "step"`), every save once it is durable (`"save"`), every
-/// message handed to the transport in full (`"sent"`). Off unless a filter
-/// enables it (`raft-election node --log-steps`); with the node's `start`
-/// line they are what trace validation replays through the model.
-pub const STEP_LOG_TARGET: &str = "raft_election::steps";
+use tracing::{debug, trace};
 
 /// Who leads, as this server knows it. `term` only grows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,6 +126,31 @@ impl ServerStatus {
     }
 }
 
+/// One of a server's records as its application sees it
+/// ([`ServerBuilder::on_record`]), with what the driver measured beside it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Noted<'a> {
+    /// The record: a start, a step, a save or a send.
+    pub record: &'a Record,
+    /// A send's: what the transport did with the message.
+    pub delivery: Option<Delivery>,
+    /// A save's: how long the storage took to make it durable (the fsync,
+    /// for a file).
+    pub took: Option<Duration>,
+    /// A step on a follower's answer to this leader's heartbeat: the
+    /// heartbeat's round trip.
+    pub round_trip: Option<Duration>,
+}
+
+/// The application's hook on every record ([`ServerBuilder::on_record`]).
+struct RecordHook(Box<dyn FnMut(&Noted<'_>) + Send>);
+
+impl std::fmt::Debug for RecordHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordHook")
+    }
+}
+
 /// Why a server could not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -181,6 +199,7 @@ pub struct ServerBuilder<S, T> {
     storage: S,
     transport: T,
     timeouts: Option<TimeoutSource>,
+    hook: Option<RecordHook>,
 }
 
 impl<S, T> ServerBuilder<S, T> {
@@ -192,6 +211,7 @@ impl<S, T> ServerBuilder<S, T> {
             storage,
             transport: self.transport,
             timeouts: self.timeouts,
+            hook: self.hook,
         }
     }
 
@@ -202,6 +222,7 @@ impl<S, T> ServerBuilder<S, T> {
             storage: self.storage,
             transport,
             timeouts: self.timeouts,
+            hook: self.hook,
         }
     }
 
@@ -210,6 +231,16 @@ impl<S, T> ServerBuilder<S, T> {
     #[must_use]
     pub fn timeouts(mut self, source: TimeoutSource) -> Self {
         self.timeouts = Some(source);
+        self
+    }
+
+    /// Hands every record of the node to `hook` as it happens (metrics, a
+    /// health check), in the order the driver reports them. It runs on the
+    /// node's own task between two steps, so it must be quick and never
+    /// block: count, set a gauge, or `try_send` to a bounded channel.
+    #[must_use]
+    pub fn on_record(mut self, hook: impl FnMut(&Noted<'_>) + Send + 'static) -> Self {
+        self.hook = Some(RecordHook(Box::new(hook)));
         self
     }
 }
@@ -245,6 +276,7 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
             leadership: Arc::clone(&leadership),
             heartbeats_sent: BTreeMap::new(),
             lease_until: None,
+            hook: self.hook,
         };
         let transport = Stoppable {
             inner: self.transport,
@@ -264,37 +296,11 @@ impl<S: Storage + Send + 'static, T: Transport + 'static> ServerBuilder<S, T> {
             status: Arc::clone(&status),
             leadership,
         };
-        let measured = Arc::clone(&round_trips);
         let task = tokio::spawn(async move {
             let result = driver.run().await;
             // Dropped here when the driver returns, or while the task
             // unwinds from a panic: either way it leads nothing any more.
             drop(stopping);
-            // The round trips it measured as leader, for the record.
-            let round_trips = lock(&measured).clone();
-            let micros = |permille| {
-                round_trips
-                    .percentile(permille)
-                    .map(|d| d.as_secs_f64() * 1e6)
-            };
-            let samples = round_trips.samples().count();
-            let (p50, p99) = (micros(500), micros(990));
-            match &result {
-                Ok(()) => info!(
-                    event = "stop",
-                    round_trips = samples,
-                    round_trip_p50_us = p50,
-                    round_trip_p99_us = p99,
-                    "stopped"
-                ),
-                Err(e) => warn!(
-                    event = "stop",
-                    round_trips = samples,
-                    round_trip_p50_us = p50,
-                    round_trip_p99_us = p99,
-                    "stopped: {e}"
-                ),
-            }
             result
         });
         Ok(Server {
@@ -389,6 +395,7 @@ impl Server {
             storage: Unset,
             transport: Unset,
             timeouts: None,
+            hook: None,
         }
     }
 
@@ -499,10 +506,6 @@ impl Drop for Server {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Reads a server's status and round trips ([`Server::status_reader`]).
 #[derive(Clone, Debug)]
 pub struct StatusReader {
@@ -524,7 +527,8 @@ impl StatusReader {
     }
 }
 
-/// A transport the server can close: its node's driver then returns.
+/// A transport the server can close: its `recv` then reports it closed,
+/// which ends any wait of the driver's pacer, and the driver returns.
 #[derive(Debug)]
 struct Stoppable<T> {
     inner: T,
@@ -543,19 +547,11 @@ impl<T: Transport> Transport for Stoppable<T> {
             received = self.inner.recv() => received,
         }
     }
-
-    async fn next_input(&mut self, timers: &Timers, alarm: Pin<&mut Sleep>) -> Wake {
-        tokio::select! {
-            biased;
-            () = self.stop.cancelled() => Wake::Closed,
-            wake = self.inner.next_input(timers, alarm) => wake,
-        }
-    }
 }
 
 /// Keeps the status, the leadership watch and the round trips, and logs
-/// each change as a structured event (`event` = start, timeout, term, role,
-/// vote, leader, receive, send, stop), from which a timeline can be drawn.
+/// each of the node's [`Record`]s as one line ([`crate::record_log`]), from
+/// which a timeline can be drawn and a replay run.
 #[derive(Debug)]
 struct ServerObserver {
     status: Arc<Mutex<ServerStatus>>,
@@ -565,6 +561,8 @@ struct ServerObserver {
     heartbeats_sent: BTreeMap<NodeId, Instant>,
     /// The end of this node's leader lease, as its driver last reported it.
     lease_until: Option<Instant>,
+    /// The application's, if it asked for the records.
+    hook: Option<RecordHook>,
 }
 
 impl ServerObserver {
@@ -594,12 +592,54 @@ impl ServerObserver {
     }
 
     /// Round trip of a heartbeat answered by `from`, if one is pending.
-    fn answered(&mut self, from: NodeId, leading: bool) {
-        if let Some(sent) = self.heartbeats_sent.remove(&from) {
-            lock(&self.round_trips).record(sent.elapsed());
+    fn answered(&mut self, from: NodeId, leading: bool) -> Option<Duration> {
+        let round_trip = self
+            .heartbeats_sent
+            .remove(&from)
+            .map(|sent| sent.elapsed());
+        if let Some(round_trip) = round_trip {
+            lock(&self.round_trips).record(round_trip);
         }
         if leading {
             lock(&self.status).answered.insert(from, Instant::now());
+        }
+        round_trip
+    }
+
+    /// The heartbeat bookkeeping of a received message: round trips, the
+    /// followers that answered, when the leader was last heard. Returns the
+    /// round trip of the heartbeat it answers, if it is an answer.
+    fn received(&mut self, from: NodeId, message: &Message, after: &Node) -> Option<Duration> {
+        if matches!(message, Message::AppendEntries { .. }) && after.leader_id() == Some(from) {
+            lock(&self.status).last_heartbeat = Some(Instant::now());
+        }
+        if let Message::AppendEntriesResponse { term, success, .. } = *message {
+            let leading = success && after.role() == Role::Leader && term == after.current_term();
+            return self.answered(from, leading);
+        }
+        None
+    }
+
+    /// Logs `record` and hands it to the application's hook.
+    fn note(&mut self, noted: Noted<'_>) {
+        match (noted.record, noted.took) {
+            (Record::Saved(hard_state), Some(took)) => log_saved(*hard_state, took),
+            _ => log_record(noted.record, noted.delivery),
+        }
+        if let Some(RecordHook(hook)) = &mut self.hook {
+            hook(&noted);
+        }
+    }
+}
+
+impl<'a> Noted<'a> {
+    /// `record`, with nothing measured beside it.
+    fn of(record: &'a Record) -> Self {
+        Self {
+            record,
+            delivery: None,
+            took: None,
+            round_trip: None,
         }
     }
 }
@@ -608,138 +648,41 @@ impl Observer for ServerObserver {
     fn started(&mut self, _config: &Config, node: &Node) {
         // Published before the line, which reads the status for its prefix.
         self.publish(node);
-        let hard_state = node.hard_state();
-        info!(
-            event = "start",
-            restored_term = hard_state.current_term.0,
-            voted_for = hard_state.voted_for.map(|v| v.0),
-            "starts as follower of {}, voted for {}",
-            hard_state.current_term,
-            hard_state
-                .voted_for
-                .map_or_else(|| "nobody".to_owned(), |v| v.to_string())
-        );
+        self.note(Noted::of(&Record::Started(node.hard_state())));
     }
 
-    fn saved(&mut self, _config: &Config, hard_state: &HardState) {
-        trace!(
-            target: STEP_LOG_TARGET,
-            event = "save",
-            saved_term = hard_state.current_term.0,
-            saved_vote = hard_state.voted_for.map(|v| v.0),
-            "saved {} voted for {:?}",
-            hard_state.current_term,
-            hard_state.voted_for
-        );
+    fn saved(&mut self, _config: &Config, hard_state: &HardState, took: Duration) {
+        self.note(Noted {
+            took: Some(took),
+            ..Noted::of(&Record::Saved(*hard_state))
+        });
     }
 
-    fn stepped(&mut self, config: &Config, before: &Node, input: &Input, after: &Node) {
-        log_step(input, after);
-        let id = config.id();
-        if let Input::Receive { from, message } = input {
-            if let Message::AppendEntriesResponse { term, success, .. } = message {
-                let leading =
-                    *success && after.role() == Role::Leader && *term == after.current_term();
-                self.answered(*from, leading);
-            }
-            if matches!(message, Message::AppendEntries { .. }) && after.leader_id() == Some(*from)
-            {
-                lock(&self.status).last_heartbeat = Some(Instant::now());
+    fn stepped(&mut self, _config: &Config, before: &Node, input: &Input, after: &Node) {
+        let round_trip = match input {
+            Input::Receive { from, message } => self.received(*from, message, after),
+            _ => None,
+        };
+        let record = Record::stepped(before, *input, after);
+        if let Record::Stepped { change, .. } = &record {
+            if !change.is_empty() {
+                self.publish(after);
             }
         }
-        let changed = before.current_term() != after.current_term()
-            || before.role() != after.role()
-            || before.leader_id() != after.leader_id()
-            || before.voted_for() != after.voted_for();
-        if changed {
-            self.publish(after);
-        }
-        match input {
-            Input::Receive { from, message } => {
-                let (name, term) = (message.name(), message.term().0);
-                if is_heartbeat(message) {
-                    trace!(
-                        event = "receive",
-                        peer = from.0,
-                        message_type = name,
-                        message_term = term,
-                        "{message} from {from}"
-                    );
-                } else {
-                    debug!(
-                        event = "receive",
-                        peer = from.0,
-                        message_type = name,
-                        message_term = term,
-                        vote_granted = vote_granted(message),
-                        "{message} from {from}"
-                    );
-                }
-            }
-            Input::Timeout(Timer::Election) => {
-                info!(
-                    event = "timeout",
-                    timeout_term = before.current_term().0,
-                    "election timeout in {}",
-                    before.current_term()
-                );
-            }
-            Input::TransferLeadership { to } => {
-                info!(
-                    event = "transfer",
-                    successor = to.0,
-                    "asked to hand its leadership to {to}"
-                );
-            }
-            Input::Start | Input::Timeout(_) => {}
-        }
-        let (old_term, term) = (before.current_term(), after.current_term());
-        if term != old_term {
-            info!(
-                event = "term",
-                from = old_term.0,
-                to = term.0,
-                "term {old_term} -> {term}"
-            );
-        }
-        if before.role() != after.role() {
-            info!(event = "role", from = %before.role(), to = %after.role(), "{} -> {} in {term}", before.role(), after.role());
-        }
-        let voted = after.voted_for() != before.voted_for() || term != old_term;
-        if let Some(candidate) = after.voted_for().filter(|&c| voted && c != id) {
-            info!(
-                event = "vote",
-                candidate = candidate.0,
-                vote_term = term.0,
-                "votes for {candidate} in {term}"
-            );
-        }
-        let learned = after.leader_id() != before.leader_id() || term != old_term;
-        if let Some(leader) = after.leader_id().filter(|&l| learned && l != id) {
-            info!(
-                event = "leader",
-                leader = leader.0,
-                "follows {leader} in {term}"
-            );
-        }
+        self.note(Noted {
+            round_trip,
+            ..Noted::of(&record)
+        });
     }
 
     fn sent(
         &mut self,
-        config: &Config,
-        term: Term,
+        _config: &Config,
+        _term: Term,
         to: NodeId,
         message: &Message,
         delivery: Delivery,
     ) {
-        let _ = config;
-        trace!(
-            target: STEP_LOG_TARGET,
-            event = "sent",
-            peer = to.0,
-            wire = %json(message),
-            "{message} to {to} in {term}"
-        );
         if matches!(message, Message::AppendEntries { .. }) {
             let now = Instant::now();
             // Answers come back long before the next round (a heartbeat
@@ -747,12 +690,11 @@ impl Observer for ServerObserver {
             self.heartbeats_sent.insert(to, now);
             lock(&self.status).last_heartbeat = Some(now);
         }
-        let name = message.name();
-        if is_heartbeat(message) {
-            trace!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, %delivery, "{message} to {to} in {term}");
-        } else {
-            debug!(event = "send", peer = to.0, message_type = name, message_term = message.term().0, vote_granted = vote_granted(message), %delivery, "{message} to {to} in {term}");
-        }
+        let message = *message;
+        self.note(Noted {
+            delivery: Some(delivery),
+            ..Noted::of(&Record::Sent { to, message })
+        });
     }
 
     fn lease(&mut self, _config: &Config, until: Option<Instant>) {
@@ -764,62 +706,10 @@ impl Observer for ServerObserver {
         });
         match until {
             Some(until) => trace!(
-                event = "lease",
                 "holds the leader lease for {:?}",
                 until.saturating_duration_since(Instant::now())
             ),
-            None => debug!(event = "lease", "holds no leader lease"),
+            None => debug!("holds no leader lease"),
         }
-    }
-}
-
-/// `value` as one line of JSON, for the [`STEP_LOG_TARGET`] lines.
-fn json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_else(|e| format!("unencodable: {e}"))
-}
-
-/// The [`STEP_LOG_TARGET`] line of one step: its input and where it left
-/// the node.
-fn log_step(input: &Input, after: &Node) {
-    if !tracing::enabled!(target: STEP_LOG_TARGET, tracing::Level::TRACE) {
-        return;
-    }
-    let (kind, peer, timer, wire) = match *input {
-        Input::Start => ("start", None, None, None),
-        Input::Receive { from, message } => ("receive", Some(from.0), None, Some(json(&message))),
-        Input::Timeout(timer) => ("timeout", None, Some(timer.to_string()), None),
-        Input::TransferLeadership { to } => ("transfer", Some(to.0), None, None),
-    };
-    trace!(
-        target: STEP_LOG_TARGET,
-        event = "step",
-        input = kind,
-        peer,
-        timer,
-        wire,
-        after_term = after.current_term().0,
-        after_vote = after.voted_for().map(|v| v.0),
-        after_role = %after.role(),
-        after_leader = after.leader_id().map(|l| l.0),
-        "{kind} -> {} in {}",
-        after.role(),
-        after.current_term()
-    );
-}
-
-fn is_heartbeat(message: &Message) -> bool {
-    matches!(
-        message,
-        Message::AppendEntries { .. } | Message::AppendEntriesResponse { .. }
-    )
-}
-
-/// A vote answer's verdict, logged as `vote_granted` so a timeline tells
-/// granted from rejected; no field for other messages.
-fn vote_granted(message: &Message) -> Option<bool> {
-    match *message {
-        Message::RequestVoteResponse { vote_granted, .. }
-        | Message::PreVoteResponse { vote_granted, .. } => Some(vote_granted),
-        _ => None,
     }
 }

@@ -77,10 +77,7 @@ impl TimeoutPicker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ms(millis: u64) -> Duration {
-        Duration::from_millis(millis)
-    }
+    use crate::testing::ms;
 
     #[test]
     fn a_schedule_is_used_in_order_then_repeats_its_last_value() {

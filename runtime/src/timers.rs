@@ -1,5 +1,5 @@
 //! A node's armed timers: one deadline per [`Timer`], owned by its driver
-//! and read by its transport to know when the node must next wake.
+//! and read by its pacer to know when the node must next wake.
 
 use raft_election::Timer;
 use tokio::time::Instant;
@@ -38,7 +38,7 @@ impl Timers {
     }
 
     /// The earliest deadline a node must wake for: that of any armed timer
-    /// but a deferrable one ([`Timer::is_deferrable`]), which a transport
+    /// but a deferrable one ([`Timer::is_deferrable`]), which a pacer
     /// may deliver just before the node's next input instead.
     #[must_use]
     pub fn next_wake(&self) -> Option<Instant> {
@@ -73,11 +73,7 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn ms(millis: u64) -> Duration {
-        Duration::from_millis(millis)
-    }
+    use crate::testing::ms;
 
     #[test]
     fn a_replaced_or_cancelled_timer_never_expires() {

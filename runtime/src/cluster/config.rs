@@ -179,11 +179,8 @@ pub enum ClusterConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::ms;
     use raft_election::config::MAX_VOTERS;
-
-    fn ms(millis: u64) -> Duration {
-        Duration::from_millis(millis)
-    }
 
     fn schedule(entries: &[(u8, &[u64])]) -> TimeoutSource {
         TimeoutSource::Schedule(

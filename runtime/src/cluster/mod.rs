@@ -26,7 +26,8 @@
 //! - `links`: the link table and its faults ([`LinkFaults`], [`LinkTable`]).
 //! - `network`: inboxes, message fates and each node's channel transport.
 //! - [`pacing`]: how nodes sharing one process are paced as independent
-//!   machines ([`Pacing`]); nothing else looks at another node's clock.
+//!   machines ([`Pacing`]), each node's pacer beside its transport; nothing
+//!   else looks at another node's clock.
 //! - `observer`: where drivers report; it feeds the event log
 //!   (`event_log`), the status board (`status`), the safety monitor
 //!   (`monitor`), per-node counts and the narration (`narration`).
@@ -58,6 +59,7 @@ use crate::sync::{Arc, Mutex, lock};
 use crate::timeouts::{TimeoutPicker, TimeoutSource};
 use network::{ChannelTransport, Network};
 use observer::{ClusterObserver, NodeObserver};
+use pacing::ClusterPacer;
 use raft_election::invariants::Violation;
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{Config, HardState, Input, NodeId, RestoredStateError, Term, Timer};
@@ -88,7 +90,7 @@ pub enum SpawnError {
         source: StorageError,
     },
     /// A node's stored state does not fit the configuration (a vote for a
-    /// non-member, the last term).
+    /// non-member, a term above the ceiling).
     #[error("cannot start {node}: its stored state is refused: {source}")]
     Restored {
         /// The node.
@@ -278,7 +280,7 @@ pub fn spawn_cluster(config: ClusterConfig) -> Result<ClusterHandle, SpawnError>
         TimeoutSource::Seeded(seed) => seed,
         TimeoutSource::Schedule(_) => 0,
     };
-    let network = Arc::new(Network::new(config.nodes, config.pacing, fault_seed));
+    let network = Arc::new(Network::new(config.nodes, fault_seed));
     let mut lives = Lives::default();
     let mut handle = ClusterHandle {
         storages,
@@ -340,9 +342,11 @@ impl ClusterHandle {
         lock(&self.started_from).insert(id, restored);
         let node = raft_election::Node::restore(restored, raft_election::LogSummary::default());
         self.observer.record_revive(id, &node);
-        let transport = ChannelTransport::open(Arc::clone(&self.network), id);
+        let mut transport = ChannelTransport::open(Arc::clone(&self.network), id);
+        let pacer = ClusterPacer::new(self.config.pacing, id, &mut transport);
         let observer = NodeObserver(Arc::clone(&self.observer));
-        let driver = Driver::new(config, restored, storage, transport, observer, timeouts);
+        let driver =
+            Driver::new(config, restored, storage, transport, observer, timeouts).paced_by(pacer);
         if let Some(slot) = lock(&self.requests).get_mut(usize::from(id.0)) {
             *slot = Some(driver.requests());
         }

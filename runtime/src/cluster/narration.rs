@@ -2,7 +2,7 @@
 //! person learning Raft ("n1 timed out in t1 as follower, campaigns for t2").
 
 use super::event_log::display_option;
-use raft_election::{Input, Message, Node, NodeId, Role, Timer};
+use raft_election::{Change, Input, Message, Node, NodeId, Role, Timer};
 use std::collections::BTreeSet;
 use tracing::info;
 
@@ -13,6 +13,7 @@ pub(crate) fn narrate(
     input: &Input,
     from: Option<NodeId>,
     after: &Node,
+    change: &Change,
 ) {
     let (old_term, term) = (before.current_term(), after.current_term());
     let (old_role, role) = (before.role(), after.role());
@@ -83,24 +84,10 @@ pub(crate) fn narrate(
     } else if role == Role::Follower && term > old_term {
         info!("{id} learns of {term} from {sender}'s {what}");
     }
-    if let Some(candidate) = new_vote(id, before, after) {
+    if let Some(candidate) = change.vote.filter(|&c| c != id) {
         info!("{id} votes for {candidate} in {term}");
     }
-    if let Some(leader) = new_leader(id, before, after) {
+    if let Some(leader) = change.leader.filter(|&l| l != id) {
         info!("{id} follows {leader} in {term}");
     }
-}
-
-/// The candidate `id` granted its vote to in this step, if it did.
-pub(crate) fn new_vote(id: NodeId, before: &Node, after: &Node) -> Option<NodeId> {
-    let changed =
-        after.voted_for() != before.voted_for() || after.current_term() != before.current_term();
-    after.voted_for().filter(|&c| c != id && changed)
-}
-
-/// The leader `id` learned of in this step, if it did (not itself).
-pub(crate) fn new_leader(id: NodeId, before: &Node, after: &Node) -> Option<NodeId> {
-    let changed =
-        after.leader_id() != before.leader_id() || after.current_term() != before.current_term();
-    after.leader_id().filter(|&l| l != id && changed)
 }

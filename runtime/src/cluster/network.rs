@@ -6,16 +6,14 @@
 //! a cut link or a crashed receiver loses the message, which Raft tolerates.
 
 use super::links::{Links, Route};
-use super::pacing::{DeadlineTable, Paced, Pacing, Stamped};
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
-use crate::timers::Timers;
-use crate::transport::{Delivery, Transport, Wake, race_deadline};
+use super::pacing::{DeadlineTable, Stamped};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, bump, lock};
+use crate::transport::{Delivery, Transport};
 use raft_election::{Envelope, Message, NodeId};
-use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 /// Capacity of each node's inbox. In one round a node receives at most one
 /// request and one response per peer (28 with 15 voters); 64 also absorbs the
@@ -83,12 +81,8 @@ impl Counters {
     }
 }
 
-/// A statistic: no other memory depends on it.
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The inboxes of every node, the link table and the pacing's deadline table.
+/// The inboxes of every node, the link table and the pacing's deadline table
+/// (whose epoch the stamps count from).
 #[derive(Debug)]
 pub(crate) struct Network {
     links: Links,
@@ -101,19 +95,17 @@ pub(crate) struct Network {
     /// delay; aborted on shutdown and `crash_all`, so none outlives its
     /// cluster.
     delayed: Mutex<JoinSet<()>>,
-    pacing: Pacing,
-    deadlines: DeadlineTable,
+    deadlines: Arc<DeadlineTable>,
 }
 
 impl Network {
-    pub(crate) fn new(nodes: u8, pacing: Pacing, seed: u64) -> Self {
+    pub(crate) fn new(nodes: u8, seed: u64) -> Self {
         Self {
             links: Links::new(nodes, seed),
             inboxes: Mutex::new((0..nodes).map(|_| None).collect()),
             counters: Counters::default(),
             delayed: Mutex::new(JoinSet::new()),
-            pacing,
-            deadlines: DeadlineTable::new(nodes),
+            deadlines: Arc::new(DeadlineTable::new(nodes)),
         }
     }
 
@@ -134,7 +126,7 @@ impl Network {
     }
 
     /// Drops the sending side of `id`'s inbox, so it is closed for good: its
-    /// driver's transport reports [`Wake::Closed`] once it is drained.
+    /// driver's transport reports it closed once it is drained.
     pub(crate) fn close_inbox(&self, id: NodeId) {
         if let Some(slot) = lock(&self.inboxes).get_mut(usize::from(id.0)) {
             *slot = None;
@@ -219,67 +211,62 @@ impl Network {
     }
 }
 
-/// One node's end of the in-process network: its inbox, and its pacing.
+/// One node's end of the in-process network: its inbox, and the instant its
+/// messages are stamped with. Its pacer ([`super::pacing::ClusterPacer`])
+/// reads the stamps and sets that instant.
 #[derive(Debug)]
 pub(crate) struct ChannelTransport {
     id: NodeId,
     network: Arc<Network>,
     inbox: mpsc::Receiver<Stamped>,
-    /// `None` with [`Pacing::Plain`].
-    paced: Option<Paced>,
+    /// When the step sending the next messages was due, as the pacer says;
+    /// `None` ([`super::Pacing::Plain`]): when they are sent.
+    due: Option<Instant>,
 }
 
 impl ChannelTransport {
     /// Opens a fresh inbox for `id` (replacing a crashed incarnation's).
     pub(crate) fn open(network: Arc<Network>, id: NodeId) -> Self {
         let inbox = network.open_inbox(id);
-        let paced = match network.pacing {
-            Pacing::Plain => None,
-            Pacing::Emulated { precise_timers } => Some(Paced::new(id, precise_timers)),
-        };
         Self {
             id,
             network,
             inbox,
-            paced,
+            due: None,
         }
+    }
+
+    /// The cluster's deadline table, for the node's pacer.
+    pub(super) fn deadlines(&self) -> &Arc<DeadlineTable> {
+        &self.network.deadlines
+    }
+
+    /// Stamps the next messages sent as due at `due`.
+    pub(super) fn stamp_sends(&mut self, due: Instant) {
+        self.due = Some(due);
+    }
+
+    /// The inbox's head with its stamp, without waiting.
+    pub(super) fn try_recv(&mut self) -> Result<Stamped, mpsc::error::TryRecvError> {
+        self.inbox.try_recv()
+    }
+
+    /// The next message with its stamp, or `None` once the inbox is closed
+    /// and drained. Cancel-safe, as the channel's `recv` is.
+    pub(super) async fn recv_stamped(&mut self) -> Option<Stamped> {
+        self.inbox.recv().await
     }
 }
 
 impl Transport for ChannelTransport {
     fn send(&mut self, to: NodeId, message: Message) -> Delivery {
-        let at = self.paced.as_ref().map_or_else(Instant::now, Paced::stamp);
+        let at = self.due.unwrap_or_else(Instant::now);
         Network::send(&self.network, self.id, to, message, at)
     }
 
     async fn recv(&mut self) -> Option<(NodeId, Message)> {
-        let stamped = self.inbox.recv().await?;
+        let stamped = self.recv_stamped().await?;
         Some(stamped.input())
-    }
-
-    fn stepping_local_input(&mut self) {
-        if let Some(paced) = self.paced.as_mut() {
-            paced.advance(Instant::now());
-        }
-    }
-
-    async fn next_input(&mut self, timers: &Timers, alarm: Pin<&mut Sleep>) -> Wake {
-        match self.paced.as_mut() {
-            Some(paced) => {
-                paced
-                    .next_input(&mut self.inbox, &self.network.deadlines, timers, alarm)
-                    .await
-            }
-            None => race_deadline(self, timers.next_deadline(), alarm).await,
-        }
-    }
-}
-
-impl Drop for ChannelTransport {
-    /// However the node's task ends (returned, crashed, panicked), its
-    /// election deadline must stop holding back its peers' deferral.
-    fn drop(&mut self) {
-        self.network.deadlines.set(self.id, None);
     }
 }
 
@@ -299,7 +286,7 @@ mod tests {
     }
 
     fn network() -> Arc<Network> {
-        Arc::new(Network::new(2, Pacing::Plain, 0))
+        Arc::new(Network::new(2, 0))
     }
 
     #[tokio::test]

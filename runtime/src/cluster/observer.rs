@@ -15,14 +15,14 @@
 use super::config::Observation;
 use super::event_log::{Event, EventKind, EventLog, display_option};
 use super::monitor::SafetyMonitor;
-use super::narration::{narrate, new_leader, new_vote};
+use super::narration::narrate;
 use super::status::{NodeStatus, StatusBoard};
 use crate::driver::Observer;
 use crate::round_trips::RoundTrips;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::transport::Delivery;
 use raft_election::invariants::Violation;
-use raft_election::{Config, Input, Message, Node, NodeId, Term, Timer};
+use raft_election::{Change, Config, Input, Message, Node, NodeId, Summary, Term, Timer};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -301,22 +301,25 @@ impl ClusterObserver {
         if *input == Input::Timeout(Timer::Election) {
             self.push(id, old_term, EventKind::ElectionTimeout);
         }
-        if term != old_term {
+        let change = Change::between(&Summary::of(before), &Summary::of(after));
+        if let Some(from) = change.term_from {
             self.set_term(id, term);
-            self.push(id, term, EventKind::TermChanged { from: old_term });
+            self.push(id, term, EventKind::TermChanged { from });
         }
-        if after.role() != before.role() {
-            let (old, new) = (before.role(), after.role());
-            self.push(id, term, EventKind::RoleChanged { from: old, to: new });
+        if let Some(from) = change.role_from {
+            let to = after.role();
+            self.push(id, term, EventKind::RoleChanged { from, to });
         }
-        if let Some(candidate) = new_vote(id, before, after) {
+        // A candidate's vote for itself and a winner's own leadership are
+        // its role change, already recorded.
+        if let Some(candidate) = change.vote.filter(|&c| c != id) {
             self.push(id, term, EventKind::VoteGranted { candidate });
         }
-        if let Some(leader) = new_leader(id, before, after) {
+        if let Some(leader) = change.leader.filter(|&l| l != id) {
             self.push(id, term, EventKind::LeaderLearned { leader });
         }
         if self.full() {
-            narrate(id, before, input, from, after);
+            narrate(id, before, input, from, after, &change);
         }
         // The board already holds `before`'s status: skip the lock if unchanged.
         let status = NodeStatus::of(after);

@@ -5,7 +5,7 @@
 //! campaign at once, splitting votes that independent machines would not
 //! split; and Tokio's millisecond timer fires two deadlines of the same
 //! millisecond together. [`Pacing::Emulated`] restores the order independent
-//! machines would see, with three devices that live here and nowhere else:
+//! machines would see, with two devices that live here and nowhere else:
 //!
 //! - **sender stamps**: a message carries the instant its sender's step was
 //!   due, and a receiver handles a message due before its own expired
@@ -13,20 +13,23 @@
 //! - **deferral**: a node whose election deadline passed lets a peer whose
 //!   deadline passed earlier campaign first, for a bounded number of turns,
 //!   reading the cluster's deadline table;
-//! - **precise timers**: for the last [`PRECISE_WINDOW`] before an election
-//!   deadline the node watches the clock instead of Tokio's timer.
+//!
+//! and with the precise timers every pacer has ([`crate::pacer`]): for the
+//! last [`crate::PRECISE_WINDOW`] before an election deadline the node watches the
+//! clock instead of Tokio's timer.
 //!
 //! They decide only when an input is delivered, never a vote, role or term.
-//! The driver never sees them: they are the in-process transport's way of
-//! answering [`crate::Transport::next_input`].
+//! The driver never sees them: they are the way each node's pacer
+//! ([`crate::Pacer`]) answers its driver, beside the channel transport.
 
-use crate::sync::{AtomicU64, Ordering};
+use super::network::ChannelTransport;
+use crate::pacer::{Independent, Pacer, Wake, Wakes, Woken, wait};
+use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::timers::Timers;
-use crate::transport::Wake;
 use raft_election::{Message, NodeId, Timer};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::{Instant, Sleep};
 
 /// How the nodes of an in-process cluster are paced.
@@ -44,7 +47,7 @@ pub enum Pacing {
     /// benchmark); when thousands share a process their initial elections
     /// would spin together.
     Emulated {
-        /// Watch the clock for the last [`PRECISE_WINDOW`] before an election deadline.
+        /// Watch the clock for the last [`crate::PRECISE_WINDOW`] before an election deadline.
         precise_timers: bool,
     },
 }
@@ -57,14 +60,6 @@ impl Default for Pacing {
         }
     }
 }
-
-/// How long before an election deadline a paced node stops relying on
-/// Tokio's timer and watches the clock itself. Tokio rounds every deadline up
-/// to the next millisecond, and the wait in the OS adds up to one more: two
-/// followers whose deadlines fell inside the same millisecond fired together
-/// and split the vote, though randomized timeouts exist to tell them apart
-/// (§5.2).
-pub const PRECISE_WINDOW: Duration = Duration::from_millis(2);
 
 /// A message in an inbox, with the instant its sender's step was due (plus
 /// its link's delay), in nanoseconds since the cluster started: under
@@ -165,27 +160,59 @@ impl DeadlineTable {
     }
 }
 
-/// When to wake: the earliest deadline the node must wake for
-/// ([`Timers::next_wake`]), the election deadline `early` before it is due
-/// (unless that would be before the clock's origin). A deferrable timer (the
-/// lease) wakes no one: the next turn delivers it before any input due after it.
-fn wake_early(timers: &Timers, early: Duration) -> Option<Instant> {
-    timers
-        .armed()
-        .filter(|(timer, _)| !timer.is_deferrable())
-        .map(|(timer, at)| match timer {
-            Timer::Election => at.checked_sub(early).unwrap_or(at),
-            _ => at,
-        })
-        .min()
+/// The pacer of one node of an in-process cluster, as the cluster's
+/// [`Pacing`] says.
+#[derive(Debug)]
+pub(crate) enum ClusterPacer {
+    /// [`Pacing::Plain`]: a node on a machine of its own, on Tokio's timer.
+    Plain(Independent),
+    /// [`Pacing::Emulated`].
+    Emulated(Paced),
 }
 
-/// The next deadline to wake for, if the election deadline is less than
-/// [`PRECISE_WINDOW`] after `now` and not yet reached.
-fn approaching(timers: &Timers, now: Instant) -> Option<Instant> {
-    let election = timers.deadline(Timer::Election)?;
-    let close = election > now && election.duration_since(now) <= PRECISE_WINDOW;
-    close.then(|| timers.next_wake()).flatten()
+impl ClusterPacer {
+    /// The pacer of node `id`, whose fresh `transport` it stamps.
+    pub(crate) fn new(pacing: Pacing, id: NodeId, transport: &mut ChannelTransport) -> Self {
+        match pacing {
+            Pacing::Plain => Self::Plain(Independent {
+                precise_timers: false,
+            }),
+            Pacing::Emulated { precise_timers } => {
+                let table = Arc::clone(transport.deadlines());
+                let paced = Paced::new(id, precise_timers, table);
+                transport.stamp_sends(paced.clock);
+                Self::Emulated(paced)
+            }
+        }
+    }
+}
+
+impl Pacer<ChannelTransport> for ClusterPacer {
+    async fn next_input(
+        &mut self,
+        transport: &mut ChannelTransport,
+        timers: &Timers,
+        alarm: Pin<&mut Sleep>,
+    ) -> Wake {
+        match self {
+            Self::Plain(plain) => plain.next_input(transport, timers, alarm).await,
+            Self::Emulated(paced) => {
+                let wake = paced.next_input(transport, timers, alarm).await;
+                // Its clock moves only as it hands on an input, just before
+                // returning: a cancelled wait leaves the stamp right.
+                transport.stamp_sends(paced.clock);
+                wake
+            }
+        }
+    }
+
+    fn stepping_local_input(&mut self, transport: &mut ChannelTransport) {
+        if let Self::Emulated(paced) = self {
+            // Due now, rather than at a stamp or a deadline.
+            paced.clock = paced.clock.max(Instant::now());
+            transport.stamp_sends(paced.clock);
+        }
+    }
 }
 
 /// One node's side of [`Pacing::Emulated`]: what it took from its inbox and
@@ -202,10 +229,12 @@ pub(crate) struct Paced {
     deferred: (Instant, u32),
     /// Messages taken without a `select!` since the task last yielded.
     taken: usize,
+    /// The cluster's deadline table, where this node publishes its own.
+    table: Arc<DeadlineTable>,
 }
 
 impl Paced {
-    pub(crate) fn new(id: NodeId, precise: bool) -> Self {
+    fn new(id: NodeId, precise: bool, table: Arc<DeadlineTable>) -> Self {
         let now = Instant::now();
         Self {
             id,
@@ -214,160 +243,136 @@ impl Paced {
             waiting: None,
             deferred: (now, 0),
             taken: 0,
+            table,
         }
     }
 
-    /// The stamp of a message sent now: when the step sending it was due.
-    pub(crate) fn stamp(&self) -> Instant {
-        self.clock
-    }
-
-    /// The node steps an input of its own side now (a local request), due
-    /// now rather than at a stamp or a deadline.
-    pub(crate) fn advance(&mut self, now: Instant) {
-        self.clock = self.clock.max(now);
-    }
-
-    fn message(&mut self, table: &DeadlineTable, stamped: Stamped) -> Wake {
+    fn message(&mut self, stamped: Stamped) -> Wake {
         // Monotonic per node, whatever order its inputs were due in.
-        self.clock = self.clock.max(table.instant(stamped.at()));
+        self.clock = self.clock.max(self.table.instant(stamped.at()));
         let (from, message) = stamped.input();
         Wake::Message { from, message }
     }
 
     /// The node's next input, in the order independent machines would see.
-    pub(crate) async fn next_input(
-        &mut self,
-        inbox: &mut mpsc::Receiver<Stamped>,
-        table: &DeadlineTable,
-        timers: &Timers,
-        mut alarm: Pin<&mut Sleep>,
-    ) -> Wake {
-        table.set(self.id, timers.deadline(Timer::Election));
-        // Every turn hands on an input or waits; deferrals are bounded.
-        loop {
-            if self.taken >= MAX_TAKEN_WITHOUT_YIELD {
-                self.taken = 0;
-                tokio::task::yield_now().await;
-            }
-            let now = Instant::now();
-            if let Some((due, timer)) = timers.first_expired(now) {
-                // When this process runs late, several nodes' deadlines pass
-                // together: let those due earlier campaign first, so their
-                // requests are in our inbox (a bounded number of turns).
-                if self.deferred.0 != due {
-                    self.deferred = (due, 0);
-                }
-                if timer == Timer::Election
-                    && self.deferred.1 < MAX_DEFERRALS
-                    && table.overdue_before(self.id, due)
-                {
-                    self.deferred.1 += 1;
+    ///
+    /// An async block, not an async fn, which would keep a second copy of
+    /// its arguments: every node holds this future while it waits.
+    fn next_input<'a>(
+        &'a mut self,
+        transport: &'a mut ChannelTransport,
+        timers: &'a Timers,
+        mut alarm: Pin<&'a mut Sleep>,
+    ) -> impl Future<Output = Wake> + 'a {
+        self.table.set(self.id, timers.deadline(Timer::Election));
+        async move {
+            // Every turn hands on an input or waits; deferrals are bounded.
+            loop {
+                if self.taken >= MAX_TAKEN_WITHOUT_YIELD {
+                    self.taken = 0;
                     tokio::task::yield_now().await;
-                    continue;
                 }
-                if self.waiting.is_none() {
-                    self.waiting = match inbox.try_recv() {
-                        Ok(stamped) => {
-                            self.taken += 1;
-                            Some(stamped)
-                        }
-                        Err(mpsc::error::TryRecvError::Empty) => None,
-                        Err(mpsc::error::TryRecvError::Disconnected) => return Wake::Closed,
-                    };
-                }
-                // Inputs in the order they were due: a message sent before the
-                // deadline (a vote request of a node that timed out first)
-                // goes first; one sent at or after it, after the timer, as on
-                // a network with any delay: two nodes whose timers expire
-                // together both campaign, the split vote of §5.2. Only the
-                // inbox's head is compared: the inbox is in arrival order,
-                // which for each sender is the order its steps were due.
-                let due_nanos = table.nanos(due);
-                // Counted like a message taken: a deadline that is always
-                // past (a heartbeat shorter than a step) must not hold the
-                // worker either.
-                self.taken += 1;
-                return match self.waiting.take_if(|w| w.at() < due_nanos) {
-                    Some(stamped) => self.message(table, stamped),
-                    None => {
-                        self.clock = self.clock.max(due);
-                        Wake::Deadline
+                if let Some((due, timer)) = timers.first_expired(Instant::now()) {
+                    if self.defers(due, timer) {
+                        tokio::task::yield_now().await;
+                        continue;
                     }
-                };
-            }
-            if let Some(stamped) = self.waiting.take() {
-                return self.message(table, stamped);
-            }
-            // A message already queued needs no `select!`: polling the sleep
-            // and the inbox again per message was a tenth of the scale
-            // benchmark's CPU. Timers were checked above, so order holds.
-            match inbox.try_recv() {
-                Ok(stamped) => {
-                    self.taken += 1;
-                    return self.message(table, stamped);
+                    return self.after_deadline(transport, due);
                 }
-                Err(mpsc::error::TryRecvError::Empty) => {}
-                Err(mpsc::error::TryRecvError::Disconnected) => return Wake::Closed,
-            }
-            self.taken = 0;
-            if let Some(wake) = self.wait(inbox, timers, now, alarm.as_mut()).await {
-                return wake;
+                if let Some(stamped) = self.waiting.take() {
+                    return self.message(stamped);
+                }
+                // A message already queued needs no `select!`: polling the sleep
+                // and the inbox again per message was a tenth of the scale
+                // benchmark's CPU. Timers were checked above, so order holds.
+                match transport.try_recv() {
+                    Ok(stamped) => {
+                        self.taken += 1;
+                        return self.message(stamped);
+                    }
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => return Wake::Closed,
+                }
+                self.taken = 0;
+                let recv = pin!(transport.recv_stamped());
+                let woken = wait(
+                    recv,
+                    timers,
+                    Wakes::Undeferrable,
+                    self.precise,
+                    alarm.as_mut(),
+                );
+                match woken.await {
+                    // Not handed on here: Tokio fires a sleep only at the next
+                    // millisecond tick after its deadline, so a message sent
+                    // after an election deadline can arrive before the sleep
+                    // fires. The next turn orders it against the timers.
+                    Woken::Received(Some(stamped)) => self.waiting = Some(stamped),
+                    // The network closed our inbox: we crashed or shut down.
+                    Woken::Received(None) => return Wake::Closed,
+                    Woken::Clock => {}
+                }
             }
         }
     }
 
-    /// Sleeps until a deadline comes close or passes, or a message arrives
-    /// (kept in `waiting`, to be ordered against the timers at the next turn).
-    /// Within [`PRECISE_WINDOW`] of an election deadline it only lets the
-    /// other tasks run once, so the caller looks at the clock again: a wait
-    /// much finer than Tokio's millisecond timer.
-    async fn wait(
-        &mut self,
-        inbox: &mut mpsc::Receiver<Stamped>,
-        timers: &Timers,
-        now: Instant,
-        mut alarm: Pin<&mut Sleep>,
-    ) -> Option<Wake> {
-        let approaching = approaching(timers, now).filter(|_| self.precise);
-        if approaching.is_some() {
-            tokio::task::yield_now().await;
-            if Instant::now() != now {
-                return None;
+    /// Whether to wait, this turn, for a peer whose election deadline came
+    /// before `due`, a deadline of `timer` that has passed. When this
+    /// process runs late, several nodes' deadlines pass together: let those
+    /// due earlier campaign first, so their requests are in our inbox (a
+    /// bounded number of turns).
+    fn defers(&mut self, due: Instant, timer: Timer) -> bool {
+        if self.deferred.0 != due {
+            self.deferred = (due, 0);
+        }
+        let defers = timer == Timer::Election
+            && self.deferred.1 < MAX_DEFERRALS
+            && self.table.overdue_before(self.id, due);
+        if defers {
+            self.deferred.1 += 1;
+        }
+        defers
+    }
+
+    /// The input due first now that `due`, a deadline, has passed: the
+    /// inbox's head if it was due before, else the deadline.
+    fn after_deadline(&mut self, transport: &mut ChannelTransport, due: Instant) -> Wake {
+        if self.waiting.is_none() {
+            self.waiting = match transport.try_recv() {
+                Ok(stamped) => {
+                    self.taken += 1;
+                    Some(stamped)
+                }
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => return Wake::Closed,
+            };
+        }
+        // Inputs in the order they were due: a message sent before the
+        // deadline (a vote request of a node that timed out first) goes
+        // first; one sent at or after it, after the timer, as on a network
+        // with any delay: two nodes whose timers expire together both
+        // campaign, the split vote of §5.2. Only the inbox's head is
+        // compared: the inbox is in arrival order, which for each sender is
+        // the order its steps were due.
+        let due_nanos = self.table.nanos(due);
+        // Counted like a message taken: a deadline that is always past (a
+        // heartbeat shorter than a step) must not hold the worker either.
+        self.taken += 1;
+        match self.waiting.take_if(|w| w.at() < due_nanos) {
+            Some(stamped) => self.message(stamped),
+            None => {
+                self.clock = self.clock.max(due);
+                Wake::Deadline
             }
-            // A paused test clock does not move across a yield: sleep to the
-            // deadline instead, so Tokio can advance the clock to it.
         }
-        // Without precision a node sleeps to the deadline itself: waking inside
-        // the window with nothing to watch the clock would spin.
-        let early = if self.precise {
-            PRECISE_WINDOW
-        } else {
-            Duration::ZERO
-        };
-        let wake = approaching.or_else(|| wake_early(timers, early));
-        // Only an earlier wake moves the entry. A later one (a heartbeat
-        // pushed the election deadline back) waits for the entry to fire
-        // and is set then: one wake per timeout instead of a timer-wheel
-        // update per heartbeat.
-        if let Some(at) = wake.filter(|&at| alarm.is_elapsed() || at < alarm.deadline()) {
-            alarm.as_mut().reset(at);
-        }
-        // `biased`: a fixed order makes paused-clock runs reproducible.
-        tokio::select! {
-            biased;
-            () = alarm, if wake.is_some() => {}
-            received = inbox.recv() => {
-                // `None`: the network closed our inbox; we crashed or shut down.
-                let Some(stamped) = received else { return Some(Wake::Closed) };
-                // Not handed on here: Tokio fires a sleep only at the next
-                // millisecond tick after its deadline, so a message sent
-                // after an election deadline can arrive before the sleep
-                // fires. The next turn orders it against the timer.
-                self.waiting = Some(stamped);
-            }
-        }
-        None
+    }
+}
+
+impl Drop for Paced {
+    /// However the node's task ends (returned, crashed, panicked), its
+    /// election deadline must stop holding back its peers' deferral.
+    fn drop(&mut self) {
+        self.table.set(self.id, None);
     }
 }
 
@@ -375,42 +380,7 @@ impl Paced {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-
-    fn ms(millis: u64) -> Duration {
-        Duration::from_millis(millis)
-    }
-
-    fn timers_with_election(at: Instant) -> Timers {
-        let mut timers = Timers::default();
-        timers.arm(Timer::Election, Some(at));
-        timers
-    }
-
-    #[test]
-    fn an_election_deadline_is_approached_early_only_with_precise_timers() {
-        let start = Instant::now();
-        let deadline = start + ms(200);
-        let timers = timers_with_election(deadline);
-        assert_eq!(wake_early(&timers, Duration::ZERO), Some(deadline));
-        assert_eq!(
-            wake_early(&timers, PRECISE_WINDOW),
-            Some(deadline - PRECISE_WINDOW)
-        );
-        assert_eq!(approaching(&timers, start + ms(199)), Some(deadline));
-        assert_eq!(approaching(&timers, start + ms(100)), None);
-        assert_eq!(approaching(&timers, deadline), None, "due, not approaching");
-    }
-
-    #[test]
-    fn a_lease_deadline_wakes_no_one() {
-        let start = Instant::now();
-        let mut timers = timers_with_election(start + ms(200));
-        timers.arm(Timer::Lease, Some(start + ms(150)));
-        timers.arm(Timer::CheckQuorum, Some(start + ms(180)));
-        assert_eq!(wake_early(&timers, Duration::ZERO), Some(start + ms(180)));
-        timers.arm(Timer::CheckQuorum, None);
-        assert_eq!(wake_early(&timers, Duration::ZERO), Some(start + ms(200)));
-    }
+    use crate::testing::ms;
 
     #[test]
     fn a_node_defers_only_to_a_strictly_earlier_unfired_deadline_of_another() {

@@ -1,12 +1,13 @@
 //! Where the runtime keeps each node's hard state ([`StorageKind`]), and the
 //! handle on it that the cluster and the node's task share.
 //!
-//! Saving and loading are the core's ([`MemStorage`], [`FileStorage`]); this
+//! Saving and loading are [`MemStorage`]'s and [`FileStorage`]'s; this
 //! module only chooses one per node and shares it.
 
 use crate::data_dir::{DataDir, off_the_worker};
+use crate::file_storage::FileStorage;
 use crate::sync::{Arc, Mutex, lock};
-use raft_election::storage::{FileStorage, MemStorage, Storage, StorageError};
+use raft_election::storage::{MemStorage, Storage, StorageError};
 use raft_election::{ClusterId, HardState, NodeId};
 use std::path::{Path, PathBuf};
 
@@ -29,7 +30,7 @@ pub enum StorageKind {
     /// runs ([`crate::DataDir`]). It is created if missing, and a directory
     /// with no state file of any node is a new cluster: every node starts
     /// from a new file at term 0. Once one file exists, every node's must:
-    /// a missing one is refused ([`StorageError::Missing`]), never
+    /// a missing one is refused ([`crate::FileStorageError::Missing`]), never
     /// recreated at term 0.
     Directory(PathBuf),
 }

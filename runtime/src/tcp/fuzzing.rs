@@ -62,15 +62,18 @@ fn agrees_however_cut(
     Ok(whole)
 }
 
-fn feed(chunks: &[&[u8]]) -> Result<FrameOutcome, String> {
-    // A valid configuration by construction.
-    let config = Config::new(
+/// The receiving node's configuration: n1 of n1, n2, n3.
+fn receiver() -> Result<Config, String> {
+    Config::new(
         NodeId(1),
         [NodeId(1), NodeId(2), NodeId(3)],
         Timing::default(),
     )
-    .map_err(|e| e.to_string())?;
-    let mut inbound = Inbound::new(&config, CLUSTER);
+    .map_err(|e| e.to_string())
+}
+
+fn feed(chunks: &[&[u8]]) -> Result<FrameOutcome, String> {
+    let mut inbound = Inbound::new(&receiver()?, CLUSTER);
     let mut outcome = FrameOutcome::default();
     let mut buffer = BytesMut::new();
     for chunk in chunks {
@@ -165,13 +168,7 @@ mod tests {
     #[test]
     fn the_harness_catches_a_decoder_that_loses_a_frame_cut_in_two() {
         let careless = |chunks: &[&[u8]]| {
-            let config = Config::new(
-                NodeId(1),
-                [NodeId(1), NodeId(2), NodeId(3)],
-                Timing::default(),
-            )
-            .map_err(|e| e.to_string())?;
-            let mut inbound = Inbound::new(&config, CLUSTER);
+            let mut inbound = Inbound::new(&receiver()?, CLUSTER);
             let mut outcome = FrameOutcome::default();
             for chunk in chunks {
                 let mut buffer = BytesMut::from(*chunk);

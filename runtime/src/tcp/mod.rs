@@ -13,41 +13,55 @@
 //!   to the node through one bounded inbox. A connection that sends
 //!   anything wrong (garbage, a frame over the size limit, an unknown
 //!   version, another cluster, an unknown or spoofed sender, a peer's
-//!   hello from another IP than the peer's, a message of the last term),
+//!   hello from another IP than the peer's, a message above the term ceiling),
 //!   sends no whole hello within the handshake timeout of its acceptance or
-//!   leaves a frame unfinished that long is logged once with its address
-//!   and closed; the node goes on. Each peer has one accepted connection at
-//!   a time: its new hello replaces the older one. A peer with nothing to
-//!   say keeps its connection; TCP keepalive tells it from one that
+//!   leaves a frame unfinished that long is counted by cause and closed,
+//!   with one log line (rate-limited per cause and address,
+//!   `refusals`); the node goes on. Each peer has one accepted connection
+//!   at a time: its new hello replaces the older one. A peer with nothing
+//!   to say keeps its connection; TCP keepalive tells it from one that
 //!   vanished.
+//! - Limits that favour members: a connection from an address that is no
+//!   peer's is closed as soon as it is accepted, before it costs a task;
+//!   each peer address may have [`PENDING_PER_ADDRESS`] connections that
+//!   have not finished their handshake, each for the handshake timeout at
+//!   most; a connection whose hello is accepted holds its peer's one slot.
+//! - Identity: with [`TcpConfig::tls`], every connection is mutual TLS 1.3
+//!   ([`tls`]): each side's certificate must chain to the cluster's CA and
+//!   name the node it is, and a hello must name the peer its certificate
+//!   names. Without it, the handshake checks ids, not identities: anyone
+//!   who can reach the port from a peer's address can claim to be that
+//!   peer (docs/operations.md, "What plaintext does not protect against").
 //!
-//! The handshake checks ids, not identities: anyone who can reach the port
-//! can claim to be a peer. Run it on a network you trust, as etcd without
-//! TLS; authentication would wrap these connections without touching the
-//! node.
-//!
-//! The transport knows nothing of elections; the same [`crate::Driver`]
-//! runs over it as over the in-process channels.
+//! The transport knows nothing of elections or deadlines; the same
+//! [`crate::Driver`] runs over it as over the in-process channels, paced as
+//! a node on a machine of its own ([`crate::Independent`]).
 
+pub mod certs;
 pub mod fuzzing;
 mod inbound;
 mod outbound;
+mod peer_address;
+pub mod refusals;
+pub mod tls;
 pub mod wire;
 
-use crate::timers::Timers;
-use crate::transport::{Delivery, Transport, Wake, race_deadline};
+pub use peer_address::{BadPeerAddress, PeerAddress};
+
+use crate::record_log::Refusal;
+use crate::transport::{Delivery, Transport};
 use outbound::PeerQueue;
-use raft_election::{ClusterId, Config, Message, NodeId, Timer};
+use raft_election::{ClusterId, Config, Message, NodeId};
+use refusals::Refusals;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
+use tls::PeerTls;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 /// Messages from all peers waiting for the node; beyond this they are lost
@@ -55,21 +69,13 @@ use tokio_util::sync::CancellationToken;
 /// microseconds, so only a flood fills it.
 pub const INBOX_CAPACITY: usize = 256;
 
-/// Accepted connections open at once; one more is closed at once. A
-/// cluster needs one per peer, a few more while peers reconnect.
-pub const MAX_INBOUND_CONNECTIONS: usize = 64;
-
-/// For this long before an election deadline a node watches the clock
-/// instead of Tokio's timer, which fires only on whole milliseconds: two
-/// nodes whose deadlines fall in the same millisecond would otherwise
-/// campaign together and split the vote (§5.2), about one election in a
-/// hundred with the paper's 150 ms range. The cost is a busy core for
-/// this long when an election timeout is reached, and nothing while
-/// heartbeats keep pushing the deadline back.
-pub const PRECISE_WINDOW: Duration = Duration::from_millis(2);
+/// Accepted connections from one peer address that have not finished
+/// their handshake (TLS, then the hello); one more is closed at once. A
+/// peer needs one, two while it reconnects.
+pub const PENDING_PER_ADDRESS: usize = 4;
 
 /// How a node reaches its peers and who may reach it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct TcpConfig {
     /// The cluster every frame must name.
     pub cluster: ClusterId,
@@ -78,11 +84,13 @@ pub struct TcpConfig {
     /// one machine can have its own loopback address, and a firewall rule
     /// on an address pair cuts one link.
     pub listen: SocketAddr,
-    /// Every peer's address, by id: the other voters. Where an address
-    /// names a specific IP, a hello from that peer must come from that IP
-    /// (peers connect from their listening address), so a second process
-    /// started elsewhere with the same id is refused.
-    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Every peer's address, by id: the other voters. A host name is
+    /// looked up again at every connection attempt. Where an address names
+    /// a specific IP, or a name that resolves to some, a hello from that
+    /// peer must come from that IP (peers connect from their listening
+    /// address; a name is looked up again for the check), so a second
+    /// process started elsewhere with the same id is refused.
+    pub peers: BTreeMap<NodeId, PeerAddress>,
     /// How long an accepted connection may take from its acceptance to a
     /// whole hello, and from a frame's first byte to its last: a peer
     /// trickling bytes gains no time.
@@ -110,14 +118,18 @@ pub struct TcpConfig {
     pub unacknowledged_timeout: Duration,
     /// Messages queued per peer; when full the oldest is dropped.
     pub peer_queue: usize,
+    /// Mutual TLS on every peer connection, both ways ([`tls`]); `None`
+    /// for plaintext.
+    pub tls: Option<Arc<PeerTls>>,
 }
 
 impl TcpConfig {
-    /// Listens on `listen`, reaches `peers`, with the default limits:
+    /// Listens on `listen`, reaches `peers` (set [`Self::peers`] after for
+    /// host names), with the default limits:
     /// handshake 2 s, keepalive after 5 s of quiet, reconnection 10 to
     /// 100 ms (a restarted peer hears its leader well within an election
     /// timeout), connection attempts 500 ms, unacknowledged data 2 s, 64
-    /// messages per peer.
+    /// messages per peer, plaintext.
     #[must_use]
     pub fn new(
         cluster: ClusterId,
@@ -127,7 +139,10 @@ impl TcpConfig {
         Self {
             cluster,
             listen,
-            peers,
+            peers: peers
+                .into_iter()
+                .map(|(id, addr)| (id, PeerAddress::Ip(addr)))
+                .collect(),
             handshake_timeout: Duration::from_secs(2),
             keepalive: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(10),
@@ -135,6 +150,7 @@ impl TcpConfig {
             connect_timeout: Duration::from_millis(500),
             unacknowledged_timeout: Duration::from_secs(2),
             peer_queue: 64,
+            tls: None,
         }
     }
 }
@@ -170,8 +186,11 @@ pub struct TcpStats {
     pub peers: BTreeMap<NodeId, PeerStats>,
     /// Accepted connections open now.
     pub inbound_connections: usize,
-    /// Accepted connections closed for bad input or a timeout.
+    /// Accepted connections refused: closed at once, or for bad input or
+    /// a timeout. The sum of [`Self::refusals`].
     pub rejected_connections: u64,
+    /// Refused connections by cause, every cause listed.
+    pub refusals: BTreeMap<Refusal, u64>,
     /// Messages received but lost because the node's inbox was full.
     pub inbox_full: u64,
 }
@@ -195,11 +214,7 @@ pub(crate) struct Counters {
     inbound_connections: AtomicUsize,
     rejected_connections: AtomicU64,
     inbox_full: AtomicU64,
-}
-
-/// A statistic: no other memory depends on it.
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+    refusals: Refusals,
 }
 
 /// A handle on a running transport's statistics, usable after the
@@ -223,6 +238,7 @@ impl TcpStatsHandle {
                 .collect(),
             inbound_connections: self.counters.inbound_connections.load(Ordering::Relaxed),
             rejected_connections: read(&self.counters.rejected_connections),
+            refusals: self.counters.refusals.counts(),
             inbox_full: read(&self.counters.inbox_full),
         }
     }
@@ -266,17 +282,19 @@ impl TcpTransport {
                 inbox: inbox_sender,
                 counters: Arc::clone(&counters),
                 current: Arc::default(),
+                pending: Arc::default(),
                 stop: stop.clone(),
             },
         ));
+        tokio::spawn(flush_refusals(Arc::clone(&counters), stop.clone()));
         let mut peers = BTreeMap::new();
-        for (&peer, &addr) in &tcp.peers {
+        for (&peer, addr) in &tcp.peers {
             let queue = Arc::new(PeerQueue::new(tcp.peer_queue));
             peers.insert(peer, Arc::clone(&queue));
             let link = outbound::Link {
                 me: config.id(),
                 peer,
-                addr,
+                addr: addr.clone(),
                 tcp: Arc::clone(&tcp),
                 queue,
                 stop: stop.clone(),
@@ -304,6 +322,21 @@ impl TcpTransport {
         TcpStatsHandle {
             counters: Arc::clone(&self.counters),
             peers: self.peers.clone(),
+        }
+    }
+}
+
+/// Reports the refusals the rate limit held back, every
+/// [`refusals::LINE_INTERVAL`], until the transport stops.
+async fn flush_refusals(counters: Arc<Counters>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(refusals::LINE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Each turn waits one interval, then flushes.
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            _ = every.tick() => counters.refusals.flush(),
         }
     }
 }
@@ -387,36 +420,6 @@ impl Transport for TcpTransport {
             () = self.stop.cancelled() => None,
             received = self.inbox.recv() => received,
         }
-    }
-
-    /// The next message or deadline, with an election deadline met to the
-    /// microsecond rather than the millisecond ([`PRECISE_WINDOW`]).
-    async fn next_input(&mut self, timers: &Timers, alarm: Pin<&mut Sleep>) -> Wake {
-        let now = Instant::now();
-        let election = timers.deadline(Timer::Election);
-        let approaching = election.is_some_and(|at| at > now && at - now <= PRECISE_WINDOW);
-        if approaching && timers.first_expired(now).is_none() {
-            // Watch the clock: a message first, else let the connection
-            // tasks run once and come back; the driver asks again.
-            return match self.inbox.try_recv() {
-                Ok((from, message)) => Wake::Message { from, message },
-                Err(mpsc::error::TryRecvError::Disconnected) => Wake::Closed,
-                Err(mpsc::error::TryRecvError::Empty) if self.stop.is_cancelled() => Wake::Closed,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    tokio::task::yield_now().await;
-                    // Not a deadline yet: the driver finds none expired and
-                    // waits again, here.
-                    Wake::Deadline
-                }
-            };
-        }
-        // Otherwise sleep, waking early before an election deadline; an
-        // early wake finds no timer expired and the driver asks again.
-        let wake = timers.next_deadline().map(|at| match election {
-            Some(e) if e == at && e > now + PRECISE_WINDOW => e - PRECISE_WINDOW,
-            _ => at,
-        });
-        race_deadline(self, wake, alarm).await
     }
 }
 

@@ -3,7 +3,8 @@
 //! queue to it.
 
 use super::wire::{self, Body, Frame};
-use super::{PeerStats, TcpConfig, bump, configure};
+use super::{PeerAddress, PeerStats, TcpConfig, configure};
+use crate::sync::bump;
 use bytes::BytesMut;
 use raft_election::{Message, NodeId};
 use std::collections::VecDeque;
@@ -11,12 +12,16 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
+
+/// The addresses a name resolves to that one attempt tries, in order.
+const MAX_ADDRESSES_TRIED: usize = 4;
 
 /// Messages for one peer, oldest first, at most `capacity`.
 #[derive(Debug)]
@@ -73,12 +78,18 @@ impl PeerQueue {
     }
 }
 
+/// An outgoing connection, plaintext or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
 /// One peer's outgoing connection and what it needs.
 #[derive(Debug)]
 pub(super) struct Link {
     pub(super) me: NodeId,
     pub(super) peer: NodeId,
-    pub(super) addr: SocketAddr,
+    pub(super) addr: PeerAddress,
     pub(super) tcp: Arc<TcpConfig>,
     pub(super) queue: Arc<PeerQueue>,
     pub(super) stop: CancellationToken,
@@ -176,8 +187,41 @@ impl Link {
         }
     }
 
-    async fn connect(&self) -> io::Result<TcpStream> {
-        let socket = if self.addr.is_ipv4() {
+    /// A connection to the peer: TCP, then with TLS the handshake, which
+    /// checks that the peer's certificate names this peer.
+    async fn connect(&self) -> io::Result<Stream> {
+        let stream = self.connect_tcp().await?;
+        let Some(tls) = &self.tcp.tls else {
+            return Ok(Stream::Plain(stream));
+        };
+        let handshake = tls.connector().connect(tls.server_name(self.peer), stream);
+        let stream = tokio::time::timeout(self.tcp.connect_timeout, handshake)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+            .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake: {e}")))?;
+        Ok(Stream::Tls(Box::new(stream)))
+    }
+
+    /// A TCP connection to the peer: its address, or the first address its
+    /// name resolves to now that accepts. Looked up at every attempt, so a
+    /// peer that moved is reached at its new address.
+    async fn connect_tcp(&self) -> io::Result<TcpStream> {
+        let timed_out = |what| io::Error::new(io::ErrorKind::TimedOut, what);
+        let found = tokio::time::timeout(self.tcp.connect_timeout, self.addr.resolve())
+            .await
+            .map_err(|_| timed_out("looking up the peer's name timed out"))??;
+        let mut failed = timed_out("no address to try");
+        for addr in found.into_iter().take(MAX_ADDRESSES_TRIED) {
+            match self.connect_to(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => failed = e,
+            }
+        }
+        Err(failed)
+    }
+
+    async fn connect_to(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
             TcpSocket::new_v6()?
@@ -185,10 +229,10 @@ impl Link {
         // From this node's own address, so the peer (and a firewall) sees
         // the same address this node listens on.
         let local = self.tcp.listen.ip();
-        if !local.is_unspecified() && local.is_ipv4() == self.addr.is_ipv4() {
+        if !local.is_unspecified() && local.is_ipv4() == addr.is_ipv4() {
             socket.bind(SocketAddr::new(local, 0))?;
         }
-        let stream = tokio::time::timeout(self.tcp.connect_timeout, socket.connect(self.addr))
+        let stream = tokio::time::timeout(self.tcp.connect_timeout, socket.connect(addr))
             .await
             .map_err(|_| {
                 io::Error::new(io::ErrorKind::TimedOut, "connection attempt timed out")
@@ -199,8 +243,15 @@ impl Link {
 
     /// Writes the hello, then every queued message, until the connection
     /// breaks or the node stops.
-    async fn serve(&self, stream: TcpStream) -> io::Error {
-        let (mut reader, mut writer) = stream.into_split();
+    async fn serve(&self, stream: Stream) -> io::Error {
+        match stream {
+            Stream::Plain(stream) => self.write(stream).await,
+            Stream::Tls(stream) => self.write(*stream).await,
+        }
+    }
+
+    async fn write<S: AsyncRead + AsyncWrite>(&self, stream: S) -> io::Error {
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let mut out = BytesMut::with_capacity(1024);
         let frame = |body| Frame {
             cluster: self.tcp.cluster,

@@ -24,6 +24,7 @@
 //! gave, and the fuzz target `frame` ([`super::fuzzing`]) feeds it anything
 //! at all.
 
+use crate::record_log::Refusal;
 use bytes::{Bytes, BytesMut};
 use raft_election::{ClusterId, Config, Message, NodeId, Term};
 use serde::{Deserialize, Serialize};
@@ -172,11 +173,31 @@ pub enum Rejection {
         /// Where the connection comes from.
         actual: IpAddr,
     },
-    /// A message of the last term there is. No correct node sends one: it
-    /// could never hold another election, and every node that adopted the
-    /// term would be stuck with it.
-    #[error("{0} in the last term ({term}): no election could follow it", term = Term(u64::MAX))]
-    LastTerm(&'static str),
+    /// A hello from a peer configured by host name, from an IP address the
+    /// name does not resolve to now.
+    #[error("a hello from {peer}, whose address is {name}, but from {actual}: {why}")]
+    WrongHost {
+        /// The peer the hello named.
+        peer: NodeId,
+        /// Its configured name and port.
+        name: String,
+        /// Where the connection comes from.
+        actual: IpAddr,
+        /// What the lookup found, or why it failed.
+        why: String,
+    },
+    /// A message of a term above the [`Term::CEILING`]. No correct node
+    /// sends one (no node passes the ceiling), and the core would drop it.
+    #[error(
+        "{kind} of {term}, above the term ceiling {ceiling}",
+        ceiling = Term::CEILING
+    )]
+    AboveCeiling {
+        /// The message's kind.
+        kind: &'static str,
+        /// Its term.
+        term: Term,
+    },
     /// A frame whose sender is not the one the hello named.
     #[error("a frame from {claimed} on the connection of {peer}")]
     SpoofedSender {
@@ -185,6 +206,34 @@ pub enum Rejection {
         /// The sender the frame names.
         claimed: NodeId,
     },
+    /// A hello naming another node than the connection's certificate.
+    #[error("a hello from {claimed} on a connection whose certificate names {certified}")]
+    NotItsCertificate {
+        /// The sender the hello named.
+        claimed: NodeId,
+        /// The peer the certificate names.
+        certified: NodeId,
+    },
+}
+
+impl Rejection {
+    /// Its cause, as the refusal counts and the rate limit key it.
+    #[must_use]
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Self::WrongAddress { .. } | Self::WrongHost { .. } | Self::NotItsCertificate { .. } => {
+                Refusal::WrongIdentity
+            }
+            Self::AboveCeiling { .. } => Refusal::AboveCeiling,
+            Self::Frame(_)
+            | Self::WrongCluster { .. }
+            | Self::UnknownSender(_)
+            | Self::NotForMe { .. }
+            | Self::NoHello
+            | Self::SecondHello
+            | Self::SpoofedSender { .. } => Refusal::BadFrame,
+        }
+    }
 }
 
 /// What a whole frame from a peer amounted to.
@@ -213,6 +262,9 @@ pub(crate) struct Inbound {
     config: Config,
     /// The peer its hello named, once accepted.
     peer: Option<NodeId>,
+    /// The peer its TLS certificate names, if it has one: its hello must
+    /// name the same.
+    certified: Option<NodeId>,
     codec: LengthDelimitedCodec,
     /// The codec took a frame's length prefix out of the buffer and waits
     /// for its body.
@@ -228,6 +280,7 @@ impl Inbound {
             cluster,
             config: config.clone(),
             peer: None,
+            certified: None,
             codec: codec(),
             prefix_taken: false,
         }
@@ -244,6 +297,12 @@ impl Inbound {
     #[must_use]
     pub(crate) fn peer(&self) -> Option<NodeId> {
         self.peer
+    }
+
+    /// The connection's TLS certificate names `peer`: a hello must name it
+    /// too.
+    pub(crate) fn certified(&mut self, peer: NodeId) {
+        self.certified = Some(peer);
     }
 
     /// Takes the next whole frame from the front of `buffer`: `Ok(None)` if
@@ -273,6 +332,15 @@ impl Inbound {
         if frame.from == self.me || !self.config.is_voter(frame.from) {
             return Err(Rejection::UnknownSender(frame.from));
         }
+        if let (None, Body::Hello { .. }, Some(certified)) = (self.peer, frame.body, self.certified)
+        {
+            if certified != frame.from {
+                return Err(Rejection::NotItsCertificate {
+                    claimed: frame.from,
+                    certified,
+                });
+            }
+        }
         match (self.peer, frame.body) {
             (None, Body::Hello { to }) if to == self.me => {
                 self.peer = Some(frame.from);
@@ -285,8 +353,11 @@ impl Inbound {
                 peer,
                 claimed: frame.from,
             }),
-            (Some(_), Body::Message(message)) if message.term() == Term(u64::MAX) => {
-                Err(Rejection::LastTerm(message.name()))
+            (Some(_), Body::Message(message)) if message.term() > Term::CEILING => {
+                Err(Rejection::AboveCeiling {
+                    kind: message.name(),
+                    term: message.term(),
+                })
             }
             (Some(peer), Body::Message(message)) => Ok(Some(Received::Message {
                 from: peer,
@@ -522,9 +593,12 @@ mod tests {
                 Rejection::SecondHello,
             ),
             (
-                "last term",
-                stream(&[hello, frame(2, heartbeat(u64::MAX, 2))]),
-                Rejection::LastTerm("AppendEntries"),
+                "above the ceiling",
+                stream(&[hello, frame(2, heartbeat(Term::CEILING.0 + 1, 2))]),
+                Rejection::AboveCeiling {
+                    kind: "AppendEntries",
+                    term: Term(Term::CEILING.0 + 1),
+                },
             ),
             (
                 "spoofed",
@@ -535,6 +609,15 @@ mod tests {
                 },
             ),
         ];
+        let mut certified = Inbound::new(&config(), CLUSTER);
+        certified.certified(NodeId(3));
+        assert_eq!(
+            certified.decode(&mut stream(&[hello])),
+            Err(Rejection::NotItsCertificate {
+                claimed: NodeId(2),
+                certified: NodeId(3)
+            })
+        );
         for (what, mut bytes, expected) in cases {
             let mut inbound = Inbound::new(&config(), CLUSTER);
             let result = loop {

@@ -7,9 +7,7 @@
 //!
 //! Paused clock except where a test says otherwise, so timings are exact.
 
-mod common;
-
-use common::{finish, ms, on_disk};
+use crate::support::{finish, ms, on_disk};
 
 use raft_election::{Features, HardState, NodeId, Role, Term, Timer, Timing};
 use raft_election_runtime::{

@@ -2,40 +2,18 @@
 //! corpus in `fuzz/corpus/frame/` and any crash kept in
 //! `fuzz/regressions/frame/`, through the very harness the target runs
 //! (`tcp::fuzzing::run_frames`). The other targets' replay is
-//! `sim/tests/fuzz_corpus.rs`; this one lives here because the decoder
+//! `sim/tests/it/fuzz_corpus.rs`; this one lives here because the decoder
 //! does.
 
 use raft_election_runtime::tcp::fuzzing::{FrameOutcome, run_frames};
 use raft_election_runtime::tcp::wire::{FrameError, Rejection};
-use std::path::{Path, PathBuf};
+use raft_election_sim::fuzzing::checked_in_inputs;
+use std::path::PathBuf;
 
 /// The files of `fuzz/<kind>/frame/`, sorted by name (none if the
 /// directory is missing, as `regressions/frame` is until a crash is kept).
 fn inputs(kind: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz")
-        .join(kind)
-        .join("frame");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("a readable directory entry").path())
-        .filter(|path| path.is_file())
-        .filter(|path| {
-            !path
-                .file_name()
-                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-        })
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (path, bytes)
-        })
-        .collect()
+    checked_in_inputs(kind, "frame")
 }
 
 /// Whether a rejection is of one kind.
@@ -94,7 +72,9 @@ fn every_frame_input_replays_and_the_corpus_reaches_messages_and_every_rejection
         ("not for me", |r| matches!(r, Rejection::NotForMe { .. })),
         ("no hello", |r| *r == Rejection::NoHello),
         ("spoofed", |r| matches!(r, Rejection::SpoofedSender { .. })),
-        ("last term", |r| matches!(r, Rejection::LastTerm(_))),
+        ("above the ceiling", |r| {
+            matches!(r, Rejection::AboveCeiling { .. })
+        }),
     ];
     for (name, kind) in kinds {
         assert!(reached(kind), "no corpus input is rejected as {name}");

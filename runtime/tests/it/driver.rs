@@ -3,6 +3,7 @@
 //! in-process cluster runs; nothing here knows another node's deadline.
 //! Paused clock: timings are exact.
 
+use crate::support::ms;
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{Config, HardState, Input, Message, NodeId, Role, Term, Timer, Timing};
 use raft_election_runtime::driver::{Observer, Requests};
@@ -83,10 +84,6 @@ impl Observer for Roles {
             .unwrap()
             .push((after.current_term(), after.role()));
     }
-}
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
 }
 
 struct Harness {

@@ -3,9 +3,7 @@
 //! {n1, n2, n3} with the lease on, over a transport the test feeds by hand;
 //! Tokio's paused clock, so every instant is exact.
 
-mod common;
-
-use common::{Fed, elect};
+use crate::fed_server::{Fed, elect};
 use raft_election::storage::MemStorage;
 use raft_election::{ClockDrift, Config, Message, NodeId, Term, Timing};
 use raft_election_runtime::{Server, TimeoutSource};

@@ -9,16 +9,13 @@
 //! `RUST_LOG=raft_election=info cargo test --test runtime -- --nocapture`
 //! prints the narration ("n1 timed out in t0 as follower, campaigns for t1").
 
+use crate::support::ms;
 use raft_election::{Features, Message, NodeId, Role, Term, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, Event, EventKind, TimeoutSource, spawn_cluster,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -3,9 +3,7 @@
 //! than once. Node n1 of {n1, n2, n3} over a transport the test feeds by
 //! hand; Tokio's paused clock.
 
-mod common;
-
-use common::{Fed, elect};
+use crate::fed_server::{Fed, elect};
 use raft_election::storage::{Storage, StorageError};
 use raft_election::{Config, HardState, Message, NodeId, Term, Timing};
 use raft_election_runtime::{Server, ServerError, TimeoutSource};

@@ -5,9 +5,7 @@
 //! clock, with state in memory and in files. (A demo process killed with
 //! SIGKILL is tested beside the binary, in the cli crate.)
 
-mod common;
-
-use common::{finish, ms, on_disk};
+use crate::support::{finish, ms, on_disk};
 
 use raft_election::{HardState, Message, NodeId, Role, Term};
 use raft_election_runtime::{

@@ -6,6 +6,7 @@
 
 use bytes::BytesMut;
 use raft_election::{ClusterId, Config, Message, NodeId, Term, Timing};
+use raft_election_runtime::record_log::Refusal;
 use raft_election_runtime::tcp::wire::{self, Body, Frame};
 use raft_election_runtime::{TcpConfig, TcpStatsHandle, TcpTransport, Transport};
 use std::collections::BTreeMap;
@@ -230,6 +231,48 @@ async fn a_hello_from_another_ip_than_the_peers_configured_one_is_refused() {
     assert_eq!(node.stats.snapshot().rejected_connections, 1);
 
     let (_reader, mut writer) = node.connect_from(n2_ip).await;
+    writer.write_all(&hello()).await.unwrap();
+    writer.write_all(&frame).await.unwrap();
+    assert_eq!(node.received().await, (N2, message));
+    assert_eq!(node.stats.snapshot().rejected_connections, 1);
+}
+
+/// A peer given by host name (`localhost:PORT`) is looked up to connect to
+/// it, and its hello must come from an address the name resolves to: from
+/// 127.0.0.2 it is refused, counted as a wrong identity, from 127.0.0.1 it is
+/// accepted. On the real clock: the lookups run on Tokio's blocking pool.
+#[tokio::test(flavor = "current_thread")]
+async fn a_peer_given_by_name_is_reached_by_it_and_heard_only_from_an_address_it_resolves_to() {
+    let n2 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let port = n2.local_addr().unwrap().port();
+    let config = Config::new(N1, [N1, N2], Timing::default()).unwrap();
+    let mut tcp = TcpConfig::new(CLUSTER, "127.0.0.1:0".parse().unwrap(), BTreeMap::new());
+    tcp.peers = BTreeMap::from([(N2, format!("localhost:{port}").parse().unwrap())]);
+    let handshake = tcp.handshake_timeout;
+    let transport = TcpTransport::bind(&config, tcp).await.unwrap();
+    let stats = transport.stats();
+    // n1 resolves the name and connects to n2's listener.
+    let (from_n1, _) = tokio::time::timeout(Duration::from_secs(10), n2.accept())
+        .await
+        .expect("n1 connects to localhost within 10 s")
+        .unwrap();
+    assert!(from_n1.peer_addr().unwrap().ip().is_loopback());
+    let mut node = Node {
+        transport,
+        stats,
+        handshake,
+        _n2: n2,
+    };
+    let (message, frame) = heartbeat(1);
+    let (mut reader, mut writer) = node.connect_from(Ipv4Addr::new(127, 0, 0, 2)).await;
+    writer.write_all(&hello()).await.unwrap();
+    let _ = writer.write_all(&frame).await;
+    closed(&mut reader, Duration::from_secs(10)).await;
+    let refused = node.stats.snapshot();
+    assert_eq!(refused.rejected_connections, 1);
+    assert_eq!(refused.refusals[&Refusal::WrongIdentity], 1);
+
+    let (_reader, mut writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
     writer.write_all(&hello()).await.unwrap();
     writer.write_all(&frame).await.unwrap();
     assert_eq!(node.received().await, (N2, message));

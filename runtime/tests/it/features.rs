@@ -5,8 +5,9 @@
 //! node, to a dead one, and a leader stopping gracefully). Virtual time is
 //! exact, so the timings below are the protocol's, not this machine's.
 //!
-//! The same situations step by step are in `sim/tests/features.rs`.
+//! The same situations step by step are in `sim/tests/it/features.rs`.
 
+use crate::support::{finish, ms};
 use raft_election::{Features, Message, NodeId, Role, Term, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, EventKind, Statuses, TransferError, spawn_cluster,
@@ -14,25 +15,10 @@ use raft_election_runtime::{
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
 fn config(nodes: u8, seed: u64, features: Features) -> ClusterConfig {
     ClusterConfig {
         features,
         ..ClusterConfig::seeded(nodes, seed)
-    }
-}
-
-/// Every cluster-wide invariant held over the whole run, and every task
-/// ended cleanly.
-async fn finish(cluster: ClusterHandle, context: &str) {
-    if let Err(violation) = cluster.check_safety() {
-        panic!("{context}: {violation}");
-    }
-    if let Err(e) = cluster.shutdown().await {
-        panic!("{context}: {e}");
     }
 }
 

@@ -1,12 +1,13 @@
-//! Three servers in one process over real TCP on loopback: the same driver
-//! as the in-process cluster, the TCP transport instead of channels. (The
-//! node binary over separate processes is tested in the cli crate.)
+//! Servers in one process over real TCP on loopback: the same driver as
+//! the in-process cluster, the TCP transport instead of channels. (The node
+//! binary over separate processes is tested in the cli crate.)
 
 use raft_election::storage::MemStorage;
-use raft_election::{ClusterId, Config, NodeId, Term, Timing};
+use raft_election::{ClusterId, Config, NodeId, Record, Term, Timing};
 use raft_election_runtime::{Leadership, Server, TcpConfig, TcpTransport, TimeoutSource};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -127,6 +128,79 @@ async fn three_servers_over_tcp_elect_a_leader_and_replace_it_when_it_shuts_down
     }
 }
 
+/// What the record hook saw: saves with their durations, heartbeat round
+/// trips, and every record in order.
+#[derive(Debug, Default)]
+struct Seen {
+    records: Vec<Record>,
+    saves_timed: usize,
+    round_trips: usize,
+}
+
+/// A server's application sees every record through `on_record`, a save
+/// with how long it took and a heartbeat answer with its round trip: a
+/// cluster of two over TCP, the hook on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_hook_sees_every_record_with_save_durations_and_round_trips() {
+    let ids = [NodeId(1), NodeId(2)];
+    let addresses = addresses(&ids);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut servers = Vec::new();
+    for (seed, &id) in (1..).zip(&ids) {
+        let config = Config::new(id, ids, Timing::default()).unwrap();
+        let peers = addresses
+            .iter()
+            .filter(|&(&p, _)| p != id)
+            .map(|(&p, &a)| (p, a))
+            .collect();
+        let tcp = TcpConfig::new(CLUSTER, addresses[&id], peers);
+        let transport = TcpTransport::bind(&config, tcp).await.unwrap();
+        let seen = Arc::clone(&seen);
+        let server = Server::builder(config)
+            .storage(MemStorage::new())
+            .transport(transport)
+            .timeouts(TimeoutSource::Seeded(seed))
+            .on_record(move |noted| {
+                let mut seen = seen.lock().unwrap();
+                seen.saves_timed += usize::from(noted.took.is_some());
+                seen.round_trips += usize::from(noted.round_trip.is_some());
+                if seen.records.len() < 10_000 {
+                    seen.records.push(*noted.record);
+                }
+            })
+            .spawn()
+            .unwrap();
+        servers.push(server);
+    }
+    let mut watches: Vec<_> = servers.iter().map(Server::leadership).collect();
+    leader_after(&mut watches, Term(0)).await;
+    let heard = async {
+        // Each turn waits a heartbeat for the leader's first round trips.
+        while seen.lock().unwrap().round_trips < 3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, heard)
+        .await
+        .expect("round trips");
+    for server in servers {
+        server.shutdown().await.unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    let count = |f: fn(&Record) -> bool| seen.records.iter().filter(|r| f(r)).count();
+    assert_eq!(count(|r| matches!(r, Record::Started(_))), 2);
+    let saves = count(|r| matches!(r, Record::Saved(_)));
+    assert!(
+        saves >= 2,
+        "a candidate's vote and its voter's are saved: {saves}"
+    );
+    assert_eq!(
+        seen.saves_timed, saves,
+        "every save comes with its duration"
+    );
+    assert!(count(|r| matches!(r, Record::Sent { .. })) > 0);
+}
+
 /// Reads whole frames from a peer connection until it closes; returns how
 /// many carried a message.
 async fn count_frames(mut stream: tokio::net::TcpStream) -> u64 {
@@ -219,5 +293,54 @@ async fn a_dead_peer_loses_its_oldest_messages_but_delays_neither_the_node_nor_t
     assert_eq!(
         received, to_fast.sent,
         "the other peer got everything written to its connection"
+    );
+}
+
+/// On Tokio's paused clock, which moves only while every task waits, a TCP
+/// node meets its election deadline exactly, as the in-process cluster's
+/// nodes do: the precise wait of its last 2 ms sleeps to the deadline
+/// rather than watching a clock that cannot move. A runtime of its own on
+/// a thread of its own, so a node stuck watching it fails the test within
+/// a bound of real time instead of hanging it.
+#[test]
+fn a_tcp_node_on_a_paused_clock_campaigns_exactly_at_its_election_deadline() {
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let (report, reported) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let elapsed = runtime.block_on(async {
+            // A cluster of one: it elects itself when its timeout fires.
+            let id = NodeId(1);
+            let config = Config::new(id, [id], Timing::default()).unwrap();
+            let listen = "127.0.0.1:0".parse().unwrap();
+            let tcp = TcpConfig::new(CLUSTER, listen, BTreeMap::new());
+            let transport = TcpTransport::bind(&config, tcp).await.unwrap();
+            let schedule = BTreeMap::from([(id, vec![TIMEOUT])]);
+            let start = tokio::time::Instant::now();
+            let server = Server::builder(config)
+                .storage(MemStorage::new())
+                .transport(transport)
+                .timeouts(TimeoutSource::Schedule(schedule))
+                .spawn()
+                .unwrap();
+            let mut leadership = server.leadership();
+            leadership.wait_for(|l| l.is_me).await.unwrap();
+            let elapsed = start.elapsed();
+            server.shutdown().await.unwrap();
+            elapsed
+        });
+        let _ = report.send(elapsed);
+    });
+    let elapsed = reported
+        .recv_timeout(DEADLINE)
+        .expect("the node never reached its deadline: its paused clock is stuck");
+    // Tokio's timer fires on the millisecond tick at or after a deadline.
+    assert!(
+        (TIMEOUT..TIMEOUT + Duration::from_millis(1)).contains(&elapsed),
+        "elected after {elapsed:?}"
     );
 }

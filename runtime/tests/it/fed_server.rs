@@ -1,35 +1,10 @@
-//! Helpers shared by the runtime's integration tests.
-#![allow(dead_code)] // Each test file uses its own subset.
+//! What the server tests (server, leader lease) share: a server of n1 fed
+//! by hand and elected.
 
-use raft_election::storage::{FileStorage, Storage};
-use raft_election::{ClusterId, HardState, Message, NodeId, Term};
-use raft_election_runtime::{ClusterHandle, Delivery, Server, Transport};
-use std::path::Path;
+use raft_election::{Message, NodeId, Term};
+use raft_election_runtime::{Delivery, Server, Transport};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-pub(crate) fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-/// What node `id`'s file in `dir` (of cluster 1, the in-process default)
-/// holds, read by a fresh handle.
-pub(crate) fn on_disk(dir: &Path, id: NodeId) -> HardState {
-    FileStorage::open(dir, ClusterId(1), id)
-        .load()
-        .unwrap_or_else(|e| panic!("{id}: {e}"))
-}
-
-/// Every cluster-wide invariant held over the whole run (election safety
-/// among them), then every task ended cleanly.
-pub(crate) async fn finish(cluster: ClusterHandle, context: &str) {
-    if let Err(violation) = cluster.check_safety() {
-        panic!("{context}: {violation}");
-    }
-    if let Err(e) = cluster.shutdown().await {
-        panic!("{context}: {e}");
-    }
-}
 
 /// A transport the test feeds by hand: it delivers what the test sends on
 /// its channel, and its sends go nowhere. Closes when the test drops the
