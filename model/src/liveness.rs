@@ -37,12 +37,17 @@
 //! It succeeds as soon as an up node leads a term that a majority of the
 //! cluster follows (the leader and the up followers of its term that know
 //! it), counted without the core's quorum formula.
+//!
+//! It is not asked once a node has reached the term ceiling (after
+//! everything in flight arrived): no election follows the ceiling's, so a
+//! cluster there keeps its leader, if it has one, and that is all. Every
+//! state below it must elect, the last election being into the ceiling.
 
-use crate::{
-    ClusterState, ElectionModel, MAX_SETTLING_ROUNDS, Network, NetworkKind, Server, with_outputs,
-};
+use crate::actions::with_outputs;
+use crate::properties::MAX_SETTLING_ROUNDS;
+use crate::{ClusterState, ElectionModel, Network, NetworkKind, Server};
 use raft_election::invariants::History;
-use raft_election::{Features, Input, LogSummary, NodeId, Role, Timer};
+use raft_election::{Features, Input, LogSummary, NodeId, Role, Term, Timer};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -88,6 +93,18 @@ impl Up {
             .map(NodeId)
             .filter(move |&id| self.contains(id))
     }
+}
+
+/// Whether a node of `state` has reached the term ceiling, where the
+/// property is not asked: an election into the ceiling may split, or its
+/// leader fail, and no election follows it (`proofs.md`, "The term
+/// ceiling"). Below it the property holds as anywhere: the next election
+/// is into the ceiling, and a correct core wins it.
+fn at_the_ceiling(state: &ClusterState) -> bool {
+    state
+        .servers
+        .iter()
+        .any(|server| server.node.current_term() >= Term::CEILING)
 }
 
 /// More than half of `nodes`: restated rather than taken from
@@ -142,6 +159,9 @@ impl ElectionModel {
         let Some(settled) = self.settle_for_election(state) else {
             return false;
         };
+        if at_the_ceiling(&settled) {
+            return true;
+        }
         Up::every_majority(settled.servers.len()).all(|up| {
             let key = (self.bounds.features, settled.servers.clone(), up);
             if let Some(elected) = ROUNDS_MEMO.with(|memo| memo.borrow().get(&key).copied()) {
@@ -207,6 +227,9 @@ impl ElectionModel {
                 story,
             });
         };
+        if at_the_ceiling(&settled) {
+            return None;
+        }
         Up::every_majority(nodes).find_map(|up| {
             let mut told = story.clone();
             let elected = self.play_rounds(settled.clone(), up, ELECTION_ROUNDS, Some(&mut told));

@@ -4,8 +4,8 @@
 //! duplicating network the in-flight set is most of a state. So each message
 //! is packed into one `u64` and the set is a sorted vector of them: cloning is
 //! one copy, hashing a few words, lookup a binary search. The packing is exact
-//! (no two envelopes share a code) within [`Network::fits`]; the model refuses
-//! bounds outside it.
+//! (no two envelopes share a code) within [`Network::fits`] and
+//! [`Network::holds_terms`]; the model refuses bounds outside them.
 
 use raft_election::Envelope;
 use raft_election::{Message, NodeId, Term};
@@ -73,8 +73,35 @@ fn pop_id(code: &mut u64) -> NodeId {
     NodeId(u8::try_from(pop(code, ID_BITS)).expect("ids are 4 bits"))
 }
 
+/// Terms pack into [`NUMBER_BITS`] bits in two windows of the term space,
+/// half the codes each: its bottom, terms `0..WINDOW`, and its top, the
+/// `WINDOW` terms up to one past [`Term::CEILING`], where the portfolio's
+/// configuration near the ceiling runs ([`crate::Bounds::term_offset`]).
+/// One past it, so that a core that passes the ceiling is still a state
+/// the model can hold, and check.
+const WINDOW: u64 = 1 << (NUMBER_BITS - 1);
+/// The term of the top window's first code.
+const TOP_WINDOW: u64 = Term::CEILING.0 + 2 - WINDOW;
+
+fn pack_term(term: Term) -> u64 {
+    debug_assert!(
+        term.0 < WINDOW || (TOP_WINDOW..TOP_WINDOW + WINDOW).contains(&term.0),
+        "{term} is in neither window"
+    );
+    if term.0 < WINDOW {
+        term.0
+    } else {
+        term.0 - TOP_WINDOW + WINDOW
+    }
+}
+
 fn pop_term(code: &mut u64) -> Term {
-    Term(pop(code, NUMBER_BITS))
+    let packed = pop(code, NUMBER_BITS);
+    if packed < WINDOW {
+        Term(packed)
+    } else {
+        Term(packed - WINDOW + TOP_WINDOW)
+    }
 }
 
 /// Packs `envelope`: term, log term, log index, id, flag, kind, to, from
@@ -131,8 +158,8 @@ fn pack(envelope: &Envelope) -> u64 {
         Message::TimeoutNow { .. } => (TIMEOUT_NOW, 0, false, 0, 0),
     };
     let mut code = 0;
-    push(&mut code, envelope.message.term().0, NUMBER_BITS);
-    push(&mut code, log_term, NUMBER_BITS);
+    push(&mut code, pack_term(envelope.message.term()), NUMBER_BITS);
+    push(&mut code, pack_term(Term(log_term)), NUMBER_BITS);
     push(&mut code, log_index, NUMBER_BITS);
     push(&mut code, u64::from(id), ID_BITS);
     push(&mut code, u64::from(flag), 1);
@@ -192,11 +219,21 @@ fn unpack(mut code: u64) -> Envelope {
 }
 
 impl Network {
-    /// Whether every envelope among `nodes` nodes, with terms and log numbers up
-    /// to `largest`, packs exactly.
+    /// Whether every envelope among `nodes` nodes, with log indices up to
+    /// `largest_index`, packs exactly (given terms it holds,
+    /// [`Self::holds_terms`]).
     #[must_use]
-    pub fn fits(nodes: u8, largest: u64) -> bool {
-        u32::from(nodes) <= 1 << ID_BITS && largest < 1 << NUMBER_BITS
+    pub fn fits(nodes: u8, largest_index: u64) -> bool {
+        u32::from(nodes) <= 1 << ID_BITS && largest_index < 1 << NUMBER_BITS
+    }
+
+    /// Whether every term from `first` to `last` packs exactly: all of them
+    /// in the bottom of the term space (below 32,768) or all at its top
+    /// (the 32,768 terms up to one past [`Term::CEILING`]).
+    #[must_use]
+    pub fn holds_terms(first: Term, last: Term) -> bool {
+        let top = TOP_WINDOW..TOP_WINDOW + WINDOW;
+        first <= last && (last.0 < WINDOW || (top.contains(&first.0) && top.contains(&last.0)))
     }
 
     /// Adds `envelope` unless an identical one is already in flight.
@@ -331,10 +368,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn terms_pack_at_the_bottom_of_the_term_space_or_up_to_one_past_the_ceiling() {
+        let past = Term(Term::CEILING.0 + 1);
+        assert!(Network::holds_terms(Term(0), Term(32_767)));
+        assert!(!Network::holds_terms(Term(0), Term(32_768)));
+        assert!(Network::holds_terms(Term(Term::CEILING.0 - 32_766), past));
+        assert!(!Network::holds_terms(Term(Term::CEILING.0 - 32_767), past));
+        assert!(!Network::holds_terms(
+            Term::CEILING,
+            Term(Term::CEILING.0 + 2)
+        ));
+        assert!(!Network::holds_terms(Term(2), Term::CEILING));
+        for term in [0, 32_767, Term::CEILING.0 - 32_766, Term::CEILING.0, past.0] {
+            let mut code = pack_term(Term(term));
+            assert_eq!(pop_term(&mut code), Term(term));
+        }
+    }
+
+    #[test]
     fn every_kind_of_envelope_survives_packing() {
         let envelopes = [
             Message::RequestVote {
-                term: Term(65_535),
+                term: Term(32_767),
                 candidate_id: NodeId(15),
                 last_log_index: 65_535,
                 last_log_term: Term(7),
@@ -353,20 +408,22 @@ mod tests {
                 term: Term(1),
                 success: false,
                 last_log_index: 65_535,
-                last_log_term: Term(65_535),
+                last_log_term: Term::CEILING,
                 round: 0,
             },
             Message::PreVote {
-                term: Term(65_535),
+                term: Term(Term::CEILING.0 + 1),
                 candidate_id: NodeId(9),
                 last_log_index: 3,
-                last_log_term: Term(65_535),
+                last_log_term: Term(32_767),
             },
             Message::PreVoteResponse {
-                term: Term(65_535),
+                term: Term(Term::CEILING.0 + 2 - 32_768),
                 vote_granted: true,
             },
-            Message::TimeoutNow { term: Term(65_535) },
+            Message::TimeoutNow {
+                term: Term::CEILING,
+            },
         ]
         .map(|message| Envelope {
             from: NodeId(15),

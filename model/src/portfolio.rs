@@ -62,9 +62,32 @@ pub fn label(bounds: &Bounds) -> String {
             .join("+")
     };
     format!(
-        "{features}, {}n t<={} c{}, {logs}",
-        bounds.nodes, bounds.max_term.0, bounds.max_crashes
+        "{features}, {}n {} c{}, {logs}",
+        bounds.nodes,
+        terms(bounds),
+        bounds.max_crashes
     )
+}
+
+/// The terms `bounds` explores: `t<=2`, or near the ceiling `t from
+/// ceiling-1` (the bound is one past the ceiling there).
+fn terms(bounds: &Bounds) -> String {
+    if bounds.term_offset == 0 {
+        return format!("t<={}", bounds.max_term.0);
+    }
+    let first = bounds.term_offset.saturating_add(
+        bounds
+            .logs
+            .iter()
+            .map(|log| log.last_log_term.0)
+            .min()
+            .unwrap_or_default(),
+    );
+    match Term::CEILING.0.checked_sub(first) {
+        Some(0) => "t from ceiling".to_owned(),
+        Some(below) => format!("t from ceiling-{below}"),
+        None => format!("t from ceiling+{}", first - Term::CEILING.0),
+    }
 }
 
 /// The profile whose logs `bounds` holds, if any.
@@ -132,7 +155,8 @@ fn every_property(features: Features) -> Vec<&'static str> {
 }
 
 /// The default portfolio, `check` with no options. Figure 2 rows first,
-/// the largest first of them; then the features.
+/// the largest first of them; then the features; then the features'
+/// decisions on unequal logs.
 #[must_use]
 pub fn portfolio() -> Vec<Entry> {
     use StartingLogs::{Ahead, Equal, LongerOlder};
@@ -194,7 +218,61 @@ pub fn portfolio() -> Vec<Entry> {
             every_property(features),
         ));
     }
+    entries.extend(decisions_on_unequal_logs());
+    entries.push(near_the_ceiling());
     entries
+}
+
+/// Leadership transfer alone.
+const TRANSFER: Features = Features {
+    leadership_transfer: true,
+    ..Features::NONE
+};
+
+/// Pre-Vote alone.
+const PRE_VOTE: Features = Features {
+    pre_vote: true,
+    ..Features::NONE
+};
+
+/// The features' decisions that read a log, where the logs differ and a
+/// second term follows the first, so a node's term is not its last log
+/// entry's. With n0 one entry ahead, a transfer to n0 completes and one
+/// from n0 is refused (§3.10; the acknowledgement's rule), and a PreVote
+/// carries a log that its sender's term no longer matches (§9.6). Three
+/// nodes: with two, a node behind never leads, so no transfer is decided
+/// both ways.
+fn decisions_on_unequal_logs() -> [Entry; 2] {
+    use StartingLogs::Ahead;
+    [
+        Entry::new(
+            "a transfer decided on unequal logs over two terms: completed to a target ahead, refused to one behind, a crash",
+            bounds(3, 2, 1, Ahead, TRANSFER),
+            every_property(TRANSFER),
+        ),
+        Entry::new(
+            "Pre-Vote on unequal logs over two terms: a PreVote's log, not its sender's term, decides",
+            bounds(3, 2, 0, Ahead, PRE_VOTE),
+            every_property(PRE_VOTE),
+        ),
+    ]
+}
+
+/// Every feature among three, each node one term below the term ceiling:
+/// the last election possible is into it, so the liveness property meets
+/// the top of the term space (a node that cannot campaign into the
+/// ceiling, or a message of it refused, elects no one), and a step past
+/// it is one the model holds and checks.
+fn near_the_ceiling() -> Entry {
+    Entry::new(
+        "every feature at the top of the term space: the last election is into the ceiling",
+        bounds(3, 1, 1, StartingLogs::Ahead, Features::ALL).near_ceiling(1),
+        vec![
+            REACHABILITY[0],
+            FEATURE_REACHABILITY[0],
+            FEATURE_REACHABILITY[1],
+        ],
+    )
 }
 
 /// Pre-Vote with CheckQuorum: etcd's recommended pair.

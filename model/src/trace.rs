@@ -315,8 +315,6 @@ pub fn sequence_diagram(
         let Some(action) = action else {
             continue;
         };
-        // Steps are few: a path is bounded by the model's depth.
-        #[allow(clippy::cast_precision_loss)]
         let at = (number + 1) as f64;
         let mut note = describe_action(action);
         let mut alarm = false;

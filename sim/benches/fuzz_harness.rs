@@ -11,8 +11,7 @@
 
 use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
-use raft_election_sim::fuzzing::{self, NodeScript, Schedule};
-use std::path::Path;
+use raft_election_sim::fuzzing::{self, NodeScript, Schedule, checked_in_inputs};
 
 #[global_allocator]
 static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
@@ -23,19 +22,9 @@ fn main() {
 
 /// The checked-in corpus of `target`, sorted by file name.
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("a readable directory entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .collect()
+    let inputs = checked_in_inputs("corpus", target);
+    assert!(!inputs.is_empty(), "no corpus for {target}");
+    inputs.into_iter().map(|(_, bytes)| bytes).collect()
 }
 
 /// The `election` target: decode a schedule, run it over a fresh cluster.

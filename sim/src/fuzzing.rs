@@ -23,6 +23,7 @@ use raft_election::{HardState, LogSummary, NodeId, Role, Term};
 use raft_election::{Input, Node, Output};
 use std::cell::RefCell;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// Smallest cluster the `election` target builds: the smallest with a real quorum.
 pub const MIN_CLUSTER: u8 = 3;
@@ -48,6 +49,44 @@ pub const FORGED_SENDERS: u8 = 8;
 /// so a corpus file replays on stable as the fuzzer ran it.
 pub fn decode<'a, T: Arbitrary<'a>>(bytes: &'a [u8]) -> arbitrary::Result<T> {
     T::arbitrary_take_rest(Unstructured::new(bytes))
+}
+
+/// The checked-in inputs of fuzz target `target` in `fuzz/<kind>/<target>/`
+/// (`kind`: `corpus`, or `regressions` for kept crashes), sorted by file
+/// name, each with its bytes; none if the directory is missing (a target
+/// with no crash kept has no regressions directory). Hidden files are not
+/// inputs. What every replay of a corpus on stable reads (the tests, the
+/// harness benchmark).
+///
+/// # Panics
+/// On a file or directory entry that cannot be read: a replay must not
+/// skip an input silently.
+#[must_use]
+pub fn checked_in_inputs(kind: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz")
+        .join(kind)
+        .join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .map(|entry| entry.expect("a readable directory entry").path())
+        .filter(|path| path.is_file())
+        .filter(|path| {
+            !path
+                .file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path, bytes)
+        })
+        .collect()
 }
 
 /// A log summary with a small index and term, so that ties, and both sides
@@ -373,7 +412,9 @@ pub struct NodeScript {
     pub voters: u8,
     /// The node's id is `id % voters`; its top bit turns the leader lease
     /// on where the features allow it (lease-guarded votes), so the corpus
-    /// kept from before the lease decodes as it did.
+    /// kept from before the lease decodes as it did. Its next bit starts
+    /// the node near the term ceiling ([`NodeScript::first_term`]): half of
+    /// all scripts run there, half from term 0.
     pub id: u8,
     /// The election features the node runs.
     pub features: Features,
@@ -381,6 +422,20 @@ pub struct NodeScript {
     pub log: SmallLog,
     /// What the node is fed, in order; at most [`MAX_NODE_STIMULI`] are run.
     pub stimuli: Vec<Stimulus>,
+}
+
+impl NodeScript {
+    /// The term the node first starts in: 0, or with bit `0x40` of
+    /// [`Self::id`] set the [`Term::CEILING`] or one of the three terms
+    /// below it, so that elections, adopted terms and forged ones meet the
+    /// ceiling as often as term 0.
+    #[must_use]
+    pub fn first_term(&self) -> Term {
+        if self.id & 0x40 == 0 {
+            return Term(0);
+        }
+        Term(Term::CEILING.0 - u64::from(self.id & 0x03))
+    }
 }
 
 /// One thing that happens to the node of a [`NodeScript`].
@@ -463,7 +518,11 @@ pub fn run_node(script: &NodeScript) -> Result<NodeOutcome, NodeFailure> {
             .with_leader_lease(ClockDrift::DEFAULT)
             .expect("the features guard votes");
     }
-    let mut harness = NodeHarness::new(config, script.log.into());
+    let first = HardState {
+        current_term: script.first_term(),
+        voted_for: None,
+    };
+    let mut harness = NodeHarness::new(config, first, script.log.into());
     let mut outcome = NodeOutcome::default();
     harness
         .step(Input::Start)
@@ -522,13 +581,13 @@ struct NodeHarness {
 }
 
 impl NodeHarness {
-    fn new(config: Config, log: LogSummary) -> Self {
+    fn new(config: Config, first: HardState, log: LogSummary) -> Self {
         Self {
             history: History::new([(config.id(), log)]),
             config,
-            node: Node::restore(HardState::default(), log),
+            node: Node::restore(first, log),
             log,
-            storage: HardState::default(),
+            storage: first,
             outputs: Vec::new(),
         }
     }
@@ -686,6 +745,16 @@ fn check_higher_term_converts(
 /// hard state: nothing the node acts on can be lost in a crash (Figure 2:
 /// "updated on stable storage before responding to RPCs").
 fn check_persisted(config: &Config, node: &Node, storage: HardState) -> Result<(), Violation> {
+    // What a node persists its own restart must accept (the term ceiling).
+    if let Err(refused) = config.check_restored(&storage) {
+        return Err(Violation {
+            invariant: Invariant::PersistBeforeSend,
+            detail: format!(
+                "{} persisted a state its restart refuses: {refused}",
+                config.id()
+            ),
+        });
+    }
     let hard_state = node.hard_state();
     if storage != hard_state {
         return Err(Violation {
@@ -875,6 +944,34 @@ mod tests {
         let outcome = run_node(&script).unwrap();
         assert!(outcome.voted_for_another);
         assert_eq!(outcome.max_term, Term(1));
+    }
+
+    #[test]
+    fn a_node_started_below_the_ceiling_campaigns_into_it_and_no_further() {
+        let script = NodeScript {
+            voters: 3,
+            id: 0x40 | 0x01,
+            features: Features::NONE,
+            log: SmallLog::default(),
+            stimuli: vec![
+                Stimulus::Raw(Input::Timeout(Timer::Election)),
+                Stimulus::Raw(Input::Timeout(Timer::Election)),
+                Stimulus::Restart,
+                Stimulus::Near {
+                    from: 0,
+                    message: Message::AppendEntries {
+                        term: Term(0),
+                        leader_id: NodeId(0),
+                        round: 0,
+                    },
+                    offset: 1,
+                },
+                Stimulus::Raw(Input::Timeout(Timer::Election)),
+            ],
+        };
+        assert_eq!(script.first_term(), Term(Term::CEILING.0 - 1));
+        let outcome = run_node(&script).unwrap();
+        assert_eq!(outcome.max_term, Term::CEILING);
     }
 
     #[test]

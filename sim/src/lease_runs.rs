@@ -2,14 +2,23 @@
 //! ([`crate::timed`]) with clocks drifting within the configured bound,
 //! arbitrary message delays, crashes, restarts, cut links, isolated nodes
 //! and leadership transfers, checked after every event by
-//! [`raft_election::invariants::LeaseHistory`]: no two nodes hold a lease at
-//! the same instant of real time, and leases come in the order of terms.
+//! [`crate::lease_watch`]: no two nodes hold a lease at the same instant of
+//! real time and leases come in the order of terms; every leadership holds
+//! a lease once a majority acknowledged it in time; no lease begins before
+//! an earlier term's lease ran out, and the closest two came is kept.
+//!
+//! Half the runs are the adversary's: the leader's clock slowest and every
+//! other one fastest, at the drift bound, from each election on; short,
+//! even delays; the shortest election timeouts; and the leader cut off the
+//! moment its lease grows, so its followers elect the next leader as soon
+//! as their vote guards allow. That is where the two leases come closest,
+//! so a bug that lengthens the lease shows in these runs first.
 //!
 //! One run is a function of its seed alone, so a failing seed replays. The
-//! `lease-runs` command runs many; `cargo test` a few thousand.
+//! `lease-runs` command runs many; `cargo test` a thousand.
 
-use crate::timed::{LeaseReading, PickDelay, PickDuration, TimedCluster};
-use raft_election::invariants::Violation;
+use crate::lease_watch::LeaseStats;
+use crate::timed::{LeaseReading, PickDelay, PickDuration, TimedCluster, TimedError};
 use raft_election::{ClockDrift, Config, Features, NodeId, Timing};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -25,8 +34,6 @@ pub const RUN_LENGTH: Duration = Duration::from_secs(3);
 pub struct RunStats {
     /// Voters in the cluster (3 or 5).
     pub nodes: u8,
-    /// Times a node got or extended a lease.
-    pub lease_grants: u64,
     /// Distinct leaderships (a node winning a term).
     pub leaderships: u64,
     /// Crashes injected.
@@ -35,11 +42,16 @@ pub struct RunStats {
     pub cuts: u64,
     /// Leadership transfers asked for.
     pub transfers: u64,
+    /// Whether this was one of the adversary's runs (see the module doc).
+    pub adversarial: bool,
+    /// What the lease checks saw.
+    pub leases: LeaseStats,
 }
 
 /// Runs the seeded scenario `seed` with the drift bound `drift`: clocks run
-/// at rates up to `1 + drift` apart, at the bound's very edge half the time.
-pub fn run(seed: u64, drift: ClockDrift) -> Result<RunStats, Violation> {
+/// at rates up to `1 + drift` apart, at the bound's very edge half the time,
+/// and in the worst direction in the adversary's runs.
+pub fn run(seed: u64, drift: ClockDrift) -> Result<RunStats, TimedError> {
     run_reading(seed, drift, LeaseReading::Correct)
 }
 
@@ -48,22 +60,24 @@ pub(crate) fn run_reading(
     seed: u64,
     drift: ClockDrift,
     reading: LeaseReading,
-) -> Result<RunStats, Violation> {
+) -> Result<RunStats, TimedError> {
     let rng = Rc::new(RefCell::new(Xoshiro256PlusPlus::seed_from_u64(seed)));
-    let mut stats = RunStats {
-        nodes: if rng.borrow_mut().random_bool(0.7) {
-            3
+    let (nodes, features, adversarial) = {
+        let mut rng = rng.borrow_mut();
+        let nodes = if rng.random_bool(0.7) { 3 } else { 5 };
+        let features = if rng.random_bool(0.5) {
+            Features::default()
         } else {
-            5
-        },
+            Features::ALL
+        };
+        (nodes, features, rng.random_bool(0.5))
+    };
+    let mut stats = RunStats {
+        nodes,
+        adversarial,
         ..RunStats::default()
     };
-    let features = if rng.borrow_mut().random_bool(0.5) {
-        Features::default()
-    } else {
-        Features::ALL
-    };
-    let configs: Vec<Config> = Config::cluster(stats.nodes, Timing::default())
+    let configs: Vec<Config> = Config::cluster(nodes, Timing::default())
         .expect("the default timing is valid")
         .into_iter()
         .map(|config| {
@@ -73,9 +87,37 @@ pub(crate) fn run_reading(
                 .expect("both feature sets guard votes")
         })
         .collect();
-    let rates = clock_rates(&mut rng.borrow_mut(), stats.nodes, drift);
+    let mut cluster = if adversarial {
+        adversarial_cluster(configs, &rng, drift)
+    } else {
+        random_cluster(configs, &rng, drift)
+    }
+    .with_lease_reading(reading);
+    let mut down: Vec<NodeId> = Vec::new();
+    // Each turn advances virtual time by at least a millisecond.
+    while cluster.now() < RUN_LENGTH {
+        if adversarial {
+            adversarial_turn(&mut cluster, &rng, &mut stats)?;
+        } else {
+            random_turn(&mut cluster, &rng, &mut stats, &mut down, drift)?;
+        }
+    }
+    stats.leaderships = cluster.leaderships();
+    stats.leases = cluster.lease_stats();
+    Ok(stats)
+}
+
+/// The cluster of a random run: clocks within the bound, at its edges half
+/// the time; timeouts at the shortest often; a LAN's delays mostly.
+fn random_cluster(
+    configs: Vec<Config>,
+    rng: &Rc<RefCell<Xoshiro256PlusPlus>>,
+    drift: ClockDrift,
+) -> TimedCluster {
+    let nodes = u8::try_from(configs.len()).unwrap_or(u8::MAX);
+    let rates = clock_rates(&mut rng.borrow_mut(), nodes, drift);
     let pick: PickDuration = {
-        let rng = Rc::clone(&rng);
+        let rng = Rc::clone(rng);
         Box::new(move |min, max| {
             // The adversary's timeouts: the shortest allowed often, so a
             // follower campaigns the moment its guard lets it.
@@ -88,79 +130,162 @@ pub(crate) fn run_reading(
         })
     };
     let delays: PickDelay = {
-        let rng = Rc::clone(&rng);
+        let rng = Rc::clone(rng);
         Box::new(move || message_delay(&mut rng.borrow_mut()))
     };
-    let mut cluster = TimedCluster::new(configs, Duration::ZERO, pick)
+    TimedCluster::new(configs, Duration::ZERO, pick)
         .with_clock_rates(rates)
         .with_delays(delays)
-        .with_lease_reading(reading);
-    let ids: Vec<NodeId> = (0..stats.nodes).map(NodeId).collect();
-    let fastest = fastest_rate(drift);
-    let mut down: Vec<NodeId> = Vec::new();
-    // Each turn advances virtual time by at least a millisecond.
-    while cluster.now() < RUN_LENGTH {
-        // Drawn up front: the cluster draws from the same generator.
-        let (slice, fault, a, b) = {
+}
+
+/// The cluster of an adversary's run: the leader's clock slowest and every
+/// other one fastest, at the bound, from each election on; the shortest
+/// timeouts mostly; short, even delays, so the followers' guards end at
+/// about the same instant and the next election takes no longer than it
+/// must.
+fn adversarial_cluster(
+    configs: Vec<Config>,
+    rng: &Rc<RefCell<Xoshiro256PlusPlus>>,
+    drift: ClockDrift,
+) -> TimedCluster {
+    let pick: PickDuration = {
+        let rng = Rc::clone(rng);
+        Box::new(move |min, max| {
             let mut rng = rng.borrow_mut();
-            (
-                Duration::from_millis(rng.random_range(1..=150)),
-                rng.random_range(0..100),
-                ids[rng.random_range(0..ids.len())],
-                ids[rng.random_range(0..ids.len())],
-            )
-        };
-        let deadline = cluster.now() + slice;
-        cluster.run_until(deadline, |_| false)?;
-        match fault {
-            // A crash, at most a minority down at once.
-            0..10 if down.len() < usize::from(stats.nodes) / 2 && !down.contains(&a) => {
-                cluster.crash(a);
-                down.push(a);
-                stats.crashes += 1;
+            if rng.random_bool(0.8) {
+                min
+            } else {
+                rng.random_range(min..=max)
             }
-            10..20 if !down.is_empty() => {
-                let id = down.remove(usize::from(b.0) % down.len());
-                cluster.restart(id)?;
-            }
-            20..28 => {
-                cluster.isolate(a);
+        })
+    };
+    let delays: PickDelay = {
+        let rng = Rc::clone(rng);
+        Box::new(move || Duration::from_micros(rng.borrow_mut().random_range(10..=300)))
+    };
+    TimedCluster::new(configs, Duration::ZERO, pick)
+        .with_delays(delays)
+        .with_adversarial_clocks(fastest_rate(drift))
+}
+
+/// One turn of a random run: a slice of up to 150 ms, then maybe a fault.
+fn random_turn(
+    cluster: &mut TimedCluster,
+    rng: &Rc<RefCell<Xoshiro256PlusPlus>>,
+    stats: &mut RunStats,
+    down: &mut Vec<NodeId>,
+    drift: ClockDrift,
+) -> Result<(), TimedError> {
+    let ids: Vec<NodeId> = (0..stats.nodes).map(NodeId).collect();
+    // Drawn up front: the cluster draws from the same generator.
+    let (slice, fault, a, b) = {
+        let mut rng = rng.borrow_mut();
+        (
+            Duration::from_millis(rng.random_range(1..=150)),
+            rng.random_range(0..100),
+            ids[rng.random_range(0..ids.len())],
+            ids[rng.random_range(0..ids.len())],
+        )
+    };
+    let deadline = cluster.now() + slice;
+    cluster.run_until(deadline, |_| false)?;
+    let leader = cluster.leaders().first().map(|&(leader, _)| leader);
+    match fault {
+        // A crash, at most a minority down at once.
+        0..10 if down.len() < usize::from(stats.nodes) / 2 && !down.contains(&a) => {
+            cluster.crash(a);
+            down.push(a);
+            stats.crashes += 1;
+        }
+        10..20 if !down.is_empty() => {
+            let id = down.remove(usize::from(b.0) % down.len());
+            cluster.restart(id)?;
+        }
+        20..28 => {
+            cluster.isolate(a);
+            stats.cuts += 1;
+        }
+        28..36 if a != b => {
+            cluster.cut(a, b);
+            stats.cuts += 1;
+        }
+        36..50 => cluster.heal(),
+        // The leader cut off: the case a lease exists for.
+        55..65 => {
+            if let Some(leader) = leader {
+                cluster.isolate(leader);
                 stats.cuts += 1;
             }
-            28..36 if a != b => {
-                cluster.cut(a, b);
-                stats.cuts += 1;
+        }
+        50..55 => {
+            if let Some(leader) = leader {
+                cluster.transfer_leadership(leader, b)?;
+                stats.transfers += 1;
             }
-            36..50 => cluster.heal(),
-            // The leader cut off: the case a lease exists for.
-            55..65 => {
-                if let Some(&(leader, _)) = cluster.leaders().first() {
-                    cluster.isolate(leader);
-                    stats.cuts += 1;
+        }
+        // The worst clocks for the lease: the leader's slowest, every
+        // other clock fastest, within the bound.
+        65..75 => {
+            if let Some(leader) = leader {
+                for &id in &ids {
+                    let rate = if id == leader {
+                        1.0
+                    } else {
+                        fastest_rate(drift)
+                    };
+                    cluster.set_clock_rate(id, rate);
                 }
             }
-            50..55 => {
-                if let Some(&(leader, _)) = cluster.leaders().first() {
-                    cluster.transfer_leadership(leader, b)?;
-                    stats.transfers += 1;
-                }
-            }
-            // The worst clocks for the lease: the leader's slowest, every
-            // other clock fastest, within the bound.
-            65..75 => {
-                if let Some(&(leader, _)) = cluster.leaders().first() {
-                    for &id in &ids {
-                        let rate = if id == leader { 1.0 } else { fastest };
-                        cluster.set_clock_rate(id, rate);
-                    }
-                }
-            }
-            _ => {}
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One turn of the adversary: run until a lease grows (at most 400 ms),
+/// then at once cut its holder off (most often), crash it, or have it hand
+/// over to another node; let the others elect a successor (at most 400
+/// ms), and heal.
+fn adversarial_turn(
+    cluster: &mut TimedCluster,
+    rng: &Rc<RefCell<Xoshiro256PlusPlus>>,
+    stats: &mut RunStats,
+) -> Result<(), TimedError> {
+    let grants = cluster.lease_grants();
+    let deadline = cluster.now() + Duration::from_millis(400);
+    cluster.run_until(deadline, |c| c.lease_grants() > grants)?;
+    let nodes = stats.nodes;
+    let Some(holder) = (0..nodes).map(NodeId).find(|&id| cluster.holds_lease(id)) else {
+        return Ok(());
+    };
+    let (fault, other) = {
+        let mut rng = rng.borrow_mut();
+        let other = (holder.0 + rng.random_range(1..nodes)) % nodes;
+        (rng.random_range(0..10), NodeId(other))
+    };
+    match fault {
+        0 => {
+            cluster.transfer_leadership(holder, other)?;
+            stats.transfers += 1;
+        }
+        1 => {
+            cluster.crash(holder);
+            stats.crashes += 1;
+        }
+        _ => {
+            cluster.isolate(holder);
+            stats.cuts += 1;
         }
     }
-    stats.lease_grants = cluster.lease_grants();
-    stats.leaderships = cluster.leaderships();
-    Ok(stats)
+    let deadline = cluster.now() + Duration::from_millis(400);
+    let successor = |c: &TimedCluster| {
+        (0..nodes)
+            .map(NodeId)
+            .any(|id| id != holder && c.holds_lease(id))
+    };
+    cluster.run_until(deadline, successor)?;
+    cluster.heal();
+    cluster.restart(holder)
 }
 
 /// One clock rate per node within the bound: every rate in `[1, 1 + drift]`,
@@ -200,44 +325,81 @@ fn message_delay(rng: &mut Xoshiro256PlusPlus) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lease_watch::Approach;
 
-    /// Seeds each test runs: enough to catch both planted bugs many times
-    /// over, few enough for a debug build.
+    /// Seeds each test runs: enough to catch every planted bug, few enough
+    /// for a debug build.
     const SEEDS: u64 = 1_000;
 
-    /// The first seed of `0..SEEDS` whose run breaks an invariant.
-    fn first_violation(reading: LeaseReading) -> Option<(u64, Violation)> {
-        (0..SEEDS).find_map(|seed| {
+    /// What the first seed of `0..SEEDS` whose run fails a check with the
+    /// planted `reading` found, printed with the seed.
+    fn caught(reading: LeaseReading) -> TimedError {
+        let found = (0..SEEDS).find_map(|seed| {
             run_reading(seed, ClockDrift::DEFAULT, reading)
                 .err()
-                .map(|violation| (seed, violation))
-        })
+                .map(|error| (seed, error))
+        });
+        let (seed, error) = found.expect("the planted bug went unnoticed");
+        println!("caught at seed {seed}: {error}");
+        error
     }
 
     #[test]
-    fn no_two_nodes_ever_hold_a_lease_at_once_under_drift_delays_and_faults() {
-        let mut grants = 0;
+    fn every_leadership_leases_and_no_two_ever_hold_at_once_under_drift_delays_and_faults() {
+        let mut totals = LeaseStats::default();
+        let mut closest: Option<(u64, Approach)> = None;
         for seed in 0..SEEDS {
-            match run(seed, ClockDrift::DEFAULT) {
-                Ok(stats) => grants += stats.lease_grants,
-                Err(violation) => panic!("seed {seed}: {violation}"),
+            let stats = match run(seed, ClockDrift::DEFAULT) {
+                Ok(stats) => stats.leases,
+                Err(error) => panic!("seed {seed}: {error}"),
+            };
+            totals.grants += stats.grants;
+            totals.leaderships_checked += stats.leaderships_checked;
+            totals.after_hand_over += stats.after_hand_over;
+            totals.after_restart += stats.after_restart;
+            totals.after_step_down += stats.after_step_down;
+            if let Some(approach) = stats.closest {
+                if closest.is_none_or(|(_, c)| approach.margin < c.margin) {
+                    closest = Some((seed, approach));
+                }
             }
         }
-        // Leases were held, so the check had something to check.
-        assert!(grants > SEEDS * 10, "only {grants} lease grants");
+        totals.closest = closest.map(|(_, approach)| approach);
+        println!(
+            "{totals:?}, the closest at seed {:?}",
+            closest.map(|(seed, _)| seed)
+        );
+        // Leases were held, and the per-leadership check applied after each
+        // kind of past it is about.
+        assert!(totals.grants > SEEDS * 10, "only {} grants", totals.grants);
+        assert!(totals.leaderships_checked > SEEDS, "{totals:?}");
+        assert!(totals.after_hand_over > 0, "{totals:?}");
+        assert!(totals.after_restart > 0, "{totals:?}");
+        assert!(totals.after_step_down > 0, "{totals:?}");
+        // The adversary brings two holders within a millisecond: a lease a
+        // millisecond too long would overlap the next in these seeds.
+        let (_, approach) = closest.expect("leases followed one another");
+        assert!(approach.margin < Duration::from_millis(1), "{approach:?}");
     }
 
     #[test]
     fn a_lease_measured_from_the_acknowledgements_instead_of_the_round_start_is_caught() {
-        let found = first_violation(LeaseReading::FromAcknowledgement);
-        let (seed, violation) = found.expect("the planted bug went unnoticed");
-        println!("caught at seed {seed}: {violation}");
+        caught(LeaseReading::FromAcknowledgement);
     }
 
     #[test]
     fn a_lease_without_the_drift_factor_is_caught() {
-        let found = first_violation(LeaseReading::NoDriftFactor);
-        let (seed, violation) = found.expect("the planted bug went unnoticed");
-        println!("caught at seed {seed}: {violation}");
+        caught(LeaseReading::NoDriftFactor);
+    }
+
+    #[test]
+    fn a_lease_12_ms_too_long_is_caught_within_the_seeds_cargo_test_runs() {
+        caught(LeaseReading::LongerBy(Duration::from_millis(12)));
+    }
+
+    #[test]
+    fn a_node_that_never_leases_again_after_handing_over_is_caught_per_leadership() {
+        let error = caught(LeaseReading::NeverAfterHandOver);
+        assert!(matches!(error, TimedError::LeaseNotHeld { .. }), "{error}");
     }
 }

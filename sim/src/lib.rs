@@ -30,6 +30,7 @@
 pub mod cluster;
 pub mod fuzzing;
 pub mod lease_runs;
+pub mod lease_watch;
 pub mod timed;
 
 pub use cluster::{Cluster, FeatureCounts};

@@ -7,8 +7,11 @@
 //! may take its own delay ([`TimedCluster::with_delays`]), links can be cut
 //! and healed, nodes crash and restart. Virtual time is then real time, and
 //! each node's timers run on its own clock. Every lease a node gets is
-//! recorded in a [`LeaseHistory`] and checked after every event: no two
-//! nodes hold one at the same instant (`crate::lease_runs` drives it).
+//! watched by [`crate::lease_watch`] after every event: no two nodes hold
+//! one at the same instant, none begins before an earlier one ran out, and
+//! every leadership a majority acknowledged in time holds one
+//! ([`TimedError`]; `crate::lease_runs` drives it, and
+//! [`TimedCluster::with_adversarial_clocks`] sets the worst clocks).
 //!
 //! This is the "ideal implementation" the benchmarks compare the Tokio
 //! runtime against, and the source of the split-vote rates quoted in
@@ -16,12 +19,13 @@
 //! protocol's own timing. Invariants are checked after every step, as in
 //! [`crate::cluster`].
 
+use crate::lease_watch::{LeaseStats, LeaseWatch, Stepped};
 use raft_election::Config;
 use raft_election::Message;
-use raft_election::invariants::{History, LeaseHistory, Violation};
+use raft_election::invariants::{History, Violation};
 use raft_election::{HardState, LogSummary, NodeId, Role, Term};
 use raft_election::{Input, Node, Output, Timer};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Picks a timer duration in `min..=max`.
@@ -34,30 +38,49 @@ pub type PickDelay = Box<dyn FnMut() -> Duration>;
 /// events due at one instant those timers come first.
 const FIRST_OF_AN_INSTANT: u64 = 1 << 62;
 
-/// How many heartbeat rounds' start times a node's lease keeps, as the
-/// runtime's driver does.
-const MAX_ROUNDS_KEPT: usize = 64;
+pub(crate) use crate::lease_watch::LeaseReading;
 
-/// A driver's reading of the lease outputs. The correct one is the only one
-/// outside this crate's tests; the others are the planted bugs the lease
-/// checks must catch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LeaseReading {
-    /// From the start of the acknowledged round, the core's duration.
-    Correct,
-    /// Planted: from when the majority's acknowledgement arrives.
-    #[cfg(test)]
-    FromAcknowledgement,
-    /// Planted: the full minimum election timeout, with no drift factor.
-    #[cfg(test)]
-    NoDriftFactor,
-}
-
-/// One node's leader lease, as its driver sees it, in real (virtual) time.
-#[derive(Clone, Debug, Default)]
-struct LeaseClock {
-    round_starts: VecDeque<(u64, Duration)>,
-    until: Option<Duration>,
+/// What a timed run found wrong: a broken invariant of the core, or a
+/// lease check of [`crate::lease_watch`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimedError {
+    /// A safety invariant or a transition rule of the core broke.
+    #[error(transparent)]
+    Violation(#[from] Violation),
+    /// A leader a majority acknowledged in time holds no lease.
+    #[error(
+        "{leader}, leader of {term}, holds no lease at {at:?} though a majority acknowledged its round {round}, started at {started:?}, within the lease's length"
+    )]
+    LeaseNotHeld {
+        /// The leader.
+        leader: NodeId,
+        /// Its term.
+        term: Term,
+        /// The round a majority acknowledged.
+        round: u64,
+        /// When that round started, in real time.
+        started: Duration,
+        /// When the majority's acknowledgement arrived.
+        at: Duration,
+    },
+    /// A lease began before an earlier term's lease, not revoked, ran out.
+    #[error(
+        "{holder} got a lease in {term} at {at:?}, before the lease {earlier} held in {earlier_term} ran out at {earlier_until:?} (its holder did not revoke it)"
+    )]
+    LeaseBeforeAnEarlierEnds {
+        /// The new holder.
+        holder: NodeId,
+        /// Its term.
+        term: Term,
+        /// When it got the lease.
+        at: Duration,
+        /// The earlier holder.
+        earlier: NodeId,
+        /// The earlier lease's term.
+        earlier_term: Term,
+        /// The earlier lease's natural end.
+        earlier_until: Duration,
+    },
 }
 
 /// What can happen at an instant of virtual time.
@@ -112,11 +135,9 @@ pub struct TimedCluster {
     delays: Option<PickDelay>,
     /// Links cut one way: (from, to).
     cut: BTreeSet<(NodeId, NodeId)>,
-    leases: Vec<LeaseClock>,
-    lease_history: LeaseHistory,
-    lease_reading: LeaseReading,
-    /// Leases granted or extended so far.
-    lease_grants: u64,
+    leases: LeaseWatch,
+    /// With the adversary's clocks: the rate of every node but the leader.
+    adversarial_rate: Option<f64>,
     /// Times a node became leader so far.
     leaderships: u64,
 }
@@ -162,10 +183,8 @@ impl TimedCluster {
             clock_rates: vec![1.0; count],
             delays: None,
             cut: BTreeSet::new(),
-            leases: vec![LeaseClock::default(); count],
-            lease_history: LeaseHistory::new(),
-            lease_reading: LeaseReading::Correct,
-            lease_grants: 0,
+            leases: LeaseWatch::new(count),
+            adversarial_rate: None,
             leaderships: 0,
         };
         for index in 0..count {
@@ -217,7 +236,21 @@ impl TimedCluster {
 
     /// Reads the lease outputs as `reading` says (planted bugs in tests).
     pub(crate) fn with_lease_reading(mut self, reading: LeaseReading) -> Self {
-        self.lease_reading = reading;
+        self.leases = self.leases.with_reading(reading);
+        self
+    }
+
+    /// The adversary's clocks for the leader lease: from each election on,
+    /// the new leader's clock runs at rate 1 and every other node's at
+    /// `fast`, the worst case for the leader's lease against the vote
+    /// guards of its followers (`fast` at most `1 +` the drift bound).
+    ///
+    /// # Panics
+    /// If `fast` is not positive: a harness bug.
+    #[must_use]
+    pub fn with_adversarial_clocks(mut self, fast: f64) -> Self {
+        assert!(fast.is_finite() && fast > 0.0, "clock rate {fast}");
+        self.adversarial_rate = Some(fast);
         self
     }
 
@@ -246,7 +279,13 @@ impl TimedCluster {
     /// Whether `id` holds a leader lease now, by real time.
     #[must_use]
     pub fn holds_lease(&self, id: NodeId) -> bool {
-        self.lease_history.holds(id, self.now)
+        self.leases.holds(id, self.now)
+    }
+
+    /// What the lease checks saw so far.
+    #[must_use]
+    pub fn lease_stats(&self) -> LeaseStats {
+        self.leases.stats()
     }
 
     /// How many times a node became leader so far.
@@ -258,7 +297,7 @@ impl TimedCluster {
     /// How many times a node got or extended a leader lease so far.
     #[must_use]
     pub fn lease_grants(&self) -> u64 {
-        self.lease_grants
+        self.leases.stats().grants
     }
 
     /// Virtual time since the start.
@@ -301,14 +340,13 @@ impl TimedCluster {
             for timer in Timer::ALL {
                 self.bump(id, timer);
             }
-            self.leases[index] = LeaseClock::default();
-            self.lease_history.record_end(id, self.now);
+            self.leases.crash(id, self.now);
         }
     }
 
     /// Restarts a crashed `id` now from its persisted hard state and the
     /// empty log every node of this cluster holds.
-    pub fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
+    pub fn restart(&mut self, id: NodeId) -> Result<(), TimedError> {
         let index = usize::from(id.0);
         if self.nodes.get(index).is_none_or(Option::is_some) {
             return Ok(());
@@ -321,7 +359,7 @@ impl TimedCluster {
 
     /// Asks `id` to hand its leadership to `to` now (§3.10); a node that does
     /// not lead, or is down, ignores it.
-    pub fn transfer_leadership(&mut self, id: NodeId, to: NodeId) -> Result<(), Violation> {
+    pub fn transfer_leadership(&mut self, id: NodeId, to: NodeId) -> Result<(), TimedError> {
         self.step(id, Input::TransferLeadership { to })
     }
 
@@ -331,7 +369,7 @@ impl TimedCluster {
         &mut self,
         deadline: Duration,
         mut done: impl FnMut(&Self) -> bool,
-    ) -> Result<bool, Violation> {
+    ) -> Result<bool, TimedError> {
         while let Some(entry) = self.queue.first_entry() {
             let (at, _) = *entry.key();
             if at > deadline {
@@ -348,7 +386,7 @@ impl TimedCluster {
         Ok(done(self))
     }
 
-    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+    fn handle(&mut self, event: Event) -> Result<(), TimedError> {
         match event {
             Event::Deliver { from, to, message } => self.step(to, Input::Receive { from, message }),
             Event::Fire {
@@ -375,7 +413,7 @@ impl TimedCluster {
         self.queue.insert((self.now + after, order), event);
     }
 
-    fn step(&mut self, id: NodeId, input: Input) -> Result<(), Violation> {
+    fn step(&mut self, id: NodeId, input: Input) -> Result<(), TimedError> {
         let index = usize::from(id.0);
         let Some(node) = self.nodes.get_mut(index).and_then(Option::as_mut) else {
             return Ok(());
@@ -387,9 +425,11 @@ impl TimedCluster {
         node.step_without_assertions(config, input, &mut self.scratch);
         self.history
             .check_step(config, &before, &input, node, &self.scratch)?;
-        if node.role() != before.role() {
-            if node.role() == Role::Leader {
+        let (role, term) = (node.role(), node.current_term());
+        if role != before.role() {
+            if role == Role::Leader {
                 self.leaderships += 1;
+                self.adversary_slows(index);
             }
             if self.transitions.len() == MAX_TRANSITIONS {
                 self.transitions.remove(0);
@@ -397,12 +437,34 @@ impl TimedCluster {
             self.transitions.push(Transition {
                 at: self.now,
                 node: id,
-                role: node.role(),
-                term: node.current_term(),
+                role,
+                term,
             });
         }
         let outputs = std::mem::take(&mut self.scratch);
-        for output in &outputs {
+        self.execute(id, &outputs);
+        let rate = self.clock_rates[index];
+        let result = match &self.nodes[index] {
+            Some(after) => self.leases.step(&Stepped {
+                config: &self.configs[index],
+                before: before.role(),
+                input: &input,
+                after,
+                outputs: &outputs,
+                now: self.now,
+                real: &|local| real_at(rate, local),
+            }),
+            None => Ok(()),
+        };
+        self.scratch = outputs;
+        result
+    }
+
+    /// What node `id`'s driver does with the outputs of its step: persist,
+    /// send (unless the link is cut), arm and cancel timers on its clock.
+    fn execute(&mut self, id: NodeId, outputs: &[Output]) {
+        let index = usize::from(id.0);
+        for output in outputs {
             match *output {
                 Output::Persist(hard_state) => self.storage[index] = hard_state,
                 Output::Send { to, message } => {
@@ -422,7 +484,7 @@ impl TimedCluster {
                 Output::SetTimer { timer, min, max } => {
                     let generation = self.bump(id, timer);
                     let local = (self.pick)(min, max).clamp(min, max);
-                    let after = self.real(index, local);
+                    let after = real_at(self.clock_rates[index], local);
                     let fire = Event::Fire {
                         node: id,
                         timer,
@@ -433,71 +495,22 @@ impl TimedCluster {
                 Output::CancelTimer(timer) => {
                     self.bump(id, timer);
                 }
+                // Read by the lease watch, after the step.
                 Output::RoundStarted { .. }
                 | Output::LeaseExtended { .. }
-                | Output::LeaseRevoked => {
-                    let term = self.nodes[index]
-                        .as_ref()
-                        .map_or(Term(0), Node::current_term);
-                    self.apply_lease(id, term, output)?;
-                }
+                | Output::LeaseRevoked => {}
             }
         }
-        self.scratch = outputs;
-        Ok(())
     }
 
-    /// The real duration of `local` on node `index`'s clock, rounded up.
-    fn real(&self, index: usize, local: Duration) -> Duration {
-        let rate = self.clock_rates[index];
-        if rate == 1.0 {
-            return local;
+    /// With the adversary's clocks, node `index` just became leader: its
+    /// clock runs slowest from now on, every other one fastest.
+    fn adversary_slows(&mut self, index: usize) {
+        if let Some(fast) = self.adversarial_rate {
+            for (other, rate) in self.clock_rates.iter_mut().enumerate() {
+                *rate = if other == index { 1.0 } else { fast };
+            }
         }
-        Duration::from_secs_f64(local.as_secs_f64() / rate) + Duration::from_nanos(1)
-    }
-
-    /// What node `id`'s driver does with a lease output, recorded as it
-    /// happens in real time and checked against every other node's lease.
-    fn apply_lease(&mut self, id: NodeId, term: Term, output: &Output) -> Result<(), Violation> {
-        let index = usize::from(id.0);
-        let now = self.now;
-        match *output {
-            Output::RoundStarted { round } => {
-                let starts = &mut self.leases[index].round_starts;
-                if starts.len() == MAX_ROUNDS_KEPT {
-                    starts.pop_front();
-                }
-                starts.push_back((round, now));
-            }
-            Output::LeaseExtended { round, duration } => {
-                let lease = &self.leases[index];
-                let Some(&(_, started)) = lease.round_starts.iter().find(|(r, _)| *r == round)
-                else {
-                    return Ok(());
-                };
-                let until = match self.lease_reading {
-                    LeaseReading::Correct => started + self.real(index, duration),
-                    #[cfg(test)]
-                    LeaseReading::FromAcknowledgement => now + self.real(index, duration),
-                    #[cfg(test)]
-                    LeaseReading::NoDriftFactor => {
-                        let full = self.configs[index].timing().election_timeout_min;
-                        started + self.real(index, full)
-                    }
-                };
-                if until > now && lease.until < Some(until) {
-                    self.leases[index].until = Some(until);
-                    self.lease_grants += 1;
-                    self.lease_history.record_grant(id, term, now, until)?;
-                }
-            }
-            Output::LeaseRevoked => {
-                self.leases[index] = LeaseClock::default();
-                self.lease_history.record_end(id, now);
-            }
-            _ => {}
-        }
-        Ok(())
     }
 
     fn bump(&mut self, id: NodeId, timer: Timer) -> u64 {
@@ -505,6 +518,14 @@ impl TimedCluster {
         *generation += 1;
         *generation
     }
+}
+
+/// The real duration of `local` on a clock running at `rate`, rounded up.
+fn real_at(rate: f64, local: Duration) -> Duration {
+    if rate == 1.0 {
+        return local;
+    }
+    Duration::from_secs_f64(local.as_secs_f64() / rate) + Duration::from_nanos(1)
 }
 
 #[cfg(test)]

@@ -54,6 +54,21 @@
 
 mod render;
 
+/// Whether a picture can be written to `path`, found out before a long run
+/// that draws it at the end. Leaves the file system as it was: an existing
+/// file is opened without truncating it, a new one is removed again.
+pub fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        std::fs::File::create(path)?;
+        std::fs::remove_file(path)
+    }
+}
+
 use raft_election::{Message, NodeId, Role, Term};
 use std::fmt;
 

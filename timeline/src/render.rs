@@ -220,7 +220,6 @@ impl Frame {
                 };
                 // Spreading thousands of instants apart would make a picture
                 // miles wide: the gap shrinks so the spread stays within a bound.
-                #[allow(clippy::cast_precision_loss)]
                 let gap = BURST_GAP.min(MAX_SPREAD / key_instants.len().max(1) as f64);
                 let mut knots: Vec<(f64, f64)> = Vec::with_capacity(key_instants.len());
                 for at in key_instants {
@@ -268,8 +267,6 @@ impl Frame {
     }
 
     fn across(&self, lane: usize) -> f64 {
-        // Lanes are few (a node id is a u8).
-        #[allow(clippy::cast_precision_loss)]
         let lane = lane as f64;
         self.lane0 + lane * self.lane_gap
     }
@@ -457,8 +454,6 @@ fn legend(events: &[&Event]) -> (Group, f64) {
 }
 
 fn text_width(text: &str) -> f64 {
-    // Labels are short; the count fits an f64 exactly.
-    #[allow(clippy::cast_precision_loss)]
     let chars = text.chars().count() as f64;
     chars * CHAR
 }
@@ -835,7 +830,7 @@ fn diamond(at: (f64, f64)) -> Polygon {
 fn faults(frame: &Frame, events: &[&Event]) -> Group {
     let mut group = Group::new();
     // Label offset already used at (lane, along pixel).
-    let mut used: BTreeMap<(usize, i64), f64> = BTreeMap::new();
+    let mut used: BTreeMap<(usize, u64), f64> = BTreeMap::new();
     for event in events {
         let EventKind::Fault(fault) = event.kind else {
             continue;
@@ -877,9 +872,9 @@ fn faults(frame: &Frame, events: &[&Event]) -> Group {
                 FAULT,
             ),
         };
-        // Pixel-rounded position as the key of the label slot.
-        #[allow(clippy::cast_possible_truncation)]
-        let key = (lane, along.round() as i64);
+        // The pixel-rounded position keys the label slot; as bits, since
+        // f64 is not Ord (positions are positive, so one pixel, one key).
+        let key = (lane, along.round().to_bits());
         let label = fault.to_string();
         let offset = used.entry(key).or_insert(0.0);
         let (x, y) = match frame.axis {
@@ -925,7 +920,6 @@ fn time_axis(frame: &Frame) -> (Group, f64) {
             // About one tick per 80 pixels of a bounded width; counted
             // rather than summed, so rounding cannot stall it.
             for index in 0..MAX_TICKS {
-                #[allow(clippy::cast_precision_loss)]
                 let tick = (first + index as f64) * step;
                 if tick > frame.end {
                     break;
@@ -955,7 +949,6 @@ fn time_axis(frame: &Frame) -> (Group, f64) {
         Axis::Steps => {
             let first = frame.start.ceil();
             for index in 0..MAX_TICKS {
-                #[allow(clippy::cast_precision_loss)]
                 let step = first + index as f64;
                 if step > frame.end - 1.0 {
                     break;

@@ -5,7 +5,7 @@
 //! against every invariant by the simulator itself.
 //!
 //! The same situations on the real clock (how long things take) are in
-//! `runtime/tests/features.rs`.
+//! `runtime/tests/it/features.rs`.
 
 use raft_election::{Config, Features, LogSummary, Message, NodeId, Role, Term, Timer, Timing};
 use raft_election_sim::Cluster;

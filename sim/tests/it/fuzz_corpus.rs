@@ -5,39 +5,11 @@
 //! very harness function the fuzz target calls, so `cargo test` re-checks
 //! everything the fuzzer ever kept or found, without nightly or cargo-fuzz.
 
-use raft_election_sim::fuzzing::{self, NodeOutcome, ScheduleOutcome};
+use raft_election::Term;
+use raft_election_sim::fuzzing::{self, NodeOutcome, ScheduleOutcome, checked_in_inputs};
 use std::fmt::Display;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-
-/// The checked-in inputs of `target` in `fuzz/<kind>/<target>/`, sorted by name.
-fn inputs(kind: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz")
-        .join(kind)
-        .join(target);
-    // A target with no crash found yet has no regressions directory.
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("a readable directory entry").path())
-        .filter(|path| path.is_file())
-        .filter(|path| {
-            !path
-                .file_name()
-                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-        })
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (path, bytes)
-        })
-        .collect()
-}
+use std::path::PathBuf;
 
 /// Runs `harness` on every input of `target` (corpus and regressions) and
 /// fails listing each file that breaks a guarantee or panics; returns the
@@ -74,12 +46,12 @@ where
 }
 
 fn all_inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = inputs("corpus", target);
+    let mut files = checked_in_inputs("corpus", target);
     assert!(
         !files.is_empty(),
         "fuzz/corpus/{target}/ is empty: the seed corpus is missing"
     );
-    files.extend(inputs("regressions", target));
+    files.extend(checked_in_inputs("regressions", target));
     files
 }
 
@@ -139,6 +111,10 @@ fn every_node_input_replays_without_a_violation_and_the_corpus_leads_votes_and_m
     assert!(
         outcomes.iter().any(|o| o.max_term.0 > u64::from(u32::MAX)),
         "no input drives the node to a huge term"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.max_term == Term::CEILING),
+        "no input drives the node to the term ceiling"
     );
     assert!(
         outcomes.iter().any(|o| o.pre_candidate),

@@ -19,8 +19,8 @@
 
 use raft_election::Features;
 use raft_election::storage::{MemStorage, Storage, StorageError};
-use raft_election::{Config, HardState, Input, Message, Node, NodeId, Role, Timer, Timing};
-use raft_election_model::replay::{self, Observed, TraceEvent};
+use raft_election::{Config, HardState, Input, Message, Node, NodeId, Record, Role, Timer, Timing};
+use raft_election_model::replay::{self, TraceEvent};
 use raft_election_runtime::driver::Observer;
 use raft_election_runtime::{Delivery, Driver, Requests, TimeoutPicker, TimeoutSource, Transport};
 use std::sync::{Arc, Mutex};
@@ -76,7 +76,7 @@ impl Transport for TracedTransport {
         self.trace
             .lock()
             .unwrap()
-            .push(Event::Sent(self.id, to, message));
+            .push(Event::new(self.id, Record::Sent { to, message }));
         if self.faults.lock().unwrap().chance(10) {
             return Delivery::Dropped;
         }
@@ -127,7 +127,7 @@ impl Storage for TracedStorage {
             self.trace
                 .lock()
                 .unwrap()
-                .push(Event::Saved(self.id, state));
+                .push(Event::new(self.id, Record::Saved(state)));
         }
         Ok(())
     }
@@ -139,17 +139,12 @@ struct TracedObserver {
 
 impl Observer for TracedObserver {
     fn started(&mut self, config: &Config, node: &Node) {
-        let event = Event::Started(config.id(), node.hard_state());
+        let event = Event::new(config.id(), Record::Started(node.hard_state()));
         self.trace.lock().unwrap().push(event);
     }
 
     fn stepped(&mut self, config: &Config, before: &Node, input: &Input, after: &Node) {
-        let event = Event::Stepped {
-            id: config.id(),
-            before: Some(Box::new(before.clone())),
-            input: *input,
-            after: Observed::Node(Box::new(after.clone())),
-        };
+        let event = Event::step(config.id(), before, *input, after);
         self.trace.lock().unwrap().push(event);
     }
 }
@@ -227,14 +222,15 @@ async fn run(seed: u64, planted: Planted) -> Vec<Event> {
         };
         let victim = u8::try_from(victim).unwrap();
         if planted == Planted::CancelledTimerFires {
-            let leader = trace.lock().unwrap().iter().rev().find_map(|e| match e {
-                Event::Stepped {
-                    id,
-                    after: Observed::Node(after),
-                    ..
-                } if after.role() == Role::Leader => Some(*id),
-                _ => None,
-            });
+            let leader = trace
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find_map(|e| match e.record {
+                    Record::Stepped { after, .. } if after.role == Role::Leader => Some(e.node),
+                    _ => None,
+                });
             if let Some(leader) = leader {
                 let _ = nodes[usize::from(leader.0)]
                     .1
@@ -293,12 +289,12 @@ fn every_step_of_a_thousand_seeded_runs_with_loss_and_crashes_is_a_step_the_mode
         }
         restarts += trace
             .iter()
-            .filter(|e| matches!(e, Event::Started(..)))
+            .filter(|e| matches!(e.record, Record::Started(_)))
             .count()
             - usize::from(NODES);
         leaders += usize::from(trace.iter().any(|e| {
-            matches!(e, Event::Stepped { before: Some(before), after: Observed::Node(after), .. }
-                if before.role() != Role::Leader && after.role() == Role::Leader)
+            matches!(e.record, Record::Stepped { after, change, .. }
+                if change.role_from.is_some() && after.role == Role::Leader)
         }));
     }
     // Not vacuous: the runs elected leaders, restarted nodes, took steps.

@@ -1,0 +1,323 @@
+//! Every reduction of the state space. Each makes the model explore fewer
+//! states and must hide no behaviour of the nodes and no violation. Each is
+//! named in the doc of the code that does it, with what it drops and where
+//! it is argued sound:
+//!
+//! - *symmetry* ([`ElectionModel::canonical`]): a state and its renamings
+//!   are explored once (proofs.md, "The model's reductions"; `symmetry.rs`);
+//! - *self-loops* ([`ElectionModel::changes_nothing`]): a step back to its
+//!   own state is not generated (argued there);
+//! - *crash and restart as one step* ([`ElectionModel::crash_and_restart`]),
+//!   and no crash that loses nothing (argued there);
+//! - *the term boundary* ([`ElectionModel::node_within_boundary`]): where
+//!   [`Bounds::max_term`](crate::Bounds::max_term) cuts, a pre-vote
+//!   included (proofs.md, "The election features");
+//! - *spent responses* ([`ElectionModel::drop_spent_responses`]): responses
+//!   that can never again change their receiver (proofs.md, "Spent
+//!   responses");
+//! - *spent feature messages* ([`ElectionModel::drop_spent`]): the election
+//!   features' messages that can never again change anything (proofs.md,
+//!   "The election features").
+//!
+//! The network itself adds two, argued where it is defined: identical
+//! messages in flight are one ([`Network`] is a set), and the duplicating
+//! network needs no drop action ([`NetworkKind::Duplicating`]).
+
+use crate::actions::with_outputs;
+use crate::{ClusterState, ElectionModel, Network, NetworkKind, Restarts, symmetry};
+use raft_election::invariants::{self, History};
+use raft_election::{Envelope, Features, Input, Message, Node, NodeId, Output, Role, Term};
+use std::collections::BTreeMap;
+
+impl ElectionModel {
+    /// This model without symmetry reduction: every state keeps the ids it
+    /// was reached with (for the Explorer, and to measure the reduction).
+    #[must_use]
+    pub fn without_symmetry(mut self) -> Self {
+        self.symmetry = false;
+        self
+    }
+
+    /// Whether states are put in canonical form (symmetry reduction).
+    #[must_use]
+    pub fn symmetry(&self) -> bool {
+        self.symmetry
+    }
+
+    /// Reduction, *symmetry*: `state` in canonical form if symmetry
+    /// reduction is on. Node ids are only names (membership lives in each
+    /// node's `Config`, not in the state), so the states that differ by a
+    /// renaming of ids behave alike: each is replaced by the representative
+    /// of its class (`symmetry.rs`, which argues it), and the others are
+    /// never explored. Named in proofs.md, "The model's reductions"; off with
+    /// [`Self::without_symmetry`].
+    pub(crate) fn canonical(&self, state: ClusterState) -> ClusterState {
+        if self.symmetry {
+            symmetry::into_representative(state)
+        } else {
+            state
+        }
+    }
+
+    /// Reduction, *self-loops*: whether node `id` going to `node` on `input`
+    /// with `outputs` leaves `state` exactly as it is (see [`Self::deliver`]),
+    /// in which case the delivery is not generated; nor is any other step
+    /// whose successor equals its state (the last check of
+    /// [`Self::next_state_with`], and a transfer request that would change
+    /// only the budget); a transfer request to a node that does not lead,
+    /// which changes nothing, is not even enabled. A step back to its own state reaches nothing new,
+    /// and no property of the model is an "eventually", which a state left
+    /// without successors could change. A self-loop that breaks an invariant
+    /// or a rule of the step is still generated: this asks the same checks
+    /// as [`Self::commit`]. Argued here; proofs.md has no section of its own
+    /// for it.
+    pub(crate) fn changes_nothing(
+        &self,
+        state: &ClusterState,
+        id: NodeId,
+        input: &Input,
+        node: &Node,
+        outputs: &[Output],
+    ) -> bool {
+        let config = &self.configs[usize::from(id.0)];
+        let server = &state.servers[usize::from(id.0)];
+        // An inert step (`History::is_inert`) leaves the node as it was, so
+        // the common case, an unchanged node and no higher term, compares
+        // the nodes once, there.
+        let inert = History::is_inert(&server.node, input, node);
+        if !inert && *node != server.node {
+            return false;
+        }
+        let in_effect = outputs.iter().all(|output| match *output {
+            Output::Persist(hard_state) => {
+                self.bounds.restarts == Restarts::Volatile || hard_state == server.storage
+            }
+            Output::Send { to, message } => state.network.contains(&Envelope {
+                from: id,
+                to,
+                message,
+            }),
+            Output::SetTimer { timer, .. } => server.armed.is_armed(timer),
+            Output::CancelTimer(timer) => !server.armed.is_armed(timer),
+            // Never produced: the model runs no leader lease.
+            Output::RoundStarted { .. } | Output::LeaseExtended { .. } | Output::LeaseRevoked => {
+                false
+            }
+        });
+        if !in_effect
+            || invariants::check_node(config, node).is_err()
+            || invariants::check_outputs(
+                config,
+                server.node.hard_state(),
+                node.hard_state(),
+                outputs,
+            )
+            .is_err()
+            || invariants::check_transition(config, &server.node, input, node, outputs).is_err()
+        {
+            return false;
+        }
+        // The common case teaches the history nothing: no copy is needed.
+        if inert {
+            return true;
+        }
+        let mut history = History::clone(&state.history);
+        history
+            .record_step(config, &server.node, input, node)
+            .is_ok()
+            && history == *state.history
+    }
+
+    /// Reduction, *crash and restart as one step*: node `id` of `state`
+    /// crashes and restarts at once ([`Self::restart`]), in `next`, a copy of
+    /// `state`. While down a node does nothing, and what is sent to it
+    /// meanwhile may be lost anyway, so a longer downtime adds no behaviour,
+    /// only states. A crash that loses nothing (a follower that knew no
+    /// leader) is not generated (`None`): it only spends the crash budget,
+    /// and every behaviour after it is one of the uncrashed state's. Argued
+    /// here and in the crate doc; proofs.md has no section of its own for it.
+    pub(crate) fn crash_and_restart(
+        &self,
+        state: &ClusterState,
+        next: &mut ClusterState,
+        id: NodeId,
+    ) -> Option<()> {
+        self.restart(next, id);
+        next.crashes = state.crashes;
+        if *next == *state {
+            return None;
+        }
+        next.crashes += 1;
+        Some(())
+    }
+
+    /// The bound on terms, where it cuts: whether `node` is within the
+    /// boundary (see
+    /// [`Model::within_boundary`](stateright::Model::within_boundary)): a
+    /// state is if every node of it is. A node past
+    /// [`Bounds::max_term`](crate::Bounds::max_term), or a pre-candidate at
+    /// it (asking for the term past it, where an election beyond the bound
+    /// would begin), is outside, and the checker drops such a state
+    /// unexplored. proofs.md, "The election features".
+    pub(crate) fn node_within_boundary(&self, node: &Node) -> bool {
+        let term = node.current_term();
+        term < self.bounds.max_term
+            || (term == self.bounds.max_term && node.role() != Role::PreCandidate)
+    }
+
+    /// This model keeping every response in flight, stale and spent ones
+    /// included (to measure the reduction, and to show it hides nothing).
+    #[must_use]
+    pub fn without_dropping_spent_responses(mut self) -> Self {
+        self.drop_spent_responses = false;
+        self
+    }
+
+    /// Reduction, *spent responses*: after a step of node `id`, drops every
+    /// response (RequestVoteResponse, AppendEntriesResponse) in flight that
+    /// [`Self::is_spent_response`]: one that can never again change its
+    /// receiver nor draw a reply. The network may lose any message, so this
+    /// is a loss; and since no later step can act on it, the loss hides no
+    /// behaviour. Only `id` changed, so only responses to `id` and the ones
+    /// it just sent can have become spent. A response is dropped only if
+    /// delivering it now indeed changes nothing and sends nothing: a core
+    /// that broke the rule would keep it in flight, and the step that acts
+    /// on it is explored and checked. proofs.md, "Spent responses", argues
+    /// why nothing is missed; off with
+    /// [`Self::without_dropping_spent_responses`].
+    pub(crate) fn drop_spent_responses(&self, state: &mut ClusterState, id: NodeId) {
+        let spent = |envelope: &Envelope| {
+            let receiver = &state.servers[usize::from(envelope.to.0)].node;
+            (envelope.from == id || envelope.to == id)
+                && self.is_spent_response(receiver, envelope)
+                && self.ignores(receiver, envelope)
+        };
+        let spent: Vec<Envelope> = state.network.iter().filter(|e| spent(e)).collect();
+        for envelope in &spent {
+            state.network.remove(envelope);
+        }
+    }
+
+    /// Whether `envelope`, a response to `receiver`, can never change it nor
+    /// draw anything from it again, as far as the rules of Figure 2 (and of
+    /// each feature) go: terms only grow, and within a term:
+    /// - a RequestVoteResponse of a term below the receiver's is ignored
+    ///   (`reply_to_stale`), and so is one of its term unless it is a grant
+    ///   that a candidate has not counted yet: a refusal is never counted, a
+    ///   follower, pre-candidate or leader of the term ignores it (its
+    ///   campaign of the term is over, won or given up), and none of them is
+    ///   ever a candidate of that term again (campaigning raises the term,
+    ///   a restart restores a follower); a counted grant stays
+    ///   counted while the candidacy lasts (votes are a set, cleared only on
+    ///   leaving the role);
+    /// - an AppendEntriesResponse of a term below the receiver's is ignored,
+    ///   and so is one of its term unless it is a success that a leader (or
+    ///   a candidate, which may still become the leader of the term) acts on:
+    ///   only CheckQuorum (which hears from the follower again) and
+    ///   leadership transfer (which waits for the target's acknowledgement)
+    ///   read one. Figure 2's leader ignores them (no log is replicated).
+    fn is_spent_response(&self, receiver: &Node, envelope: &Envelope) -> bool {
+        let current = receiver.current_term();
+        match envelope.message {
+            Message::RequestVoteResponse { term, vote_granted } => {
+                term < current
+                    || (term == current
+                        && !(vote_granted
+                            && receiver.role() == Role::Candidate
+                            && !receiver.votes_granted().contains(&envelope.from)))
+            }
+            Message::AppendEntriesResponse { term, success, .. } => {
+                let features = self.bounds.features;
+                let acks_read = features.check_quorum || features.leadership_transfer;
+                term < current
+                    || (term == current
+                        && !(success
+                            && acks_read
+                            && matches!(receiver.role(), Role::Leader | Role::Candidate)))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `receiver` delivered `envelope` stays as it is and sends or
+    /// arms nothing.
+    fn ignores(&self, receiver: &Node, envelope: &Envelope) -> bool {
+        let mut node = receiver.clone();
+        let input = Input::Receive {
+            from: envelope.from,
+            message: envelope.message,
+        };
+        with_outputs(|outputs| {
+            node.step(&self.configs[usize::from(envelope.to.0)], input, outputs);
+            outputs.is_empty()
+        }) && node == *receiver
+    }
+
+    /// Whether [`Self::drop_spent`] can drop anything: only the election
+    /// features send such messages.
+    pub(crate) fn drops_spent(&self) -> bool {
+        self.bounds.features != Features::NONE
+    }
+
+    /// Reduction, *spent feature messages*: drops every message in flight
+    /// that [`is_spent`] given each node's term (`term_of`): after every
+    /// step, and on the way of [`Self::settles_on_the_leader`]. proofs.md,
+    /// "The election features", argues it, and [`is_spent`] says why each
+    /// such message is spent.
+    pub(crate) fn drop_spent(&self, network: &mut Network, term_of: impl Fn(NodeId) -> Term) {
+        if self.drops_spent() {
+            let latest = latest_pre_votes(network);
+            let duplicating = self.bounds.network == NetworkKind::Duplicating;
+            network.retain(|envelope| {
+                !is_spent(
+                    envelope,
+                    term_of(envelope.to),
+                    duplicating.then_some(&latest),
+                )
+            });
+        }
+    }
+}
+
+/// The latest term each node asked each other node about with a PreVote,
+/// by (sender, receiver).
+fn latest_pre_votes(network: &Network) -> BTreeMap<(NodeId, NodeId), Term> {
+    let mut latest = BTreeMap::new();
+    for envelope in network.iter() {
+        if let Message::PreVote { term, .. } = envelope.message {
+            let entry = latest.entry((envelope.from, envelope.to)).or_insert(term);
+            *entry = (*entry).max(term);
+        }
+    }
+    latest
+}
+
+/// Whether `envelope` can never do anything its receiver (or, for a
+/// request, the answer to it) would notice that another message in flight
+/// cannot, in which case the model drops it: a loss, which the network allows
+/// anyway, and one that leads to no state the kept messages could not.
+/// Figure 2's messages are kept as they always were. Terms only grow, so:
+/// - a PreVoteResponse changes its receiver only while the receiver's term is
+///   below the one it carries (a grant counts one term below it, a refusal is
+///   adopted below it), and a TimeoutNow only while the receiver has not
+///   passed its term;
+/// - on the duplicating network, where nothing leaves, a PreVote is
+///   outdone by a later one of the same sender to the same receiver. An older
+///   request can be granted only while its sender is one term below it, which
+///   it no longer is (it asked for a later term since), and refused
+///   informatively only by a receiver whose term is at least the one asked and
+///   above the sender's: then the later request draws the very same refusal.
+fn is_spent(
+    envelope: &Envelope,
+    receiver: Term,
+    latest_pre_votes: Option<&BTreeMap<(NodeId, NodeId), Term>>,
+) -> bool {
+    match envelope.message {
+        Message::PreVoteResponse { term, .. } => receiver >= term,
+        Message::TimeoutNow { term } => receiver > term,
+        Message::PreVote { term, .. } => latest_pre_votes
+            .and_then(|latest| latest.get(&(envelope.from, envelope.to)))
+            .is_some_and(|&latest| latest > term),
+        _ => false,
+    }
+}
