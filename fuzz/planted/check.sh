@@ -12,7 +12,8 @@
 #   PLANTED_TIMEOUT (seconds per run, default 600).
 # The build cache lives in target/planted-check, so each patch rebuilds only
 # the core and the model (about a minute). Prints, per patch, the first
-# broken invariant and how long the check ran.
+# broken invariant, its own words (for a transition rule, the rule), and
+# how long the check ran.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,15 +21,10 @@ root=$(cd "$here/../.." && pwd)
 sources=${PLANTED_SOURCES:-$root}
 limit=${PLANTED_TIMEOUT:-600}
 target_dir=$root/target/planted-check
-names=("$@")
-if [[ ${#names[@]} -eq 0 ]]; then
-    for patch in "$here"/*.patch; do
-        names+=("$(basename "$patch" .patch)")
-    done
-fi
 
 # shellcheck source=plant.sh
 source "$here/plant.sh"
+mapfile -t names < <(patch_names "$here" "$@")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 missed=()
@@ -47,6 +43,14 @@ for name in "${names[@]}"; do
         what=$(grep -m1 '^Counterexample to' "$log")
         where=$(grep -m1 -E '^FAILED' "$log" || true)
         printf '%-46s caught in %6s s: %s %s\n' "$name" "$elapsed" "$what" "${where#FAILED}"
+        # The broken invariant's own words; for a transition rule, the rule
+        # (between the input and the state after).
+        invariant=$(sed -E 's/^Counterexample to "([^"]*)".*/\1/' <<<"$what")
+        detail=$(grep -m1 -F ">>> VIOLATED $invariant: " "$log" | sed -E 's/^.*>>> VIOLATED [^:]*: //' || true)
+        if [[ $invariant == "each step follows its rule" ]]; then
+            detail=$(sed -E 's/ \(after: .*$//; s/^.*(\}|\)|Start): //' <<<"$detail")
+        fi
+        [[ -z $detail ]] || printf '%-46s   %s\n' "" "${detail:0:160}"
     else
         printf '%-46s NOT caught (exit %s after %s s)\n' "$name" "$status" "$elapsed"
         tail -5 "$log" | sed 's/^/    /'

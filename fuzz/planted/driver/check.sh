@@ -3,8 +3,8 @@
 # this directory (bugs of the runtime's driver, which the model checker
 # never runs), copies the sources to a temporary directory, plants the bug
 # there, and runs both trace validations in the copy: the in-process
-# runtime's (model/tests/trace_validation.rs, its correct-driver test) and
-# the TCP node processes' logs (cli/tests/node_trace_validation.rs). Each
+# runtime's (model/tests/it/trace_validation.rs, its correct-driver test) and
+# the TCP node processes' logs (cli/tests/it/node_trace_validation.rs). Each
 # must fail. The shipped driver is never touched, and no switch for the bug
 # exists in it.
 #
@@ -18,12 +18,6 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 target_dir=$root/target/planted-driver
-names=("$@")
-if [[ ${#names[@]} -eq 0 ]]; then
-    for patch in "$here"/*.patch; do
-        names+=("$(basename "$patch" .patch)")
-    done
-fi
 
 tests=(
     "raft-election-model trace_validation every_step_of_a_thousand_seeded_runs"
@@ -31,6 +25,7 @@ tests=(
 )
 # shellcheck source=../plant.sh
 source "$here/../plant.sh"
+mapfile -t names < <(patch_names "$here" "$@")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 missed=()
@@ -42,7 +37,7 @@ for name in "${names[@]}"; do
         log=$work/$name-$file.log
         set +e
         (cd "$copy" && RAFT_ELECTION_TRACE_SEEDS=50 CARGO_TARGET_DIR=$target_dir \
-            cargo test -q -p "$package" --test "$file" -- "$filter") >"$log" 2>&1
+            cargo test -q -p "$package" --test it -- "$file::$filter") >"$log" 2>&1
         status=$?
         set -e
         # The reason after the refused event (whose Debug is long).
