@@ -10,12 +10,22 @@
 //! core/      the sans-IO election core
 //! ```
 //!
+//! - [`certs`]: a CA and node certificates for mutual TLS
+//!   (`raft-election certs`).
 //! - [`logging`]: the one logger setup ([`logging::init_logging`]): the
 //!   the story, or JSON lines with each node's span fields (node, term, role).
+//! - [`log_lines`]: a node process's log lines, typed: the events it
+//!   writes beside the runtime's records, and [`log_lines::LogLine`], how
+//!   every reader reads a line back.
 //! - [`timeline`]: a cluster's event log as a timeline picture
 //!   (`--timeline FILE`).
 //! - [`node_log`]: a real cluster's node logs (`--log-format json`) as a
 //!   timeline picture (`raft-election timeline`).
+//! - [`http`]: one request to a node's status endpoint.
+//! - [`processes`]: a cluster of node processes on loopback, read back
+//!   from their logs, for the TCP benchmarks and the tests.
+//! - [`profile`]: timing profiles for one machine, a LAN or a WAN
+//!   (`node --timing`), and the figures a node derives from them.
 //! - [`plot`]: distributions as CDF charts (`failover --plot FILE`).
 //! - [`progress`]: progress bars on a terminal, silent in a pipe.
 //!
@@ -40,23 +50,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod certs;
+pub mod http;
+pub mod log_lines;
 pub mod logging;
 pub mod node_log;
 pub mod plot;
+pub mod processes;
+pub mod profile;
 pub mod progress;
 pub mod timeline;
-
-/// Whether `path` can be written, found out before a long run that writes
-/// it at the end. Leaves the file system as it was: an existing file is
-/// opened without truncating it, a new one is removed again.
-pub fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
-    if path.exists() {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map(drop)
-    } else {
-        std::fs::File::create(path)?;
-        std::fs::remove_file(path)
-    }
-}

@@ -19,7 +19,7 @@ receiver logs receipts of its kind.
 
 One lane per node, time in milliseconds since the earliest line. Roles are \
 coloured bands with their terms; each send is an arrow to the receipt of the \
-same message (link, type, term, verdict) on the other node, a lost one a \
+same message (link and every field) on the other node, a lost one a \
 dashed stub with a cross, one still unanswered when the log ends a faint \
 stub; election timeouts are triangles. A restart is a green ring; a stop \
 (SIGTERM) ends the band with a dark square, a life whose log ends without \
@@ -30,7 +30,7 @@ nothing between its election and its death, at -vv a heartbeat every \
 interval.
 
 Lines that are not a node's JSON (a shell's output, another program's) and \
-events this version does not know are skipped and counted.
+records or events this version does not know are skipped and counted.
 
 Example, three nodes on one machine for a few seconds:
   raft-election node --id 1 --listen 127.0.0.1:7001 --peer 2=127.0.0.2:7001 \\

@@ -13,14 +13,14 @@
 //!   every line starts with that node's id, term and role as they are when
 //!   the line is written, in text or in JSON (one flat object a line: `ts`
 //!   in seconds since the Unix epoch, `level`, `node`, `term`, `role`,
-//!   `target`, `message` and the event's own fields, such as `event` =
-//!   start, timeout, term, role, vote, leader, receive, send, stop; see
-//!   `raft_election_runtime::server`). An event field never replaces one
-//!   of the line's own keys: the runtime names them apart (`timeout_term`,
-//!   `vote_term`, `message_type`, `message_term`), and a clash left is
-//!   written as `event_<name>`. Colours only when standard error is a
-//!   terminal.
+//!   `target`, `message` and the event's own fields; a typed fact, the
+//!   runtime's `record` or the process's `event`, is embedded as JSON:
+//!   see [`crate::log_lines`]). An event field never replaces one of the
+//!   line's own keys: a clash is written as `event_<name>`. In text, the
+//!   typed facts are left out: the message says them in words. Colours
+//!   only when standard error is a terminal.
 
+use crate::log_lines::JSON_FIELDS;
 use raft_election::{NodeId, Role, Term};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -37,7 +37,18 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// How log lines look.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// For a person. The demo: seconds since start and the message, the
     /// story, whose narration names the node and term in its words. A node
@@ -197,14 +208,41 @@ where
             });
             return writeln!(writer, "{}", Value::Object(line));
         }
+        let _ = ctx;
         tracing_subscriber::fmt::time::SystemTime.format_time(&mut writer)?;
         let (term, role) = state.map_or_else(
             || ("-".to_owned(), "-".to_owned()),
             |(term, role)| (term.to_string(), role.to_string()),
         );
         write!(writer, " {:>5} {id} {term} {role}: ", metadata.level())?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        let mut fields = TextFields {
+            writer: writer.by_ref(),
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
         writeln!(writer)
+    }
+}
+
+/// An event's fields as text: the message, then `name=value` for each other
+/// field but the typed facts ([`JSON_FIELDS`]), whose words the message
+/// already gives.
+struct TextFields<'a> {
+    writer: Writer<'a>,
+    result: fmt::Result,
+}
+
+impl Visit for TextFields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() || JSON_FIELDS.contains(&field.name()) {
+            return;
+        }
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{value:?}")
+        } else {
+            write!(self.writer, " {}={value:?}", field.name())
+        };
     }
 }
 
@@ -253,7 +291,15 @@ impl Visit for JsonFields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.insert(field, format!("{value:?}").into());
+        let text = format!("{value:?}");
+        // A typed fact is JSON text: embedded as JSON, so a reader
+        // deserializes it whole (crate::log_lines).
+        let value = if JSON_FIELDS.contains(&field.name()) {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        } else {
+            Value::String(text)
+        };
+        self.insert(field, value);
     }
 }
 

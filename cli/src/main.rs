@@ -11,12 +11,14 @@
 //! `raft-election node ...` runs one node of a real cluster instead: a
 //! process of its own, over TCP (see `node.rs`).
 
+mod certs_command;
+mod cluster_view;
 mod log_timeline;
 mod node;
 mod timing;
 mod watchdog;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use raft_election::{HardState, Message, NodeId, Role, Term};
 use raft_election_cli::logging::{LogFormat, init_logging};
 use raft_election_cli::timeline::{timeline, write_svg};
@@ -71,9 +73,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one node of a real cluster over TCP (one process per node).
-    Node(node::NodeArgs),
+    Node(Box<node::NodeArgs>),
+    /// Print a cluster's nodes as one table, from their status endpoints.
+    Status(cluster_view::StatusArgs),
+    /// Ask a cluster's leader to hand its leadership to a node.
+    Transfer(cluster_view::TransferArgs),
     /// Draw node processes' JSON logs (`node --log-format json -v`) as an SVG timeline.
     Timeline(log_timeline::TimelineArgs),
+    /// Make a CA and node certificates for mutual TLS between nodes.
+    Certs(certs_command::CertsArgs),
     /// The watchdog of `node --run-while-leader` (started by the node).
     #[command(hide = true)]
     LeaseWatchdog(watchdog::WatchdogArgs),
@@ -135,10 +143,20 @@ fn failed(step: &'static str) -> impl FnOnce(WaitError) -> StoryError {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let args = match cli.command {
-        Some(Command::Node(node)) => return node::main(node),
+        Some(Command::Node(node)) => {
+            let node_matches = matches.subcommand_matches("node").unwrap_or(&matches);
+            return node::main(*node, node_matches);
+        }
+        Some(Command::Status(args)) => return cluster_view::status(&args),
+        Some(Command::Transfer(args)) => return cluster_view::transfer(&args),
         Some(Command::Timeline(timeline)) => return log_timeline::main(timeline),
+        Some(Command::Certs(certs)) => return certs_command::main(&certs),
         Some(Command::LeaseWatchdog(args)) => return watchdog::main(args),
         None => cli.demo,
     };
@@ -177,7 +195,7 @@ async fn run(args: Args) -> ExitCode {
     }
     // Written after the story: find a bad path before it.
     if let Some(path) = &args.timeline {
-        if let Err(e) = raft_election_cli::check_writable(path) {
+        if let Err(e) = raft_election_timeline::check_writable(path) {
             eprintln!(
                 "error: cannot write the timeline to {}: {e}",
                 path.display()

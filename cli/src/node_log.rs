@@ -2,35 +2,36 @@
 //! `raft-election timeline --out FILE.svg LOG...` draws.
 //!
 //! Each node process (`raft-election node --log-format json`) writes one
-//! JSON object a line on stderr, with `ts` (seconds since the Unix epoch),
-//! `node`, and once it runs its `term` and `role`; see
-//! [`crate::logging`]. This module reads those lines from any number of
-//! files (one per node, or mixed: the `node` field says whose a line is)
-//! and turns them into a [`raft_election_timeline::Timeline`]:
+//! JSON object a line on stderr, read back as a typed
+//! [`LogLine`]: its `ts`, `node`, once it runs
+//! its `term` and `role`, and the typed fact it carries, one of the node's
+//! records or an event of its process. This module reads those lines from
+//! any number of files (one per node, or mixed: the `node` field says whose
+//! a line is) and turns them into a [`raft_election_timeline::Timeline`]:
 //!
 //! - every line's `term` and `role` are the node's state when it was
 //!   written, so the bands follow them;
-//! - `timeout` is an election timeout tick;
-//! - each `send` is paired with the `receive` of an equal message (same
-//!   link, `message_type`, `message_term` and `vote_granted`) on the other
-//!   node: as many pairs as can be, in order, each receipt with the latest
-//!   send it can be, and a receipt logged up to a small skew before its
-//!   send still its (the processes' clocks differ);
-//! - a `start` after the node's first is a restart; `stop` (SIGTERM, or the
-//!   server failing) and a life whose last line is not `stop` (killed) end
-//!   the node's band with a crash mark, and are named in the notes, as
-//!   are `signal`, `error` and `handed_over`.
+//! - a step on an election timeout is a timeout tick;
+//! - each sent record is paired with the step that received an equal
+//!   message on the other node: as many pairs as can be, in order, each
+//!   receipt with the latest send it can be, and a receipt logged up to a
+//!   small skew before its send still its (the processes' clocks differ);
+//! - a start after the node's first is a restart; a stop (SIGTERM, or the
+//!   server failing) and a life whose last line is not a stop (killed) end
+//!   the node's band with a crash mark, and are named in the notes, as are
+//!   signals, failures and hand-overs.
 //!
 //! Lines that are not JSON, JSON lines that are not a node's (no `ts` or
-//! `node`) and events this module does not know are counted and reported,
+//! `node`) and facts this version does not know are counted and reported,
 //! never fatal: a log file collects whatever the process printed.
 
+use crate::log_lines::{Fact, Level, LogLine, NodeEvent, Unreadable};
 use crate::timeline::set_state;
-use raft_election::{HardState, Input, Message, NodeId, Role, Term, Timer};
+use raft_election::{Input, Message, NodeId, Record, Role, Term, Timer};
+use raft_election_runtime::Delivery;
 use raft_election_timeline::{
     Axis, Event as Mark, EventKind as MarkKind, Fate, Fault, MessageClass, Note, Timeline,
 };
-use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
@@ -47,10 +48,6 @@ pub const MAX_LINES: usize = 1_000_000;
 
 /// A line longer than this is no node's: skipped, and counted.
 const MAX_LINE_BYTES: u64 = 64 * 1024;
-
-/// Node lines have timestamps between 2001 and 2286: a `ts` outside that
-/// range is no clock reading, and would stretch the time axis to nothing.
-const TS_RANGE: std::ops::RangeInclusive<f64> = 1e9..=1e10;
 
 /// The logs could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +92,9 @@ pub struct Skipped {
     pub not_node: usize,
     /// A node line whose `term` or `role` is not one.
     pub bad_state: usize,
-    /// A known event without the fields it needs (a `send` with no `peer`).
-    pub incomplete: usize,
-    /// Events this module does not know, by name.
-    pub unknown_events: BTreeMap<String, usize>,
+    /// Records and events this version does not know (or garbled ones),
+    /// by kind.
+    pub unknown_facts: BTreeMap<String, usize>,
 }
 
 impl Skipped {
@@ -106,6 +102,15 @@ impl Skipped {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    fn count(&mut self, why: Unreadable) {
+        match why {
+            Unreadable::NotJson => self.not_json += 1,
+            Unreadable::NotNode => self.not_node += 1,
+            Unreadable::BadState => self.bad_state += 1,
+            Unreadable::UnknownFact(kind) => *self.unknown_facts.entry(kind).or_default() += 1,
+        }
     }
 }
 
@@ -120,9 +125,8 @@ impl fmt::Display for Skipped {
         count(self.not_json, "not JSON");
         count(self.not_node, "JSON but not a node's");
         count(self.bad_state, "with a bad term or role");
-        count(self.incomplete, "events missing their fields");
-        for (event, n) in &self.unknown_events {
-            parts.push(format!("{n} unknown event {event:?}"));
+        for (kind, n) in &self.unknown_facts {
+            parts.push(format!("{n} unknown {kind:?}"));
         }
         if parts.is_empty() {
             f.write_str("nothing")
@@ -132,224 +136,63 @@ impl fmt::Display for Skipped {
     }
 }
 
-/// A message as a send or receive line describes it: enough to pair the
-/// two, to colour the arrow and to label it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Logged {
-    message_type: String,
-    term: Term,
-    /// A vote answer's verdict; `None` for other messages, or from a node
-    /// that does not log it.
-    vote_granted: Option<bool>,
-}
-
-impl Logged {
-    fn class(&self) -> MessageClass {
-        match (self.message_type.as_str(), self.vote_granted) {
-            // A pre-vote is drawn as a vote: its label says which it is.
-            ("RequestVote" | "PreVote", _) => MessageClass::VoteRequest,
-            ("RequestVoteResponse" | "PreVoteResponse", Some(true)) => MessageClass::VoteGranted,
-            ("RequestVoteResponse" | "PreVoteResponse", Some(false)) => MessageClass::VoteRejected,
-            ("AppendEntries", _) => MessageClass::Heartbeat,
-            ("AppendEntriesResponse", _) => MessageClass::HeartbeatResponse,
-            _ => MessageClass::Other,
-        }
-    }
-
-    fn label(&self) -> String {
-        match self.vote_granted {
-            Some(true) => format!("{}({}, granted)", self.message_type, self.term),
-            Some(false) => format!("{}({}, rejected)", self.message_type, self.term),
-            None => format!("{}({})", self.message_type, self.term),
-        }
-    }
-
-    /// Heartbeats and their answers are logged at trace level (`-vv`),
-    /// other messages at debug (`-v`).
-    fn needs(&self) -> Verbosity {
-        if self.class().is_heartbeat() {
-            Verbosity::Trace
-        } else {
-            Verbosity::Debug
-        }
+/// Heartbeats and their answers are logged at trace level (`-vv`), other
+/// messages at debug (`-v`): what a node must log for its sends and
+/// receipts of `message` to be drawn.
+fn needs(message: &Message) -> Level {
+    if message.is_heartbeat() {
+        Level::Trace
+    } else {
+        Level::Debug
     }
 }
 
-/// How much a node logs: the most verbose level among its lines.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-enum Verbosity {
-    #[default]
-    Info,
-    Debug,
-    Trace,
-}
-
-/// What a line says happened.
-#[derive(Clone, Debug, PartialEq)]
-enum LogEvent {
+/// What a line says happened, for the picture.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Drawable<'a> {
     /// The node's server starts (a new life).
     Start,
     /// Its election timer fired.
     Timeout,
-    /// It sent `message` to `peer`; `delivery` is the transport's word.
+    /// It sent `message` to `peer`, and the transport did `delivery`.
     Send {
         peer: NodeId,
-        message: Logged,
-        delivery: String,
+        message: &'a Message,
+        delivery: Delivery,
     },
     /// It stepped `message` from `peer`.
-    Receive { peer: NodeId, message: Logged },
-    /// It was told to stop (`text`: which signal).
-    Signal { text: String },
-    /// It handed its leadership to `successor` before stopping.
-    HandedOver { successor: NodeId },
-    /// Its server stopped.
-    Stop,
-    /// The process failed (`text`: why) and exits.
-    Error { text: String },
-    /// Nothing to draw beyond the line's state: no event, or one the
-    /// state already shows (term, role, vote, leader, listen, transfer).
-    Other,
+    Receive { peer: NodeId, message: &'a Message },
+    /// Something its process did.
+    Event(&'a NodeEvent),
+    /// Nothing beyond the line's state.
+    Nothing,
 }
 
-/// One node line.
-#[derive(Clone, Debug, PartialEq)]
-struct LogLine {
-    /// Seconds since the Unix epoch.
-    ts: f64,
-    node: NodeId,
-    /// The node's term and role when the line was written; `None` before
-    /// its server runs.
-    state: Option<(Term, Role)>,
-    level: Verbosity,
-    event: LogEvent,
-    /// What the line says for a replay through the model, if anything.
-    replayed: Option<Replayed>,
-}
-
-/// What one line of a node's log says for a replay of the node through
-/// the model (trace validation): its `start`, and with `--log-steps` its
-/// `step`, `save` and `sent` lines.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Replayed {
-    /// The server starts, restored from this hard state.
-    Started(HardState),
-    /// The node stepped on `input` and was left as `after` says.
-    Stepped {
-        /// The input.
-        input: Input,
-        /// The node after the step.
-        after: StepOutcome,
-    },
-    /// This hard state became durable.
-    Saved(HardState),
-    /// The node handed `message` for `to` to its transport.
-    Sent {
-        /// The receiver.
-        to: NodeId,
-        /// The message, in full.
-        message: Message,
-    },
-}
-
-/// Where a step left its node, as its `step` line says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StepOutcome {
-    /// The node's term.
-    pub current_term: Term,
-    /// Whom it voted for in that term.
-    pub voted_for: Option<NodeId>,
-    /// Its role.
-    pub role: Role,
-    /// The leader it knows.
-    pub leader_id: Option<NodeId>,
-}
-
-/// The [`Replayed`] meaning of a `start`, `step`, `save` or `sent` line,
-/// `Ok(None)` for any other event.
-fn replayed(
-    event: Option<&str>,
-    fields: &Map<String, Value>,
-) -> Result<Option<Replayed>, Unparsed> {
-    let id = |key: &str| -> Result<Option<NodeId>, Unparsed> {
-        fields
-            .get(key)
-            .map(|value| node_id(value).ok_or(Unparsed::Incomplete))
-            .transpose()
-    };
-    let term = |key: &str| {
-        fields
-            .get(key)
-            .and_then(Value::as_u64)
-            .map(Term)
-            .ok_or(Unparsed::Incomplete)
-    };
-    let wire = || -> Result<Message, Unparsed> {
-        let text = fields
-            .get("wire")
-            .and_then(Value::as_str)
-            .ok_or(Unparsed::Incomplete)?;
-        serde_json::from_str(text).map_err(|_| Unparsed::Incomplete)
-    };
-    let hard_state = |term_key: &str, vote_key: &str| -> Result<HardState, Unparsed> {
-        Ok(HardState {
-            current_term: term(term_key)?,
-            voted_for: id(vote_key)?,
-        })
-    };
-    Ok(Some(match event {
-        // A start says what it restored since the node's first release
-        // with step logs; a line without it still starts a life to draw.
-        Some("start") => match hard_state("restored_term", "voted_for") {
-            Ok(restored) => Replayed::Started(restored),
-            Err(_) => return Ok(None),
-        },
-        Some("save") => Replayed::Saved(hard_state("saved_term", "saved_vote")?),
-        Some("sent") => Replayed::Sent {
-            to: id("peer")?.ok_or(Unparsed::Incomplete)?,
-            message: wire()?,
-        },
-        Some("step") => {
-            let peer = || id("peer")?.ok_or(Unparsed::Incomplete);
-            let input = match fields.get("input").and_then(Value::as_str) {
-                Some("start") => Input::Start,
-                Some("receive") => Input::Receive {
-                    from: peer()?,
-                    message: wire()?,
+impl<'a> Drawable<'a> {
+    fn of(line: &'a LogLine) -> Self {
+        match &line.fact {
+            Fact::Record(Record::Started(_), _) => Self::Start,
+            Fact::Record(Record::Sent { to, message }, delivery) => Self::Send {
+                peer: *to,
+                message,
+                delivery: delivery.unwrap_or(Delivery::Delivered),
+            },
+            Fact::Record(Record::Stepped { input, .. }, _) => match input {
+                Input::Timeout(Timer::Election) => Self::Timeout,
+                Input::Receive { from, message } => Self::Receive {
+                    peer: *from,
+                    message,
                 },
-                Some("timeout") => {
-                    let name = fields.get("timer").and_then(Value::as_str);
-                    let timer = Timer::ALL
-                        .into_iter()
-                        .find(|timer| Some(timer.to_string().as_str()) == name);
-                    Input::Timeout(timer.ok_or(Unparsed::Incomplete)?)
-                }
-                Some("transfer") => Input::TransferLeadership { to: peer()? },
-                _ => return Err(Unparsed::Incomplete),
-            };
-            let role = fields
-                .get("after_role")
-                .and_then(Value::as_str)
-                .and_then(role_of)
-                .ok_or(Unparsed::Incomplete)?;
-            Replayed::Stepped {
-                input,
-                after: StepOutcome {
-                    current_term: term("after_term")?,
-                    voted_for: id("after_vote")?,
-                    role,
-                    leader_id: id("after_leader")?,
-                },
-            }
+                _ => Self::Nothing,
+            },
+            Fact::Event(event) => Self::Event(event),
+            Fact::Record(Record::Saved(_), _)
+            | Fact::Connection(_)
+            | Fact::Suppressed(_)
+            | Fact::None => Self::Nothing,
         }
-        _ => return Ok(None),
-    }))
+    }
 }
-
-/// Events that draw nothing of their own.
-const QUIET_EVENTS: [&str; 9] = [
-    "listen", "term", "role", "vote", "leader", "transfer", "step", "save", "sent",
-];
 
 /// The node lines of one or more log files, in the order written.
 #[derive(Clone, Debug, Default)]
@@ -439,18 +282,9 @@ impl NodeLogs {
         if text.is_empty() {
             return;
         }
-        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(text) else {
-            self.skipped.not_json += 1;
-            return;
-        };
-        match parse(&fields) {
+        match LogLine::parse(text) {
             Ok(line) => self.lines.push(line),
-            Err(Unparsed::NotNode) => self.skipped.not_node += 1,
-            Err(Unparsed::BadState) => self.skipped.bad_state += 1,
-            Err(Unparsed::Incomplete) => self.skipped.incomplete += 1,
-            Err(Unparsed::UnknownEvent(event)) => {
-                *self.skipped.unknown_events.entry(event).or_default() += 1;
-            }
+            Err(why) => self.skipped.count(why),
         }
     }
 
@@ -473,20 +307,21 @@ impl NodeLogs {
         nodes.into_iter().collect()
     }
 
-    /// What the lines say for a replay through the model, each with its
-    /// node, in the order they were written: by time across files, in
-    /// file order within one (a node's lines are written in order).
+    /// Every record of the lines, each with its node, in the order they
+    /// were written: by time across files, in file order within one (a
+    /// node's lines are written in order). With `--log-steps` these are
+    /// every start, step, save and send: what trace validation replays.
     #[must_use]
-    pub fn replayed(&self) -> Vec<(NodeId, Replayed)> {
+    pub fn records(&self) -> Vec<(NodeId, Record)> {
         let mut lines: Vec<&LogLine> = self
             .lines
             .iter()
-            .filter(|line| line.replayed.is_some())
+            .filter(|line| line.record().is_some())
             .collect();
         lines.sort_by(|a, b| a.ts.total_cmp(&b.ts));
         lines
             .into_iter()
-            .filter_map(|line| Some((line.node, line.replayed.clone()?)))
+            .filter_map(|line| Some((line.node, *line.record()?)))
             .collect()
     }
 
@@ -502,123 +337,6 @@ impl NodeLogs {
 enum ReadError {
     Io(std::io::Error),
     TooMany,
-}
-
-enum Unparsed {
-    NotNode,
-    BadState,
-    Incomplete,
-    UnknownEvent(String),
-}
-
-fn parse(fields: &Map<String, Value>) -> Result<LogLine, Unparsed> {
-    let ts = fields
-        .get("ts")
-        .and_then(Value::as_f64)
-        .filter(|ts| TS_RANGE.contains(ts))
-        .ok_or(Unparsed::NotNode)?;
-    let node = fields
-        .get("node")
-        .and_then(node_id)
-        .ok_or(Unparsed::NotNode)?;
-    let state = match (fields.get("term"), fields.get("role")) {
-        (None, None) => None,
-        (term, role) => {
-            let term = term.and_then(Value::as_u64).map(Term);
-            let role = role.and_then(Value::as_str).and_then(role_of);
-            Some(term.zip(role).ok_or(Unparsed::BadState)?)
-        }
-    };
-    let level = match fields.get("level").and_then(Value::as_str) {
-        Some("TRACE") => Verbosity::Trace,
-        Some("DEBUG") => Verbosity::Debug,
-        _ => Verbosity::Info,
-    };
-    let text = || {
-        fields
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let peer = || {
-        fields
-            .get("peer")
-            .and_then(node_id)
-            .ok_or(Unparsed::Incomplete)
-    };
-    let message = || -> Result<Logged, Unparsed> {
-        Ok(Logged {
-            message_type: fields
-                .get("message_type")
-                .and_then(Value::as_str)
-                .ok_or(Unparsed::Incomplete)?
-                .to_owned(),
-            term: fields
-                .get("message_term")
-                .and_then(Value::as_u64)
-                .map(Term)
-                .ok_or(Unparsed::Incomplete)?,
-            vote_granted: fields.get("vote_granted").and_then(Value::as_bool),
-        })
-    };
-    let event = match fields.get("event").map(|e| e.as_str().ok_or(e)) {
-        None => LogEvent::Other,
-        Some(Ok("start")) => LogEvent::Start,
-        Some(Ok("timeout")) => LogEvent::Timeout,
-        Some(Ok("send")) => LogEvent::Send {
-            peer: peer()?,
-            message: message()?,
-            delivery: fields
-                .get("delivery")
-                .and_then(Value::as_str)
-                .ok_or(Unparsed::Incomplete)?
-                .to_owned(),
-        },
-        Some(Ok("receive")) => LogEvent::Receive {
-            peer: peer()?,
-            message: message()?,
-        },
-        Some(Ok("signal")) => LogEvent::Signal { text: text() },
-        Some(Ok("handed_over")) => LogEvent::HandedOver {
-            successor: fields
-                .get("successor")
-                .and_then(node_id)
-                .ok_or(Unparsed::Incomplete)?,
-        },
-        Some(Ok("stop")) => LogEvent::Stop,
-        Some(Ok("error")) => LogEvent::Error { text: text() },
-        Some(Ok(quiet)) if QUIET_EVENTS.contains(&quiet) => LogEvent::Other,
-        Some(Ok(unknown)) => return Err(Unparsed::UnknownEvent(unknown.to_owned())),
-        Some(Err(value)) => return Err(Unparsed::UnknownEvent(value.to_string())),
-    };
-    let replayed = replayed(fields.get("event").and_then(Value::as_str), fields)?;
-    Ok(LogLine {
-        ts,
-        node,
-        state,
-        level,
-        event,
-        replayed,
-    })
-}
-
-fn node_id(value: &Value) -> Option<NodeId> {
-    value
-        .as_u64()
-        .and_then(|id| u8::try_from(id).ok())
-        .map(NodeId)
-}
-
-fn role_of(name: &str) -> Option<Role> {
-    [
-        Role::Follower,
-        Role::PreCandidate,
-        Role::Candidate,
-        Role::Leader,
-    ]
-    .into_iter()
-    .find(|role| role.to_string() == name)
 }
 
 /// What a timeline shows, counted: printed after drawing.
@@ -724,170 +442,259 @@ struct Sent {
     index: usize,
 }
 
-/// One link's messages of one kind: (from, to, message).
-type Link = (NodeId, NodeId, Logged);
+/// One link's equal messages: (from, to, message).
+type Link = (NodeId, NodeId, Message);
+
+/// A timeline being drawn from node lines, in time order.
+struct Drawing {
+    /// The most verbose level each node logs at.
+    verbosity: BTreeMap<NodeId, Level>,
+    marks: Vec<Mark>,
+    notes: Vec<Note>,
+    drawn: Drawn,
+    /// Every node's lives so far, the current one last.
+    lives: BTreeMap<NodeId, Vec<Life>>,
+    states: BTreeMap<NodeId, (Role, Term, usize)>,
+    sends: BTreeMap<Link, Vec<Sent>>,
+    /// Receipt times by link and message.
+    receipts: BTreeMap<Link, Vec<f64>>,
+}
 
 fn draw(logs: &NodeLogs, title: &str, skew_ms: f64) -> (Timeline, Drawn) {
     let mut lines: Vec<&LogLine> = logs.lines.iter().collect();
     // Stable: lines of one instant keep their order in the file.
     lines.sort_by(|a, b| a.ts.total_cmp(&b.ts));
     let t0 = lines.first().map_or(0.0, |l| l.ts);
-    let ms = |ts: f64| (ts - t0) * 1e3;
     let nodes = logs.nodes();
     let mut timeline = Timeline::new(
         format!("{title} (0 ms = {t0:.3} s since the Unix epoch)"),
         nodes.clone(),
         Axis::Milliseconds,
     );
-    let mut drawn = Drawn {
-        nodes: nodes.len(),
-        ..Drawn::default()
-    };
-    let verbosity: BTreeMap<NodeId, Verbosity> =
-        lines.iter().fold(BTreeMap::new(), |mut most, line| {
-            let level = most.entry(line.node).or_default();
-            *level = (*level).max(line.level);
+    let mut drawing = Drawing {
+        verbosity: lines.iter().fold(BTreeMap::new(), |mut most, line| {
+            let level = most.entry(line.node).or_insert(Level::Info);
+            *level = (*level).min(line.level);
             most
-        });
-    let mut marks: Vec<Mark> = Vec::new();
-    let mut notes: Vec<Note> = Vec::new();
-    // Every node's lives so far, the current one last.
-    let mut lives: BTreeMap<NodeId, Vec<Life>> = BTreeMap::new();
-    let mut states: BTreeMap<NodeId, (Role, Term, usize)> = BTreeMap::new();
-    let mut sends: BTreeMap<Link, Vec<Sent>> = BTreeMap::new();
-    // Receipt times by link and message.
-    let mut receipts: BTreeMap<Link, Vec<f64>> = BTreeMap::new();
+        }),
+        marks: Vec::new(),
+        notes: Vec::new(),
+        drawn: Drawn {
+            nodes: nodes.len(),
+            ..Drawn::default()
+        },
+        lives: BTreeMap::new(),
+        states: BTreeMap::new(),
+        sends: BTreeMap::new(),
+        receipts: BTreeMap::new(),
+    };
     for line in lines {
-        let (at, node) = (ms(line.ts), line.node);
-        let node_lives = lives.entry(node).or_default();
+        drawing.line(line, (line.ts - t0) * 1e3);
+    }
+    drawing.end_lives();
+    drawing.pair_messages(skew_ms);
+    let Drawing {
+        marks,
+        mut notes,
+        drawn,
+        ..
+    } = drawing;
+    notes.sort_by(|a, b| a.at.total_cmp(&b.at));
+    timeline.events = marks;
+    timeline.notes = notes;
+    (timeline, drawn)
+}
+
+impl Drawing {
+    /// Whether `node` logs sends and receipts of `message`.
+    fn logs(&self, node: NodeId, message: &Message) -> bool {
+        self.verbosity
+            .get(&node)
+            .is_some_and(|&v| v <= needs(message))
+    }
+
+    /// One line, `at` ms since the first.
+    fn line(&mut self, line: &LogLine, at: f64) {
+        let node = line.node;
+        let what = Drawable::of(line);
+        let node_lives = self.lives.entry(node).or_default();
         // A new process: its first lines carry no state yet, and its
         // server starts again. The old life ended unseen: killed.
         let new_life = match node_lives.last() {
             None => true,
-            Some(life) => life.started && (line.state.is_none() || line.event == LogEvent::Start),
+            Some(life) => life.started && (line.state.is_none() || what == Drawable::Start),
         };
         if new_life {
             if let Some(life) = node_lives.last_mut() {
                 if life.ended.is_none() {
-                    end_killed(life, node, &mut marks, &mut notes, &mut drawn);
+                    end_killed(
+                        life,
+                        node,
+                        &mut self.marks,
+                        &mut self.notes,
+                        &mut self.drawn,
+                    );
                 }
             }
             node_lives.push(Life::new(at));
-            states.remove(&node);
+            self.states.remove(&node);
         }
         let restart = node_lives.len() > 1;
         let Some(life) = node_lives.last_mut() else {
-            continue;
+            return;
         };
-        if line.event == LogEvent::Start {
+        if what == Drawable::Start {
             life.started = true;
             if restart {
-                drawn.restarts += 1;
-                marks.push(mark(at, node, MarkKind::Fault(Fault::Restart)));
+                self.drawn.restarts += 1;
+                self.marks
+                    .push(mark(at, node, MarkKind::Fault(Fault::Restart)));
             }
         }
         if !life.up() {
             // Before its server runs or after it stopped: no band, and
             // what it says then is about no step of the node; but a
             // process that fails before it starts says why.
-            if let LogEvent::Error { text } = &line.event {
-                note(&mut notes, at, format!("{node} failed: {text}"));
+            if let Drawable::Event(NodeEvent::Failed { reason }) = what {
+                note(&mut self.notes, at, format!("{node} failed: {reason}"));
             }
-            continue;
+            return;
         }
         if let Some((term, role)) = line.state {
             life.last_seen = at;
-            set_state(&mut marks, &mut states, at, node, role, term);
+            set_state(&mut self.marks, &mut self.states, at, node, role, term);
         }
-        match &line.event {
-            LogEvent::Timeout => marks.push(mark(at, node, MarkKind::ElectionTimeout)),
-            LogEvent::Send {
+        self.what(node, at, what);
+    }
+
+    /// What a line of a running node says happened, `at` ms.
+    fn what(&mut self, node: NodeId, at: f64, what: Drawable<'_>) {
+        match what {
+            Drawable::Timeout => self.marks.push(mark(at, node, MarkKind::ElectionTimeout)),
+            Drawable::Send {
                 peer,
                 message,
                 delivery,
-            } => {
-                if delivery != "delivered" {
-                    drawn.lost += 1;
-                    let fate = Fate::Lost {
-                        at,
-                        reason: delivery.clone(),
-                    };
-                    marks.push(sent(at, node, *peer, message, fate));
-                } else if verbosity.get(peer).is_none_or(|&v| v < message.needs()) {
-                    drawn.unlogged_receipts += 1;
-                } else {
-                    let link = (node, *peer, message.clone());
-                    let index = marks.len();
-                    marks.push(sent(at, node, *peer, message, Fate::InFlight));
-                    sends.entry(link).or_default().push(Sent { at, index });
-                }
+            } => self.send(node, at, peer, message, delivery),
+            // A receipt whose sender logs no sends of its kind has no send
+            // to pair with: it is not drawn, nor counted as unmatched.
+            Drawable::Receive { peer, message }
+                if self.logs(peer, message) && self.logs(node, message) =>
+            {
+                let link = (peer, node, *message);
+                self.receipts.entry(link).or_default().push(at);
             }
-            LogEvent::Receive { peer, message } => {
-                let link = (*peer, node, message.clone());
-                receipts.entry(link).or_default().push(at);
-            }
-            LogEvent::Signal { text } => note(&mut notes, at, format!("{node}: {text}")),
-            LogEvent::HandedOver { successor } => note(
-                &mut notes,
+            Drawable::Event(event) => self.event(node, at, event),
+            Drawable::Receive { .. } | Drawable::Start | Drawable::Nothing => {}
+        }
+    }
+
+    fn send(&mut self, node: NodeId, at: f64, peer: NodeId, message: &Message, delivery: Delivery) {
+        if delivery != Delivery::Delivered {
+            self.drawn.lost += 1;
+            let reason = delivery.to_string();
+            let fate = Fate::Lost { at, reason };
+            self.marks.push(sent(at, node, peer, message, fate));
+        } else if !self.logs(peer, message) {
+            self.drawn.unlogged_receipts += 1;
+        } else {
+            let index = self.marks.len();
+            self.marks
+                .push(sent(at, node, peer, message, Fate::InFlight));
+            let link = (node, peer, *message);
+            self.sends.entry(link).or_default().push(Sent { at, index });
+        }
+    }
+
+    fn event(&mut self, node: NodeId, at: f64, event: &NodeEvent) {
+        let notes = &mut self.notes;
+        match event {
+            NodeEvent::Signal { .. }
+            | NodeEvent::TransferAsked { .. }
+            | NodeEvent::ProgramDraining { .. } => note(notes, at, format!("{node}: {event}")),
+            NodeEvent::HandedOver { successor } => note(
+                notes,
                 at,
                 format!("{node} handed its leadership to {successor}"),
             ),
-            LogEvent::Stop => {
-                life.ended = Some(End::Down(at));
-                drawn.stopped += 1;
-                marks.push(mark(at, node, MarkKind::Fault(Fault::Stop)));
-                note(&mut notes, at, format!("{node} stopped"));
-            }
-            LogEvent::Error { text } => {
-                life.ended = Some(End::Down(at));
-                drawn.stopped += 1;
-                marks.push(mark(at, node, MarkKind::Fault(Fault::Crash)));
-                note(&mut notes, at, format!("{node} failed: {text}"));
-            }
-            LogEvent::Start | LogEvent::Other => {}
-        }
-    }
-    for (&node, node_lives) in &mut lives {
-        if let Some(life) = node_lives.last_mut().filter(|life| life.up()) {
-            end_killed(life, node, &mut marks, &mut notes, &mut drawn);
-            life.ended = Some(End::LogEnds);
-        }
-    }
-    for (link, link_sends) in &sends {
-        let link_receipts = receipts.remove(link).unwrap_or_default();
-        let pairs = pair(link_sends, &link_receipts, skew_ms);
-        drawn.unmatched_receipts += link_receipts.len() - pairs.len();
-        drawn.received += pairs.len();
-        let last_paired = pairs.keys().next_back().copied();
-        for (i, send) in link_sends.iter().enumerate() {
-            let fate = match pairs.get(&i) {
-                Some(&receipt) => Fate::Delivered {
-                    at: receipt.max(send.at),
-                },
-                None => {
-                    let fate =
-                        unreceived(send.at, link.1, &lives, last_paired.is_some_and(|p| p > i));
-                    if matches!(fate, Fate::Lost { .. }) {
-                        drawn.lost += 1;
-                    } else {
-                        drawn.in_flight += 1;
+            NodeEvent::Stopped { .. } | NodeEvent::Failed { .. } => {
+                let (fault, text) = match event {
+                    NodeEvent::Failed { reason } => {
+                        (Fault::Crash, format!("{node} failed: {reason}"))
                     }
-                    fate
+                    _ => (Fault::Stop, format!("{node} stopped")),
+                };
+                if let Some(life) = self.lives.get_mut(&node).and_then(|l| l.last_mut()) {
+                    life.ended = Some(End::Down(at));
                 }
-            };
-            if let MarkKind::Sent {
-                fate: drawn_fate, ..
-            } = &mut marks[send.index].kind
-            {
-                *drawn_fate = fate;
+                self.drawn.stopped += 1;
+                self.marks.push(mark(at, node, MarkKind::Fault(fault)));
+                note(notes, at, text);
+            }
+            NodeEvent::Listening { .. }
+            | NodeEvent::Timing(_)
+            | NodeEvent::Ready { .. }
+            | NodeEvent::StatusServing { .. }
+            | NodeEvent::ProgramStarted { .. }
+            | NodeEvent::ProgramStopping { .. }
+            | NodeEvent::ProgramExited { .. }
+            | NodeEvent::ProgramError { .. }
+            | NodeEvent::InsecurePlaintext { .. }
+            | NodeEvent::TlsReloaded { .. }
+            | NodeEvent::TlsReloadFailed { .. } => {}
+        }
+    }
+
+    /// A life whose log ends while it runs was killed, or still runs.
+    fn end_lives(&mut self) {
+        for (&node, node_lives) in &mut self.lives {
+            if let Some(life) = node_lives.last_mut().filter(|life| life.up()) {
+                end_killed(
+                    life,
+                    node,
+                    &mut self.marks,
+                    &mut self.notes,
+                    &mut self.drawn,
+                );
+                life.ended = Some(End::LogEnds);
             }
         }
     }
-    drawn.unmatched_receipts += receipts.values().map(Vec::len).sum::<usize>();
-    notes.sort_by(|a, b| a.at.total_cmp(&b.at));
-    timeline.events = marks;
-    timeline.notes = notes;
-    (timeline, drawn)
+
+    /// Each send paired with its receipt, if it has one: its arrow's fate.
+    fn pair_messages(&mut self, skew_ms: f64) {
+        for (link, link_sends) in &self.sends {
+            let link_receipts = self.receipts.remove(link).unwrap_or_default();
+            let pairs = pair(link_sends, &link_receipts, skew_ms);
+            self.drawn.unmatched_receipts += link_receipts.len() - pairs.len();
+            self.drawn.received += pairs.len();
+            let last_paired = pairs.keys().next_back().copied();
+            for (i, send) in link_sends.iter().enumerate() {
+                let fate = match pairs.get(&i) {
+                    Some(&receipt) => Fate::Delivered {
+                        at: receipt.max(send.at),
+                    },
+                    None => {
+                        let overtaken = last_paired.is_some_and(|p| p > i);
+                        let fate = unreceived(send.at, link.1, &self.lives, overtaken);
+                        if matches!(fate, Fate::Lost { .. }) {
+                            self.drawn.lost += 1;
+                        } else {
+                            self.drawn.in_flight += 1;
+                        }
+                        fate
+                    }
+                };
+                if let MarkKind::Sent {
+                    fate: drawn_fate, ..
+                } = &mut self.marks[send.index].kind
+                {
+                    *drawn_fate = fate;
+                }
+            }
+        }
+        self.drawn.unmatched_receipts += self.receipts.values().map(Vec::len).sum::<usize>();
+    }
 }
 
 /// Pairs the receipts of one link's equal messages (their times, in
@@ -985,14 +792,14 @@ fn mark(at: f64, node: NodeId, kind: MarkKind) -> Mark {
     Mark { at, node, kind }
 }
 
-fn sent(at: f64, node: NodeId, to: NodeId, message: &Logged, fate: Fate) -> Mark {
+fn sent(at: f64, node: NodeId, to: NodeId, message: &Message, fate: Fate) -> Mark {
     mark(
         at,
         node,
         MarkKind::Sent {
             to,
-            message: message.label(),
-            class: message.class(),
+            message: message.to_string(),
+            class: MessageClass::of(message),
             fate,
         },
     )
@@ -1001,14 +808,17 @@ fn sent(at: f64, node: NodeId, to: NodeId, message: &Logged, fate: Fate) -> Mark
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use raft_election::{Change, HardState, Summary};
+    use raft_election_runtime::Json;
+    use serde_json::{Value, json};
 
     const T0: f64 = 1_700_000_000.0;
 
-    /// A node line at `ms` after [`T0`] with `fields`.
-    fn line(ms: f64, node: u8, term: u64, role: &str, fields: Value) -> String {
+    /// A node line at `ms` after [`T0`] at `level`, with `fields`.
+    fn line_at(ms: f64, node: u8, state: (u64, &str), level: &str, fields: Value) -> String {
         let mut value = json!({
-            "ts": T0 + ms / 1e3, "level": "DEBUG", "node": node, "term": term, "role": role,
+            "ts": T0 + ms / 1e3, "level": level, "node": node,
+            "term": state.0, "role": state.1,
         });
         if let (Value::Object(line), Value::Object(fields)) = (&mut value, fields) {
             line.extend(fields);
@@ -1016,147 +826,165 @@ mod tests {
         value.to_string()
     }
 
-    fn start(ms: f64, node: u8) -> String {
-        line(ms, node, 1, "follower", json!({"event": "start"}))
+    /// A DEBUG node line, as a node run with `-v` writes most of them.
+    fn line(ms: f64, node: u8, term: u64, role: &str, fields: Value) -> String {
+        line_at(ms, node, (term, role), "DEBUG", fields)
     }
 
-    fn vote_request(ms: f64, from: u8, to: u8, event: &str) -> String {
-        let (node, peer) = if event == "send" {
-            (from, to)
-        } else {
-            (to, from)
+    /// `value` as the JSON a log line embeds.
+    fn embedded<T: serde::Serialize>(value: &T) -> Value {
+        serde_json::from_str(&Json(value).to_string()).expect("its own JSON")
+    }
+
+    fn record_line(ms: f64, node: u8, term: u64, role: &str, record: Record) -> String {
+        line(ms, node, term, role, json!({"record": embedded(&record)}))
+    }
+
+    fn event_line(ms: f64, node: u8, term: u64, role: &str, event: NodeEvent) -> String {
+        line(ms, node, term, role, json!({"event": embedded(&event)}))
+    }
+
+    fn sent_line(
+        ms: f64,
+        node: u8,
+        state: (u64, &str),
+        to: u8,
+        message: Message,
+        delivery: Delivery,
+    ) -> String {
+        let record = Record::Sent {
+            to: NodeId(to),
+            message,
         };
-        line(
+        let fields = json!({"record": embedded(&record), "delivery": embedded(&delivery)});
+        line(ms, node, state.0, state.1, fields)
+    }
+
+    fn received_line(ms: f64, node: u8, state: (u64, &str), from: u8, message: Message) -> String {
+        let record = Record::Stepped {
+            input: Input::Receive {
+                from: NodeId(from),
+                message,
+            },
+            after: Summary::default(),
+            change: Change::default(),
+        };
+        record_line(ms, node, state.0, state.1, record)
+    }
+
+    /// A clean stop's event.
+    fn stopped() -> NodeEvent {
+        NodeEvent::Stopped {
+            round_trips: 0,
+            round_trip_p50_us: None,
+            round_trip_p99_us: None,
+            error: None,
+        }
+    }
+
+    fn start(ms: f64, node: u8) -> String {
+        let record = Record::Started(HardState {
+            current_term: Term(1),
+            voted_for: None,
+        });
+        line_at(
             ms,
             node,
-            2,
-            "candidate",
-            json!({"event": event, "peer": peer, "message_type": "RequestVote",
-                   "message_term": 2, "delivery": "delivered"}),
+            (1, "follower"),
+            "INFO",
+            json!({"record": embedded(&record)}),
         )
     }
 
-    #[test]
-    fn step_save_and_sent_lines_read_back_as_what_the_node_did_and_draw_nothing() {
-        let request = Message::RequestVote {
+    fn vote_request_message(from: u8) -> Message {
+        Message::RequestVote {
             term: Term(2),
-            candidate_id: NodeId(2),
+            candidate_id: NodeId(from),
             last_log_index: 0,
             last_log_term: Term(0),
             leadership_transfer: false,
-        };
-        let wire = serde_json::to_string(&request).unwrap();
-        let all = logs(&[
-            line(
-                0.0,
-                1,
-                1,
-                "follower",
-                json!({"event": "start", "restored_term": 1}),
-            ),
-            line(
-                1.0,
-                1,
-                2,
-                "follower",
-                json!({"event": "save", "saved_term": 2, "saved_vote": 2}),
-            ),
-            line(
-                2.0,
-                1,
-                2,
-                "follower",
-                json!({"event": "step", "input": "receive", "peer": 2,
-                "wire": wire, "after_term": 2, "after_vote": 2, "after_role": "follower"}),
-            ),
-            line(
-                3.0,
-                1,
-                2,
-                "follower",
-                json!({"event": "sent", "peer": 2,
-                "wire": r#"{"RequestVoteResponse":{"term":2,"vote_granted":true}}"#}),
-            ),
-            line(
-                4.0,
-                1,
-                2,
-                "follower",
-                json!({"event": "step", "input": "timeout",
-                "timer": "check-quorum", "after_term": 2, "after_role": "follower"}),
-            ),
-        ]);
-        assert!(all.skipped().is_empty(), "{}", all.skipped());
-        let after = |voted_for| StepOutcome {
-            current_term: Term(2),
-            voted_for,
-            role: Role::Follower,
-            leader_id: None,
-        };
-        let n1 = NodeId(1);
-        assert_eq!(
-            all.replayed(),
-            vec![
-                (
-                    n1,
-                    Replayed::Started(HardState {
-                        current_term: Term(1),
-                        voted_for: None
-                    })
-                ),
-                (
-                    n1,
-                    Replayed::Saved(HardState {
-                        current_term: Term(2),
-                        voted_for: Some(NodeId(2))
-                    })
-                ),
-                (
-                    n1,
-                    Replayed::Stepped {
-                        input: Input::Receive {
-                            from: NodeId(2),
-                            message: request
-                        },
-                        after: after(Some(NodeId(2))),
-                    }
-                ),
-                (
-                    n1,
-                    Replayed::Sent {
-                        to: NodeId(2),
-                        message: Message::RequestVoteResponse {
-                            term: Term(2),
-                            vote_granted: true
-                        },
-                    }
-                ),
-                (
-                    n1,
-                    Replayed::Stepped {
-                        input: Input::Timeout(Timer::CheckQuorum),
-                        after: after(None),
-                    }
-                ),
-            ]
-        );
-        let (timeline, _) = all.timeline("t", DEFAULT_SKEW_MS);
-        assert!(arrows(&timeline).is_empty());
+        }
+    }
+
+    fn vote_request(ms: f64, from: u8, to: u8, event: &str) -> String {
+        let message = vote_request_message(from);
+        if event == "send" {
+            sent_line(ms, from, (2, "candidate"), to, message, Delivery::Delivered)
+        } else {
+            received_line(ms, to, (2, "follower"), from, message)
+        }
     }
 
     #[test]
-    fn a_step_line_with_a_garbled_message_is_counted_not_replayed() {
-        let all = logs(&[line(
-            0.0,
-            1,
-            1,
-            "follower",
-            json!({"event": "step",
-            "input": "receive", "peer": 2, "wire": "{\"Teleport\":{}}",
-            "after_term": 1, "after_role": "follower"}),
-        )]);
-        assert_eq!(all.skipped().incomplete, 1);
-        assert!(all.replayed().is_empty());
+    fn record_lines_read_back_as_what_the_node_did_in_order() {
+        let request = vote_request_message(2);
+        let grant = Message::RequestVoteResponse {
+            term: Term(2),
+            vote_granted: true,
+        };
+        let voted = HardState {
+            current_term: Term(2),
+            voted_for: Some(NodeId(2)),
+        };
+        let stepped = Record::Stepped {
+            input: Input::Receive {
+                from: NodeId(2),
+                message: request,
+            },
+            after: Summary {
+                current_term: Term(2),
+                voted_for: Some(NodeId(2)),
+                role: Role::Follower,
+                leader_id: None,
+            },
+            change: Change {
+                term_from: Some(Term(1)),
+                vote: Some(NodeId(2)),
+                ..Change::default()
+            },
+        };
+        let started = Record::Started(HardState {
+            current_term: Term(1),
+            voted_for: None,
+        });
+        let all = logs(&[
+            // Out of order across the file: read back in time order.
+            record_line(2.0, 1, 2, "follower", stepped),
+            record_line(0.0, 1, 1, "follower", started),
+            record_line(1.0, 1, 2, "follower", Record::Saved(voted)),
+            sent_line(3.0, 1, (2, "follower"), 2, grant, Delivery::Delivered),
+        ]);
+        assert!(all.skipped().is_empty(), "{}", all.skipped());
+        let n1 = NodeId(1);
+        let sent = Record::Sent {
+            to: NodeId(2),
+            message: grant,
+        };
+        assert_eq!(
+            all.records(),
+            vec![
+                (n1, started),
+                (n1, Record::Saved(voted)),
+                (n1, stepped),
+                (n1, sent)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_line_with_a_garbled_message_is_counted_not_read() {
+        let all = logs(&[
+            start(0.0, 1),
+            line(
+                1.0,
+                1,
+                1,
+                "follower",
+                json!({"record": {"sent": {"to": 2, "message": {"Teleport": {}}}}}),
+            ),
+        ]);
+        assert_eq!(all.skipped().unknown_facts.get("sent"), Some(&1));
+        assert_eq!(all.records().len(), 1, "the start alone");
     }
 
     fn logs(lines: &[String]) -> NodeLogs {
@@ -1214,7 +1042,12 @@ mod tests {
     }
 
     #[test]
-    fn garbage_lines_and_unknown_events_are_counted_and_node_lines_kept() {
+    fn garbage_lines_and_unknown_facts_are_counted_and_node_lines_kept() {
+        let timeout = Record::Stepped {
+            input: Input::Timeout(Timer::Election),
+            after: Summary::default(),
+            change: Change::default(),
+        };
         let lines = [
             start(0.0, 1),
             "Compiling raft-election v0.1.0".to_owned(),
@@ -1222,28 +1055,26 @@ mod tests {
             json!({"msg": "another program's JSON"}).to_string(),
             json!({"ts": 5, "node": 1}).to_string(),
             json!({"ts": T0, "node": 300}).to_string(),
-            line(1.0, 1, 1, "follower", json!({"event": "teleport"})),
-            line(2.0, 1, 1, "follower", json!({"event": "teleport"})),
+            line(1.0, 1, 1, "follower", json!({"event": {"teleport": {}}})),
+            line(2.0, 1, 1, "follower", json!({"event": {"teleport": {}}})),
             line(3.0, 1, 1, "follower", json!({"event": 7})),
             line(4.0, 1, 1, "emperor", json!({})),
-            line(5.0, 1, 1, "follower", json!({"event": "send", "peer": 2})),
-            line(6.0, 1, 1, "follower", json!({"event": "timeout"})),
+            record_line(6.0, 1, 1, "follower", timeout),
         ];
         let logs = logs(&lines);
         let skipped = logs.skipped();
         assert_eq!(skipped.not_json, 2, "{skipped:?}");
         assert_eq!(skipped.not_node, 3, "{skipped:?}");
         assert_eq!(skipped.bad_state, 1, "{skipped:?}");
-        assert_eq!(skipped.incomplete, 1, "{skipped:?}");
         assert_eq!(
-            skipped.unknown_events.get("teleport"),
+            skipped.unknown_facts.get("teleport"),
             Some(&2),
             "{skipped:?}"
         );
-        assert_eq!(skipped.unknown_events.get("7"), Some(&1), "{skipped:?}");
+        assert_eq!(skipped.unknown_facts.get("7"), Some(&1), "{skipped:?}");
         assert_eq!(logs.lines.len(), 2);
         let text = skipped.to_string();
-        assert!(text.contains("2 unknown event \"teleport\""), "{text}");
+        assert!(text.contains("2 unknown \"teleport\""), "{text}");
         let (timeline, _) = logs.timeline("t", DEFAULT_SKEW_MS);
         let ticks = timeline
             .events
@@ -1310,24 +1141,11 @@ mod tests {
     /// millisecond; both arrive later: two arrows, neither lost.
     #[test]
     fn equal_messages_sent_back_to_back_and_received_late_are_each_an_arrow() {
-        let timeout_now = |ms, event: &str| {
-            let node = if event == "send" { 1 } else { 2 };
-            let peer = 3 - node;
-            line(
-                ms,
-                node,
-                2,
-                "leader",
-                json!({"event": event, "peer": peer, "message_type": "TimeoutNow",
-                       "message_term": 2, "delivery": "delivered"}),
-            )
-        };
-        let (timeline, drawn) = two_nodes(&[
-            timeout_now(633.5, "send"),
-            timeout_now(633.6, "send"),
-            timeout_now(649.3, "receive"),
-            timeout_now(649.4, "receive"),
-        ]);
+        let timeout_now = Message::TimeoutNow { term: Term(2) };
+        let send = |ms| sent_line(ms, 1, (2, "leader"), 2, timeout_now, Delivery::Delivered);
+        let receive = |ms| received_line(ms, 2, (2, "follower"), 1, timeout_now);
+        let (timeline, drawn) =
+            two_nodes(&[send(633.5), send(633.6), receive(649.3), receive(649.4)]);
         assert_eq!(
             arrows(&timeline),
             [
@@ -1340,28 +1158,18 @@ mod tests {
 
     #[test]
     fn granted_and_rejected_votes_are_told_apart() {
-        let answer = |ms, from: u8, to: u8, event: &str, granted| {
-            let (node, peer) = if event == "send" {
-                (from, to)
-            } else {
-                (to, from)
-            };
-            line(
-                ms,
-                node,
-                2,
-                "follower",
-                json!({"event": event, "peer": peer, "message_type": "RequestVoteResponse",
-                       "message_term": 2, "vote_granted": granted, "delivery": "delivered"}),
-            )
+        let answer = |granted| Message::RequestVoteResponse {
+            term: Term(2),
+            vote_granted: granted,
         };
+        let state = (2, "follower");
         let (timeline, drawn) = two_nodes(&[
             start(0.0, 3),
-            answer(10.0, 2, 1, "send", true),
-            answer(10.0, 3, 1, "send", false),
+            sent_line(10.0, 2, state, 1, answer(true), Delivery::Delivered),
+            sent_line(10.0, 3, state, 1, answer(false), Delivery::Delivered),
             // Equal but for the verdict: each receipt pairs with its own.
-            answer(11.0, 3, 1, "receive", false),
-            answer(11.0, 2, 1, "receive", true),
+            received_line(11.0, 1, state, 3, answer(false)),
+            received_line(11.0, 1, state, 2, answer(true)),
         ]);
         let classes: Vec<(NodeId, MessageClass, String)> = timeline
             .events
@@ -1392,24 +1200,29 @@ mod tests {
     #[test]
     fn a_killed_life_ends_at_its_last_line_a_second_start_is_a_restart_and_stop_ends_a_band() {
         let listen = |ms, node| {
-            json!({"ts": T0 + ms / 1e3, "node": node, "level": "INFO", "event": "listen"})
+            json!({"ts": T0 + ms / 1e3, "node": node, "level": "INFO", "message": "listening"})
                 .to_string()
+        };
+        let leader = Record::Stepped {
+            input: Input::Timeout(Timer::Election),
+            after: Summary::default(),
+            change: Change {
+                role_from: Some(Role::Candidate),
+                ..Change::default()
+            },
+        };
+        let signal = NodeEvent::Signal {
+            signal: "SIGTERM".to_owned(),
         };
         let lines = [
             listen(0.0, 1),
             start(1.0, 1),
-            line(200.0, 1, 1, "leader", json!({"event": "role"})),
+            record_line(200.0, 1, 1, "leader", leader),
             // Killed here: the next lines are a new process's.
             listen(900.0, 1),
             start(901.0, 1),
-            line(
-                1000.0,
-                1,
-                1,
-                "follower",
-                json!({"event": "signal", "message": "SIGTERM: shutting down"}),
-            ),
-            line(1001.0, 1, 1, "follower", json!({"event": "stop"})),
+            event_line(1000.0, 1, 1, "follower", signal),
+            event_line(1001.0, 1, 1, "follower", stopped()),
             // After the stop: no band.
             line(1002.0, 1, 2, "candidate", json!({})),
         ];
@@ -1443,6 +1256,13 @@ mod tests {
 
     #[test]
     fn a_message_queued_for_a_killed_node_pairs_with_its_next_life_and_one_never_stepped_is_lost() {
+        let later = Message::RequestVote {
+            term: Term(3),
+            candidate_id: NodeId(1),
+            last_log_index: 0,
+            last_log_term: Term(0),
+            leadership_transfer: false,
+        };
         let (timeline, drawn) = two_nodes(&[
             // n2's last line before it is killed.
             line(50.0, 2, 1, "follower", json!({})),
@@ -1450,21 +1270,9 @@ mod tests {
             start(500.0, 2),
             // The queued message reaches n2's next life over a new connection.
             vote_request(510.0, 1, 2, "receive"),
-            line(600.0, 2, 2, "follower", json!({"event": "stop"})),
-            line(
-                700.0,
-                1,
-                3,
-                "candidate",
-                json!({"event": "send", "peer": 2, "message_type": "RequestVote", "message_term": 3, "delivery": "delivered"}),
-            ),
-            line(
-                701.0,
-                1,
-                3,
-                "candidate",
-                json!({"event": "send", "peer": 2, "message_type": "RequestVote", "message_term": 3, "delivery": "lost: node down"}),
-            ),
+            event_line(600.0, 2, 2, "follower", stopped()),
+            sent_line(700.0, 1, (3, "candidate"), 2, later, Delivery::Delivered),
+            sent_line(701.0, 1, (3, "candidate"), 2, later, Delivery::Down),
         ]);
         let drawn_arrows = arrows(&timeline);
         assert_eq!(drawn_arrows[0], (100.0, Fate::Delivered { at: 510.0 }));
@@ -1481,16 +1289,50 @@ mod tests {
 
     #[test]
     fn heartbeats_to_a_node_that_does_not_log_their_receipt_are_counted_not_drawn() {
-        let heartbeat = json!({"event": "send", "peer": 2, "message_type": "AppendEntries",
-                               "message_term": 1, "delivery": "delivered"});
-        let mut sent = line(10.0, 1, 1, "leader", heartbeat);
-        sent = sent.replace("\"DEBUG\"", "\"TRACE\"");
+        let heartbeat = Message::AppendEntries {
+            term: Term(1),
+            leader_id: NodeId(1),
+            round: 0,
+        };
+        let record = Record::Sent {
+            to: NodeId(2),
+            message: heartbeat,
+        };
+        let sent = line_at(
+            10.0,
+            1,
+            (1, "leader"),
+            "TRACE",
+            json!({"record": embedded(&record), "delivery": "delivered"}),
+        );
         // n2 ran with -v: it logs debug lines, no trace.
-        let lines = [start(0.0, 1), start(0.0, 2), sent];
+        let debug = line(5.0, 2, 1, "follower", json!({}));
+        let lines = [start(0.0, 1), start(0.0, 2), debug, sent];
         let (timeline, drawn) = logs(&lines).timeline("t", DEFAULT_SKEW_MS);
         assert!(arrows(&timeline).is_empty());
         assert_eq!(drawn.unlogged_receipts, 1);
         assert!(drawn.to_string().contains("-vv"), "{drawn}");
+    }
+
+    #[test]
+    fn a_receipt_logged_at_info_from_a_sender_that_logs_no_sends_is_not_drawn_nor_unmatched() {
+        // Both nodes run at info: a vote that changed n2 is logged, its
+        // request's send is not.
+        let receipt = line_at(
+            10.0,
+            2,
+            (2, "follower"),
+            "INFO",
+            json!({"record": embedded(&Record::Stepped {
+                input: Input::Receive { from: NodeId(1), message: vote_request_message(1) },
+                after: Summary::default(),
+                change: Change { vote: Some(NodeId(1)), ..Change::default() },
+            })}),
+        );
+        let (timeline, drawn) =
+            logs(&[start(0.0, 1), start(0.0, 2), receipt]).timeline("t", DEFAULT_SKEW_MS);
+        assert!(arrows(&timeline).is_empty());
+        assert_eq!((drawn.received, drawn.unmatched_receipts), (0, 0));
     }
 
     #[test]

@@ -24,14 +24,10 @@ pub fn cdf_points(values: &[f64]) -> Vec<(f64, f64)> {
     let Some(&first) = sorted.first() else {
         return Vec::new();
     };
-    // Sample counts fit an f64 exactly.
-    #[allow(clippy::cast_precision_loss)]
     let n = sorted.len() as f64;
     let mut points = vec![(first, 0.0)];
     for (i, &value) in sorted.iter().enumerate() {
-        #[allow(clippy::cast_precision_loss)]
         let below = i as f64 / n;
-        #[allow(clippy::cast_precision_loss)]
         let at_or_below = (i + 1) as f64 / n;
         points.push((value, below));
         points.push((value, at_or_below));

@@ -10,8 +10,14 @@
 //! The protocol, one line at a time on standard input:
 //! - `until <ns>`: the lease now ends at `<ns>` on CLOCK_MONOTONIC (the
 //!   system-wide clock every process of the machine reads alike);
+//! - `drain`: SIGTERM now, and let the program finish for as long as the
+//!   deadline is renewed (the node stops, and keeps its lease meanwhile);
 //! - `stop`: stop the program now (SIGTERM, SIGKILL after the grace);
 //! - end of input (the node exited or was killed): the same as `stop`.
+//!
+//! Whatever it was told, once the deadline less the margin passes the
+//! program gets SIGTERM, and SIGKILL a grace later, still before the
+//! deadline.
 //!
 //! It exits with the program's status once the program has exited.
 
@@ -59,6 +65,7 @@ struct Shared {
     /// The deadline on CLOCK_MONOTONIC; `None` once told to stop.
     until: Option<Duration>,
     stop: bool,
+    drain: bool,
     exited: Option<std::process::ExitStatus>,
 }
 
@@ -111,6 +118,8 @@ pub(crate) fn main(args: WatchdogArgs) -> ExitCode {
             let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
             if line.trim() == "stop" {
                 state.stop = true;
+            } else if line.trim() == "drain" {
+                state.drain = true;
             } else if let Some(until) = parse_until(&line) {
                 state.until = Some(until);
             }
@@ -131,7 +140,7 @@ pub(crate) fn main(args: WatchdogArgs) -> ExitCode {
     });
     let (lock, wake) = &*shared;
     let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut terminated_at: Option<Duration> = None;
+    let mut signals = Signals::default();
     // Each turn waits for news or the next deadline; it ends when the
     // program has exited.
     loop {
@@ -141,29 +150,59 @@ pub(crate) fn main(args: WatchdogArgs) -> ExitCode {
                 .and_then(|c| u8::try_from(c).ok())
                 .map_or(ExitCode::FAILURE, ExitCode::from);
         }
-        let now = now();
-        let stop_at = state
-            .until
-            .map_or(now, |until| until.saturating_sub(margin));
-        let next = match terminated_at {
-            None if state.stop || now >= stop_at => {
-                let _ = killpg(group, Signal::SIGTERM);
-                terminated_at = Some(now);
-                now + grace
-            }
-            None => stop_at,
-            Some(at) if now >= at + grace => {
-                let _ = killpg(group, Signal::SIGKILL);
-                // Nothing more to do but wait for the exit.
-                now + Duration::from_secs(3_600)
-            }
-            Some(at) => at + grace,
-        };
-        let wait = next.saturating_sub(now).max(Duration::from_micros(100));
+        let next = signals.due(&state, now(), margin, grace, group);
+        let wait = next.saturating_sub(now()).max(Duration::from_micros(100));
         state = wake
             .wait_timeout(state, wait)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
+    }
+}
+
+/// The signals sent so far.
+#[derive(Debug, Default)]
+struct Signals {
+    /// When SIGTERM was sent.
+    terminated: Option<Duration>,
+    /// When the grace before SIGKILL began: at a stop, or when the
+    /// deadline less the margin passed; never for a drain alone.
+    grace_from: Option<Duration>,
+    killed: bool,
+}
+
+impl Signals {
+    /// Sends what is due at `now`; returns when to look again.
+    fn due(
+        &mut self,
+        state: &Shared,
+        now: Duration,
+        margin: Duration,
+        grace: Duration,
+        group: Pid,
+    ) -> Duration {
+        let stop_at = state
+            .until
+            .map_or(now, |until| until.saturating_sub(margin));
+        let lease_ends = now >= stop_at;
+        if self.terminated.is_none() && (state.stop || state.drain || lease_ends) {
+            let _ = killpg(group, Signal::SIGTERM);
+            self.terminated = Some(now);
+        }
+        if self.terminated.is_some() && self.grace_from.is_none() && (state.stop || lease_ends) {
+            // A lease that ran out counts from its margin's start, so the
+            // SIGKILL still comes before the deadline.
+            self.grace_from = Some(if state.stop { now } else { stop_at.min(now) });
+        }
+        match self.grace_from {
+            Some(from) if !self.killed && now >= from + grace => {
+                let _ = killpg(group, Signal::SIGKILL);
+                self.killed = true;
+                now + Duration::from_secs(3_600)
+            }
+            Some(from) if !self.killed => from + grace,
+            Some(_) => now + Duration::from_secs(3_600),
+            None => stop_at,
+        }
     }
 }
 

@@ -10,13 +10,13 @@
 //! ```
 
 use clap::Parser;
-use raft_election::{ClockDrift, Timing};
+use raft_election::{ClockDrift, NodeId, Timing};
+use raft_election_cli::processes::{ProcessCluster, seconds};
 use raft_election_cli::progress;
 use rand::RngExt;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 /// Failover of `node --run-while-leader`: kill -9 the active node, time
 /// until the next copy starts.
@@ -55,80 +55,36 @@ struct Args {
 /// How long any one wait may take before the run gives up.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Three node processes, killed (and so their copies stopped by their
-/// watchdogs) on drop.
-struct Nodes {
-    binary: PathBuf,
-    dir: tempfile::TempDir,
-    args: Args,
-    children: BTreeMap<u8, Child>,
+/// Three node processes, each running the program under its lease; killed
+/// (and so their copies stopped by their watchdogs) on drop.
+fn nodes(args: &Args, binary: &Path) -> Result<ProcessCluster, String> {
+    let mut nodes = ProcessCluster::new(binary, None, 3, args.subnet, args.port)?;
+    let file = starts_file(&nodes);
+    let number = |n: u64| n.to_string();
+    nodes.extra = vec![
+        "--election-min-ms".into(),
+        number(args.election_min_ms),
+        "--election-max-ms".into(),
+        number(args.election_max_ms),
+        "--heartbeat-ms".into(),
+        number(args.heartbeat_ms),
+        "--stop-margin-ms".into(),
+        number(args.stop_margin_ms),
+        "--kill-grace-ms".into(),
+        number(args.kill_grace_ms),
+        "--run-while-leader".into(),
+        "--".into(),
+        "bash".into(),
+        "-c".into(),
+        r#"echo "start $RAFT_TERM $RAFT_NODE_ID $EPOCHREALTIME" >> "$0"; exec sleep 3600"#.into(),
+        file.display().to_string(),
+    ];
+    Ok(nodes)
 }
 
-impl Nodes {
-    fn start(&mut self, id: u8, init: bool) -> Result<(), String> {
-        let a = &self.args;
-        let addr = |i: u8| format!("127.{}.0.{i}:{}", a.subnet, a.port);
-        let mut command = Command::new(&self.binary);
-        command.arg("node");
-        if init {
-            command.arg("--init");
-        }
-        command
-            .args(["--id", &id.to_string(), "--listen", &addr(id)])
-            .arg("--data-dir")
-            .arg(self.dir.path().join(format!("n{id}")));
-        for peer in (1..=3).filter(|&p| p != id) {
-            command.args(["--peer", &format!("{peer}={}", addr(peer))]);
-        }
-        let number = |n: u64| n.to_string();
-        command
-            .args(["--election-min-ms", &number(a.election_min_ms)])
-            .args(["--election-max-ms", &number(a.election_max_ms)])
-            .args(["--heartbeat-ms", &number(a.heartbeat_ms)])
-            .args(["--stop-margin-ms", &number(a.stop_margin_ms)])
-            .args(["--kill-grace-ms", &number(a.kill_grace_ms)])
-            .args(["--run-while-leader", "--", "bash", "-c"])
-            .arg(r#"echo "start $RAFT_TERM $RAFT_NODE_ID $EPOCHREALTIME" >> "$0"; exec sleep 3600"#)
-            .arg(self.file());
-        let log = std::fs::File::create(self.dir.path().join(format!("n{id}.log")))
-            .map_err(|e| e.to_string())?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", self.binary.display()))?;
-        self.children.insert(id, child);
-        Ok(())
-    }
-
-    fn file(&self) -> PathBuf {
-        self.dir.path().join("starts.log")
-    }
-
-    /// SIGKILL `id`; returns when it was sent.
-    fn kill(&mut self, id: u8) -> f64 {
-        let at = seconds(SystemTime::now());
-        if let Some(mut child) = self.children.remove(&id) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        at
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for child in self.children.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn seconds(at: SystemTime) -> f64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+/// Where each copy of the program appends its start.
+fn starts_file(nodes: &ProcessCluster) -> PathBuf {
+    nodes.dir().join("starts.log")
 }
 
 /// The latest `start` line of a term after `after`: (term, node, time).
@@ -177,19 +133,11 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .with_file_name("raft-election"),
     };
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let trials = args.trials;
     let heartbeat = timing.heartbeat_interval;
-    let mut nodes = Nodes {
-        binary,
-        dir,
-        args,
-        children: BTreeMap::new(),
-    };
-    for id in 1..=3 {
-        nodes.start(id, true)?;
-    }
-    let file = nodes.file();
+    let mut nodes = nodes(&args, &binary)?;
+    nodes.start_all()?;
+    let file = starts_file(&nodes);
     let bar = progress::bar(u64::from(trials), "trials");
     let mut failovers = Vec::new();
     let (mut term, mut active, _) = wait_for_start(&file, 0)?;
@@ -199,10 +147,10 @@ fn run(args: Args) -> Result<(), String> {
         // heartbeat interval.
         let settle = Duration::from_millis(300) + heartbeat.mul_f64(rng.random_range(0.0..1.0));
         std::thread::sleep(settle);
-        let killed_at = nodes.kill(active);
+        let killed_at = seconds(nodes.kill(NodeId(active)));
         let (next_term, next, started) = wait_for_start(&file, term)?;
         failovers.push((started - killed_at) * 1e3);
-        nodes.start(active, false)?;
+        nodes.start(NodeId(active), false)?;
         (term, active) = (next_term, next);
         bar.inc(1);
     }
@@ -213,10 +161,7 @@ fn run(args: Args) -> Result<(), String> {
     println!(
         "kill -9 of the active node to the next copy started, {trials} trials \
          (3 nodes, election timeout {}-{} ms, heartbeat {} ms, stop margin {} ms):",
-        nodes.args.election_min_ms,
-        nodes.args.election_max_ms,
-        nodes.args.heartbeat_ms,
-        nodes.args.stop_margin_ms
+        args.election_min_ms, args.election_max_ms, args.heartbeat_ms, args.stop_margin_ms
     );
     println!(
         "  median {:.1} ms, p99 {:.1} ms, min {:.1} ms, max {:.1} ms",

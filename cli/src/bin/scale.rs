@@ -701,7 +701,7 @@ mod tests {
 
     #[test]
     fn a_storm_at_a_smaller_count_ends_the_clean_run_though_a_larger_count_ran_clean() {
-        // The sweep of the README: 12,000 stormed, 14,000 and 16,000 did not.
+        // The sweep of docs/benchmarks.md: 12,000 stormed, 14,000 and 16,000 did not.
         let outcomes = [
             outcome(10_000, 0, 0.945),
             outcome(12_000, 12_000, 0.675),

@@ -1,5 +1,5 @@
 //! `--run-while-leader`: one copy of a program, run while this node holds
-//! the leader lease (README, "Run one active copy of a program").
+//! the leader lease (docs/lease.md).
 //!
 //! The program runs under a watchdog process (`raft-election
 //! lease-watchdog`, `crate::watchdog`) that this supervisor renews with each
@@ -8,6 +8,7 @@
 
 use crate::watchdog::monotonic_now;
 use raft_election::Term;
+use raft_election_cli::log_lines::{NodeEvent, log_event};
 use raft_election_runtime::Leadership;
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,7 +17,6 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
 /// How the program is run and stopped.
 #[derive(Clone, Debug)]
@@ -29,6 +29,11 @@ pub(crate) struct SupervisorConfig {
     pub(crate) stop_margin: Duration,
     /// SIGKILL this long after SIGTERM (less than the margin).
     pub(crate) kill_grace: Duration,
+    /// When the node is told to stop, how long the program may take to
+    /// finish while the node keeps leading (zero: stopped at once).
+    pub(crate) drain_timeout: Duration,
+    /// Where the program's start and exit are told (the log, the metrics).
+    pub(crate) events: super::Events,
 }
 
 /// The first wait before restarting a program that exited while the lease
@@ -40,14 +45,87 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// backoff again.
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
+/// Where a running program is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Running under the lease, renewed.
+    Running,
+    /// Told to finish (SIGTERM) because the node stops, the lease still
+    /// renewed, until this instant at the latest.
+    Draining(Instant),
+    /// Told to stop: SIGKILL follows the grace.
+    Stopping,
+}
+
 /// The program's watchdog, while one runs.
 struct Running {
     watchdog: Child,
     stdin: ChildStdin,
     term: Term,
     started: Instant,
-    stopping: bool,
+    phase: Phase,
 }
+
+impl Running {
+    /// Tells the watchdog to stop the program now, and says why.
+    async fn stop(&mut self, reason: &str) {
+        self.phase = Phase::Stopping;
+        let _ = self.stdin.write_all(b"stop\n").await;
+        log_event(&NodeEvent::ProgramStopping {
+            term: self.term,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Acts on the lease and the stop request: renews, drains or stops.
+    async fn follow(
+        &mut self,
+        lease: &Leadership,
+        usable: Option<Instant>,
+        config: &SupervisorConfig,
+        stop: &CancellationToken,
+    ) {
+        let now = Instant::now();
+        let lost = usable.is_none() || lease.term != self.term;
+        match self.phase {
+            Phase::Stopping => return,
+            _ if lost => {
+                let reason = if usable.is_none() {
+                    LEASE_ENDS
+                } else {
+                    TERM_CHANGED
+                };
+                self.stop(reason).await;
+                return;
+            }
+            Phase::Running if stop.is_cancelled() && config.drain_timeout.is_zero() => {
+                self.stop(NODE_STOPS).await;
+                return;
+            }
+            Phase::Running if stop.is_cancelled() => {
+                self.phase = Phase::Draining(now + config.drain_timeout);
+                let _ = self.stdin.write_all(b"drain\n").await;
+                log_event(&NodeEvent::ProgramDraining {
+                    term: self.term,
+                    timeout_seconds: config.drain_timeout.as_secs_f64(),
+                });
+            }
+            Phase::Draining(until) if now >= until => {
+                self.stop("it did not finish within the drain timeout")
+                    .await;
+                return;
+            }
+            Phase::Running | Phase::Draining(_) => {}
+        }
+        if let Some(until) = lease.lease_until {
+            renew(&mut self.stdin, until).await;
+        }
+    }
+}
+
+const NODE_STOPS: &str = "the node is stopping";
+const LEASE_ENDS: &str = "the lease ends within the stop margin";
+const TERM_CHANGED: &str = "the term changed";
 
 /// Runs the program while this node holds the lease, until `stop` is
 /// cancelled; then stops it and returns once it has exited.
@@ -66,21 +144,7 @@ pub(crate) async fn supervise(
         let lease = *leadership.borrow_and_update();
         let usable = usable_until(&lease, config.stop_margin, now);
         match running.as_mut() {
-            Some(run) if !run.stopping => {
-                if stop.is_cancelled() || usable.is_none() || lease.term != run.term {
-                    run.stopping = true;
-                    let _ = run.stdin.write_all(b"stop\n").await;
-                    info!(
-                        event = "child_stop",
-                        term = run.term.0,
-                        "stopping the program: {}",
-                        why(&stop, usable.is_none())
-                    );
-                } else if let Some(until) = lease.lease_until {
-                    renew(&mut run.stdin, until).await;
-                }
-            }
-            Some(_) => {}
+            Some(run) => run.follow(&lease, usable, &config, &stop).await,
             None if stop.is_cancelled() => return,
             None => {
                 if let (Some(until), true) =
@@ -92,8 +156,9 @@ pub(crate) async fn supervise(
         }
         // Wake for the margin's start even if no lease news comes, and for
         // the end of a backoff.
-        let wake_at = match (&running, usable) {
-            (Some(run), Some(at)) if !run.stopping => at,
+        let wake_at = match (running.as_ref().map(|run| run.phase), usable) {
+            (Some(Phase::Draining(until)), Some(at)) => until.min(at),
+            (Some(Phase::Running), Some(at)) => at,
             (None, Some(_)) => not_before.max(now + Duration::from_millis(1)),
             _ => now + Duration::from_secs(3_600),
         };
@@ -111,11 +176,17 @@ pub(crate) async fn supervise(
             status = wait(&mut running) => {
                 let Some(run) = running.take() else { continue };
                 let ran = run.started.elapsed();
-                match status {
-                    Ok(status) => info!(event = "child_exit", term = run.term.0, "the program exited ({status}) after {ran:?}"),
-                    Err(e) => warn!(event = "child_exit", "cannot wait for the program: {e}"),
-                }
-                if !run.stopping {
+                config.events.tell(&match status {
+                    Ok(status) => NodeEvent::ProgramExited {
+                        term: run.term,
+                        code: status.code(),
+                        seconds: ran.as_secs_f64(),
+                    },
+                    Err(e) => NodeEvent::ProgramError {
+                        reason: format!("cannot wait for it: {e}"),
+                    },
+                });
+                if run.phase == Phase::Running {
                     // It exited by itself while the lease held: start it
                     // again, after a wait that grows while it keeps failing.
                     backoff = if ran >= HEALTHY_RUN { FIRST_BACKOFF } else { backoff };
@@ -140,16 +211,6 @@ fn usable_until(lease: &Leadership, margin: Duration, now: Instant) -> Option<In
     (until > now).then_some(until)
 }
 
-fn why(stop: &CancellationToken, lost: bool) -> &'static str {
-    if stop.is_cancelled() {
-        "the node is stopping"
-    } else if lost {
-        "the lease ends within the stop margin"
-    } else {
-        "the term changed"
-    }
-}
-
 /// The lease end as CLOCK_MONOTONIC nanoseconds, for the watchdog. The
 /// monotonic clock is read before Tokio's: the deadline sent is never later
 /// than the lease's.
@@ -169,7 +230,9 @@ async fn renew(stdin: &mut ChildStdin, until: Instant) {
 
 async fn start(config: &SupervisorConfig, term: Term, until: Instant) -> Option<Running> {
     let Ok(exe) = std::env::current_exe() else {
-        warn!("cannot find this program's own path to start the watchdog");
+        log_event(&NodeEvent::ProgramError {
+            reason: "cannot find this program's own path to start the watchdog".to_owned(),
+        });
         return None;
     };
     let mut watchdog = Command::new(exe);
@@ -192,24 +255,24 @@ async fn start(config: &SupervisorConfig, term: Term, until: Instant) -> Option<
     let mut child = match watchdog.spawn() {
         Ok(child) => child,
         Err(e) => {
-            warn!(event = "child_start", "cannot start the watchdog: {e}");
+            log_event(&NodeEvent::ProgramError {
+                reason: format!("cannot start the watchdog: {e}"),
+            });
             return None;
         }
     };
     let mut stdin = child.stdin.take()?;
     renew(&mut stdin, until).await;
-    info!(
-        event = "child_start",
-        term = term.0,
-        "holds the lease: started {}",
-        config.command.join(" ")
-    );
+    config.events.tell(&NodeEvent::ProgramStarted {
+        term,
+        command: config.command.join(" "),
+    });
     Some(Running {
         watchdog: child,
         stdin,
         term,
         started: Instant::now(),
-        stopping: false,
+        phase: Phase::Running,
     })
 }
 

@@ -15,6 +15,9 @@
 //! features (interleaved, same seeds) and prints what the difference costs.
 //! `--handover transfer` replaces the crash by a planned failover: the
 //! leader is asked to hand its leadership to a random follower (§3.10).
+//! `--tls on` gives every node process its certificate (mutual TLS between
+//! peers); `--tls compare` runs every seed both ways, interleaved, and
+//! compares them, the idle cluster's memory, CPU and round trips too.
 //!
 //! Each trial starts a fresh cluster on the real clock, waits for a leader,
 //! lets a few heartbeats pass, crashes the leader at a uniformly random moment
@@ -27,11 +30,16 @@
 
 mod processes;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use plotters::style::RGBColor;
-use processes::{Processes, seconds, usage};
+use processes::usage;
 use raft_election::{Config, Features, NodeId, Role, Term, Timing};
+use raft_election_cli::log_lines::NodeEvent;
 use raft_election_cli::plot::{Series, write_cdf_svg};
+use raft_election_cli::processes::seconds;
+use raft_election_cli::processes::{NodeLog, port_of_this_process};
+use raft_election_cli::profile::Profile;
 use raft_election_cli::progress;
 use raft_election_cli::timeline::{timeline, write_svg};
 use raft_election_runtime::{
@@ -56,13 +64,17 @@ struct Args {
     /// Cluster size.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=15))]
     nodes: u8,
-    /// Minimum election timeout, ms.
+    /// The timing profile the three flags below default to (`node
+    /// --timing`): local, lan or wan.
+    #[arg(long, value_enum, default_value_t = Profile::Local)]
+    timing: Profile,
+    /// Minimum election timeout, ms [default: the --timing profile's].
     #[arg(long, default_value_t = 150)]
     min_ms: u64,
-    /// Maximum election timeout, ms.
+    /// Maximum election timeout, ms [default: the --timing profile's].
     #[arg(long, default_value_t = 300)]
     max_ms: u64,
-    /// Heartbeat interval, ms.
+    /// Heartbeat interval, ms [default: the --timing profile's].
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
     /// Base seed; trial `i` uses `seed + i`.
@@ -126,6 +138,34 @@ struct Args {
     /// SIGTERM: a node process stopping gracefully hands over first.
     #[arg(long, value_enum, default_value_t = Handover::Crash)]
     handover: Handover,
+    /// With `--transport tcp`: peer connections in plaintext, over mutual
+    /// TLS (every node with its certificate), or both, interleaved on the
+    /// same seeds, with the idle cluster measured each way and the two
+    /// compared.
+    #[arg(long, value_enum, default_value_t = TlsMode::Off)]
+    tls: TlsMode,
+}
+
+/// Whether the node processes speak TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TlsMode {
+    /// Plaintext.
+    Off,
+    /// Mutual TLS.
+    On,
+    /// Both, every seed each way, TLS first on even seeds.
+    Compare,
+}
+
+impl TlsMode {
+    /// Each way the trials run, the main one first.
+    fn ways(self) -> &'static [bool] {
+        match self {
+            Self::Off => &[false],
+            Self::On => &[true],
+            Self::Compare => &[true, false],
+        }
+    }
 }
 
 /// How the leader of a trial goes.
@@ -191,8 +231,27 @@ fn wait_bound(timing: Timing) -> Duration {
         .max(WAIT)
 }
 
+/// The flags, the timing ones not given set to the `--timing` profile's.
+fn parse() -> Args {
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let profile = args.timing.timing();
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let defaulted = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
+    if defaulted("min_ms") {
+        args.min_ms = ms(profile.election_timeout_min);
+    }
+    if defaulted("max_ms") {
+        args.max_ms = ms(profile.election_timeout_max);
+    }
+    if defaulted("heartbeat_ms") {
+        args.heartbeat_ms = ms(profile.heartbeat_interval);
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = parse();
     let timing = Timing {
         election_timeout_min: Duration::from_millis(args.min_ms),
         election_timeout_max: Duration::from_millis(args.max_ms),
@@ -207,7 +266,7 @@ fn main() -> ExitCode {
         .into_iter()
         .flatten()
     {
-        if let Err(e) = raft_election_cli::check_writable(path) {
+        if let Err(e) = raft_election_timeline::check_writable(path) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
@@ -238,6 +297,10 @@ fn main() -> ExitCode {
         eprintln!("error: --baseline is measured in process only");
         return ExitCode::FAILURE;
     }
+    if args.tls != TlsMode::Off && args.transport != TransportKind::Tcp {
+        eprintln!("error: --tls needs --transport tcp");
+        return ExitCode::FAILURE;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -264,31 +327,13 @@ fn main() -> ExitCode {
             };
             (measured, None, args.ideal_delay_us.unwrap_or(100) as f64)
         }
-        TransportKind::Tcp => {
-            let binary = args
-                .node_binary
-                .clone()
-                .unwrap_or_else(processes::default_binary);
-            if !binary.is_file() {
-                eprintln!(
-                    "error: no node binary at {} (build it: cargo build --release --bins)",
-                    binary.display()
-                );
+        TransportKind::Tcp => match run_tcp(&args, timing, &runtime) {
+            Ok((measured, idle, delay_us)) => (Ok(measured), Some(idle), delay_us),
+            Err(e) => {
+                eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
-            let idle = match measure_idle(&args, timing, &binary, &runtime) {
-                Ok(idle) => idle,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let delay_us = args
-                .ideal_delay_us
-                .map_or(idle.tcp_round_trip_us.0 / 2.0, |d| d as f64);
-            let measured = run_tcp_trials(&args, timing, &binary).map(|trials| vec![trials]);
-            (measured, Some(idle), delay_us)
-        }
+        },
     };
     let measured = match measured {
         Ok(trials) => trials,
@@ -328,7 +373,12 @@ fn main() -> ExitCode {
     if let ([main, baseline], [main_ideal, baseline_ideal]) = (&measured[..], &ideal[..]) {
         compare(&setups, [main, baseline], [main_ideal, baseline_ideal]);
     }
-    if let Some(idle) = idle {
+    if let [tls, plain] = &measured[..] {
+        if args.tls == TlsMode::Compare {
+            compare_tls(tls, plain);
+        }
+    }
+    for idle in idle.iter().flatten() {
         idle.report(&args);
     }
     println!(
@@ -391,20 +441,23 @@ fn load_average() -> String {
 /// An idle cluster measured: memory and CPU of node processes, and the
 /// heartbeat round trip over TCP and in process (p50, p99 in µs).
 struct Idle {
+    /// Whether the nodes spoke TLS.
+    tls: bool,
     seconds: u64,
     /// (RSS kB, CPU share of one core) of the leader and of each follower.
     leader: (u64, f64),
     followers: Vec<(u64, f64)>,
     tcp_round_trip_us: (f64, f64),
-    tcp_samples: u64,
-    in_process_round_trip_us: (f64, f64),
-    in_process_samples: usize,
+    tcp_samples: usize,
+    /// The in-process cluster's, if measured with this one.
+    in_process: Option<((f64, f64), usize)>,
 }
 
 impl Idle {
     fn report(&self, args: &Args) {
+        let way = if self.tls { "mutual TLS" } else { "plaintext" };
         println!(
-            "\nidle cluster of {} node processes, {} s, heartbeat {} ms:",
+            "\nidle cluster of {} node processes ({way}), {} s, heartbeat {} ms:",
             args.nodes, self.seconds, args.heartbeat_ms
         );
         let (rss, cpu) = self.leader;
@@ -423,38 +476,39 @@ impl Idle {
         println!("heartbeat round trip (AppendEntries sent to its answer stepped, at the leader):");
         let (p50, p99) = self.tcp_round_trip_us;
         println!(
-            "  node processes over TCP: p50 {p50:>7.1} µs, p99 {p99:>7.1} µs ({} samples)",
+            "  node processes over TCP: p50 {p50:>7.1} µs, p99 {p99:>7.1} µs ({} samples, {way})",
             self.tcp_samples
         );
-        let (p50, p99) = self.in_process_round_trip_us;
-        println!(
-            "  in-process cluster:      p50 {p50:>7.1} µs, p99 {p99:>7.1} µs ({} samples)",
-            self.in_process_samples
-        );
+        if let Some(((p50, p99), samples)) = self.in_process {
+            println!(
+                "  in-process cluster:      p50 {p50:>7.1} µs, p99 {p99:>7.1} µs ({samples} samples)"
+            );
+        }
     }
 }
 
-/// Runs an idle cluster of node processes for `--idle-seconds` (RSS, CPU,
-/// round trips from the leader's `stop` line), then the in-process cluster
-/// for as long (its round trips).
+/// Runs an idle cluster of node processes (with TLS if `tls`) for
+/// `--idle-seconds` (RSS, CPU, round trips from the leader's `stop` line),
+/// then, if `in_process`, the in-process cluster for as long (its round
+/// trips).
 fn measure_idle(
     args: &Args,
     timing: Timing,
     binary: &Path,
+    (tls, in_process): (bool, bool),
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Idle, String> {
     let limit = wait_bound(timing);
-    let mut cluster = Processes::start(
+    let (mut cluster, _) = processes::start(
         binary,
         &args.data_root,
-        args.nodes,
-        32,
-        port(),
+        (args.nodes, tls),
+        (32, port_of_this_process()),
         timing,
         args.features,
     )?;
-    let (leader, term, _) = cluster.wait_for_leader_after(Term(0), limit)?;
-    cluster.wait_all_follow(leader, term, limit)?;
+    let (leader, term, _) = processes::wait_for_leader_after(&cluster, Term(0), limit)?;
+    processes::wait_all_follow(&cluster, leader, term, limit)?;
     let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
     let pids: Vec<(NodeId, u32)> = ids
         .iter()
@@ -484,20 +538,46 @@ fn measure_idle(
         }
     }
     cluster.terminate_all(limit)?;
-    let stop = cluster
-        .stops
+    let history = cluster.history();
+    let stop = history
+        .nodes
         .get(&leader)
+        .and_then(NodeLog::stopped)
         .ok_or("no stop line from the leader")?;
-    let tcp_round_trip_us = (
-        stop["round_trip_p50_us"]
-            .as_f64()
-            .ok_or("no round trips measured")?,
-        stop["round_trip_p99_us"]
-            .as_f64()
-            .ok_or("no round trips measured")?,
-    );
-    let tcp_samples = stop["round_trips"].as_u64().unwrap_or(0);
+    let NodeEvent::Stopped {
+        round_trips: tcp_samples,
+        round_trip_p50_us: Some(p50),
+        round_trip_p99_us: Some(p99),
+        ..
+    } = *stop
+    else {
+        return Err("no round trips measured".to_owned());
+    };
+    let tcp_round_trip_us = (p50, p99);
     let seconds = args.idle_seconds;
+    let mut idle = Idle {
+        tls,
+        seconds,
+        leader: leader_usage,
+        followers,
+        tcp_round_trip_us,
+        tcp_samples,
+        in_process: None,
+    };
+    if in_process {
+        idle.in_process = Some(measure_in_process(args, timing, runtime)?);
+    }
+    Ok(idle)
+}
+
+/// The in-process cluster's heartbeat round trips (p50, p99 in µs, and the
+/// samples) over `--idle-seconds`.
+fn measure_in_process(
+    args: &Args,
+    timing: Timing,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<((f64, f64), usize), String> {
+    let (limit, seconds) = (wait_bound(timing), args.idle_seconds);
     eprintln!("in-process cluster: measuring for {seconds} s");
     let in_process = runtime.block_on(async {
         let config = ClusterConfig {
@@ -521,70 +601,103 @@ fn measure_idle(
             .percentile(permille)
             .map_or(f64::NAN, |d| ms(d) * 1e3)
     };
-    Ok(Idle {
-        seconds,
-        leader: leader_usage,
-        followers,
-        tcp_round_trip_us,
-        tcp_samples,
-        in_process_round_trip_us: (micros(500), micros(990)),
-        in_process_samples: in_process.samples().count(),
-    })
+    Ok(((micros(500), micros(990)), in_process.samples().count()))
 }
 
-/// The port every node process listens on (each on its own address), per
-/// benchmark process so that two runs on one machine do not meet.
-fn port() -> u16 {
-    20_000 + (std::process::id() % 20_000) as u16
+/// What the node processes gave: the trials of each way of `--tls`, the
+/// idle cluster of each, and the ideal's one-way delay in µs.
+type TcpRun = (Vec<Vec<Trial>>, Vec<Idle>, f64);
+
+/// Everything with node processes: the idle cluster of each way of
+/// `--tls`, then the trials; with the one-way delay the ideal uses, half
+/// the first way's round trip unless `--ideal-delay-us` says.
+fn run_tcp(
+    args: &Args,
+    timing: Timing,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<TcpRun, String> {
+    let binary = args
+        .node_binary
+        .clone()
+        .unwrap_or_else(processes::default_binary);
+    if !binary.is_file() {
+        return Err(format!(
+            "no node binary at {} (build it: cargo build --release --bins)",
+            binary.display()
+        ));
+    }
+    let idle: Vec<Idle> = (args.tls.ways().iter().enumerate())
+        .map(|(i, &tls)| measure_idle(args, timing, &binary, (tls, i == 0), runtime))
+        .collect::<Result<_, _>>()?;
+    let delay_us = args
+        .ideal_delay_us
+        .map_or(idle[0].tcp_round_trip_us.0 / 2.0, |d| d as f64);
+    let measured = run_tcp_trials(args, timing, &binary)?;
+    Ok((measured, idle, delay_us))
 }
 
-/// The trials with node processes: start three, wait for a leader and for
-/// everyone to follow it, `kill -9` it (SIGTERM with `--handover transfer`) at a random moment within a
-/// heartbeat interval (after three), time the successor from the nodes'
-/// own log timestamps.
-fn run_tcp_trials(args: &Args, timing: Timing, binary: &Path) -> Result<Vec<Trial>, String> {
-    let limit = wait_bound(timing);
-    let mut trials = Vec::with_capacity(args.trials as usize);
+/// The trials with node processes, for each way of `--tls` (the main one
+/// first): each seed runs every way, in an order alternating by seed, so
+/// drifting load weighs on both alike.
+fn run_tcp_trials(args: &Args, timing: Timing, binary: &Path) -> Result<Vec<Vec<Trial>>, String> {
+    let ways = args.tls.ways();
+    let mut trials = vec![Vec::with_capacity(args.trials as usize); ways.len()];
     let bar = progress::bar(u64::from(args.trials), "trials");
     bar.set_message("node processes");
     for i in 0..args.trials {
         let seed = args.seed.wrapping_add(u64::from(i));
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-        let trial = (|| {
-            let started = seconds(std::time::SystemTime::now());
-            let mut cluster = Processes::start(
-                binary,
-                &args.data_root,
-                args.nodes,
-                31,
-                port(),
-                timing,
-                args.features,
-            )?;
-            let (leader, term, won) = cluster.wait_for_leader_after(Term(0), limit)?;
-            let all_know = cluster.wait_all_follow(leader, term, limit)?;
-            let h = timing.heartbeat_interval;
-            std::thread::sleep(h * 3 + h.mul_f64(rng.random::<f64>()));
-            let crashed = seconds(match args.handover {
-                Handover::Crash => cluster.kill(leader),
-                Handover::Transfer => cluster.terminate(leader),
-            });
-            let (successor, new_term, elected) = cluster.wait_for_leader_after(term, limit)?;
-            let everyone = cluster.wait_all_follow(successor, new_term, limit)?;
-            Ok::<_, String>(Trial {
-                initial_elected: (won - started) * 1e3,
-                initial_all_know: (all_know - started) * 1e3,
-                elected: (elected - crashed) * 1e3,
-                all_know: (everyone - crashed) * 1e3,
-                rounds: new_term.0 - term.0,
-            })
-        })()
-        .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
-        trials.push(trial);
+        let mut order: Vec<usize> = (0..ways.len()).collect();
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        for way in order {
+            let trial = tcp_trial(args, timing, binary, (seed, ways[way]))
+                .map_err(|e| format!("trial {i} (seed {seed}): {e}"))?;
+            trials[way].push(trial);
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(trials)
+}
+
+/// One trial with node processes: start them, wait for a leader and for
+/// everyone to follow it, `kill -9` it (SIGTERM with `--handover
+/// transfer`) at a random moment within a heartbeat interval (after
+/// three), time the successor from the nodes' own log timestamps.
+fn tcp_trial(
+    args: &Args,
+    timing: Timing,
+    binary: &Path,
+    (seed, tls): (u64, bool),
+) -> Result<Trial, String> {
+    let limit = wait_bound(timing);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let (mut cluster, started) = processes::start(
+        binary,
+        &args.data_root,
+        (args.nodes, tls),
+        (31, port_of_this_process()),
+        timing,
+        args.features,
+    )?;
+    let (leader, term, won) = processes::wait_for_leader_after(&cluster, Term(0), limit)?;
+    let all_know = processes::wait_all_follow(&cluster, leader, term, limit)?;
+    let h = timing.heartbeat_interval;
+    std::thread::sleep(h * 3 + h.mul_f64(rng.random::<f64>()));
+    let crashed = seconds(match args.handover {
+        Handover::Crash => cluster.kill(leader),
+        Handover::Transfer => cluster.stop(leader),
+    });
+    let (successor, new_term, elected) = processes::wait_for_leader_after(&cluster, term, limit)?;
+    let everyone = processes::wait_all_follow(&cluster, successor, new_term, limit)?;
+    Ok(Trial {
+        initial_elected: (won - started) * 1e3,
+        initial_all_know: (all_know - started) * 1e3,
+        elected: (elected - crashed) * 1e3,
+        all_know: (everyone - crashed) * 1e3,
+        rounds: new_term.0 - term.0,
+    })
 }
 
 /// Every runtime trial of every setup, and the timeline of the one
@@ -951,6 +1064,39 @@ fn compare(setups: &[Setup], measured: [&[Trial]; 2], ideal: [&[Trial]; 2]) {
             100.0 * (m_mean / b_mean - 1.0),
         );
     }
+}
+
+/// One figure of a trial.
+type Column = fn(&Trial) -> f64;
+
+/// TLS against plaintext, trial for trial on the same seeds: the
+/// failover (new leader elected, every follower knowing it) and the first
+/// election.
+fn compare_tls(tls: &[Trial], plain: &[Trial]) {
+    println!("\nmutual TLS against plaintext, interleaved on the same seeds (ms):");
+    println!("                      TLS median  plain median   ratio   TLS p99  plain p99   ratio");
+    let rows: [(&str, Column); 3] = [
+        ("failover elected", |t| t.elected),
+        ("failover all know", |t| t.all_know),
+        ("initial all know", |t| t.initial_all_know),
+    ];
+    for (name, f) in rows {
+        let [_, t_med, _, _, t_p99, _] = summary(tls.iter().map(f).collect());
+        let [_, p_med, _, _, p_p99, _] = summary(plain.iter().map(f).collect());
+        println!(
+            "  {name:<18} {t_med:>12.1} {p_med:>13.1} {:>7.3} {t_p99:>9.1} {p_p99:>10.1} {:>7.3}",
+            t_med / p_med,
+            t_p99 / p_p99
+        );
+    }
+    // A split vote costs an election timeout: at a p99 it outweighs the rest.
+    let splits = |trials: &[Trial]| trials.iter().filter(|t| t.rounds > 1).count();
+    println!(
+        "  split votes: TLS {}, plaintext {} of {} trials each",
+        splits(tls),
+        splits(plain),
+        tls.len()
+    );
 }
 
 fn write_csv(path: &std::path::Path, trials: &[Trial]) -> std::io::Result<()> {

@@ -3,8 +3,9 @@
 //! storage before responding to RPCs") are whole after every kill, and the
 //! next run resumes from them.
 
-use raft_election::storage::{FileStorage, Storage};
+use raft_election::storage::Storage;
 use raft_election::{ClusterId, HardState, NodeId, Term};
+use raft_election_runtime::FileStorage;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;

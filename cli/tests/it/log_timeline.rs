@@ -3,10 +3,10 @@
 //! SIGTERM, and their JSON logs drawn. What the picture must show is
 //! counted from the logs themselves, independently of the drawing code.
 
-mod common;
-
-use common::{BIN, Cluster, History};
-use raft_election::Term;
+use crate::common::{BIN, Cluster, History};
+use raft_election::{Input, Message, NodeId, Record, Term};
+use raft_election_cli::log_lines::Fact;
+use raft_election_runtime::Delivery;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -20,30 +20,33 @@ fn timeline(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-/// Sent and received messages by link and kind, as the logs say: (from,
-/// to, type, term, verdict) -> (delivered sends, receipts).
-type Link = (u64, u64, String, u64, Option<bool>);
+/// Sent and received messages by link, as the logs say: (from, to,
+/// message) -> (delivered sends, receipts). Heartbeats left out: at `-v` a
+/// node logs every other message, sent or received, and a heartbeat only
+/// where it changed something (its receipt, never its send).
+type Link = (NodeId, NodeId, Message);
 
 fn messages(history: &History) -> BTreeMap<Link, (usize, usize)> {
     let mut links: BTreeMap<Link, (usize, usize)> = BTreeMap::new();
     for (&id, log) in &history.nodes {
-        let me = u64::from(id.0);
-        for line in &log.lines {
-            let (sent, from, to) = match line["event"].as_str() {
-                Some("send") if line["delivery"] == "delivered" => {
-                    (true, me, line["peer"].as_u64())
+        for (line, record) in log.records() {
+            let (sent, from, to, message) = match (record, &line.fact) {
+                (Record::Sent { to, message }, Fact::Record(_, Some(Delivery::Delivered))) => {
+                    (true, id, *to, *message)
                 }
-                Some("receive") => (false, line["peer"].as_u64().unwrap_or(u64::MAX), Some(me)),
+                (
+                    Record::Stepped {
+                        input: Input::Receive { from, message },
+                        ..
+                    },
+                    _,
+                ) => (false, *from, id, *message),
                 _ => continue,
             };
-            let key = (
-                from,
-                to.expect("a peer"),
-                line["message_type"].as_str().expect("a type").to_owned(),
-                line["message_term"].as_u64().expect("a term"),
-                line["vote_granted"].as_bool(),
-            );
-            let counts = links.entry(key).or_default();
+            if message.is_heartbeat() {
+                continue;
+            }
+            let counts = links.entry((from, to, message)).or_default();
             if sent {
                 counts.0 += 1;
             } else {
@@ -76,10 +79,10 @@ fn three_real_nodes_logs_draw_a_lane_each_an_arrow_per_received_message_and_the_
     // Restarted and following the leader of a term at least t2.
     cluster.wait_for(&format!("{first} to restart and follow a leader"), |h| {
         let log = &h.nodes[&first];
-        let restarted = log.events("start").count() == 2;
+        let restarted = log.starts().count() == 2;
         (restarted && log.leader.is_some() && log.term >= t2).then_some(())
     });
-    for id in cluster.ids.clone() {
+    for id in cluster.ids() {
         assert!(cluster.terminate(id).success(), "{id} exits 0 on SIGTERM");
     }
     let history = cluster.history();
@@ -87,9 +90,9 @@ fn three_real_nodes_logs_draw_a_lane_each_an_arrow_per_received_message_and_the_
         .check_safety()
         .expect("one leader a term, one vote a term");
 
-    let svg_path = cluster.dir.path().join("timeline.svg");
+    let svg_path = cluster.dir().join("timeline.svg");
     let logs: Vec<String> = cluster
-        .ids
+        .ids()
         .iter()
         .map(|&id| cluster.log_path(id).display().to_string())
         .collect();
@@ -104,7 +107,7 @@ fn three_real_nodes_logs_draw_a_lane_each_an_arrow_per_received_message_and_the_
     );
     eprintln!("{first} killed in {t1} and restarted; raft-election timeline said:\n{stdout}");
 
-    let text = common::read(&svg_path);
+    let text = crate::common::read(&svg_path);
     let svg = roxmltree::Document::parse(&text).expect("the SVG parses as XML");
     let lanes: Vec<&str> = groups(&svg, "tl-lane")
         .iter()
@@ -156,7 +159,11 @@ fn three_real_nodes_logs_draw_a_lane_each_an_arrow_per_received_message_and_the_
     let sends = history
         .nodes
         .values()
-        .map(|log| log.events("send").count())
+        .map(|log| {
+            log.records()
+                .filter(|(_, record)| matches!(record, Record::Sent { .. }))
+                .count()
+        })
         .sum::<usize>();
     assert_eq!(messages.len(), sends, "a mark per logged send: {stdout}");
     assert!(
@@ -179,7 +186,7 @@ fn three_real_nodes_logs_draw_a_lane_each_an_arrow_per_received_message_and_the_
     assert_eq!(count(&killed, "crash"), 1, "{faults:?}");
     assert_eq!(count(&killed, "restart"), 1, "{faults:?}");
     assert_eq!(count(&killed, "stop"), 1, "{faults:?}");
-    for id in cluster.ids.iter().filter(|&&id| id != first) {
+    for id in cluster.ids().iter().filter(|&&id| id != first) {
         assert_eq!(count(&id.to_string(), "stop"), 1, "{id}: {faults:?}");
     }
     assert_eq!(faults.len(), 5, "{faults:?}");
@@ -223,9 +230,10 @@ fn a_missing_log_a_log_without_node_lines_and_garbage_beside_node_lines_are_repo
     assert!(!Path::new(out).exists(), "nothing drawn");
 
     let mixed = dir.path().join("mixed.log");
+    let started = serde_json::json!({"started": {"current_term": 0, "voted_for": null}});
     let node_line = |node: u8| {
         serde_json::json!({"ts": 1.7e9, "node": node, "term": 0, "role": "follower",
-                           "event": "start"})
+                           "record": started})
         .to_string()
     };
     let lines = [
@@ -233,7 +241,7 @@ fn a_missing_log_a_log_without_node_lines_and_garbage_beside_node_lines_are_repo
         "thread 'main' panicked".to_owned(),
         node_line(2),
         serde_json::json!({"ts": 1.7e9, "node": 1, "term": 0, "role": "follower",
-                           "event": "warp"})
+                           "event": {"warp": {}}})
         .to_string(),
     ];
     std::fs::write(&mixed, lines.join("\n")).expect("written");
@@ -241,10 +249,10 @@ fn a_missing_log_a_log_without_node_lines_and_garbage_beside_node_lines_are_repo
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
-        stdout.contains("1 not JSON, 1 unknown event \"warp\""),
+        stdout.contains("1 not JSON, 1 unknown \"warp\""),
         "{stdout}"
     );
-    let svg_text = common::read(Path::new(out));
+    let svg_text = crate::common::read(Path::new(out));
     let svg = roxmltree::Document::parse(&svg_text).expect("XML");
     assert_eq!(groups(&svg, "tl-lane").len(), 2, "two nodes in one file");
 }

@@ -16,10 +16,10 @@
 //! of the link's packets at random, which TCP turns into retransmissions
 //! delayed by 200 ms and more.
 
-mod common;
-
-use common::{Cluster, History, Namespace, namespace};
-use raft_election::{NodeId, Term};
+use crate::common::{Cluster, History, Namespace, namespace};
+use raft_election::{NodeId, Role, Term};
+use raft_election_cli::log_lines::LogLine;
+use raft_election_runtime::ConnectionEnd;
 
 fn cluster_in(namespace: &Namespace) -> Cluster {
     cluster_with(namespace, &[])
@@ -28,7 +28,7 @@ fn cluster_in(namespace: &Namespace) -> Cluster {
 /// A cluster whose nodes all get the extra flags `args`.
 fn cluster_with(namespace: &Namespace, args: &[&str]) -> Cluster {
     let mut cluster = Cluster::new(0, 3, Some(namespace.name.clone()));
-    cluster.extra = args.iter().map(|&arg| arg.to_owned()).collect();
+    cluster.extra.extend(args.iter().map(|&arg| arg.to_owned()));
     cluster.start_all();
     cluster
 }
@@ -47,9 +47,9 @@ fn an_isolated_leader_is_replaced_by_the_majority_and_steps_down_when_healed() {
     };
     let cluster = cluster_in(&namespace);
     let (old, t1) = cluster.wait_for_leader_after(Term(0));
-    for &other in cluster.ids.iter().filter(|&&id| id != old) {
-        namespace.drop(cluster.addrs[&old], cluster.addrs[&other], false, 100);
-        namespace.drop(cluster.addrs[&other], cluster.addrs[&old], false, 100);
+    for &other in cluster.ids().iter().filter(|&&id| id != old) {
+        namespace.drop(cluster.addrs()[&old], cluster.addrs()[&other], false, 100);
+        namespace.drop(cluster.addrs()[&other], cluster.addrs()[&old], false, 100);
     }
     let (new, t2) = cluster.wait_for_leader_after(t1);
     assert_ne!(new, old);
@@ -75,20 +75,16 @@ fn an_isolated_leader_is_replaced_by_the_majority_and_steps_down_when_healed() {
         &format!("{old} to hear a term of {t2} or later after the heal"),
         |h| {
             let log = &h.nodes[&old];
-            log.events("term")
-                .any(|l| l["to"].as_u64() >= Some(t2.0))
-                .then_some(())
+            log.terms_entered().any(|term| term >= t2).then_some(())
         },
     );
-    if stale.role == "leader" {
+    if stale.role == Role::Leader {
         // By CheckQuorum in its own term, or on the later term after the heal.
         cluster.wait_for(&format!("{old} to step down from {}", stale.term), |h| {
             h.nodes[&old]
-                .events("role")
-                .any(|l| {
-                    l["from"] == "leader"
-                        && l["to"] == "follower"
-                        && l["term"].as_u64() >= Some(stale.term.0)
+                .role_changes()
+                .any(|(from, to, term)| {
+                    from == Role::Leader && to == Role::Follower && term >= stale.term
                 })
                 .then_some(())
         });
@@ -113,16 +109,16 @@ fn a_follower_cut_off_one_way_from_the_leader_leaves_the_cluster_to_a_leader_it_
     };
     let cluster = cluster_with(&namespace, &["--features", "none"]);
     let (leader, t1) = cluster.wait_for_leader_after(Term(0));
-    let cut = *cluster.ids.iter().find(|&&id| id != leader).unwrap();
-    namespace.drop(cluster.addrs[&leader], cluster.addrs[&cut], true, 100);
+    let cut = *cluster.ids().iter().find(|&&id| id != leader).unwrap();
+    namespace.drop(cluster.addrs()[&leader], cluster.addrs()[&cut], true, 100);
     let (successor, t2) = cluster.wait_for(
         &format!("a leader other than {leader}, of a term after {t1}"),
         |h| h.leader().filter(|&(id, term)| id != leader && term > t1),
     );
     let history = cluster.history();
     let campaigned = history.nodes[&cut]
-        .events("role")
-        .any(|l| l["to"] == "candidate" && l["term"].as_u64() > Some(t1.0));
+        .role_changes()
+        .any(|(_, to, term)| to == Role::Candidate && term > t1);
     eprintln!(
         "{successor} leads {t2} after {leader}'s messages to {cut} were cut; {cut} {}",
         if campaigned {
@@ -132,8 +128,8 @@ fn a_follower_cut_off_one_way_from_the_leader_leaves_the_cluster_to_a_leader_it_
         }
     );
     let stepped_down = history.nodes[&leader]
-        .events("role")
-        .any(|l| l["from"] == "leader" && l["term"].as_u64() > Some(t1.0));
+        .role_changes()
+        .any(|(from, _, term)| from == Role::Leader && term > t1);
     assert!(
         stepped_down,
         "{leader} never stepped down:\n{}",
@@ -159,28 +155,28 @@ fn with_the_default_features_a_follower_cut_off_one_way_cannot_depose_the_leader
         &["--election-min-ms", "600", "--election-max-ms", "1200"],
     );
     let (leader, t1) = cluster.wait_for_leader_after(Term(0));
-    let cut = *cluster.ids.iter().find(|&&id| id != leader).unwrap();
+    let cut = *cluster.ids().iter().find(|&&id| id != leader).unwrap();
     let third = *cluster
-        .ids
+        .ids()
         .iter()
         .find(|&&id| id != leader && id != cut)
         .unwrap();
-    namespace.drop(cluster.addrs[&leader], cluster.addrs[&cut], true, 100);
+    namespace.drop(cluster.addrs()[&leader], cluster.addrs()[&cut], true, 100);
     let reached = Term(t1.0 + 2);
     cluster.wait_for(
         &format!("{cut}, cut off from {leader}'s messages, to campaign up to {reached}"),
         |h| {
             h.nodes[&cut]
-                .events("term")
-                .any(|l| l["to"].as_u64() >= Some(reached.0))
+                .terms_entered()
+                .any(|term| term >= reached)
                 .then_some(())
         },
     );
     let history = cluster.history();
     for id in [leader, third] {
-        let moved: Vec<_> = history.nodes[&id]
-            .events("term")
-            .filter(|l| l["to"].as_u64() > Some(t1.0))
+        let moved: Vec<Term> = history.nodes[&id]
+            .terms_entered()
+            .filter(|&term| term > t1)
             .collect();
         assert!(
             moved.is_empty(),
@@ -188,9 +184,7 @@ fn with_the_default_features_a_follower_cut_off_one_way_cannot_depose_the_leader
             history.tails(8)
         );
     }
-    let won = history.nodes[&cut]
-        .events("role")
-        .any(|l| l["to"] == "leader");
+    let won = history.nodes[&cut].wins().next().is_some();
     assert!(!won, "{cut} won an election:\n{}", history.tails(8));
     eprintln!("{leader} still leads {t1}; {cut} campaigned up to {reached} and won nothing");
     namespace.heal();
@@ -209,12 +203,12 @@ fn after_the_leader_dies_the_two_survivors_elect_across_a_lossy_link() {
     let mut cluster = cluster_in(&namespace);
     let (leader, t1) = cluster.wait_for_leader_after(Term(0));
     let rest: Vec<NodeId> = cluster
-        .ids
+        .ids()
         .iter()
         .copied()
         .filter(|&id| id != leader)
         .collect();
-    let (a, b) = (cluster.addrs[&rest[0]], cluster.addrs[&rest[1]]);
+    let (a, b) = (cluster.addrs()[&rest[0]], cluster.addrs()[&rest[1]]);
     namespace.drop(a, b, false, 30);
     namespace.drop(b, a, false, 30);
     cluster.kill(leader);
@@ -239,34 +233,30 @@ fn a_peer_that_vanishes_without_a_fin_is_noticed_and_its_connection_closed_once(
     let mut cluster = cluster_in(&namespace);
     let (leader, _) = cluster.wait_for_leader_after(Term(0));
     // A follower vanishes: the survivors keep their leader.
-    let gone = *cluster.ids.iter().find(|&&id| id != leader).unwrap();
+    let gone = *cluster.ids().iter().find(|&&id| id != leader).unwrap();
     let survivors: Vec<NodeId> = cluster
-        .ids
+        .ids()
         .iter()
         .copied()
         .filter(|&id| id != gone)
         .collect();
-    let gone_addr = cluster.addrs[&gone];
+    let gone_addr = cluster.addrs()[&gone];
     for &other in &survivors {
-        namespace.drop(gone_addr, cluster.addrs[&other], false, 100);
-        namespace.drop(cluster.addrs[&other], gone_addr, false, 100);
+        namespace.drop(gone_addr, cluster.addrs()[&other], false, 100);
+        namespace.drop(cluster.addrs()[&other], gone_addr, false, 100);
     }
     cluster.kill(gone);
-    let ip = gone_addr.ip().to_string();
     let lost = |h: &History, id: NodeId| -> Vec<String> {
         h.nodes[&id]
             .lines
             .iter()
-            .filter(|l| {
-                l["target"] == "raft_election_runtime::tcp::inbound"
-                    && l["peer_address"]
-                        .as_str()
-                        .is_some_and(|a| a.starts_with(&format!("{ip}:")))
-                    && l["message"]
-                        .as_str()
-                        .is_some_and(|m| m.starts_with(&format!("lost the connection of {gone}")))
+            .filter_map(LogLine::connection)
+            .filter(|ended| {
+                ended.end == ConnectionEnd::Lost
+                    && ended.peer == Some(gone)
+                    && ended.address.ip() == gone_addr.ip()
             })
-            .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+            .map(ToString::to_string)
             .collect()
     };
     for &id in &survivors {

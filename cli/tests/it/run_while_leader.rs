@@ -13,9 +13,7 @@
 //! Needs root, `ip` and `nft` like `partitions.rs`; skipped (saying why)
 //! without them unless `RAFT_ELECTION_REQUIRE_NETWORK_FAULTS=1`.
 
-mod common;
-
-use common::{Cluster, namespace};
+use crate::common::{Cluster, namespace};
 use raft_election::NodeId;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,7 +24,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Lease 400 ms / 1.1 = 363 ms; SIGTERM 150 ms before its end, SIGKILL
 /// 75 ms later.
-const FLAGS: &[&str] = &[
+pub(crate) const FLAGS: &[&str] = &[
     "--election-min-ms",
     "400",
     "--election-max-ms",
@@ -40,7 +38,7 @@ const FLAGS: &[&str] = &[
     "--run-while-leader",
 ];
 
-const SCRIPT: &str = r#"f="$1"
+pub(crate) const SCRIPT: &str = r#"f="$1"
 trap 'echo "stop $RAFT_TERM $RAFT_NODE_ID $EPOCHREALTIME" >> "$f"; exit 0' TERM
 echo "start $RAFT_TERM $RAFT_NODE_ID $EPOCHREALTIME" >> "$f"
 while true; do
@@ -51,15 +49,15 @@ done
 
 /// One copy's time of activity.
 #[derive(Clone, Copy, Debug)]
-struct Interval {
-    term: u64,
-    node: u8,
+pub(crate) struct Interval {
+    pub(crate) term: u64,
+    pub(crate) node: u8,
     from: f64,
     to: f64,
 }
 
 /// The copies in the file, in the order they started.
-fn intervals(file: &Path) -> Vec<Interval> {
+pub(crate) fn intervals(file: &Path) -> Vec<Interval> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
     // The latest copy of each node: lines of one copy follow its start.
     let mut current: BTreeMap<u8, usize> = BTreeMap::new();
@@ -105,7 +103,7 @@ fn wait_for(file: &Path, what: &str, found: impl Fn(&[Interval]) -> bool) -> Vec
 }
 
 /// The copy started last, once it has run a while (not just started).
-fn running_copy(file: &Path, after_term: u64) -> Interval {
+pub(crate) fn running_copy(file: &Path, after_term: u64) -> Interval {
     let copies = wait_for(file, &format!("a copy of a term after {after_term}"), |c| {
         c.last()
             .is_some_and(|last| last.term > after_term && last.to - last.from > 0.1)
@@ -113,32 +111,39 @@ fn running_copy(file: &Path, after_term: u64) -> Interval {
     *copies.last().expect("waited for one")
 }
 
+/// Two copies of different nodes that ran at once, if any.
+pub(crate) fn overlap(copies: &[Interval]) -> Option<(Interval, Interval)> {
+    copies.iter().enumerate().find_map(|(i, a)| {
+        copies[i + 1..]
+            .iter()
+            .find(|b| a.node != b.node && !(b.from > a.to || a.from > b.to))
+            .map(|b| (*a, *b))
+    })
+}
+
 /// No two copies of different nodes overlap, and terms increase.
 fn check(copies: &[Interval]) {
+    if let Some((a, b)) = overlap(copies) {
+        panic!("overlap: {a:?} and {b:?}\nall: {copies:#?}");
+    }
     for (i, a) in copies.iter().enumerate() {
         for b in &copies[i + 1..] {
-            if a.node != b.node {
-                assert!(
-                    b.from > a.to || a.from > b.to,
-                    "overlap: {a:?} and {b:?}\nall: {copies:#?}"
-                );
-            }
             assert!(b.term >= a.term, "terms went back: {a:?} then {b:?}");
         }
     }
 }
 
-fn signal(pid: u32, name: &str) {
-    common::sh("kill", &[&format!("-{name}"), &pid.to_string()]).unwrap();
+pub(crate) fn signal(pid: u32, name: &str) {
+    crate::common::sh("kill", &[&format!("-{name}"), &pid.to_string()]).unwrap();
 }
 
 #[test]
 fn one_copy_runs_at_a_time_through_kill_9_a_partition_and_a_paused_leader() {
     let Some(ns) = namespace("rwl") else { return };
     let mut cluster = Cluster::new(0, 3, Some(ns.name.clone()));
-    let script = cluster.dir.path().join("child.sh");
+    let script = cluster.dir().join("child.sh");
     std::fs::write(&script, SCRIPT).unwrap();
-    let file = cluster.dir.path().join("active.log");
+    let file = cluster.dir().join("active.log");
     cluster.extra = FLAGS.iter().map(|&f| f.to_owned()).collect();
     cluster.extra.extend([
         "--".to_owned(),
@@ -158,8 +163,8 @@ fn one_copy_runs_at_a_time_through_kill_9_a_partition_and_a_paused_leader() {
 
     // 2. Cut the active node off: its lease runs out, the watchdog stops
     //    the copy; the majority elects a leader whose copy starts.
-    let leader = cluster.addrs[&NodeId(second.node)];
-    for (&id, &addr) in &cluster.addrs {
+    let leader = cluster.addrs()[&NodeId(second.node)];
+    for (&id, &addr) in cluster.addrs() {
         if id != NodeId(second.node) {
             ns.drop(leader, addr, false, 100);
             ns.drop(addr, leader, false, 100);

@@ -3,11 +3,12 @@
 //! check reads the nodes' own JSON logs: each vote and each election is
 //! logged after it is durable and before any message of it leaves the node.
 
-mod common;
-
-use common::{Cluster, DEADLINE, History, seconds};
-use raft_election::storage::{FileStorage, Storage};
-use raft_election::{ClusterId, HardState, NodeId, Term};
+use crate::common::{Cluster, DEADLINE, History};
+use raft_election::storage::Storage;
+use raft_election::{ClusterId, HardState, Input, Message, NodeId, Record, Role, Term, Timer};
+use raft_election_cli::log_lines::NodeEvent;
+use raft_election_cli::processes::seconds;
+use raft_election_runtime::FileStorage;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
@@ -21,9 +22,9 @@ const ELECTION_BOUND: f64 = 5.0;
 /// `ids` led a term after `after`.
 fn first_win_after(history: &History, ids: &[NodeId], after: Term) -> Option<f64> {
     ids.iter()
-        .flat_map(|id| history.nodes[id].events("role"))
-        .filter(|l| l["to"] == "leader" && l["term"].as_u64() > Some(after.0))
-        .filter_map(|l| l["ts"].as_f64())
+        .flat_map(|id| history.nodes[id].wins())
+        .filter(|&(term, _)| term > after)
+        .map(|(_, ts)| ts)
         .reduce(f64::min)
 }
 
@@ -51,11 +52,12 @@ fn three_processes_elect_a_leader_replace_it_after_kill_9_and_the_killed_one_rej
     let mut starts: Vec<f64> = history
         .nodes
         .values()
-        .filter_map(|log| log.events("start").next()?["ts"].as_f64())
+        .filter_map(|log| Some(log.starts().next()?.ts))
         .collect();
     starts.sort_by(f64::total_cmp);
-    let majority_up = starts[cluster.ids.len() / 2];
-    let won = first_win_after(&history, &cluster.ids, Term(0)).expect("a win is logged");
+    let ids = cluster.ids();
+    let majority_up = starts[ids.len() / 2];
+    let won = first_win_after(&history, &ids, Term(0)).expect("a win is logged");
     let took = won - majority_up;
     eprintln!("a leader {:.0} ms after a majority started", took * 1e3);
     assert!(
@@ -68,7 +70,7 @@ fn three_processes_elect_a_leader_replace_it_after_kill_9_and_the_killed_one_rej
     let (second, t2) = cluster.wait_for_leader_after(t1);
     assert_ne!(second, first);
     let survivors: Vec<NodeId> = cluster
-        .ids
+        .ids()
         .iter()
         .copied()
         .filter(|&id| id != first)
@@ -106,13 +108,10 @@ fn three_processes_elect_a_leader_replace_it_after_kill_9_and_the_killed_one_rej
     cluster.start(first, false);
     let restored = cluster.wait_for(&format!("{first} to restart"), |h| {
         let log = &h.nodes[&first];
-        let start = log.events("start").nth(1)?;
-        Some((
-            Term(start["restored_term"].as_u64()?),
-            start["voted_for"]
-                .as_u64()
-                .map(|v| NodeId(u8::try_from(v).unwrap())),
-        ))
+        match log.starts().nth(1)?.record()? {
+            Record::Started(restored) => Some((restored.current_term, restored.voted_for)),
+            _ => None,
+        }
     });
     assert_eq!(
         restored,
@@ -123,7 +122,7 @@ fn three_processes_elect_a_leader_replace_it_after_kill_9_and_the_killed_one_rej
         &format!("{first} following a leader of {t2} or later"),
         |h| {
             let log = &h.nodes[&first];
-            (log.role == "follower" && log.term >= t2 && log.leader.is_some()).then_some(())
+            (log.role == Role::Follower && log.term >= t2 && log.leader.is_some()).then_some(())
         },
     );
     cluster.wait_for_leader_after(Term(t2.0 - 1));
@@ -141,7 +140,7 @@ fn sigterm_makes_a_leader_hand_over_then_stop_cleanly() {
     cluster.start_all();
     let (leader, term) = cluster.wait_for_leader_after(Term(0));
     let followers: Vec<NodeId> = cluster
-        .ids
+        .ids()
         .iter()
         .copied()
         .filter(|&id| id != leader)
@@ -161,27 +160,41 @@ fn sigterm_makes_a_leader_hand_over_then_stop_cleanly() {
     assert!(status.success(), "{status}");
     let history = cluster.history();
     let log = &history.nodes[&leader];
+    let events: Vec<&NodeEvent> = log.events().map(|(_, event)| event).collect();
     assert!(
-        log.events("signal")
-            .any(|l| l["message"] == "SIGTERM: shutting down")
+        events.contains(&&NodeEvent::Signal {
+            signal: "SIGTERM".to_owned()
+        }),
+        "{events:?}"
     );
-    let handed = log.events("handed_over").next().unwrap_or_else(|| {
-        panic!(
-            "{leader} stopped without handing over:\n{}",
-            history.tails(8)
-        )
-    });
-    let target = NodeId(u8::try_from(handed["successor"].as_u64().unwrap()).unwrap());
-    assert!(followers.contains(&target), "{handed}");
-    assert_eq!(log.events("stop").last().unwrap()["message"], "stopped");
+    let target = events
+        .iter()
+        .find_map(|event| match event {
+            NodeEvent::HandedOver { successor } => Some(*successor),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{leader} stopped without handing over:\n{}",
+                history.tails(8)
+            )
+        });
+    assert!(followers.contains(&target), "{target}");
+    assert!(
+        matches!(log.stopped(), Some(NodeEvent::Stopped { error: None, .. })),
+        "{events:?}"
+    );
     let stored = on_disk(&cluster, leader);
     assert!(stored.current_term >= term, "{stored:?}");
     assert_eq!(
         stored.current_term, log.term,
         "the file is its last logged term"
     );
-    let told = history.nodes[&target].events("receive").any(|l| {
-        l["message_type"] == "TimeoutNow" && l["peer"].as_u64() == Some(u64::from(leader.0))
+    let told = history.nodes[&target].records().any(|(_, record)| {
+        matches!(record, Record::Stepped {
+            input: Input::Receive { from, message: Message::TimeoutNow { .. } },
+            ..
+        } if *from == leader)
     });
     assert!(
         told,
@@ -210,8 +223,9 @@ fn fifty_kills_at_random_moments_never_give_two_votes_or_two_leaders_in_a_term()
     let mut cluster = Cluster::new(13, 3, None);
     cluster.start_all();
     cluster.wait_for_leader_after(Term(0));
+    let ids = cluster.ids();
     for round in 0..50 {
-        let victim = cluster.ids[rng.random_range(0..cluster.ids.len())];
+        let victim = ids[rng.random_range(0..ids.len())];
         // 0 to 400 ms: mid-election as often as in a quiet term.
         std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
         cluster.kill(victim);
@@ -231,7 +245,7 @@ fn fifty_kills_at_random_moments_never_give_two_votes_or_two_leaders_in_a_term()
     eprintln!("{leader} leads {term}; {elections} terms had a leader, {votes} votes cast");
     // The run must have exercised elections, not only idle restarts.
     assert!(elections >= 5, "only {elections} elections in 50 kills");
-    for &id in &cluster.ids {
+    for &id in &ids {
         // Every file whole (`on_disk` fails on a torn one), and never behind
         // what its node logged: a term is logged only once it is durable.
         let stored = on_disk(&cluster, id);
@@ -244,10 +258,11 @@ fn fifty_kills_at_random_moments_never_give_two_votes_or_two_leaders_in_a_term()
 }
 
 /// A node logging to a file (standard error is no terminal) writes no
-/// colour codes, in text as in JSON; in JSON every line's `term` is the
-/// node's term when it was written and its `message` the sentence: the
-/// timeout, receive and send events name their own fields apart
-/// (`timeout_term`, `message_type`, `message_term`).
+/// colour codes, in text as in JSON. In text, each line leads with the
+/// node, its term and role, and the typed facts are left out (the words
+/// say them). In JSON every line's `term` is the node's term when it was
+/// written, its `message` the sentence, and no field of the event is
+/// written over one of the line's own keys.
 #[test]
 fn a_node_log_file_has_no_colour_codes_and_no_event_field_replaces_the_lines_term_or_message() {
     let mut cluster = Cluster::new(14, 3, None);
@@ -273,7 +288,11 @@ fn a_node_log_file_has_no_colour_codes_and_no_event_field_replaces_the_lines_ter
     };
     cluster.kill(n1);
     assert!(!text.contains('\x1b'), "colour codes in a file:\n{text:?}");
-    assert!(text.contains("event="), "fields are written:\n{text}");
+    assert!(
+        text.contains(" n1 t1 candidate: "),
+        "node, term, role lead:\n{text}"
+    );
+    assert!(!text.contains("record="), "typed facts left out:\n{text}");
     // A new cluster from here: n1 starts over.
     std::fs::remove_file(cluster.log_path(n1)).unwrap();
     std::fs::remove_dir_all(cluster.data_dir(n1)).unwrap();
@@ -288,37 +307,50 @@ fn a_node_log_file_has_no_colour_codes_and_no_event_field_replaces_the_lines_ter
     for (id, log) in &history.nodes {
         let raw = std::fs::read_to_string(cluster.log_path(*id)).unwrap();
         assert!(!raw.contains('\x1b'), "{id}: colour codes in a JSON log");
-        for line in &log.lines {
-            let event = line["event"].as_str().unwrap_or_default();
-            let message = line["message"].as_str().unwrap_or_default();
-            match event {
-                "timeout" => {
-                    let (timeout, now) = (line["timeout_term"].as_u64(), line["term"].as_u64());
-                    assert!(
-                        timeout.is_some() && now > timeout,
-                        "{id}: a timeout line's term is the one after it: {line}"
-                    );
-                }
-                "receive" | "send" => {
-                    let kind = line["message_type"].as_str().unwrap_or_default();
-                    assert!(
-                        message.starts_with(kind) && line["message_term"].is_u64(),
-                        "{id}: the sentence, then the message's type and term: {line}"
-                    );
-                }
-                _ => {}
-            }
+        for line in raw.lines() {
             assert!(
-                line.get("event_term").is_none() && line.get("event_message").is_none(),
+                !line.contains("\"event_"),
                 "{id}: a field clashed with the line's own: {line}"
             );
-            *seen.entry(event.to_owned()).or_insert(0) += 1;
+        }
+        for (line, record) in log.records() {
+            let kind = match record {
+                Record::Stepped {
+                    input: Input::Timeout(Timer::Election),
+                    after,
+                    ..
+                } => {
+                    assert_eq!(
+                        line.state.map(|(term, _)| term),
+                        Some(after.current_term),
+                        "{id}: a timeout line's term is the one after it: {line:?}"
+                    );
+                    "timeout"
+                }
+                Record::Stepped {
+                    input: Input::Receive { message, .. },
+                    ..
+                }
+                | Record::Sent { message, .. } => {
+                    assert!(
+                        line.message.starts_with(message.name()),
+                        "{id}: the sentence starts with the message: {line:?}"
+                    );
+                    if matches!(record, Record::Sent { .. }) {
+                        "send"
+                    } else {
+                        "receive"
+                    }
+                }
+                _ => "other",
+            };
+            *seen.entry(kind).or_insert(0) += 1;
         }
     }
-    for event in ["timeout", "receive", "send"] {
+    for kind in ["timeout", "receive", "send"] {
         assert!(
-            seen.get(event).is_some_and(|&n| n > 0),
-            "no {event} line: {seen:?}"
+            seen.get(kind).is_some_and(|&n| n > 0),
+            "no {kind} line: {seen:?}"
         );
     }
 }

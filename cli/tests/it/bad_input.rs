@@ -2,12 +2,14 @@
 //! locked or impossible, and wrong flags; while running, every kind of bad
 //! input from the network, after which it still takes part in elections.
 
-mod common;
-
+use crate::common::{Cluster, DEADLINE, History, get_status};
 use bytes::BytesMut;
-use common::{Cluster, DEADLINE, History};
-use raft_election::storage::{FileStorage, Storage};
+use raft_election::storage::Storage;
 use raft_election::{ClusterId, HardState, Message, NodeId, Term};
+use raft_election_cli::log_lines::{LogLine, NodeEvent};
+use raft_election_runtime::ConnectionEnd;
+use raft_election_runtime::FileStorage;
+use raft_election_runtime::record_log::Refusal;
 use raft_election_runtime::tcp::wire::{self, Body, Frame, WIRE_VERSION};
 use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
@@ -35,7 +37,7 @@ fn refused(cluster: &Cluster, id: NodeId, extra: &[&str]) -> String {
 fn a_node_refuses_to_start_from_a_missing_foreign_locked_or_impossible_state_file() {
     let mut cluster = Cluster::new(21, 3, None);
     let (n1, n2) = (NodeId(1), NodeId(2));
-    let root = cluster.dir.path().to_path_buf();
+    let root = cluster.dir().to_path_buf();
     let file = |id: NodeId| FileStorage::path_in(&root.join(format!("n{}", id.0)), id);
 
     // A mistyped directory is refused, and not created.
@@ -57,7 +59,13 @@ fn a_node_refuses_to_start_from_a_missing_foreign_locked_or_impossible_state_fil
 
     cluster.start(n1, true);
     cluster.wait_for("n1 to listen", |h| {
-        h.nodes[&n1].events("listen").next().map(|_| ())
+        h.nodes
+            .get(&n1)?
+            .events()
+            .find_map(|(_, event)| match event {
+                NodeEvent::Listening { .. } => Some(()),
+                _ => None,
+            })
     });
     let said = refused(&cluster, n1, &[]);
     let locked = format!(
@@ -98,10 +106,17 @@ fn a_node_refuses_to_start_from_a_missing_foreign_locked_or_impossible_state_fil
         ),
         (
             HardState {
+                current_term: Term(Term::CEILING.0 + 1),
+                voted_for: None,
+            },
+            "above the term ceiling t9007199254740991: no node ever holds such a term",
+        ),
+        (
+            HardState {
                 current_term: Term(u64::MAX),
                 voted_for: None,
             },
-            "the last one: this node could never campaign again",
+            "above the term ceiling",
         ),
     ] {
         let mut storage = FileStorage::open(&cluster.data_dir(n2), ClusterId(1), n2);
@@ -111,6 +126,32 @@ fn a_node_refuses_to_start_from_a_missing_foreign_locked_or_impossible_state_fil
             said.contains("its stored state is refused") && said.contains(reason),
             "{said}"
         );
+    }
+
+    // A node persists terms up to the ceiling, so it starts from them.
+    for term in [Term(Term::CEILING.0 - 1), Term::CEILING] {
+        let restored = HardState {
+            current_term: term,
+            voted_for: Some(n1),
+        };
+        FileStorage::open(&cluster.data_dir(n2), ClusterId(1), n2)
+            .save(&restored)
+            .unwrap();
+        cluster.start(n2, false);
+        let listening = |h: &History| {
+            h.nodes
+                .get(&n2)?
+                .events()
+                .find_map(|(_, event)| match event {
+                    NodeEvent::Listening { restored: r, .. } if r.current_term == term => Some(*r),
+                    _ => None,
+                })
+        };
+        assert_eq!(
+            cluster.wait_for(&format!("n2 to start at {term}"), listening),
+            restored
+        );
+        cluster.kill(n2);
     }
 }
 
@@ -154,7 +195,18 @@ fn wrong_flags_get_a_clear_error_and_no_node() {
         ),
         (
             vec!["--run-while-leader"],
-            "required arguments were not provided",
+            "--run-while-leader needs a COMMAND after `--`",
+        ),
+        (vec!["--", "true"], "needs --run-while-leader"),
+        (
+            vec![
+                "--leader-lease",
+                "--max-clock-drift",
+                "100%",
+                "--heartbeat-ms",
+                "75",
+            ],
+            "it lapses between two renewals",
         ),
     ] {
         let said = refused(&cluster, n1, &extra);
@@ -200,13 +252,18 @@ fn send_and_wait_for_close(ip: IpAddr, addr: SocketAddr, bytes: &[u8]) -> Socket
     ours
 }
 
-/// The warnings `victim` logged about connections from `address`.
-fn warnings(history: &History, victim: NodeId, address: &str) -> Vec<String> {
+/// Why `victim` closed each connection from `address`, by its log: the
+/// reason and the cause.
+fn refusals(history: &History, victim: NodeId, address: SocketAddr) -> Vec<(String, Refusal)> {
     history.nodes[&victim]
         .lines
         .iter()
-        .filter(|l| l["peer_address"] == address && l["level"] == "WARN")
-        .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+        .filter_map(LogLine::connection)
+        .filter(|ended| ended.address == address)
+        .filter_map(|ended| match ended.end {
+            ConnectionEnd::Refused(cause) => Some((ended.reason.clone(), cause)),
+            ConnectionEnd::Lost => None,
+        })
         .collect()
 }
 
@@ -221,7 +278,8 @@ fn warnings(history: &History, victim: NodeId, address: &str) -> Vec<String> {
 #[test]
 fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_electing() {
     let mut cluster = Cluster::new(23, 5, None);
-    let (absent, running) = cluster.ids.split_last().unwrap();
+    let ids = cluster.ids();
+    let (absent, running) = ids.split_last().unwrap();
     let (absent, running) = (*absent, running.to_vec());
     for &id in &running {
         cluster.start(id, true);
@@ -230,10 +288,10 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
     // The victim: a follower, so the election after the leader's death
     // needs it (three of the five voters are left).
     let victim = *running.iter().find(|&&id| id != leader).unwrap();
-    let addr = cluster.addrs[&victim];
+    let addr = cluster.addrs()[&victim];
     let (me, rogue) = (victim.0, absent.0);
     // Where n5 would connect from, and where anyone else does.
-    let rogue_ip = cluster.addrs[&absent].ip();
+    let rogue_ip = cluster.addrs()[&absent].ip();
     let elsewhere = IpAddr::from([127, 0, 0, 1]);
     let other = running.iter().find(|&&id| id != victim).unwrap().0;
     let heartbeat = |from: u8| {
@@ -253,96 +311,130 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
     unknown_version[2] = 99;
     let mut spoofed = hello(1, rogue, me);
     spoofed.extend_from_slice(&heartbeat(other));
-    let mut last_term = hello(1, rogue, me);
-    last_term.extend_from_slice(&frame(
+    let above = Term(Term::CEILING.0 + 1);
+    let mut above_ceiling = hello(1, rogue, me);
+    above_ceiling.extend_from_slice(&frame(
         1,
         rogue,
         Body::Message(Message::AppendEntries {
-            term: Term(u64::MAX),
+            term: above,
             leader_id: NodeId(rogue),
             round: 0,
         }),
     ));
     let mut unfinished = hello(1, rogue, me);
     unfinished.extend_from_slice(&heartbeat(rogue)[..4]);
-    let cases: Vec<(&str, IpAddr, Vec<u8>, String)> = vec![
+    // The running peers' addresses serve too (the node admits peers'
+    // addresses only): each cause and address gets a few lines at once.
+    let peer_ip = |index: usize| {
+        let peers: Vec<IpAddr> = running
+            .iter()
+            .filter(|&&id| id != victim)
+            .map(|id| cluster.addrs()[id].ip())
+            .collect();
+        peers[index % peers.len()]
+    };
+    let (bad, wrong) = (Refusal::BadFrame, Refusal::WrongIdentity);
+    let cases: Vec<(&str, IpAddr, Vec<u8>, String, Refusal)> = vec![
+        (
+            "a connection from an address that is no peer's",
+            elsewhere,
+            hello(1, rogue, me).to_vec(),
+            "its address is no peer's".into(),
+            Refusal::UnknownAddress,
+        ),
         (
             "garbage",
-            elsewhere,
+            peer_ip(0),
             vec![0, 3, WIRE_VERSION, 0xff, 0xff],
             "garbage (".into(),
+            bad,
         ),
         (
             "an HTTP request",
-            elsewhere,
+            peer_ip(1),
             b"GET / HTTP/1.1\r\n\r\n".to_vec(),
             "a frame longer than 256 bytes".into(),
+            bad,
         ),
         (
             "a frame over the size limit",
-            elsewhere,
+            peer_ip(2),
             oversized,
             "a frame longer than 256 bytes".into(),
+            bad,
         ),
         (
             "an unknown version",
             rogue_ip,
             unknown_version,
             format!("wire version 99, but this node speaks version {WIRE_VERSION}"),
+            bad,
         ),
         (
             "another cluster",
             rogue_ip,
             hello(7, rogue, me).to_vec(),
             "a frame of cluster 7, but this node is in cluster 1".into(),
+            bad,
         ),
         (
             "an unknown sender",
-            elsewhere,
+            peer_ip(0),
             hello(1, 9, me).to_vec(),
             "sender n9 is not a peer of this node".into(),
+            bad,
         ),
         (
-            "a peer's hello from another address",
-            elsewhere,
+            "a peer's hello from another peer's address",
+            peer_ip(1),
             hello(1, rogue, me).to_vec(),
-            format!("a hello from {absent}, whose address is {rogue_ip}, but from {elsewhere}"),
+            format!(
+                "a hello from {absent}, whose address is {rogue_ip}, but from {}",
+                peer_ip(1)
+            ),
+            wrong,
         ),
         (
             "a spoofed sender",
             rogue_ip,
             spoofed.to_vec(),
             format!("a frame from n{other} on the connection of {absent}"),
+            bad,
         ),
         (
-            "a heartbeat of the last term",
+            "a heartbeat above the term ceiling",
             rogue_ip,
-            last_term.to_vec(),
+            above_ceiling.to_vec(),
             format!(
-                "AppendEntries in the last term ({}): no election could follow it",
-                Term(u64::MAX)
+                "AppendEntries of {above}, above the term ceiling {}",
+                Term::CEILING
             ),
+            Refusal::AboveCeiling,
         ),
         (
             "a frame left unfinished",
             rogue_ip,
             unfinished.to_vec(),
             "left a frame unfinished within 2s".into(),
+            Refusal::Stalled,
         ),
         (
             "a silent peer",
-            elsewhere,
+            peer_ip(2),
             Vec::new(),
             "sent no hello within 2s".into(),
+            Refusal::Stalled,
         ),
     ];
     let mut addresses = Vec::new();
-    for (what, from, bytes, reason) in &cases {
-        let ours = send_and_wait_for_close(*from, addr, bytes).to_string();
-        let said = cluster.wait_for(&format!("{victim} to log {what}"), |h| {
-            warnings(h, victim, &ours).into_iter().next()
+    for (what, from, bytes, reason, cause) in &cases {
+        let ours = send_and_wait_for_close(*from, addr, bytes);
+        let (said, logged) = cluster.wait_for(&format!("{victim} to log {what}"), |h| {
+            refusals(h, victim, ours).into_iter().next()
         });
         assert!(said.contains(reason.as_str()), "{what}: {said}");
+        assert_eq!(logged, *cause, "{what}: {said}");
         eprintln!("{what}: {said}");
         addresses.push((*what, ours));
     }
@@ -352,7 +444,8 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
     let rejected = cluster.history().nodes[&victim]
         .lines
         .iter()
-        .filter(|l| l["level"] == "WARN" && l["target"] == "raft_election_runtime::tcp::inbound")
+        .filter_map(LogLine::connection)
+        .filter(|ended| matches!(ended.end, ConnectionEnd::Refused(_)))
         .count();
     assert_eq!(
         rejected,
@@ -365,12 +458,12 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
     let history = cluster.history();
     history.check_safety().unwrap();
     assert!(
-        history.nodes[&victim].term < Term(u64::MAX),
-        "{victim} never adopted the last term"
+        history.nodes[&victim].term < Term::CEILING,
+        "{victim} never adopted a forged term"
     );
     // By now a second line about any of them would have been written.
     for (what, ours) in addresses {
-        let said = warnings(&history, victim, &ours);
+        let said = refusals(&history, victim, ours);
         assert_eq!(said.len(), 1, "{what}: logged once: {said:?}");
     }
 }
@@ -383,17 +476,7 @@ fn every_kind_of_bad_input_is_logged_once_with_its_address_and_the_node_keeps_el
 fn silent_http_clients_are_bounded_and_closed_and_the_status_endpoint_still_answers() {
     let mut cluster = Cluster::new(24, 3, None);
     let n1 = NodeId(1);
-    let status = SocketAddr::new(cluster.addrs[&n1].ip(), cluster.addrs[&n1].port() + 1);
-    let mut args = cluster.args(n1);
-    args.extend(["--init".into(), "--status".into(), status.to_string()]);
-    cluster.start_with(n1, &args);
-    cluster.wait_for("the status endpoint", |h| {
-        h.nodes[&n1]
-            .lines
-            .iter()
-            .any(|l| l["message"] == format!("status on http://{status}/status"))
-            .then_some(())
-    });
+    let status = cluster.start_with_status(n1);
     let silent: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(status).unwrap())
         .collect();
@@ -422,13 +505,7 @@ fn silent_http_clients_are_bounded_and_closed_and_the_status_endpoint_still_answ
             "waited {DEADLINE:?} for the node to close a silent client: {read:?}"
         );
     }
-    let mut stream = TcpStream::connect(status).unwrap();
-    stream
-        .write_all(b"GET /status HTTP/1.1\r\nHost: node\r\n\r\n")
-        .unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = get_status(status);
     assert!(
         answer.starts_with("HTTP/1.1 200") && answer.contains("\"role\":"),
         "{answer}"
