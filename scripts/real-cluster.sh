@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# A real cluster in one go: three `raft-election node` processes on
-# 127.0.0.1-3, a leader elected, the leader killed with SIGKILL, a new
+# A real cluster in one go: a CA and node certificates (`raft-election
+# certs`), three `raft-election node` processes on 127.0.0.1-3 speaking
+# mutual TLS, a leader elected, the leader killed with SIGKILL, a new
 # leader, the old one restarted from its data directory as a follower.
 # Every node is stopped when the script ends, however it ends.
 #
 # Usage: scripts/real-cluster.sh [DATA_DIR]   (default: a new temporary one)
 # Needs curl (the nodes' status endpoints). Exits 0 if every step happened.
+# Ends with `raft-election status` (the cluster as one table) and the new
+# leader's metrics and readiness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +30,7 @@ start() {
     local id=$1 init=${2:-}
     # shellcheck disable=SC2046
     $bin node --id "$id" --listen "127.0.0.$id:$port" $(peers_of "$id") \
-        --data-dir "$data/n$id" --status "127.0.0.$id:8001" $init \
+        --data-dir "$data/n$id" --status "127.0.0.$id:8001" --tls-dir "$data/certs" $init \
         2>>"$data/n$id.log" &
     pids[$id]=$!
     # Not a job of this shell: its end (a SIGKILL below) is not announced.
@@ -72,6 +75,8 @@ leader_after() {
 }
 
 echo "data and logs in $data"
+$bin certs --dir "$data/certs" --nodes 1,2,3 >/dev/null
+echo "certificates in $data/certs"
 for id in 1 2 3; do start "$id" --init; done
 read -r leader term < <(leader_after 0)
 echo "n$leader leads t$term"
@@ -92,3 +97,11 @@ until status "$leader" | grep -q "\"leader\":$successor,.*\"role\":\"follower\",
 done
 echo "n$leader restarted from $data/n$leader and follows n$successor in t$new_term:"
 status "$leader"; echo
+
+# The operator's view: one table of the cluster, and the new leader's
+# metrics saying it leads.
+$bin status --peer 127.0.0.1:8001 --peer 127.0.0.2:8001 --peer 127.0.0.3:8001
+curl -s --max-time 1 "http://127.0.0.$successor:8001/metrics" | grep -qx 'raft_election_is_leader 1' ||
+    { echo "n$successor's metrics do not say it leads" >&2; exit 1; }
+curl -s --max-time 1 "http://127.0.0.$successor:8001/readyz" | grep -q "n$successor leads" ||
+    { echo "n$successor is not ready" >&2; exit 1; }
