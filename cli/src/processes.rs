@@ -33,11 +33,13 @@ pub fn seconds(at: SystemTime) -> f64 {
 
 /// A port for the nodes of this process: one per benchmark or test process,
 /// so that two runs on one machine do not meet (each node has its own
-/// address, so one port serves them all).
+/// address, so one port serves them all). Below Linux's ephemeral range
+/// (from 32768): a port the kernel hands to an outgoing connection or to
+/// a listener on port 0 is never one of these.
 #[must_use]
 pub fn port_of_this_process() -> u16 {
     let offset = u16::try_from(std::process::id() % 20_000).unwrap_or(0);
-    20_000 + offset
+    10_000 + offset
 }
 
 /// Node processes, ids 1 to n; see the module documentation.
