@@ -6,6 +6,7 @@
 use raft_election::{NodeId, Term};
 use raft_election_cli::log_lines::NodeEvent;
 pub(crate) use raft_election_cli::processes::{History, ProcessCluster};
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
@@ -40,7 +41,18 @@ impl DerefMut for Cluster {
 
 impl Cluster {
     /// `nodes` nodes on 127.`subnet`.0.1.., inside `netns` if given.
+    /// Outside a namespace every test has a subnet of its own: two tests
+    /// on one would take each other's addresses.
     pub(crate) fn new(subnet: u8, nodes: u8, netns: Option<String>) -> Self {
+        static SUBNETS_TAKEN: std::sync::Mutex<BTreeSet<u8>> =
+            std::sync::Mutex::new(BTreeSet::new());
+        if netns.is_none() {
+            let mut taken = SUBNETS_TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+            assert!(
+                taken.insert(subnet),
+                "subnet 127.{subnet}.0.0 is another test's: give this one its own"
+            );
+        }
         let port = raft_election_cli::processes::port_of_this_process();
         let mut cluster = ProcessCluster::new(Path::new(BIN), None, nodes, subnet, port)
             .expect("a temporary directory");

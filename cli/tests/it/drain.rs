@@ -82,7 +82,7 @@ fn now() -> f64 {
 
 #[test]
 fn a_stopping_leader_lets_its_program_finish_then_hands_over_to_the_next_copy() {
-    let mut cluster = Cluster::new(56, 3, None);
+    let mut cluster = Cluster::new(61, 3, None);
     let script = cluster.dir().join("drain.sh");
     std::fs::write(&script, SCRIPT).unwrap();
     let file = cluster.dir().join("copies.log");

@@ -125,7 +125,7 @@ fn status_peers(cluster: &Cluster) -> Vec<String> {
 /// carry the round trips and the saves measured.
 #[test]
 fn scraped_gauges_follow_leadership_through_a_transfer_asked_from_the_command_line() {
-    let mut cluster = cluster(51, &[]);
+    let mut cluster = cluster(63, &[]);
     cluster.start_all();
     let (leader, term) = cluster.wait_for_leader_after(Term(0));
     let follower = cluster.ids().into_iter().find(|&id| id != leader).unwrap();
@@ -202,7 +202,7 @@ fn scraped_gauges_follow_leadership_through_a_transfer_asked_from_the_command_li
 /// lease on, /leader is 200 on the leader only.
 #[test]
 fn a_sigstopped_leader_seen_from_a_follower_fails_readyz_but_not_healthz() {
-    let mut cluster = cluster(52, &["--leader-lease"]);
+    let mut cluster = cluster(64, &["--leader-lease"]);
     cluster.start_all();
     let (leader, _) = cluster.wait_for_leader_after(Term(0));
     let [watcher, other]: [NodeId; 2] = cluster
@@ -263,7 +263,7 @@ fn a_sigstopped_leader_seen_from_a_follower_fails_readyz_but_not_healthz() {
 /// starts the same node; an unknown key stops it, naming the key and line.
 #[test]
 fn nodes_configured_by_file_reach_their_peers_by_host_name() {
-    let mut cluster = Cluster::new(53, 3, None);
+    let mut cluster = Cluster::new(62, 3, None);
     let base = port_of_this_process();
     let port = |id: NodeId| base + u16::from(id.0);
     for id in cluster.ids() {
@@ -331,7 +331,7 @@ fn nodes_configured_by_file_reach_their_peers_by_host_name() {
 /// heartbeat is refused, saying why.
 #[test]
 fn a_timing_profile_is_logged_and_served_and_a_margin_outside_the_lease_is_refused() {
-    let mut cluster = cluster(54, &["--timing", "lan", "--leader-lease"]);
+    let mut cluster = cluster(65, &["--timing", "lan", "--leader-lease"]);
     cluster.start(NodeId(1), true);
     let figures = cluster.wait_for("the timing line", |h| {
         h.nodes
@@ -383,7 +383,7 @@ fn a_timing_profile_is_logged_and_served_and_a_margin_outside_the_lease_is_refus
 /// block the node's notifications.
 #[test]
 fn a_node_tells_systemd_it_is_ready_once_it_knows_a_leader() {
-    let mut cluster = cluster(55, &[]);
+    let mut cluster = cluster(66, &[]);
     let path = cluster.dir().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     socket
