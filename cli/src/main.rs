@@ -24,7 +24,7 @@ use raft_election_cli::logging::{LogFormat, init_logging};
 use raft_election_cli::timeline::{timeline, write_svg};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, EventKind, NodeStatus, StorageKind, TimeoutSource,
-    WaitError, spawn_cluster,
+    spawn_cluster,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -135,7 +135,10 @@ struct StoryError {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn failed(step: &'static str) -> impl FnOnce(WaitError) -> StoryError {
+/// Names the story's `step` in the error it failed with.
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    step: &'static str,
+) -> impl FnOnce(E) -> StoryError {
     move |e| StoryError {
         step,
         source: Box::new(e),
@@ -396,10 +399,10 @@ async fn tell(
         &format!("Crash the leader {first}: the others stop hearing heartbeats"),
     );
     let crashed = Instant::now();
-    cluster.crash(first).await.map_err(|e| StoryError {
-        step: "crashing the leader",
-        source: Box::new(e),
-    })?;
+    cluster
+        .crash(first)
+        .await
+        .map_err(failed("crashing the leader"))?;
     let (second, t2) = cluster
         .wait_for_leader_after(t1, deadline)
         .await
@@ -416,10 +419,10 @@ async fn tell(
         &format!("Restart {first} from its storage: it comes back in {t1} and learns of {t2}"),
     );
     let restarted = Instant::now();
-    cluster.restart(first).await.map_err(|e| StoryError {
-        step: "restarting the old leader",
-        source: Box::new(e),
-    })?;
+    cluster
+        .restart(first)
+        .await
+        .map_err(failed("restarting the old leader"))?;
     cluster
         .wait_until(|s| follows(s.get(first), second, t2), deadline)
         .await
@@ -438,10 +441,9 @@ async fn tell(
         ),
     );
     let cut = Instant::now();
-    cluster.isolate(second).map_err(|e| StoryError {
-        step: "isolating the leader",
-        source: Box::new(e),
-    })?;
+    cluster
+        .isolate(second)
+        .map_err(failed("isolating the leader"))?;
     let (third, t3) = cluster
         .wait_for_leader_after(t2, deadline)
         .await

@@ -645,6 +645,15 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The default timing with election timeouts from `min` to `max` ms.
+    fn election_timeouts(min: u64, max: u64) -> Timing {
+        Timing {
+            election_timeout_min: Duration::from_millis(min),
+            election_timeout_max: Duration::from_millis(max),
+            ..Timing::default()
+        }
+    }
+
     #[test]
     fn a_heartbeat_of_exactly_half_the_minimum_election_timeout_is_accepted() {
         let timing = Timing {
@@ -677,13 +686,8 @@ mod tests {
 
     #[test]
     fn an_inverted_election_timeout_range_is_refused() {
-        let timing = Timing {
-            election_timeout_min: Duration::from_millis(300),
-            election_timeout_max: Duration::from_millis(150),
-            ..Timing::default()
-        };
         assert!(matches!(
-            timing.validate(),
+            election_timeouts(300, 150).validate(),
             Err(ConfigError::EmptyElectionTimeoutRange { .. })
         ));
     }
@@ -717,13 +721,8 @@ mod tests {
 
     #[test]
     fn a_single_election_timeout_value_is_refused_because_it_cannot_randomize() {
-        let timing = Timing {
-            election_timeout_min: Duration::from_millis(200),
-            election_timeout_max: Duration::from_millis(200),
-            ..Timing::default()
-        };
         assert_eq!(
-            timing.validate(),
+            election_timeouts(200, 200).validate(),
             Err(ConfigError::UnrandomizedElectionTimeout {
                 timeout: Duration::from_millis(200)
             })

@@ -172,46 +172,18 @@ impl Message {
     /// This message with every node id it names renamed by `rename` (for the
     /// model checker's symmetry reduction; see [`crate::Node::map_ids`]).
     #[must_use]
-    pub fn map_ids(self, rename: impl Fn(NodeId) -> NodeId) -> Self {
-        match self {
-            Self::RequestVote {
-                term,
-                candidate_id,
-                last_log_index,
-                last_log_term,
-                leadership_transfer,
-            } => Self::RequestVote {
-                term,
-                candidate_id: rename(candidate_id),
-                last_log_index,
-                last_log_term,
-                leadership_transfer,
-            },
-            Self::PreVote {
-                term,
-                candidate_id,
-                last_log_index,
-                last_log_term,
-            } => Self::PreVote {
-                term,
-                candidate_id: rename(candidate_id),
-                last_log_index,
-                last_log_term,
-            },
-            Self::AppendEntries {
-                term,
-                leader_id,
-                round,
-            } => Self::AppendEntries {
-                term,
-                leader_id: rename(leader_id),
-                round,
-            },
+    pub fn map_ids(mut self, rename: impl Fn(NodeId) -> NodeId) -> Self {
+        match &mut self {
+            Self::RequestVote { candidate_id, .. } | Self::PreVote { candidate_id, .. } => {
+                *candidate_id = rename(*candidate_id);
+            }
+            Self::AppendEntries { leader_id, .. } => *leader_id = rename(*leader_id),
             Self::RequestVoteResponse { .. }
             | Self::AppendEntriesResponse { .. }
             | Self::PreVoteResponse { .. }
-            | Self::TimeoutNow { .. } => self,
+            | Self::TimeoutNow { .. } => {}
         }
+        self
     }
 }
 
@@ -236,20 +208,15 @@ impl fmt::Display for Message {
                 )
             }
             Self::RequestVoteResponse { term, vote_granted } => {
-                let verdict = if vote_granted { "granted" } else { "rejected" };
-                write!(f, "RequestVoteResponse({term}, {verdict})")
+                write!(f, "RequestVoteResponse({term}, {})", verdict(vote_granted))
             }
-            // Rounds are counted only with the leader lease: shown only then.
             Self::AppendEntries {
                 term,
                 leader_id,
                 round,
             } => {
                 write!(f, "AppendEntries({term}, leader {leader_id}")?;
-                if round > 0 {
-                    write!(f, ", round {round}")?;
-                }
-                f.write_str(")")
+                close_with_round(f, round)
             }
             Self::AppendEntriesResponse {
                 term,
@@ -262,10 +229,7 @@ impl fmt::Display for Message {
                     f,
                     "AppendEntriesResponse({term}, success={success}, log {last_log_index}@{last_log_term}"
                 )?;
-                if round > 0 {
-                    write!(f, ", round {round}")?;
-                }
-                f.write_str(")")
+                close_with_round(f, round)
             }
             Self::PreVote {
                 term,
@@ -277,10 +241,23 @@ impl fmt::Display for Message {
                 "PreVote({term}, candidate {candidate_id}, log {last_log_index}@{last_log_term})"
             ),
             Self::PreVoteResponse { term, vote_granted } => {
-                let verdict = if vote_granted { "granted" } else { "rejected" };
-                write!(f, "PreVoteResponse({term}, {verdict})")
+                write!(f, "PreVoteResponse({term}, {})", verdict(vote_granted))
             }
             Self::TimeoutNow { term } => write!(f, "TimeoutNow({term})"),
         }
     }
+}
+
+/// Closes a heartbeat or its answer. Rounds are counted only with the
+/// leader lease, so a round is shown only then.
+fn close_with_round(f: &mut fmt::Formatter<'_>, round: u64) -> fmt::Result {
+    if round > 0 {
+        write!(f, ", round {round}")?;
+    }
+    f.write_str(")")
+}
+
+/// A vote answer's outcome, in words.
+fn verdict(vote_granted: bool) -> &'static str {
+    if vote_granted { "granted" } else { "rejected" }
 }

@@ -24,20 +24,14 @@ target_dir=$root/target/planted-check
 
 # shellcheck source=plant.sh
 source "$here/plant.sh"
-mapfile -t names < <(patch_names "$here" "$@")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-missed=()
+begin_planting "$here" "$@"
 for name in "${names[@]}"; do
     copy=$work/$name
     plant "$sources" "$here/$name.patch" "$copy"
     (cd "$copy" && CARGO_TARGET_DIR=$target_dir cargo build -q --release --bin check)
     log=$work/$name.log
     start=$(date +%s.%N)
-    set +e
-    timeout "$limit" "$target_dir/release/check" >"$log" 2>&1
-    status=$?
-    set -e
+    run_logged "$copy" "$log" timeout "$limit" "$target_dir/release/check"
     elapsed=$(awk -v start="$start" -v end="$(date +%s.%N)" 'BEGIN { printf "%.1f", end - start }')
     if [[ $status == 1 ]] && grep -q '^Counterexample to' "$log"; then
         what=$(grep -m1 '^Counterexample to' "$log")
@@ -53,12 +47,7 @@ for name in "${names[@]}"; do
         [[ -z $detail ]] || printf '%-46s   %s\n' "" "${detail:0:160}"
     else
         printf '%-46s NOT caught (exit %s after %s s)\n' "$name" "$status" "$elapsed"
-        tail -5 "$log" | sed 's/^/    /'
-        missed+=("$name")
+        note_missed "$name" "$log"
     fi
 done
-if [[ ${#missed[@]} -gt 0 ]]; then
-    echo "the default check missed: ${missed[*]}" >&2
-    exit 1
-fi
-echo "the default check alone caught all ${#names[@]} planted bugs"
+finish_planting "the default check" "the default check alone caught all ${#names[@]} planted bugs"

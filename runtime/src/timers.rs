@@ -75,13 +75,20 @@ mod tests {
     use super::*;
     use crate::testing::ms;
 
-    #[test]
-    fn a_replaced_or_cancelled_timer_never_expires() {
+    /// Timers armed, in order, at each `(timer, ms)` after the returned start.
+    fn armed(deadlines: &[(Timer, u64)]) -> (Instant, Timers) {
         let start = Instant::now();
         let mut timers = Timers::default();
-        timers.arm(Timer::Election, Some(start + ms(100)));
+        for &(timer, after) in deadlines {
+            timers.arm(timer, Some(start + ms(after)));
+        }
+        (start, timers)
+    }
+
+    #[test]
+    fn a_replaced_or_cancelled_timer_never_expires() {
         // Re-armed later (a heartbeat arrived): the first deadline is gone.
-        timers.arm(Timer::Election, Some(start + ms(300)));
+        let (start, mut timers) = armed(&[(Timer::Election, 100), (Timer::Election, 300)]);
         assert_eq!(timers.first_expired(start + ms(200)), None);
         let due = start + ms(300);
         assert_eq!(timers.first_expired(due), Some((due, Timer::Election)));
@@ -96,10 +103,7 @@ mod tests {
 
     #[test]
     fn the_earliest_of_two_expired_timers_fires_first() {
-        let start = Instant::now();
-        let mut timers = Timers::default();
-        timers.arm(Timer::Election, Some(start + ms(20)));
-        timers.arm(Timer::Heartbeat, Some(start + ms(10)));
+        let (start, mut timers) = armed(&[(Timer::Election, 20), (Timer::Heartbeat, 10)]);
         assert_eq!(timers.next_deadline(), Some(start + ms(10)));
         assert_eq!(timers.fire(start + ms(30)), Some(Timer::Heartbeat));
         assert_eq!(timers.fire(start + ms(30)), Some(Timer::Election));
@@ -108,10 +112,7 @@ mod tests {
 
     #[test]
     fn a_lease_is_never_waited_for_but_fires_first_once_expired() {
-        let start = Instant::now();
-        let mut timers = Timers::default();
-        timers.arm(Timer::Lease, Some(start + ms(150)));
-        timers.arm(Timer::Election, Some(start + ms(200)));
+        let (start, mut timers) = armed(&[(Timer::Lease, 150), (Timer::Election, 200)]);
         assert_eq!(timers.next_deadline(), Some(start + ms(150)));
         assert_eq!(timers.next_wake(), Some(start + ms(200)));
         let later = start + ms(210);

@@ -11,76 +11,19 @@
 //! is cloned and the output buffer cleared outside it. Without valgrind it
 //! says so and stops. Nothing is asserted: this prints figures.
 
-use raft_election::{Config, Input, Message, Node, NodeId, Output, Role, Term, Timer, Timing};
+use hot_paths::{PATHS, config, prepare};
+use raft_election::{Config, Input, Node, Output};
 use std::hint::black_box;
 use std::process::{Command, ExitCode};
+
+#[path = "shared/hot_paths.rs"]
+mod hot_paths;
 
 /// Steps per path; the count is divided by this.
 const STEPS: u32 = 1_000;
 
 /// Set (to a path name) when this binary runs under valgrind.
 const PATH_VAR: &str = "CORE_STEP_PATH";
-
-const N0: NodeId = NodeId(0);
-const N1: NodeId = NodeId(1);
-const N2: NodeId = NodeId(2);
-
-/// The paths, with raft-rs 0.7's count for the same input where there is one.
-const PATHS: [(&str, Option<u32>); 5] = [
-    ("follower handles heartbeat", Some(657)),
-    ("follower grants vote", Some(1_592)),
-    ("follower rejects vote", Some(809)),
-    ("candidate wins on last vote", Some(4_131)),
-    ("follower starts election", None),
-];
-
-fn config() -> Config {
-    Config::new(N0, [N0, N1, N2], Timing::default()).expect("valid config")
-}
-
-fn receive(from: NodeId, message: Message) -> Input {
-    Input::Receive { from, message }
-}
-
-fn heartbeat() -> Input {
-    receive(
-        N1,
-        Message::AppendEntries {
-            term: Term(1),
-            leader_id: N1,
-            round: 0,
-        },
-    )
-}
-
-/// The node and input of each path, as in `benches/core_step.rs`.
-fn prepare(path: &str) -> Option<(Node, Input)> {
-    let config = config();
-    let mut follower = Node::new();
-    follower.step(&config, heartbeat(), &mut Vec::new());
-    let mut candidate = Node::new();
-    candidate.step(&config, Input::Timeout(Timer::Election), &mut Vec::new());
-    debug_assert_eq!(candidate.role(), Role::Candidate);
-    let request = |term, candidate_id| Message::RequestVote {
-        term,
-        candidate_id,
-        last_log_index: 0,
-        last_log_term: Term(0),
-        leadership_transfer: false,
-    };
-    let grant = Message::RequestVoteResponse {
-        term: Term(1),
-        vote_granted: true,
-    };
-    Some(match path {
-        "follower handles heartbeat" => (follower, heartbeat()),
-        "follower grants vote" => (Node::new(), receive(N1, request(Term(2), N1))),
-        "follower rejects vote" => (follower, receive(N2, request(Term(1), N2))),
-        "candidate wins on last vote" => (candidate, receive(N1, grant)),
-        "follower starts election" => (follower, Input::Timeout(Timer::Election)),
-        _ => return None,
-    })
-}
 
 /// The one region callgrind counts.
 #[inline(never)]

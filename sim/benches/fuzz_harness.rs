@@ -9,6 +9,7 @@
 //! measure the same way:
 //! `CARGO_PROFILE_BENCH_DEBUG_ASSERTIONS=true cargo bench -p raft-election-sim --bench fuzz_harness`.
 
+use arbitrary::Arbitrary;
 use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
 use raft_election_sim::fuzzing::{self, NodeScript, Schedule, checked_in_inputs};
@@ -27,30 +28,28 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
     inputs.into_iter().map(|(_, bytes)| bytes).collect()
 }
 
-/// The `election` target: decode a schedule, run it over a fresh cluster.
-#[divan::bench]
-fn election_corpus(bencher: Bencher) {
-    let inputs = corpus("election");
+/// One iteration: every input of `target`'s corpus decoded as a `T` and
+/// run by `run`, the harness that target calls.
+fn bench_corpus<T: for<'a> Arbitrary<'a>>(bencher: Bencher, target: &str, run: fn(&T)) {
+    let inputs = corpus(target);
     bencher
         .counter(ItemsCount::new(inputs.len()))
         .bench_local(|| {
             for bytes in &inputs {
-                let schedule: Schedule = fuzzing::decode(bytes).expect("decodes");
-                fuzzing::election(black_box(&schedule));
+                let decoded: T = fuzzing::decode(bytes).expect("decodes");
+                run(black_box(&decoded));
             }
         });
+}
+
+/// The `election` target: decode a schedule, run it over a fresh cluster.
+#[divan::bench]
+fn election_corpus(bencher: Bencher) {
+    bench_corpus::<Schedule>(bencher, "election", fuzzing::election);
 }
 
 /// The `node` target: decode a script, run it against a fresh node.
 #[divan::bench]
 fn node_corpus(bencher: Bencher) {
-    let inputs = corpus("node");
-    bencher
-        .counter(ItemsCount::new(inputs.len()))
-        .bench_local(|| {
-            for bytes in &inputs {
-                let script: NodeScript = fuzzing::decode(bytes).expect("decodes");
-                fuzzing::node(black_box(&script));
-            }
-        });
+    bench_corpus::<NodeScript>(bencher, "node", fuzzing::node);
 }

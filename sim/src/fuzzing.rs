@@ -654,60 +654,17 @@ impl NodeHarness {
 }
 
 /// `message` with its term replaced by `term`.
-fn with_term(message: Message, term: Term) -> Message {
-    match message {
-        Message::RequestVote {
-            candidate_id,
-            last_log_index,
-            last_log_term,
-            leadership_transfer,
-            ..
-        } => Message::RequestVote {
-            term,
-            candidate_id,
-            last_log_index,
-            last_log_term,
-            leadership_transfer,
-        },
-        Message::RequestVoteResponse { vote_granted, .. } => {
-            Message::RequestVoteResponse { term, vote_granted }
-        }
-        Message::AppendEntries {
-            leader_id, round, ..
-        } => Message::AppendEntries {
-            term,
-            leader_id,
-            round,
-        },
-        Message::AppendEntriesResponse {
-            success,
-            last_log_index,
-            last_log_term,
-            round,
-            ..
-        } => Message::AppendEntriesResponse {
-            term,
-            success,
-            last_log_index,
-            last_log_term,
-            round,
-        },
-        Message::PreVote {
-            candidate_id,
-            last_log_index,
-            last_log_term,
-            ..
-        } => Message::PreVote {
-            term,
-            candidate_id,
-            last_log_index,
-            last_log_term,
-        },
-        Message::PreVoteResponse { vote_granted, .. } => {
-            Message::PreVoteResponse { term, vote_granted }
-        }
-        Message::TimeoutNow { .. } => Message::TimeoutNow { term },
+fn with_term(mut message: Message, term: Term) -> Message {
+    match &mut message {
+        Message::RequestVote { term: old, .. }
+        | Message::RequestVoteResponse { term: old, .. }
+        | Message::AppendEntries { term: old, .. }
+        | Message::AppendEntriesResponse { term: old, .. }
+        | Message::PreVote { term: old, .. }
+        | Message::PreVoteResponse { term: old, .. }
+        | Message::TimeoutNow { term: old } => *old = term,
     }
+    message
 }
 
 /// Figure 2, all servers: "If RPC request or response contains term T >

@@ -103,6 +103,14 @@ impl Cluster {
         self.0.start_with(id, args).expect("the node starts");
     }
 
+    /// Every node's id but `id`.
+    pub(crate) fn ids_but(&self, id: NodeId) -> Vec<NodeId> {
+        self.ids()
+            .into_iter()
+            .filter(|&other| other != id)
+            .collect()
+    }
+
     /// Starts every node of a new cluster.
     pub(crate) fn start_all(&mut self) {
         self.0.start_all().expect("the nodes start");

@@ -142,7 +142,7 @@ fn scraped_gauges_follow_leadership_through_a_transfer_asked_from_the_command_li
     let (_, text) = request_blocking(&address, Method::GET, "/metrics", Some(openmetrics)).unwrap();
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(before["raft_election_has_lease"], 0.0);
-    for peer in cluster.ids().into_iter().filter(|&id| id != leader) {
+    for peer in cluster.ids_but(leader) {
         assert_eq!(
             before[&format!("raft_election_peer_connected{{peer=\"{}\"}}", peer.0)],
             1.0
@@ -205,13 +205,7 @@ fn a_sigstopped_leader_seen_from_a_follower_fails_readyz_but_not_healthz() {
     let mut cluster = cluster(64, &["--leader-lease"]);
     cluster.start_all();
     let (leader, _) = cluster.wait_for_leader_after(Term(0));
-    let [watcher, other]: [NodeId; 2] = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap();
+    let [watcher, other]: [NodeId; 2] = cluster.ids_but(leader).try_into().unwrap();
     eventually("the leader's lease", || {
         (get(&cluster, leader, "/leader").0 == StatusCode::OK).then_some(())
     });

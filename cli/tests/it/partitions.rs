@@ -202,12 +202,7 @@ fn after_the_leader_dies_the_two_survivors_elect_across_a_lossy_link() {
     };
     let mut cluster = cluster_in(&namespace);
     let (leader, t1) = cluster.wait_for_leader_after(Term(0));
-    let rest: Vec<NodeId> = cluster
-        .ids()
-        .iter()
-        .copied()
-        .filter(|&id| id != leader)
-        .collect();
+    let rest: Vec<NodeId> = cluster.ids_but(leader);
     let (a, b) = (cluster.addrs()[&rest[0]], cluster.addrs()[&rest[1]]);
     namespace.drop(a, b, false, 30);
     namespace.drop(b, a, false, 30);
@@ -234,12 +229,7 @@ fn a_peer_that_vanishes_without_a_fin_is_noticed_and_its_connection_closed_once(
     let (leader, _) = cluster.wait_for_leader_after(Term(0));
     // A follower vanishes: the survivors keep their leader.
     let gone = *cluster.ids().iter().find(|&&id| id != leader).unwrap();
-    let survivors: Vec<NodeId> = cluster
-        .ids()
-        .iter()
-        .copied()
-        .filter(|&id| id != gone)
-        .collect();
+    let survivors: Vec<NodeId> = cluster.ids_but(gone);
     let gone_addr = cluster.addrs()[&gone];
     for &other in &survivors {
         namespace.drop(gone_addr, cluster.addrs()[&other], false, 100);

@@ -69,12 +69,7 @@ fn three_processes_elect_a_leader_replace_it_after_kill_9_and_the_killed_one_rej
     let killed_at = seconds(cluster.kill(first));
     let (second, t2) = cluster.wait_for_leader_after(t1);
     assert_ne!(second, first);
-    let survivors: Vec<NodeId> = cluster
-        .ids()
-        .iter()
-        .copied()
-        .filter(|&id| id != first)
-        .collect();
+    let survivors: Vec<NodeId> = cluster.ids_but(first);
     let won = first_win_after(&cluster.history(), &survivors, t1).expect("a win is logged");
     let took = won - killed_at;
     eprintln!(
@@ -139,12 +134,7 @@ fn sigterm_makes_a_leader_hand_over_then_stop_cleanly() {
     let mut cluster = Cluster::new(12, 3, None);
     cluster.start_all();
     let (leader, term) = cluster.wait_for_leader_after(Term(0));
-    let followers: Vec<NodeId> = cluster
-        .ids()
-        .iter()
-        .copied()
-        .filter(|&id| id != leader)
-        .collect();
+    let followers: Vec<NodeId> = cluster.ids_but(leader);
     cluster.wait_for(
         &format!("every follower to follow {leader} in {term}"),
         |h| {

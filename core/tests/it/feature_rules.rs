@@ -152,6 +152,21 @@ fn without_transfer_flag(outputs: &[Output]) -> Vec<Output> {
         .collect()
 }
 
+/// `outputs` and then `extra`.
+fn with(outputs: &[Output], extra: Output) -> Vec<Output> {
+    let mut more = outputs.to_vec();
+    more.push(extra);
+    more
+}
+
+/// Sending `to` a TimeoutNow of term `term`.
+fn send_timeout_now(to: NodeId, term: u64) -> Output {
+    Output::Send {
+        to,
+        message: Message::TimeoutNow { term: Term(term) },
+    }
+}
+
 fn is_timeout_now(output: &Output) -> bool {
     matches!(
         output,
@@ -173,11 +188,7 @@ fn a_transfer_request_that_skips_the_probe_or_moves_the_deadline_is_caught() {
     let rule = "asks the target for its log at once";
     caught(config, (&leader, request), (&target_taken, &no_probe), rule);
     // Sending TimeoutNow before the target's log is known.
-    let mut eager = outputs.clone();
-    eager.push(Output::Send {
-        to: N1,
-        message: Message::TimeoutNow { term: Term(1) },
-    });
+    let eager = with(&outputs, send_timeout_now(N1, 1));
     caught(config, (&leader, request), (&target_taken, &eager), rule);
     // Asking again for the same target extends no deadline.
     let (_, repeat) = core_step(config, &target_taken, request);
@@ -203,11 +214,7 @@ fn a_transfer_decided_other_than_by_the_targets_log_is_caught() {
     let (refused, outputs) = core_step(config, &before, behind);
     assert_eq!(refused.transfer_target(), None);
     assert!(!outputs.iter().any(is_timeout_now));
-    let mut asked = outputs.clone();
-    asked.push(Output::Send {
-        to: N1,
-        message: Message::TimeoutNow { term: Term(1) },
-    });
+    let asked = with(&outputs, send_timeout_now(N1, 1));
     let rule = "behind the leader's refuses the transfer";
     caught(config, (&before, behind), (&before, &asked), rule);
     // A target as up to date, on a longer log of a later term: TimeoutNow.
@@ -217,17 +224,11 @@ fn a_transfer_decided_other_than_by_the_targets_log_is_caught() {
     let silent = without(&outputs, is_timeout_now);
     let rule = "is sent one TimeoutNow of the leader's term";
     caught(config, (&before, ahead), (&asking, &silent), rule);
-    let next_term = [Output::Send {
-        to: N1,
-        message: Message::TimeoutNow { term: Term(2) },
-    }];
+    let next_term = [send_timeout_now(N1, 2)];
     caught(config, (&before, ahead), (&asking, &next_term), rule);
     // Another follower's acknowledgement is no reason to hand over to it.
     let other = ack(N2, 0, log(1, 0));
-    let to_other = [Output::Send {
-        to: N2,
-        message: Message::TimeoutNow { term: Term(1) },
-    }];
+    let to_other = [send_timeout_now(N2, 1)];
     let rule = "only the transfer target's acknowledgement";
     caught(config, (&before, other), (&before, &to_other), rule);
 }
@@ -241,8 +242,7 @@ fn a_transfer_that_loses_its_deadline_before_it_ends_is_caught() {
     assert_eq!(asking.transfer_target(), Some(N1));
     // The leader takes the TimeoutNow for the end of the transfer: were it
     // lost, the transfer would never be abandoned.
-    let mut done = outputs.clone();
-    done.push(Output::CancelTimer(Timer::Transfer));
+    let done = with(&outputs, Output::CancelTimer(Timer::Transfer));
     let rule = "keeps its target and its deadline";
     caught(config, (&before, equal), (&asking, &done), rule);
     // The deadline fires after the TimeoutNow went out: abandoned anyway.

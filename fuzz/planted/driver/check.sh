@@ -25,34 +25,23 @@ tests=(
 )
 # shellcheck source=../plant.sh
 source "$here/../plant.sh"
-mapfile -t names < <(patch_names "$here" "$@")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-missed=()
+begin_planting "$here" "$@"
 for name in "${names[@]}"; do
     copy=$work/$name
     plant "$root" "$here/$name.patch" "$copy"
     for test in "${tests[@]}"; do
         read -r package file filter <<<"$test"
         log=$work/$name-$file.log
-        set +e
-        (cd "$copy" && RAFT_ELECTION_TRACE_SEEDS=50 CARGO_TARGET_DIR=$target_dir \
-            cargo test -q -p "$package" --test it -- "$file::$filter") >"$log" 2>&1
-        status=$?
-        set -e
+        run_logged "$copy" "$log" env RAFT_ELECTION_TRACE_SEEDS=50 CARGO_TARGET_DIR="$target_dir" \
+            cargo test -q -p "$package" --test it -- "$file::$filter"
         # The reason after the refused event (whose Debug is long).
         refused=$(grep -m1 -oE 'event [0-9]+ \(.*' "$log" | sed -E 's/^.*\): //' | cut -c1-140 || true)
         if [[ $status != 0 && -n $refused ]]; then
             printf '%-22s %-24s caught: %s\n' "$name" "$file" "$refused"
         else
             printf '%-22s %-24s NOT caught (exit %s)\n' "$name" "$file" "$status"
-            tail -5 "$log" | sed 's/^/    /'
-            missed+=("$name/$file")
+            note_missed "$name/$file" "$log"
         fi
     done
 done
-if [[ ${#missed[@]} -gt 0 ]]; then
-    echo "trace validation missed: ${missed[*]}" >&2
-    exit 1
-fi
-echo "trace validation caught all ${#names[@]} planted driver bugs, in-process and in the node logs"
+finish_planting "trace validation" "trace validation caught all ${#names[@]} planted driver bugs, in-process and in the node logs"

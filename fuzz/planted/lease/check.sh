@@ -22,31 +22,20 @@ test=lease_runs::tests::every_leadership_leases_and_no_two_ever_hold_at_once_und
 
 # shellcheck source=../plant.sh
 source "$here/../plant.sh"
-mapfile -t names < <(patch_names "$here" "$@")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-missed=()
+begin_planting "$here" "$@"
 for name in "${names[@]}"; do
     copy=$work/$name
     plant "$root" "$here/$name.patch" "$copy"
     log=$work/$name.log
-    set +e
-    (cd "$copy" && CARGO_TARGET_DIR=$target_dir \
-        cargo test -q -p raft-election-sim --lib -- --exact "$test") >"$log" 2>&1
-    status=$?
-    set -e
+    run_logged "$copy" "$log" env CARGO_TARGET_DIR="$target_dir" \
+        cargo test -q -p raft-election-sim --lib -- --exact "$test"
     # The test panics with "seed N: what failed".
     caught=$(grep -m1 -oE 'seed [0-9]+: .*' "$log" | cut -c1-220 || true)
     if [[ $status != 0 && -n $caught ]]; then
         printf '%-40s caught at %s\n' "$name" "$caught"
     else
         printf '%-40s NOT caught (exit %s)\n' "$name" "$status"
-        tail -5 "$log" | sed 's/^/    /'
-        missed+=("$name")
+        note_missed "$name" "$log"
     fi
 done
-if [[ ${#missed[@]} -gt 0 ]]; then
-    echo "the lease runs missed: ${missed[*]}" >&2
-    exit 1
-fi
-echo "the lease runs of cargo test caught all ${#names[@]} planted lease bugs"
+finish_planting "the lease runs" "the lease runs of cargo test caught all ${#names[@]} planted lease bugs"

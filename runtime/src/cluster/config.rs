@@ -182,13 +182,18 @@ mod tests {
     use crate::testing::ms;
     use raft_election::config::MAX_VOTERS;
 
-    fn schedule(entries: &[(u8, &[u64])]) -> TimeoutSource {
-        TimeoutSource::Schedule(
-            entries
-                .iter()
-                .map(|&(id, list)| (NodeId(id), list.iter().copied().map(ms).collect()))
-                .collect(),
-        )
+    /// Validates the default cluster with `entries`, each a node and its
+    /// timeouts in milliseconds, as its timeout schedule.
+    fn validate_with_schedule(entries: &[(u8, &[u64])]) -> Result<Vec<Config>, ClusterConfigError> {
+        let schedule = entries
+            .iter()
+            .map(|&(id, list)| (NodeId(id), list.iter().copied().map(ms).collect()))
+            .collect();
+        let config = ClusterConfig {
+            timeouts: TimeoutSource::Schedule(schedule),
+            ..ClusterConfig::default()
+        };
+        config.validate()
     }
 
     #[test]
@@ -241,45 +246,34 @@ mod tests {
 
     #[test]
     fn a_schedule_covering_every_node_inside_the_range_is_accepted() {
-        let config = ClusterConfig {
-            timeouts: schedule(&[(0, &[150, 300]), (1, &[200]), (2, &[299])]),
-            ..ClusterConfig::default()
-        };
-        assert!(config.validate().is_ok());
+        let validated = validate_with_schedule(&[(0, &[150, 300]), (1, &[200]), (2, &[299])]);
+        assert!(validated.is_ok());
     }
 
     #[test]
     fn a_schedule_that_leaves_out_a_node_is_refused() {
-        let config = ClusterConfig {
-            timeouts: schedule(&[(0, &[150]), (2, &[200])]),
-            ..ClusterConfig::default()
-        };
+        let validated = validate_with_schedule(&[(0, &[150]), (2, &[200])]);
         assert_eq!(
-            config.validate(),
+            validated,
             Err(ClusterConfigError::ScheduleMissingNode { node: NodeId(1) })
         );
     }
 
     #[test]
     fn a_schedule_with_an_empty_list_is_refused() {
-        let config = ClusterConfig {
-            timeouts: schedule(&[(0, &[150]), (1, &[]), (2, &[200])]),
-            ..ClusterConfig::default()
-        };
+        let validated = validate_with_schedule(&[(0, &[150]), (1, &[]), (2, &[200])]);
         assert_eq!(
-            config.validate(),
+            validated,
             Err(ClusterConfigError::ScheduleMissingNode { node: NodeId(1) })
         );
     }
 
     #[test]
     fn a_schedule_naming_a_node_outside_the_cluster_is_refused() {
-        let config = ClusterConfig {
-            timeouts: schedule(&[(0, &[150]), (1, &[150]), (2, &[150]), (3, &[150])]),
-            ..ClusterConfig::default()
-        };
+        let validated =
+            validate_with_schedule(&[(0, &[150]), (1, &[150]), (2, &[150]), (3, &[150])]);
         assert_eq!(
-            config.validate(),
+            validated,
             Err(ClusterConfigError::ScheduleForUnknownNode {
                 node: NodeId(3),
                 nodes: 3
@@ -290,12 +284,10 @@ mod tests {
     #[test]
     fn a_scheduled_timeout_outside_the_election_range_is_refused() {
         for outside in [149, 301] {
-            let config = ClusterConfig {
-                timeouts: schedule(&[(0, &[150]), (1, &[200, outside]), (2, &[150])]),
-                ..ClusterConfig::default()
-            };
+            let validated =
+                validate_with_schedule(&[(0, &[150]), (1, &[200, outside]), (2, &[150])]);
             assert_eq!(
-                config.validate(),
+                validated,
                 Err(ClusterConfigError::ScheduleOutOfRange {
                     node: NodeId(1),
                     index: 1,

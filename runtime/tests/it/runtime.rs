@@ -9,7 +9,7 @@
 //! `RUST_LOG=raft_election=info cargo test --test runtime -- --nocapture`
 //! prints the narration ("n1 timed out in t0 as follower, campaigns for t1").
 
-use crate::support::ms;
+use crate::support::{ms, successor};
 use raft_election::{Features, Message, NodeId, Role, Term, Timing};
 use raft_election_runtime::{
     ClusterConfig, ClusterHandle, Delivery, Event, EventKind, TimeoutSource, spawn_cluster,
@@ -200,12 +200,7 @@ mod re_election {
             let (old, old_term) = cluster.wait_for_leader(ms(500)).await.unwrap();
             cluster.crash(old).await.unwrap();
             let crashed_at = cluster.elapsed();
-            let (new, new_term) = cluster
-                .wait_for_leader_after(old_term, ms(1_000))
-                .await
-                .unwrap_or_else(|e| panic!("{context}: {e}"));
-            assert_ne!(new, old, "{context}");
-            assert!(new_term > old_term, "{context}");
+            let (new, new_term) = successor(&cluster, (old, old_term), ms(1_000), &context).await;
             let statuses = cluster.statuses();
             assert_eq!(
                 statuses.get(old),
@@ -238,10 +233,7 @@ mod re_election {
         let cluster = spawn_cluster(ClusterConfig::seeded(3, 3)).unwrap();
         let (old, old_term) = cluster.wait_for_leader(ms(500)).await.unwrap();
         cluster.crash(old).await.unwrap();
-        let (new, new_term) = cluster
-            .wait_for_leader_after(old_term, ms(1_000))
-            .await
-            .unwrap();
+        let (new, new_term) = successor(&cluster, (old, old_term), ms(1_000), "restart").await;
         let stored = cluster.hard_state(old).unwrap();
         assert_eq!(
             (stored.current_term, stored.voted_for),
@@ -287,10 +279,8 @@ mod re_election {
         let cancelled = tokio::time::timeout(Duration::ZERO, cluster.crash(leader)).await;
         assert!(cancelled.is_err(), "the crash's wait was not cancelled");
         assert_eq!(cluster.statuses().get(leader), None, "down all the same");
-        let (new, new_term) = cluster
-            .wait_for_leader_after(term, ms(1_000))
-            .await
-            .unwrap();
+        let (new, new_term) =
+            successor(&cluster, (leader, term), ms(1_000), "cancelled crash").await;
         cluster.restart(leader).await.unwrap();
         cluster
             .wait_until(
@@ -419,12 +409,7 @@ mod stale_leader {
             let (old, old_term) = cluster.wait_for_leader(ms(500)).await.unwrap();
             let cut_at = cluster.elapsed();
             cluster.isolate(old).unwrap();
-            let (new, new_term) = cluster
-                .wait_for_leader_after(old_term, ms(1_000))
-                .await
-                .unwrap_or_else(|e| panic!("{context}: {e}"));
-            assert_ne!(new, old, "{context}");
-            assert!(new_term > old_term, "{context}");
+            let (new, new_term) = successor(&cluster, (old, old_term), ms(1_000), &context).await;
             let still = *cluster.statuses().get(old).unwrap();
             assert_eq!(
                 (still.role, still.term),
@@ -575,11 +560,7 @@ mod real_clock {
         let cluster = spawn_cluster(ClusterConfig::seeded(3, 2024)).unwrap();
         let (old, old_term) = cluster.wait_for_leader(ms(10_000)).await.unwrap();
         cluster.crash(old).await.unwrap();
-        let (new, new_term) = cluster
-            .wait_for_leader_after(old_term, ms(10_000))
-            .await
-            .unwrap();
-        assert_ne!(new, old);
+        let (_, new_term) = successor(&cluster, (old, old_term), ms(10_000), "real clock").await;
         cluster.restart(old).await.unwrap();
         cluster
             .wait_until(

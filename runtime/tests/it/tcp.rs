@@ -4,7 +4,9 @@
 
 use raft_election::storage::MemStorage;
 use raft_election::{ClusterId, Config, NodeId, Record, Term, Timing};
-use raft_election_runtime::{Leadership, Server, TcpConfig, TcpTransport, TimeoutSource};
+use raft_election_runtime::{
+    Leadership, Server, ServerBuilder, TcpConfig, TcpTransport, TimeoutSource,
+};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -30,7 +32,13 @@ fn addresses(ids: &[NodeId]) -> BTreeMap<NodeId, SocketAddr> {
         .collect()
 }
 
-async fn spawn(id: NodeId, addresses: &BTreeMap<NodeId, SocketAddr>, seed: u64) -> Server {
+/// Node `id` of the cluster at `addresses`, bound to its address, with
+/// memory storage and timeouts seeded by `seed`: ready to spawn.
+async fn builder(
+    id: NodeId,
+    addresses: &BTreeMap<NodeId, SocketAddr>,
+    seed: u64,
+) -> ServerBuilder<MemStorage, TcpTransport> {
     let config = Config::new(id, addresses.keys().copied(), Timing::default()).unwrap();
     let peers = addresses
         .iter()
@@ -43,8 +51,10 @@ async fn spawn(id: NodeId, addresses: &BTreeMap<NodeId, SocketAddr>, seed: u64) 
         .storage(MemStorage::new())
         .transport(transport)
         .timeouts(TimeoutSource::Seeded(seed))
-        .spawn()
-        .unwrap()
+}
+
+async fn spawn(id: NodeId, addresses: &BTreeMap<NodeId, SocketAddr>, seed: u64) -> Server {
+    builder(id, addresses, seed).await.spawn().unwrap()
 }
 
 /// Waits until one of `watches` leads a term above `after`; returns its
@@ -147,19 +157,9 @@ async fn the_record_hook_sees_every_record_with_save_durations_and_round_trips()
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut servers = Vec::new();
     for (seed, &id) in (1..).zip(&ids) {
-        let config = Config::new(id, ids, Timing::default()).unwrap();
-        let peers = addresses
-            .iter()
-            .filter(|&(&p, _)| p != id)
-            .map(|(&p, &a)| (p, a))
-            .collect();
-        let tcp = TcpConfig::new(CLUSTER, addresses[&id], peers);
-        let transport = TcpTransport::bind(&config, tcp).await.unwrap();
         let seen = Arc::clone(&seen);
-        let server = Server::builder(config)
-            .storage(MemStorage::new())
-            .transport(transport)
-            .timeouts(TimeoutSource::Seeded(seed))
+        let server = builder(id, &addresses, seed)
+            .await
             .on_record(move |noted| {
                 let mut seen = seen.lock().unwrap();
                 seen.saves_timed += usize::from(noted.took.is_some());

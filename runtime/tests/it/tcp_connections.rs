@@ -60,6 +60,23 @@ impl Node {
         stream.into_split()
     }
 
+    /// A connection to the node from `ip` that has sent n2's hello.
+    async fn greeted_from(&self, ip: Ipv4Addr) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let (reader, mut writer) = self.connect_from(ip).await;
+        writer.write_all(&hello()).await.unwrap();
+        (reader, writer)
+    }
+
+    /// A connection to the node from `ip` that has sent n2's hello and a
+    /// heartbeat of term 1, which the node received.
+    async fn heard_from(&mut self, ip: Ipv4Addr) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let (message, frame) = heartbeat(1);
+        let (reader, mut writer) = self.greeted_from(ip).await;
+        writer.write_all(&frame).await.unwrap();
+        assert_eq!(self.received().await, (N2, message));
+        (reader, writer)
+    }
+
     /// The next message the node receives, within [`DEADLINE`].
     async fn received(&mut self) -> (NodeId, Message) {
         tokio::time::timeout(DEADLINE, self.transport.recv())
@@ -105,6 +122,23 @@ async fn closed(reader: &mut OwnedReadHalf, within: Duration) -> Instant {
     Instant::now()
 }
 
+/// The gap between trickled bytes: well within the handshake timeout.
+fn trickle_gap(handshake: Duration) -> Duration {
+    handshake * 2 / 5
+}
+
+/// How long, from now, the node keeps `connection` open while `bytes`
+/// trickle in one at a time, [`trickle_gap`] apart.
+async fn open_while_trickling(
+    node: &Node,
+    (mut reader, writer): (OwnedReadHalf, OwnedWriteHalf),
+    bytes: BytesMut,
+) -> Duration {
+    let began = Instant::now();
+    tokio::spawn(trickle(writer, bytes, trickle_gap(node.handshake)));
+    closed(&mut reader, DEADLINE).await - began
+}
+
 /// Writes `bytes` one at a time, `gap` apart, until the connection breaks.
 async fn trickle(mut writer: OwnedWriteHalf, bytes: BytesMut, gap: Duration) {
     for byte in bytes {
@@ -123,13 +157,11 @@ async fn trickle(mut writer: OwnedWriteHalf, bytes: BytesMut, gap: Duration) {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_peer_trickling_its_hello_is_closed_at_the_handshake_deadline_counted_from_acceptance() {
     let node = Node::start(Ipv4Addr::LOCALHOST).await;
-    let (mut reader, writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
-    let opened = Instant::now();
-    let gap = node.handshake * 2 / 5;
+    let connection = node.connect_from(Ipv4Addr::LOCALHOST).await;
     let bytes = hello();
-    assert!(gap * u32::try_from(bytes.len()).unwrap() > node.handshake);
-    tokio::spawn(trickle(writer, bytes, gap));
-    let lasted = closed(&mut reader, DEADLINE).await - opened;
+    let gaps = u32::try_from(bytes.len()).unwrap();
+    assert!(trickle_gap(node.handshake) * gaps > node.handshake);
+    let lasted = open_while_trickling(&node, connection, bytes).await;
     assert!(
         lasted <= node.handshake,
         "open for {lasted:?}, beyond the {:?} handshake",
@@ -148,17 +180,10 @@ async fn a_peer_trickling_its_hello_is_closed_at_the_handshake_deadline_counted_
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_peer_trickling_a_frame_is_closed_at_the_deadline_counted_from_its_first_byte() {
     let mut node = Node::start(Ipv4Addr::LOCALHOST).await;
-    let (mut reader, mut writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
-    let (message, frame) = heartbeat(1);
-    writer.write_all(&hello()).await.unwrap();
-    writer.write_all(&frame).await.unwrap();
-    assert_eq!(node.received().await, (N2, message));
+    let connection = node.heard_from(Ipv4Addr::LOCALHOST).await;
     tokio::time::sleep(node.handshake * 10).await;
     let (_, frame) = heartbeat(2);
-    let began = Instant::now();
-    let gap = node.handshake * 2 / 5;
-    tokio::spawn(trickle(writer, frame, gap));
-    let lasted = closed(&mut reader, DEADLINE).await - began;
+    let lasted = open_while_trickling(&node, connection, frame).await;
     assert!(
         lasted <= node.handshake,
         "a frame unfinished for {lasted:?}, beyond the {:?} allowed",
@@ -174,8 +199,7 @@ async fn a_peer_trickling_a_frame_is_closed_at_the_deadline_counted_from_its_fir
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_quiet_peer_keeps_its_connection_for_an_hour_and_is_heard_when_it_speaks() {
     let mut node = Node::start(Ipv4Addr::LOCALHOST).await;
-    let (_reader, mut writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
-    writer.write_all(&hello()).await.unwrap();
+    let (_reader, mut writer) = node.greeted_from(Ipv4Addr::LOCALHOST).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     let stats = node.stats.snapshot();
     assert_eq!(
@@ -194,14 +218,10 @@ async fn a_quiet_peer_keeps_its_connection_for_an_hour_and_is_heard_when_it_spea
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_second_hello_from_the_same_peer_replaces_its_older_connection() {
     let mut node = Node::start(Ipv4Addr::LOCALHOST).await;
-    let (mut old_reader, mut old) = node.connect_from(Ipv4Addr::LOCALHOST).await;
-    let (message, frame) = heartbeat(1);
-    old.write_all(&hello()).await.unwrap();
-    old.write_all(&frame).await.unwrap();
-    assert_eq!(node.received().await, (N2, message));
+    // The old connection stays open on this side until the end.
+    let (mut old_reader, _old) = node.heard_from(Ipv4Addr::LOCALHOST).await;
 
-    let (_new_reader, mut new) = node.connect_from(Ipv4Addr::LOCALHOST).await;
-    new.write_all(&hello()).await.unwrap();
+    let (_new_reader, mut new) = node.greeted_from(Ipv4Addr::LOCALHOST).await;
     // At once: no timer of the node is involved.
     closed(&mut old_reader, Duration::from_millis(1)).await;
     let (message, frame) = heartbeat(2);
@@ -222,18 +242,14 @@ async fn a_second_hello_from_the_same_peer_replaces_its_older_connection() {
 async fn a_hello_from_another_ip_than_the_peers_configured_one_is_refused() {
     let n2_ip = Ipv4Addr::new(127, 0, 0, 2);
     let mut node = Node::start(n2_ip).await;
-    let (mut reader, mut writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
-    let (message, frame) = heartbeat(1);
-    writer.write_all(&hello()).await.unwrap();
+    let (_, frame) = heartbeat(1);
+    let (mut reader, mut writer) = node.greeted_from(Ipv4Addr::LOCALHOST).await;
     // The frame after the hello may find the connection closed already.
     let _ = writer.write_all(&frame).await;
     closed(&mut reader, DEADLINE).await;
     assert_eq!(node.stats.snapshot().rejected_connections, 1);
 
-    let (_reader, mut writer) = node.connect_from(n2_ip).await;
-    writer.write_all(&hello()).await.unwrap();
-    writer.write_all(&frame).await.unwrap();
-    assert_eq!(node.received().await, (N2, message));
+    let _n2 = node.heard_from(n2_ip).await;
     assert_eq!(node.stats.snapshot().rejected_connections, 1);
 }
 
@@ -263,18 +279,14 @@ async fn a_peer_given_by_name_is_reached_by_it_and_heard_only_from_an_address_it
         handshake,
         _n2: n2,
     };
-    let (message, frame) = heartbeat(1);
-    let (mut reader, mut writer) = node.connect_from(Ipv4Addr::new(127, 0, 0, 2)).await;
-    writer.write_all(&hello()).await.unwrap();
+    let (_, frame) = heartbeat(1);
+    let (mut reader, mut writer) = node.greeted_from(Ipv4Addr::new(127, 0, 0, 2)).await;
     let _ = writer.write_all(&frame).await;
     closed(&mut reader, Duration::from_secs(10)).await;
     let refused = node.stats.snapshot();
     assert_eq!(refused.rejected_connections, 1);
     assert_eq!(refused.refusals[&Refusal::WrongIdentity], 1);
 
-    let (_reader, mut writer) = node.connect_from(Ipv4Addr::LOCALHOST).await;
-    writer.write_all(&hello()).await.unwrap();
-    writer.write_all(&frame).await.unwrap();
-    assert_eq!(node.received().await, (N2, message));
+    let _n2 = node.heard_from(Ipv4Addr::LOCALHOST).await;
     assert_eq!(node.stats.snapshot().rejected_connections, 1);
 }
