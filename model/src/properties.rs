@@ -137,6 +137,11 @@ impl ElectionModel {
             envelopes.clear();
             envelopes.extend(network.iter());
             for &envelope in &envelopes {
+                // Only what is still in flight is delivered: a message this
+                // round dropped as spent is lost, as in the model's steps.
+                if !network.contains(&envelope) {
+                    continue;
+                }
                 let to = usize::from(envelope.to.0);
                 let mut node = nodes[to].clone();
                 outputs.clear();
