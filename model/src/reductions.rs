@@ -433,11 +433,19 @@ fn latest_pre_votes(network: &Network) -> BTreeMap<(NodeId, NodeId), Term> {
 ///   adopted below it), and a TimeoutNow only while the receiver has not
 ///   passed its term;
 /// - on the duplicating network, where nothing leaves, a PreVote is
-///   outdone by a later one of the same sender to the same receiver. An older
-///   request can be granted only while its sender is one term below it, which
-///   it no longer is (it asked for a later term since), and refused
-///   informatively only by a receiver whose term is at least the one asked and
-///   above the sender's: then the later request draws the very same refusal.
+///   outdone by a later one of the same sender to the same receiver once the
+///   receiver's term is above the later one's. An older request's grant is
+///   spent (its sender asked for a later term since, so it is past the
+///   older one's round), and a refusal tells its sender something only if it
+///   carries a term above the sender's, which is at least the later term
+///   less one. A receiver above the later term refuses both requests with
+///   the very same response, and always will: its term only grows. A
+///   receiver exactly in the later term could grant the later request and
+///   refuse the older one with its term, which the sender would adopt; and
+///   a receiver below it may still get there. So the older request is kept
+///   until its receiver has passed the later term (the argument once said
+///   the later request always draws the same refusal, false in exactly that
+///   term).
 fn is_spent(
     envelope: &Envelope,
     receiver: Term,
@@ -448,7 +456,7 @@ fn is_spent(
         Message::TimeoutNow { term } => receiver > term,
         Message::PreVote { term, .. } => latest_pre_votes
             .and_then(|latest| latest.get(&(envelope.from, envelope.to)))
-            .is_some_and(|&latest| latest > term),
+            .is_some_and(|&latest| latest > term && receiver > latest),
         _ => false,
     }
 }

@@ -36,14 +36,17 @@ fn states(mut bounds: Bounds, reductions: Reductions) -> usize {
 #[test]
 fn each_reduction_turned_off_alone_explores_its_pinned_count_of_states() {
     let bounds = two_nodes(pre_vote_and_transfer());
-    assert_eq!(states(bounds.clone(), Reductions::ALL), 3_217);
+    assert_eq!(states(bounds.clone(), Reductions::ALL), 4_696);
+    // Outdone pre-votes are dropped only once their receiver has passed the
+    // later request's term, which terms up to 2 never allow: the same count
+    // (the next test turns that one off where it drops).
     let expected = [
-        (Reduction::Symmetry, 6_409),
-        (Reduction::SelfLoops, 4_490),
-        (Reduction::LosslessCrashes, 3_218),
-        (Reduction::PreVoteAtBound, 10_329),
-        (Reduction::SpentResponses, 7_527),
-        (Reduction::SpentFeatureMessages, 29_393),
+        (Reduction::Symmetry, 9_367),
+        (Reduction::SelfLoops, 6_305),
+        (Reduction::LosslessCrashes, 4_697),
+        (Reduction::PreVoteAtBound, 21_092),
+        (Reduction::SpentResponses, 10_361),
+        (Reduction::SpentFeatureMessages, 38_345),
         (Reduction::OutdonePreVotes, 4_696),
     ];
     assert_eq!(
@@ -55,6 +58,22 @@ fn each_reduction_turned_off_alone_explores_its_pinned_count_of_states() {
         let off = Reductions::ALL.without(reduction);
         assert_eq!(states(bounds.clone(), off), count, "{reduction} off");
     }
+}
+
+/// With terms up to 3 a receiver can pass the later request's term, and
+/// the drop happens. Here it explores more states than no drop at all:
+/// why is not explained yet (pinned so that a change shows).
+#[test]
+fn outdone_pre_votes_turned_off_explore_their_pinned_count_with_three_terms() {
+    let mut bounds = two_nodes(Features {
+        pre_vote: true,
+        ..Features::NONE
+    });
+    bounds.max_term = raft_election::Term(3);
+    bounds.max_crashes = 0;
+    assert_eq!(states(bounds.clone(), Reductions::ALL), 9_351);
+    let off = Reductions::ALL.without(Reduction::OutdonePreVotes);
+    assert_eq!(states(bounds, off), 8_826);
 }
 
 #[test]
