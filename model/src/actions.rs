@@ -61,6 +61,7 @@ impl ElectionModel {
             violations: Violations::default(),
             crashes: 0,
             transfers: 0,
+            spent: Network::default(),
         };
         for config in &self.configs {
             self.step(&mut state, config.id(), Input::Start);
@@ -268,15 +269,18 @@ impl ElectionModel {
                 | Output::LeaseRevoked => {}
             }
         }
+        self.recall_spent(state, id);
         // A volatile restart sends a term back, and a stale response could
         // matter again: only durable restarts keep terms monotonic.
         if self.reduces(Reduction::SpentResponses) && self.bounds.restarts == Restarts::Durable {
             self.drop_spent_responses(state, id);
         }
         let servers = &state.servers;
-        self.drop_spent(&mut state.network, |id| {
-            servers[usize::from(id.0)].node.current_term()
-        });
+        self.drop_spent(
+            &mut state.network,
+            |id| &servers[usize::from(id.0)].node,
+            Some(&mut state.spent),
+        );
     }
 
     /// What delivering `envelope` makes of its receiver (the node after the

@@ -174,7 +174,7 @@ impl ElectionModel {
                     nodes[to] = node;
                     changed = true;
                 }
-                self.drop_spent(&mut network, |id| nodes[usize::from(id.0)].current_term());
+                self.drop_spent(&mut network, |id| &nodes[usize::from(id.0)], None);
                 changed |= match network_before {
                     Some(before) => network != before,
                     None => network.len() != in_flight,

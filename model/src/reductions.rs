@@ -321,6 +321,32 @@ impl ElectionModel {
         let spent: Vec<Envelope> = state.network.iter().filter(|e| spent(e)).collect();
         for envelope in &spent {
             state.network.remove(envelope);
+            state.spent.insert(envelope);
+        }
+    }
+
+    /// The guard of every reduction that drops a message as one its
+    /// receiver ignores: after each step of node `id`, every message to
+    /// `id` that such a reduction dropped on the way to `state`
+    /// ([`ClusterState::spent`]) is probed again, and put back in flight if
+    /// `id` would now act on it. A dropped message can matter only to its
+    /// receiver, and the receiver changes only by its own steps, so this
+    /// probes it whenever it could matter. For a correct core a spent
+    /// message stays ignored (proofs.md, "Spent responses") and nothing is
+    /// ever put back, so the state counts are those of the reduction
+    /// alone. It follows the path by which a state was first reached: a
+    /// state reached again by another path, with other drops, is not
+    /// explored again (the ghost is not part of the state's identity).
+    pub(crate) fn recall_spent(&self, state: &mut ClusterState, id: NodeId) {
+        let receiver = &state.servers[usize::from(id.0)].node;
+        let acted_on: Vec<Envelope> = state
+            .spent
+            .iter()
+            .filter(|e| e.to == id && !self.ignores(receiver, e))
+            .collect();
+        for envelope in &acted_on {
+            state.spent.remove(envelope);
+            state.network.insert(envelope);
         }
     }
 
@@ -393,18 +419,40 @@ impl ElectionModel {
     /// "The election features", argues it, and [`is_spent`] says why each
     /// such message is spent. Off with [`Reduction::SpentFeatureMessages`]
     /// (PreVoteResponse, TimeoutNow) and [`Reduction::OutdonePreVotes`].
-    pub(crate) fn drop_spent(&self, network: &mut Network, term_of: impl Fn(NodeId) -> Term) {
+    ///
+    /// A PreVoteResponse or TimeoutNow is dropped only if its receiver,
+    /// `node_of(to)`, ignores it now, and goes to `ghost` (the state's
+    /// [`ClusterState::spent`]), where [`Self::recall_spent`] probes it
+    /// again at every later step of the receiver. An outdone PreVote is
+    /// not probed (it draws a reply by design): its drop waits until its
+    /// receiver's term is above the later request's, after which the two
+    /// draw the same response (see [`is_spent`]).
+    pub(crate) fn drop_spent<'a>(
+        &self,
+        network: &mut Network,
+        node_of: impl Fn(NodeId) -> &'a Node,
+        mut ghost: Option<&mut Network>,
+    ) {
         if self.drops_spent() {
             let outdone = self.bounds.network == NetworkKind::Duplicating
                 && self.reduces(Reduction::OutdonePreVotes);
             let latest = outdone.then(|| latest_pre_votes(network));
             let spent = self.reduces(Reduction::SpentFeatureMessages);
             network.retain(|envelope| {
-                let receiver = term_of(envelope.to);
-                !match envelope.message {
-                    Message::PreVote { .. } => is_spent(envelope, receiver, latest.as_ref()),
-                    _ => spent && is_spent(envelope, receiver, None),
+                let receiver = node_of(envelope.to);
+                let term = receiver.current_term();
+                let drop = match envelope.message {
+                    Message::PreVote { .. } => is_spent(envelope, term, latest.as_ref()),
+                    _ => {
+                        spent && is_spent(envelope, term, None) && self.ignores(receiver, envelope)
+                    }
+                };
+                if drop && !matches!(envelope.message, Message::PreVote { .. }) {
+                    if let Some(ghost) = ghost.as_deref_mut() {
+                        ghost.insert(envelope);
+                    }
                 }
+                !drop
             });
         }
     }
