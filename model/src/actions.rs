@@ -4,7 +4,8 @@
 //! does.
 
 use crate::{
-    Armed, ClusterState, ElectionModel, Network, NetworkKind, Restarts, Server, Violations,
+    Armed, ClusterState, ElectionModel, Network, NetworkKind, Reduction, Restarts, Server,
+    Violations,
 };
 use raft_election::invariants::{self, History};
 use raft_election::{Envelope, HardState, Input, Node, NodeId, Output, Role, Timer};
@@ -60,6 +61,7 @@ impl ElectionModel {
             violations: Violations::default(),
             crashes: 0,
             transfers: 0,
+            spent: Network::default(),
         };
         for config in &self.configs {
             self.step(&mut state, config.id(), Input::Start);
@@ -88,10 +90,11 @@ impl ElectionModel {
             actions.extend(self.configs.iter().map(|c| Action::Restart(c.id())));
         }
         // A request reaching a node that does not lead changes nothing: only
-        // leaders are asked.
+        // leaders are asked (a self-loop, see `changes_nothing`).
         if self.bounds.features.leadership_transfer && state.transfers < self.bounds.max_transfers {
+            let self_loops = !self.reduces(Reduction::SelfLoops);
             for (config, server) in self.configs.iter().zip(&state.servers) {
-                if server.node.role() == Role::Leader {
+                if self_loops || server.node.role() == Role::Leader {
                     let leader = config.id();
                     actions.extend(config.peers().map(|to| Action::Transfer(leader, to)));
                 }
@@ -112,26 +115,7 @@ impl ElectionModel {
         action: Action,
         outputs: &mut Vec<Output>,
     ) -> Option<ClusterState> {
-        // A delivery or a timer changes one node: it is stepped first, on a
-        // copy of that node alone, and if it leaves the boundary the whole
-        // state does, so no copy of the state is made and `None` is
-        // returned: the checker drops a state beyond the boundary unexplored
-        // and unchecked anyway (2.3 of the 8 successors of a state on 3
-        // nodes with terms up to 2).
-        let stepped = match action {
-            Action::Deliver(envelope) => Some(self.deliver(state, &envelope, outputs)?),
-            Action::Fire(id, timer) => {
-                let mut node = state.servers[usize::from(id.0)].node.clone();
-                // Checked by `commit`.
-                node.step_without_assertions(
-                    &self.configs[usize::from(id.0)],
-                    Input::Timeout(timer),
-                    outputs,
-                );
-                Some(node)
-            }
-            _ => None,
-        };
+        let stepped = self.step_alone(state, action, outputs)?;
         if stepped
             .as_ref()
             .is_some_and(|node| !self.node_within_boundary(node))
@@ -168,7 +152,7 @@ impl ElectionModel {
                 self.step(&mut next, id, Input::TransferLeadership { to });
                 // A request that changes nothing (the transfer to this target
                 // is already under way) only spends the budget.
-                if next == *state {
+                if next == *state && self.reduces(Reduction::SelfLoops) {
                     return None;
                 }
                 next.transfers += 1;
@@ -177,7 +161,7 @@ impl ElectionModel {
         }
         // A step that changes nothing (a duplicate delivered again, a heartbeat
         // re-sent) leads back here: skip it before it is canonicalized and hashed.
-        if next == *state {
+        if next == *state && self.reduces(Reduction::SelfLoops) {
             return None;
         }
         // A state beyond the boundary is dropped by the checker unexplored
@@ -187,6 +171,38 @@ impl ElectionModel {
             return Some(next);
         }
         Some(self.canonical(next))
+    }
+
+    /// The node a delivery or a timer changes, stepped on a copy of that
+    /// node alone (its outputs go to `outputs`): `Some(None)` for the other
+    /// actions, and `None` for a delivery that is a self-loop, not generated.
+    /// If the node leaves the boundary the whole state does, so no copy of
+    /// the state is made: the checker drops a state beyond the boundary
+    /// unexplored and unchecked anyway (2.3 of the 8 successors of a state on
+    /// 3 nodes with terms up to 2).
+    fn step_alone(
+        &self,
+        state: &ClusterState,
+        action: Action,
+        outputs: &mut Vec<Output>,
+    ) -> Option<Option<Node>> {
+        Some(match action {
+            Action::Deliver(envelope) if self.reduces(Reduction::SelfLoops) => {
+                Some(self.deliver(state, &envelope, outputs)?)
+            }
+            Action::Deliver(envelope) => Some(self.received(state, &envelope, outputs)),
+            Action::Fire(id, timer) => {
+                let mut node = state.servers[usize::from(id.0)].node.clone();
+                // Checked by `commit`.
+                node.step_without_assertions(
+                    &self.configs[usize::from(id.0)],
+                    Input::Timeout(timer),
+                    outputs,
+                );
+                Some(node)
+            }
+            _ => None,
+        })
     }
 
     /// Feeds `input` to node `id` and executes its outputs, recording every
@@ -263,15 +279,18 @@ impl ElectionModel {
                 | Output::LeaseRevoked => {}
             }
         }
+        self.recall_spent(state, id);
         // A volatile restart sends a term back, and a stale response could
         // matter again: only durable restarts keep terms monotonic.
-        if self.drop_spent_responses && self.bounds.restarts == Restarts::Durable {
+        if self.reduces(Reduction::SpentResponses) && self.bounds.restarts == Restarts::Durable {
             self.drop_spent_responses(state, id);
         }
         let servers = &state.servers;
-        self.drop_spent(&mut state.network, |id| {
-            servers[usize::from(id.0)].node.current_term()
-        });
+        self.drop_spent(
+            &mut state.network,
+            |id| &servers[usize::from(id.0)].node,
+            Some(&mut state.spent),
+        );
     }
 
     /// What delivering `envelope` makes of its receiver (the node after the
@@ -290,22 +309,36 @@ impl ElectionModel {
         envelope: &Envelope,
         outputs: &mut Vec<Output>,
     ) -> Option<Node> {
-        let id = envelope.to;
-        let config = &self.configs[usize::from(id.0)];
-        let server = &state.servers[usize::from(id.0)];
+        let node = self.received(state, envelope, outputs);
         let input = Input::Receive {
             from: envelope.from,
             message: envelope.message,
         };
-        let mut node = server.node.clone();
-        // Checked by `changes_nothing` or by `commit`, whichever follows.
-        node.step_without_assertions(config, input, outputs);
         if self.bounds.network == NetworkKind::Duplicating
-            && self.changes_nothing(state, id, &input, &node, outputs)
+            && self.changes_nothing(state, envelope.to, &input, &node, outputs)
         {
             return None;
         }
         Some(node)
+    }
+
+    /// What delivering `envelope` makes of its receiver, whether or not it
+    /// changes anything (the step's outputs go to `outputs`).
+    fn received(
+        &self,
+        state: &ClusterState,
+        envelope: &Envelope,
+        outputs: &mut Vec<Output>,
+    ) -> Node {
+        let id = envelope.to;
+        let input = Input::Receive {
+            from: envelope.from,
+            message: envelope.message,
+        };
+        let mut node = state.servers[usize::from(id.0)].node.clone();
+        // Checked by `changes_nothing` or by `commit`, whichever follows.
+        node.step_without_assertions(&self.configs[usize::from(id.0)], input, outputs);
+        node
     }
 
     /// Node `id` crashes (losing its volatile state and timers) and restarts

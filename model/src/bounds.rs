@@ -1,7 +1,7 @@
 //! What one run explores: its [`Bounds`] (cluster size, terms, crashes,
 //! network, restarts, logs, features), and the model built from them.
 
-use crate::{ElectionModel, Network};
+use crate::{ElectionModel, Network, Reductions};
 use raft_election::{Config, ConfigError, Features, LogSummary, Term, Timing};
 use std::fmt;
 
@@ -107,6 +107,9 @@ pub struct Bounds {
     /// Leadership-transfer requests allowed in one run, all leaders together
     /// (only with [`Features::leadership_transfer`]).
     pub max_transfers: u8,
+    /// The reductions of the state space that are on: all by default
+    /// (`reductions.rs` names and argues each).
+    pub reductions: Reductions,
 }
 
 impl Bounds {
@@ -132,6 +135,7 @@ impl Bounds {
             term_offset: 0,
             features: Features::NONE,
             max_transfers: 1,
+            reductions: Reductions::ALL,
         }
     }
 
@@ -244,12 +248,7 @@ impl ElectionModel {
             .into_iter()
             .map(|config| config.with_features(bounds.features))
             .collect();
-        Ok(Self {
-            bounds,
-            configs,
-            symmetry: true,
-            drop_spent_responses: true,
-        })
+        Ok(Self { bounds, configs })
     }
 
     /// The bounds this model explores.

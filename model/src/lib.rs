@@ -124,6 +124,7 @@ pub use ghost::SharedHistory;
 pub use liveness::{ELECTION_ROUNDS, ELECTS_A_LEADER, Election};
 pub use network::Network;
 pub use properties::{FEATURE_REACHABILITY, REACHABILITY, SETTLES_ON_THE_LEADER, is_modelled};
+pub use reductions::{Reduction, Reductions};
 pub use state::{Armed, ClusterState, Server, Violations};
 
 pub use trace::{
@@ -141,11 +142,6 @@ pub struct ElectionModel {
     bounds: Bounds,
     /// `configs[i]` is the configuration of node `n{i}`.
     configs: Vec<Config>,
-    /// Whether every state is put in canonical form (symmetry reduction).
-    symmetry: bool,
-    /// Whether responses that can no longer change their receiver are
-    /// dropped ([`ElectionModel::drop_spent_responses`]).
-    drop_spent_responses: bool,
 }
 
 impl Model for ElectionModel {

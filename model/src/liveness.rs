@@ -341,6 +341,11 @@ impl ElectionModel {
             let mut changed = false;
             let envelopes: Vec<_> = state.network.iter().filter(|e| up.contains(e.to)).collect();
             for envelope in envelopes {
+                // Only what is still in flight is delivered: a message this
+                // round dropped as spent is lost, as in the model's steps.
+                if !state.network.contains(&envelope) {
+                    continue;
+                }
                 let mut outputs = Vec::new();
                 let Some(node) = self.deliver(state, &envelope, &mut outputs) else {
                     continue;

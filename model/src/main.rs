@@ -20,9 +20,9 @@ use raft_election::invariants::Invariant;
 use raft_election::{Features, Term};
 use raft_election_model::portfolio::{self, Entry};
 use raft_election_model::{
-    Bounds, ELECTION_ROUNDS, ELECTS_A_LEADER, ElectionModel, ModelError, NetworkKind, Restarts,
-    SETTLES_ON_THE_LEADER, StartingLogs, format_trace, is_modelled, last_state_with_stable_ids,
-    sequence_diagram,
+    Bounds, ELECTION_ROUNDS, ELECTS_A_LEADER, ElectionModel, ModelError, NetworkKind, Reduction,
+    Reductions, Restarts, SETTLES_ON_THE_LEADER, StartingLogs, format_trace, is_modelled,
+    last_state_with_stable_ids, sequence_diagram,
 };
 use stateright::{Checker, HasDiscoveries, Model};
 use std::collections::BTreeSet;
@@ -66,16 +66,20 @@ struct Args {
     /// is the shortest demonstration.
     #[arg(long)]
     bfs: bool,
-    /// Turn off symmetry reduction (on by default: states equal up to a
-    /// renaming of node ids are explored once).
+    /// Turn off one reduction of the state space (repeatable); each is on by
+    /// default and argued in proofs.md, "The model's reductions". Turned
+    /// off, the same behaviours show in more states, unless the core under
+    /// test is wrong in a way the reduction hides.
+    #[arg(long, value_enum, value_name = "NAME")]
+    no_reduction: Vec<Reduction>,
+    /// Turn off every reduction above: the full model.
+    #[arg(long)]
+    no_reductions: bool,
+    /// Same as --no-reduction symmetry.
     #[arg(long)]
     no_symmetry: bool,
-    /// Keep every response in flight, spent ones included (by default a
-    /// RequestVoteResponse or AppendEntriesResponse that can never again
-    /// change its receiver is dropped: one of a term below the receiver's, a
-    /// refusal, a vote already counted or one to a node no longer
-    /// campaigning in that term; see proofs.md, "Spent responses"). The same
-    /// behaviours in many more states.
+    /// Same as --no-reduction spent-responses: keep every RequestVoteResponse
+    /// and AppendEntriesResponse in flight, spent ones included.
     #[arg(long, alias = "keep-stale-responses")]
     keep_spent_responses: bool,
     /// Checker threads [default: one per core]. State counts do not depend
@@ -157,12 +161,14 @@ const TIME_LIMIT_THREADS: usize = 2;
 
 /// The options that choose one configuration (or a mode other than the
 /// portfolio): given any of them, `check` runs that instead.
-const SINGLE_RUN_OPTIONS: [&str; 18] = [
+const SINGLE_RUN_OPTIONS: [&str; 20] = [
     "nodes",
     "max_term",
     "max_crashes",
     "network",
     "bfs",
+    "no_reduction",
+    "no_reductions",
     "no_symmetry",
     "keep_spent_responses",
     "explore",
@@ -193,19 +199,32 @@ impl Args {
         if self.volatile_restarts {
             bounds.restarts = Restarts::Volatile;
         }
+        bounds.reductions = self.reductions();
         bounds
     }
 
-    /// The model of `bounds`, without the reductions these options turn off.
+    /// The reductions left on by `--no-reduction`, `--no-reductions` and
+    /// the two older switches.
+    fn reductions(&self) -> Reductions {
+        let mut reductions = if self.no_reductions {
+            Reductions::NONE
+        } else {
+            Reductions::ALL
+        };
+        let older = [
+            (self.no_symmetry, Reduction::Symmetry),
+            (self.keep_spent_responses, Reduction::SpentResponses),
+        ];
+        let off = older.into_iter().filter_map(|(set, r)| set.then_some(r));
+        for reduction in self.no_reduction.iter().copied().chain(off) {
+            reductions = reductions.without(reduction);
+        }
+        reductions
+    }
+
+    /// The model of `bounds`, with the reductions they keep on.
     fn model(&self, bounds: Bounds) -> Result<ElectionModel, ModelError> {
-        let mut model = ElectionModel::new(bounds)?;
-        if self.no_symmetry {
-            model = model.without_symmetry();
-        }
-        if self.keep_spent_responses {
-            model = model.without_dropping_spent_responses();
-        }
-        Ok(model)
+        ElectionModel::new(bounds)
     }
 
     /// `--features` with the single switches added.
@@ -249,17 +268,11 @@ impl Args {
         } else {
             "depth-first"
         };
-        let symmetry = if self.no_symmetry || self.explore.is_some() {
-            "without"
-        } else {
-            "with"
-        };
-        let spent = if self.keep_spent_responses {
-            "spent responses kept"
-        } else {
-            "spent responses dropped"
-        };
-        format!("{search}, {symmetry} symmetry reduction, {spent}")
+        let mut reductions = self.reductions();
+        if self.explore.is_some() {
+            reductions = reductions.without(Reduction::Symmetry);
+        }
+        format!("{search}, reductions: {reductions}")
     }
 }
 

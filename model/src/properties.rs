@@ -137,6 +137,11 @@ impl ElectionModel {
             envelopes.clear();
             envelopes.extend(network.iter());
             for &envelope in &envelopes {
+                // Only what is still in flight is delivered: a message this
+                // round dropped as spent is lost, as in the model's steps.
+                if !network.contains(&envelope) {
+                    continue;
+                }
                 let to = usize::from(envelope.to.0);
                 let mut node = nodes[to].clone();
                 outputs.clear();
@@ -169,7 +174,7 @@ impl ElectionModel {
                     nodes[to] = node;
                     changed = true;
                 }
-                self.drop_spent(&mut network, |id| nodes[usize::from(id.0)].current_term());
+                self.drop_spent(&mut network, |id| &nodes[usize::from(id.0)], None);
                 changed |= match network_before {
                     Some(before) => network != before,
                     None => network.len() != in_flight,

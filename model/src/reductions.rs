@@ -1,47 +1,172 @@
 //! Every reduction of the state space. Each makes the model explore fewer
-//! states and must hide no behaviour of the nodes and no violation. Each is
-//! named in the doc of the code that does it, with what it drops and where
-//! it is argued sound:
+//! states and must hide no behaviour of the nodes and no violation. Each has
+//! a name ([`Reduction`]) and a switch that turns it off
+//! ([`Bounds::reductions`](crate::Bounds::reductions); `check --no-reduction
+//! NAME`), and is named in the doc of the code that does it, with what it
+//! drops and where it is argued sound (proofs.md, "The model's reductions",
+//! has one row per reduction):
 //!
 //! - *symmetry* ([`ElectionModel::canonical`]): a state and its renamings
 //!   are explored once (proofs.md, "The model's reductions"; `symmetry.rs`);
 //! - *self-loops* ([`ElectionModel::changes_nothing`]): a step back to its
 //!   own state is not generated (argued there);
-//! - *crash and restart as one step* ([`ElectionModel::crash_and_restart`]),
-//!   and no crash that loses nothing (argued there);
-//! - *the term boundary* ([`ElectionModel::node_within_boundary`]): where
-//!   [`Bounds::max_term`](crate::Bounds::max_term) cuts, a pre-vote
-//!   included (proofs.md, "The election features");
+//! - *lossless crashes* ([`ElectionModel::crash_and_restart`]): no crash
+//!   that loses nothing (argued there);
+//! - *the pre-vote at the bound* ([`ElectionModel::node_within_boundary`]):
+//!   a pre-candidate at [`Bounds::max_term`](crate::Bounds::max_term) is cut
+//!   off with the election it would start (proofs.md, "The election
+//!   features");
 //! - *spent responses* ([`ElectionModel::drop_spent_responses`]): responses
 //!   that can never again change their receiver (proofs.md, "Spent
 //!   responses");
-//! - *spent feature messages* ([`ElectionModel::drop_spent`]): the election
-//!   features' messages that can never again change anything (proofs.md,
-//!   "The election features").
+//! - *spent feature messages* and *outdone pre-votes*
+//!   ([`ElectionModel::drop_spent`]): the election features' messages that
+//!   can never again change anything (proofs.md, "The election features").
 //!
-//! The network itself adds two, argued where it is defined: identical
-//! messages in flight are one ([`Network`] is a set), and the duplicating
-//! network needs no drop action ([`NetworkKind::Duplicating`]).
+//! Three are part of the model itself and have no switch: crash and restart
+//! are one step ([`ElectionModel::crash_and_restart`]: there is no down
+//! state to explore), identical messages in flight are one ([`Network`] is a
+//! set), and the duplicating network needs no drop action
+//! ([`NetworkKind::Duplicating`]).
 
 use crate::actions::with_outputs;
 use crate::{ClusterState, ElectionModel, Network, NetworkKind, Restarts, symmetry};
 use raft_election::invariants::{self, History};
 use raft_election::{Envelope, Features, Input, Message, Node, NodeId, Output, Role, Term};
 use std::collections::BTreeMap;
+use std::fmt;
+
+/// One reduction of the state space, by name: each can be turned off
+/// ([`Reductions::without`]; `check --no-reduction NAME`), and each is on by
+/// default. The doc line of each is what `check --help` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Reduction {
+    /// A state and its renamings of node ids are explored once.
+    Symmetry,
+    /// Steps back to their own state are not generated (a duplicate delivered again, a transfer request that changes nothing).
+    SelfLoops,
+    /// No crash that loses nothing (a follower that knew no leader).
+    LosslessCrashes,
+    /// A pre-candidate at the max term is cut off with the election it would start.
+    PreVoteAtBound,
+    /// RequestVote and AppendEntries responses that can never again change their receiver are dropped.
+    SpentResponses,
+    /// A PreVoteResponse or TimeoutNow whose receiver's term passed it is dropped.
+    SpentFeatureMessages,
+    /// On the duplicating network, a PreVote outdone by a later one of the same sender is dropped.
+    OutdonePreVotes,
+}
+
+impl Reduction {
+    /// Every reduction, in the order of `check --help`.
+    pub const ALL: [Self; 7] = [
+        Self::Symmetry,
+        Self::SelfLoops,
+        Self::LosslessCrashes,
+        Self::PreVoteAtBound,
+        Self::SpentResponses,
+        Self::SpentFeatureMessages,
+        Self::OutdonePreVotes,
+    ];
+
+    /// The name on the command line (kebab-case).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Symmetry => "symmetry",
+            Self::SelfLoops => "self-loops",
+            Self::LosslessCrashes => "lossless-crashes",
+            Self::PreVoteAtBound => "pre-vote-at-bound",
+            Self::SpentResponses => "spent-responses",
+            Self::SpentFeatureMessages => "spent-feature-messages",
+            Self::OutdonePreVotes => "outdone-pre-votes",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Reduction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The reductions that are on: all of them by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reductions(u8);
+
+impl Reductions {
+    /// Every reduction on: the default.
+    pub const ALL: Self = Self((1 << Reduction::ALL.len()) - 1);
+    /// Every reduction off: the full model.
+    pub const NONE: Self = Self(0);
+
+    /// Whether `reduction` is on.
+    #[must_use]
+    pub fn is_on(self, reduction: Reduction) -> bool {
+        self.0 & reduction.bit() != 0
+    }
+
+    /// These reductions with `reduction` turned off.
+    #[must_use]
+    pub fn without(self, reduction: Reduction) -> Self {
+        Self(self.0 & !reduction.bit())
+    }
+
+    /// The reductions that are off, in [`Reduction::ALL`] order.
+    pub fn off(self) -> impl Iterator<Item = Reduction> {
+        Reduction::ALL.into_iter().filter(move |&r| !self.is_on(r))
+    }
+}
+
+impl Default for Reductions {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// "all", "none", or "all but" the ones that are off.
+impl fmt::Display for Reductions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Self::ALL {
+            return f.write_str("all");
+        }
+        if *self == Self::NONE {
+            return f.write_str("none");
+        }
+        let off: Vec<&str> = self.off().map(Reduction::name).collect();
+        write!(f, "all but {}", off.join(", "))
+    }
+}
 
 impl ElectionModel {
     /// This model without symmetry reduction: every state keeps the ids it
     /// was reached with (for the Explorer, and to measure the reduction).
     #[must_use]
-    pub fn without_symmetry(mut self) -> Self {
-        self.symmetry = false;
+    pub fn without_symmetry(self) -> Self {
+        self.without(Reduction::Symmetry)
+    }
+
+    /// This model with `reduction` turned off.
+    #[must_use]
+    pub fn without(mut self, reduction: Reduction) -> Self {
+        self.bounds.reductions = self.bounds.reductions.without(reduction);
         self
+    }
+
+    /// Whether `reduction` is on.
+    #[must_use]
+    pub fn reduces(&self, reduction: Reduction) -> bool {
+        self.bounds.reductions.is_on(reduction)
     }
 
     /// Whether states are put in canonical form (symmetry reduction).
     #[must_use]
     pub fn symmetry(&self) -> bool {
-        self.symmetry
+        self.reduces(Reduction::Symmetry)
     }
 
     /// Reduction, *symmetry*: `state` in canonical form if symmetry
@@ -50,9 +175,9 @@ impl ElectionModel {
     /// renaming of ids behave alike: each is replaced by the representative
     /// of its class (`symmetry.rs`, which argues it), and the others are
     /// never explored. Named in proofs.md, "The model's reductions"; off with
-    /// [`Self::without_symmetry`].
+    /// [`Reduction::Symmetry`].
     pub(crate) fn canonical(&self, state: ClusterState) -> ClusterState {
-        if self.symmetry {
+        if self.symmetry() {
             symmetry::into_representative(state)
         } else {
             state
@@ -69,8 +194,7 @@ impl ElectionModel {
     /// and no property of the model is an "eventually", which a state left
     /// without successors could change. A self-loop that breaks an invariant
     /// or a rule of the step is still generated: this asks the same checks
-    /// as [`Self::commit`]. Argued here; proofs.md has no section of its own
-    /// for it.
+    /// as [`Self::commit`]. Argued here; off with [`Reduction::SelfLoops`].
     pub(crate) fn changes_nothing(
         &self,
         state: &ClusterState,
@@ -128,14 +252,15 @@ impl ElectionModel {
             && history == *state.history
     }
 
-    /// Reduction, *crash and restart as one step*: node `id` of `state`
+    /// Reduction, *lossless crashes* (and crash and restart as one step,
+    /// which has no switch): node `id` of `state`
     /// crashes and restarts at once ([`Self::restart`]), in `next`, a copy of
     /// `state`. While down a node does nothing, and what is sent to it
     /// meanwhile may be lost anyway, so a longer downtime adds no behaviour,
     /// only states. A crash that loses nothing (a follower that knew no
     /// leader) is not generated (`None`): it only spends the crash budget,
     /// and every behaviour after it is one of the uncrashed state's. Argued
-    /// here and in the crate doc; proofs.md has no section of its own for it.
+    /// here and in the crate doc; off with [`Reduction::LosslessCrashes`].
     pub(crate) fn crash_and_restart(
         &self,
         state: &ClusterState,
@@ -144,7 +269,7 @@ impl ElectionModel {
     ) -> Option<()> {
         self.restart(next, id);
         next.crashes = state.crashes;
-        if *next == *state {
+        if *next == *state && self.reduces(Reduction::LosslessCrashes) {
             return None;
         }
         next.crashes += 1;
@@ -158,19 +283,21 @@ impl ElectionModel {
     /// [`Bounds::max_term`](crate::Bounds::max_term), or a pre-candidate at
     /// it (asking for the term past it, where an election beyond the bound
     /// would begin), is outside, and the checker drops such a state
-    /// unexplored. proofs.md, "The election features".
+    /// unexplored. proofs.md, "The election features". The pre-candidate
+    /// is a reduction: off with [`Reduction::PreVoteAtBound`], its pre-vote
+    /// round is explored, and only the candidacy past the bound is cut.
     pub(crate) fn node_within_boundary(&self, node: &Node) -> bool {
         let term = node.current_term();
         term < self.bounds.max_term
-            || (term == self.bounds.max_term && node.role() != Role::PreCandidate)
+            || (term == self.bounds.max_term
+                && (node.role() != Role::PreCandidate || !self.reduces(Reduction::PreVoteAtBound)))
     }
 
     /// This model keeping every response in flight, stale and spent ones
     /// included (to measure the reduction, and to show it hides nothing).
     #[must_use]
-    pub fn without_dropping_spent_responses(mut self) -> Self {
-        self.drop_spent_responses = false;
-        self
+    pub fn without_dropping_spent_responses(self) -> Self {
+        self.without(Reduction::SpentResponses)
     }
 
     /// Reduction, *spent responses*: after a step of node `id`, drops every
@@ -183,8 +310,7 @@ impl ElectionModel {
     /// delivering it now indeed changes nothing and sends nothing: a core
     /// that broke the rule would keep it in flight, and the step that acts
     /// on it is explored and checked. proofs.md, "Spent responses", argues
-    /// why nothing is missed; off with
-    /// [`Self::without_dropping_spent_responses`].
+    /// why nothing is missed; off with [`Reduction::SpentResponses`].
     pub(crate) fn drop_spent_responses(&self, state: &mut ClusterState, id: NodeId) {
         let spent = |envelope: &Envelope| {
             let receiver = &state.servers[usize::from(envelope.to.0)].node;
@@ -195,6 +321,32 @@ impl ElectionModel {
         let spent: Vec<Envelope> = state.network.iter().filter(|e| spent(e)).collect();
         for envelope in &spent {
             state.network.remove(envelope);
+            state.spent.insert(envelope);
+        }
+    }
+
+    /// The guard of every reduction that drops a message as one its
+    /// receiver ignores: after each step of node `id`, every message to
+    /// `id` that such a reduction dropped on the way to `state`
+    /// ([`ClusterState::spent`]) is probed again, and put back in flight if
+    /// `id` would now act on it. A dropped message can matter only to its
+    /// receiver, and the receiver changes only by its own steps, so this
+    /// probes it whenever it could matter. For a correct core a spent
+    /// message stays ignored (proofs.md, "Spent responses") and nothing is
+    /// ever put back, so the state counts are those of the reduction
+    /// alone. It follows the path by which a state was first reached: a
+    /// state reached again by another path, with other drops, is not
+    /// explored again (the ghost is not part of the state's identity).
+    pub(crate) fn recall_spent(&self, state: &mut ClusterState, id: NodeId) {
+        let receiver = &state.servers[usize::from(id.0)].node;
+        let acted_on: Vec<Envelope> = state
+            .spent
+            .iter()
+            .filter(|e| e.to == id && !self.ignores(receiver, e))
+            .collect();
+        for envelope in &acted_on {
+            state.spent.remove(envelope);
+            state.network.insert(envelope);
         }
     }
 
@@ -254,26 +406,53 @@ impl ElectionModel {
     }
 
     /// Whether [`Self::drop_spent`] can drop anything: only the election
-    /// features send such messages.
+    /// features send such messages, and each kind has its switch.
     pub(crate) fn drops_spent(&self) -> bool {
         self.bounds.features != Features::NONE
+            && (self.reduces(Reduction::SpentFeatureMessages)
+                || self.reduces(Reduction::OutdonePreVotes))
     }
 
     /// Reduction, *spent feature messages*: drops every message in flight
     /// that [`is_spent`] given each node's term (`term_of`): after every
     /// step, and on the way of [`Self::settles_on_the_leader`]. proofs.md,
     /// "The election features", argues it, and [`is_spent`] says why each
-    /// such message is spent.
-    pub(crate) fn drop_spent(&self, network: &mut Network, term_of: impl Fn(NodeId) -> Term) {
+    /// such message is spent. Off with [`Reduction::SpentFeatureMessages`]
+    /// (PreVoteResponse, TimeoutNow) and [`Reduction::OutdonePreVotes`].
+    ///
+    /// A PreVoteResponse or TimeoutNow is dropped only if its receiver,
+    /// `node_of(to)`, ignores it now, and goes to `ghost` (the state's
+    /// [`ClusterState::spent`]), where [`Self::recall_spent`] probes it
+    /// again at every later step of the receiver. An outdone PreVote is
+    /// not probed (it draws a reply by design): its drop waits until its
+    /// receiver's term is above the later request's, after which the two
+    /// draw the same response (see [`is_spent`]).
+    pub(crate) fn drop_spent<'a>(
+        &self,
+        network: &mut Network,
+        node_of: impl Fn(NodeId) -> &'a Node,
+        mut ghost: Option<&mut Network>,
+    ) {
         if self.drops_spent() {
-            let latest = latest_pre_votes(network);
-            let duplicating = self.bounds.network == NetworkKind::Duplicating;
+            let outdone = self.bounds.network == NetworkKind::Duplicating
+                && self.reduces(Reduction::OutdonePreVotes);
+            let latest = outdone.then(|| latest_pre_votes(network));
+            let spent = self.reduces(Reduction::SpentFeatureMessages);
             network.retain(|envelope| {
-                !is_spent(
-                    envelope,
-                    term_of(envelope.to),
-                    duplicating.then_some(&latest),
-                )
+                let receiver = node_of(envelope.to);
+                let term = receiver.current_term();
+                let drop = match envelope.message {
+                    Message::PreVote { .. } => is_spent(envelope, term, latest.as_ref()),
+                    _ => {
+                        spent && is_spent(envelope, term, None) && self.ignores(receiver, envelope)
+                    }
+                };
+                if drop && !matches!(envelope.message, Message::PreVote { .. }) {
+                    if let Some(ghost) = ghost.as_deref_mut() {
+                        ghost.insert(envelope);
+                    }
+                }
+                !drop
             });
         }
     }
@@ -302,11 +481,19 @@ fn latest_pre_votes(network: &Network) -> BTreeMap<(NodeId, NodeId), Term> {
 ///   adopted below it), and a TimeoutNow only while the receiver has not
 ///   passed its term;
 /// - on the duplicating network, where nothing leaves, a PreVote is
-///   outdone by a later one of the same sender to the same receiver. An older
-///   request can be granted only while its sender is one term below it, which
-///   it no longer is (it asked for a later term since), and refused
-///   informatively only by a receiver whose term is at least the one asked and
-///   above the sender's: then the later request draws the very same refusal.
+///   outdone by a later one of the same sender to the same receiver once the
+///   receiver's term is above the later one's. An older request's grant is
+///   spent (its sender asked for a later term since, so it is past the
+///   older one's round), and a refusal tells its sender something only if it
+///   carries a term above the sender's, which is at least the later term
+///   less one. A receiver above the later term refuses both requests with
+///   the very same response, and always will: its term only grows. A
+///   receiver exactly in the later term could grant the later request and
+///   refuse the older one with its term, which the sender would adopt; and
+///   a receiver below it may still get there. So the older request is kept
+///   until its receiver has passed the later term (the argument once said
+///   the later request always draws the same refusal, false in exactly that
+///   term).
 fn is_spent(
     envelope: &Envelope,
     receiver: Term,
@@ -317,7 +504,7 @@ fn is_spent(
         Message::TimeoutNow { term } => receiver > term,
         Message::PreVote { term, .. } => latest_pre_votes
             .and_then(|latest| latest.get(&(envelope.from, envelope.to)))
-            .is_some_and(|&latest| latest > term),
+            .is_some_and(|&latest| latest > term && receiver > latest),
         _ => false,
     }
 }

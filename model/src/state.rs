@@ -124,6 +124,13 @@ pub struct ClusterState {
     pub crashes: u8,
     /// Leadership-transfer requests so far.
     pub transfers: u8,
+    /// Ghost, outside the state's identity (equality and hashing ignore
+    /// it): the messages a reduction dropped on the way here as ones their
+    /// receiver ignores. Each is probed again whenever its receiver steps,
+    /// and put back in flight if the receiver would now act on it
+    /// (`ElectionModel::recall_spent`): a core that ignores a message when
+    /// it is dropped but acts on it later is still caught.
+    pub spent: Network,
 }
 
 /// Field by field, as derived, but the cheap ones first: the checker
@@ -139,6 +146,7 @@ impl PartialEq for ClusterState {
             violations,
             crashes,
             transfers,
+            spent: _,
         } = self;
         *crashes == other.crashes
             && *transfers == other.transfers
@@ -160,6 +168,7 @@ impl Hash for ClusterState {
             violations,
             crashes,
             transfers,
+            spent: _,
         } = self;
         servers.hash(state);
         network.hash(state);

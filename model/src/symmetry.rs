@@ -95,6 +95,7 @@ pub(crate) fn permuted(state: &ClusterState, order: &[usize]) -> ClusterState {
         violations: state.violations.clone(),
         crashes: state.crashes,
         transfers: state.transfers,
+        spent: state.spent.map_ids(rename),
     }
 }
 

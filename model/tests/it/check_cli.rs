@@ -72,3 +72,77 @@ fn the_default_check_passes_on_its_own() {
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("\nOK: in every configuration"), "{stdout}");
 }
+
+#[test]
+fn an_unknown_reduction_is_refused_with_the_valid_names() {
+    let output = check(&["--no-reduction", "bogus"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'bogus' for '--no-reduction <NAME>'"),
+        "{stderr}"
+    );
+    for name in raft_election_model::Reduction::ALL.map(|r| r.name()) {
+        assert!(stderr.contains(name), "{name} not listed: {stderr}");
+    }
+}
+
+#[test]
+fn the_help_lists_every_reduction_with_a_line_of_its_own() {
+    let output = check(&["--help"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for name in raft_election_model::Reduction::ALL.map(|r| r.name()) {
+        let listed = format!("- {name}:");
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.trim_start().starts_with(&listed)),
+            "{name} not listed: {stdout}"
+        );
+    }
+}
+
+/// The lines of a run that depend on what it explored: its states and
+/// every verdict, without the timings.
+fn explored(args: &[&str]) -> Vec<String> {
+    let output = check(args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    stdout
+        .lines()
+        .filter(|line| {
+            line.contains("unique states") || line.contains("strategy") || line.starts_with("  ")
+        })
+        .filter(|line| !line.contains("states/s") && !line.contains("Done in"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn keep_spent_responses_is_the_same_run_as_no_reduction_spent_responses() {
+    let base = ["--nodes", "2", "--equal-logs", "--threads", "2"];
+    let alias = explored(&[&base[..], &["--keep-spent-responses"]].concat());
+    let named = explored(&[&base[..], &["--no-reduction", "spent-responses"]].concat());
+    let default = explored(&base);
+    assert_eq!(alias, named);
+    assert!(
+        alias
+            .iter()
+            .any(|line| line.contains("reductions: all but spent-responses")),
+        "{alias:?}"
+    );
+    // 116 states with every reduction on, 529 with every response kept.
+    assert!(
+        alias
+            .iter()
+            .any(|line| line.contains("unique states     529")),
+        "{alias:?}"
+    );
+    assert!(
+        default
+            .iter()
+            .any(|line| line.contains("unique states     116")),
+        "{default:?}"
+    );
+}

@@ -5,4 +5,5 @@ mod check_cli;
 mod explorer;
 mod feature_decisions;
 mod model;
+mod reductions;
 mod trace_validation;

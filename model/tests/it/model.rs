@@ -398,10 +398,13 @@ mod features {
         assert_eq!(counts[0], 116, "Figure 2 alone is the model it always was");
     }
 
-    /// The pinned counts, in `Features::combinations` order.
+    /// The pinned counts, in `Features::combinations` order. Those with
+    /// Pre-Vote grew when outdone pre-votes were kept until their receiver
+    /// passed the later request's term (proofs.md, "The election
+    /// features"): within terms up to 2 none is dropped any more.
     const PINNED_TWO_NODE_STATES: [usize; 16] = [
-        116, 1_720, 327, 2_981, 136, 1_720, 400, 2_981, 344, 3_217, 1_153, 8_233, 433, 3_217,
-        1_494, 8_233,
+        116, 2_350, 327, 4_463, 136, 2_350, 400, 4_463, 344, 4_696, 1_153, 12_542, 433, 4_696,
+        1_494, 12_542,
     ];
 
     /// "A pre-vote fails, a later one wins": a pre-candidate's round times
@@ -518,6 +521,8 @@ mod features {
 /// explained and re-pinned.
 #[test]
 fn every_configuration_of_the_default_portfolio_passes_in_its_pinned_state_count() {
+    // The Pre-Vote rows with two terms grew when outdone pre-votes were
+    // kept until their receiver passed the later request's term.
     const PINNED: [(&str, usize); 15] = [
         ("Figure 2, 3n t<=2 c1, n0 ahead", 5_656),
         ("Figure 2, 5n t<=1 c0, n0 ahead", 262),
@@ -526,13 +531,13 @@ fn every_configuration_of_the_default_portfolio_passes_in_its_pinned_state_count
         ("production, 3n t<=1 c1, n0 ahead", 10_608),
         ("all features, 3n t<=1 c1, n0 ahead", 54_551),
         ("production, 2n t<=2 c1, equal logs", 1_494),
-        ("all features, 2n t<=2 c1, equal logs", 8_233),
-        ("pre-vote, 2n t<=2 c1, equal logs", 1_720),
-        ("pre-vote+check-quorum, 2n t<=2 c1, equal logs", 2_981),
+        ("all features, 2n t<=2 c1, equal logs", 12_542),
+        ("pre-vote, 2n t<=2 c1, equal logs", 2_350),
+        ("pre-vote+check-quorum, 2n t<=2 c1, equal logs", 4_463),
         ("lease-guarded-votes, 2n t<=2 c1, equal logs", 136),
         ("leadership-transfer, 2n t<=2 c1, equal logs", 344),
         ("leadership-transfer, 3n t<=2 c1, n0 ahead", 48_396),
-        ("pre-vote, 3n t<=2 c0, n0 ahead", 162_164),
+        ("pre-vote, 3n t<=2 c0, n0 ahead", 284_640),
         // The all-features row above moved to the ceiling: as many states,
         // since a node at the ceiling no more campaigns than one at the
         // bound does.
