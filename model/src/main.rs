@@ -42,8 +42,9 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// With no bound or feature option it runs the default portfolio: 3 nodes
 /// with a crash, 5 nodes, each log profile and the election features, a
 /// breadth-first pass over all of them first, then each exhaustively, and
-/// prints one table (about fifteen seconds on two cores). Any option below that
-/// sets a bound or a feature checks that one configuration instead.
+/// prints one table (about half a minute on two loaded cores). Any option
+/// below that sets a bound or a feature checks that one configuration
+/// instead.
 #[derive(Debug, Parser)]
 #[command(name = "check", version)]
 struct Args {
