@@ -20,7 +20,6 @@ use prometheus_client::registry::Registry;
 use raft_election::{NodeId, Timing};
 use raft_election_cli::log_lines::{NodeEvent, log_event};
 use raft_election_cli::profile::TimingFigures;
-use raft_election_runtime::record_log::Refusal;
 use raft_election_runtime::{Leadership, StatusReader, TcpStatsHandle};
 use serde_json::json;
 use std::convert::Infallible;
@@ -293,12 +292,11 @@ fn status_json(view: &View) -> serde_json::Value {
         "peers": peers,
         "inbound_connections": net.inbound_connections,
         "rejected_connections": net.rejected_connections,
-        "refusals": Refusal::ALL
+        // The transport counts every cause, zeros included.
+        "refusals": net
+            .refusals
             .iter()
-            .map(|cause| {
-                let count = net.refusals.get(cause).copied().unwrap_or(0);
-                (cause.name().to_owned(), json!(count))
-            })
+            .map(|(cause, count)| (cause.name().to_owned(), json!(count)))
             .collect::<serde_json::Map<_, _>>(),
         "inbox_full": net.inbox_full,
         "heartbeat_round_trip_us": {
