@@ -21,8 +21,12 @@ pub enum Action {
     Drop(Envelope),
     /// An armed timer of a node fires.
     Fire(NodeId, Timer),
-    /// A node crashes and restarts from its stable storage.
+    /// A node crashes and restarts from its stable storage at once, or,
+    /// without the one-step-restarts reduction, a down node restarts.
     Restart(NodeId),
+    /// A node crashes and stays down until its [`Action::Restart`] (only
+    /// without the one-step-restarts reduction).
+    Crash(NodeId),
     /// The first node is asked to hand its leadership to the second (§3.10).
     Transfer(NodeId, NodeId),
 }
@@ -49,6 +53,7 @@ impl ElectionModel {
                         storage,
                         armed: Armed::default(),
                         retried_pre_vote: false,
+                        down: false,
                     }
                 })
                 .collect(),
@@ -73,7 +78,11 @@ impl ElectionModel {
     /// ([`Model::actions`]).
     pub(crate) fn enabled_actions(&self, state: &ClusterState, actions: &mut Vec<Action>) {
         for envelope in state.network.iter() {
-            actions.push(Action::Deliver(envelope));
+            // A down node receives nothing: what reaches it is lost, which
+            // the lossy network's drop already is.
+            if !state.servers[usize::from(envelope.to.0)].down {
+                actions.push(Action::Deliver(envelope));
+            }
             if self.bounds.network == NetworkKind::Lossy {
                 actions.push(Action::Drop(envelope));
             }
@@ -86,15 +95,26 @@ impl ElectionModel {
                     .map(|timer| Action::Fire(config.id(), timer)),
             );
         }
-        if state.crashes < self.bounds.max_crashes {
-            actions.extend(self.configs.iter().map(|c| Action::Restart(c.id())));
+        let crashes_left = state.crashes < self.bounds.max_crashes;
+        let one_step = self.reduces(Reduction::OneStepRestarts);
+        for (config, server) in self.configs.iter().zip(&state.servers) {
+            if server.down {
+                actions.push(Action::Restart(config.id()));
+            } else if crashes_left {
+                let id = config.id();
+                actions.push(if one_step {
+                    Action::Restart(id)
+                } else {
+                    Action::Crash(id)
+                });
+            }
         }
         // A request reaching a node that does not lead changes nothing: only
         // leaders are asked (a self-loop, see `changes_nothing`).
         if self.bounds.features.leadership_transfer && state.transfers < self.bounds.max_transfers {
             let self_loops = !self.reduces(Reduction::SelfLoops);
             for (config, server) in self.configs.iter().zip(&state.servers) {
-                if self_loops || server.node.role() == Role::Leader {
+                if !server.down && (self_loops || server.node.role() == Role::Leader) {
                     let leader = config.id();
                     actions.extend(config.peers().map(|to| Action::Transfer(leader, to)));
                 }
@@ -157,7 +177,8 @@ impl ElectionModel {
                 }
                 next.transfers += 1;
             }
-            Action::Restart(id) => self.crash_and_restart(state, &mut next, id)?,
+            Action::Restart(id) => self.crash_and_restart(state, &mut next, id, false)?,
+            Action::Crash(id) => self.crash_and_restart(state, &mut next, id, true)?,
         }
         // A step that changes nothing (a duplicate delivered again, a heartbeat
         // re-sent) leads back here: skip it before it is canonicalized and hashed.
@@ -344,6 +365,14 @@ impl ElectionModel {
     /// Node `id` crashes (losing its volatile state and timers) and restarts
     /// from storage: what it persisted, or nothing with volatile restarts.
     pub(crate) fn restart(&self, state: &mut ClusterState, id: NodeId) {
+        self.crash(state, id);
+        self.come_back(state, id);
+    }
+
+    /// Node `id` crashes: its volatile state and timers are lost, and what
+    /// it will restart as is its stable storage (nothing with volatile
+    /// restarts).
+    pub(crate) fn crash(&self, state: &mut ClusterState, id: NodeId) {
         state.crashes += 1;
         let server = &mut state.servers[usize::from(id.0)];
         if self.bounds.restarts == Restarts::Volatile {
@@ -354,6 +383,12 @@ impl ElectionModel {
         server.node = Node::restore(server.storage, server.node.log());
         server.armed = Armed::default();
         server.retried_pre_vote = false;
+    }
+
+    /// Node `id`, crashed, starts again from what [`Self::crash`] left.
+    pub(crate) fn come_back(&self, state: &mut ClusterState, id: NodeId) {
+        let server = &mut state.servers[usize::from(id.0)];
+        server.down = false;
         let node = &server.node;
         if let Err(violation) = state
             .history

@@ -113,6 +113,8 @@ mod network;
 pub mod portfolio;
 mod properties;
 mod reductions;
+#[cfg(test)]
+mod reductions_equality;
 pub mod replay;
 mod state;
 mod symmetry;

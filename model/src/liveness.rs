@@ -248,7 +248,7 @@ impl ElectionModel {
     fn settle_for_election(&self, state: &ClusterState) -> Option<ClusterState> {
         let mut settled = ClusterState {
             history: History::new(state.history.logs().clone()).into(),
-            ..state.clone()
+            ..self.everyone_up(state).into_owned()
         };
         let quiet = self.deliver_everything(&mut settled, self.everyone());
         lose_what_arrived(&mut settled);

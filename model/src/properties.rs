@@ -114,6 +114,7 @@ impl ElectionModel {
         if self.bounds.network != NetworkKind::Duplicating {
             return true;
         }
+        let state = &*self.everyone_up(state);
         let nodes = || state.servers.iter().map(|s| &s.node);
         let Some((term, leader)) = leader_of_highest_term(nodes()) else {
             return true;

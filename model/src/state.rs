@@ -57,6 +57,10 @@ pub struct Server {
     /// trace. Kept per node and only for the campaign, so it splits few
     /// states.
     pub retried_pre_vote: bool,
+    /// Crashed and not restarted yet: it receives nothing and no timer of
+    /// it fires. Always false with the one-step-restarts reduction on
+    /// (the default), where a crash and its restart are one step.
+    pub down: bool,
 }
 
 /// Broken invariants, each with the first detail reported.

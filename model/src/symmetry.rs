@@ -87,6 +87,7 @@ pub(crate) fn permuted(state: &ClusterState, order: &[usize]) -> ClusterState {
                     storage,
                     armed: server.armed,
                     retried_pre_vote: server.retried_pre_vote,
+                    down: server.down,
                 }
             })
             .collect(),

@@ -25,6 +25,7 @@ pub fn describe_action(action: &Action) -> String {
         ),
         Action::Fire(id, timer) => format!("{id}'s {timer} timer fires"),
         Action::Restart(id) => format!("{id} crashes and restarts from its stable storage"),
+        Action::Crash(id) => format!("{id} crashes and stays down"),
         Action::Transfer(id, to) => format!("{id} is asked to hand its leadership to {to}"),
     }
 }
@@ -56,6 +57,9 @@ pub fn describe_state(state: &ClusterState) -> String {
         if node.in_lease() {
             text.push_str("; in lease");
         }
+        if server.down {
+            text.push_str("; DOWN");
+        }
         if let Some(target) = node.transfer_target() {
             let _ = write!(text, "; transferring to {target}");
         }
@@ -82,6 +86,7 @@ fn rename_action(action: Action, rename: impl Fn(NodeId) -> NodeId) -> Action {
         Action::Drop(e) => Action::Drop(envelope(e)),
         Action::Fire(id, timer) => Action::Fire(rename(id), timer),
         Action::Restart(id) => Action::Restart(rename(id)),
+        Action::Crash(id) => Action::Crash(rename(id)),
         Action::Transfer(id, to) => Action::Transfer(rename(id), rename(to)),
     }
 }
@@ -348,8 +353,13 @@ pub fn sequence_diagram(
             // Other timers change only a role, drawn below; a transfer
             // request is in the step's note.
             Action::Fire(_, _) | Action::Transfer(_, _) => {}
-            Action::Restart(node) => {
-                for fault in [Fault::Crash, Fault::Restart] {
+            Action::Restart(node) | Action::Crash(node) => {
+                let faults: &[Fault] = match action {
+                    Action::Crash(_) => &[Fault::Crash],
+                    _ if before.servers[usize::from(node.0)].down => &[Fault::Restart],
+                    _ => &[Fault::Crash, Fault::Restart],
+                };
+                for &fault in faults {
                     events.push(Event {
                         at,
                         node,
@@ -360,7 +370,9 @@ pub fn sequence_diagram(
         }
         for (index, (old, new)) in before.servers.iter().zip(&after.servers).enumerate() {
             let node = NodeId(u8::try_from(index).unwrap_or(u8::MAX));
-            if state_of(old) != state_of(new) || *action == Action::Restart(node) {
+            if state_of(old) != state_of(new)
+                || matches!(*action, Action::Restart(n) | Action::Crash(n) if n == node)
+            {
                 let (role, term) = state_of(new);
                 events.push(Event {
                     at,
