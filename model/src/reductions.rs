@@ -23,16 +23,18 @@
 //!   ([`ElectionModel::drop_spent`]): the election features' messages that
 //!   can never again change anything (proofs.md, "The election features").
 //!
-//! Three are part of the model itself and have no switch: crash and restart
-//! are one step ([`ElectionModel::crash_and_restart`]: there is no down
-//! state to explore), identical messages in flight are one ([`Network`] is a
-//! set), and the duplicating network needs no drop action
-//! ([`NetworkKind::Duplicating`]).
+//! - *one-step restarts* ([`ElectionModel::crash_and_restart`]): a crash and
+//!   its restart are one step, with no down state between them.
+//!
+//! Two are part of the model itself and have no switch: identical messages
+//! in flight are one ([`Network`] is a set), and the duplicating network
+//! needs no drop action ([`NetworkKind::Duplicating`]).
 
 use crate::actions::with_outputs;
 use crate::{ClusterState, ElectionModel, Network, NetworkKind, Restarts, symmetry};
 use raft_election::invariants::{self, History};
 use raft_election::{Envelope, Features, Input, Message, Node, NodeId, Output, Role, Term};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -55,11 +57,13 @@ pub enum Reduction {
     SpentFeatureMessages,
     /// On the duplicating network, a PreVote outdone by a later one of the same sender is dropped.
     OutdonePreVotes,
+    /// A crash and its restart are one step (no down state in between).
+    OneStepRestarts,
 }
 
 impl Reduction {
     /// Every reduction, in the order of `check --help`.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Symmetry,
         Self::SelfLoops,
         Self::LosslessCrashes,
@@ -67,6 +71,7 @@ impl Reduction {
         Self::SpentResponses,
         Self::SpentFeatureMessages,
         Self::OutdonePreVotes,
+        Self::OneStepRestarts,
     ];
 
     /// The name on the command line (kebab-case).
@@ -80,10 +85,11 @@ impl Reduction {
             Self::SpentResponses => "spent-responses",
             Self::SpentFeatureMessages => "spent-feature-messages",
             Self::OutdonePreVotes => "outdone-pre-votes",
+            Self::OneStepRestarts => "one-step-restarts",
         }
     }
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         1 << (self as u8)
     }
 }
@@ -96,7 +102,7 @@ impl fmt::Display for Reduction {
 
 /// The reductions that are on: all of them by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Reductions(u8);
+pub struct Reductions(u16);
 
 impl Reductions {
     /// Every reduction on: the default.
@@ -252,28 +258,61 @@ impl ElectionModel {
             && history == *state.history
     }
 
-    /// Reduction, *lossless crashes* (and crash and restart as one step,
-    /// which has no switch): node `id` of `state`
-    /// crashes and restarts at once ([`Self::restart`]), in `next`, a copy of
-    /// `state`. While down a node does nothing, and what is sent to it
-    /// meanwhile may be lost anyway, so a longer downtime adds no behaviour,
-    /// only states. A crash that loses nothing (a follower that knew no
-    /// leader) is not generated (`None`): it only spends the crash budget,
-    /// and every behaviour after it is one of the uncrashed state's. Argued
-    /// here and in the crate doc; off with [`Reduction::LosslessCrashes`].
+    /// Reductions, *one-step restarts* and *lossless crashes*: node `id` of
+    /// `state` crashes, in `next`, a copy of `state`, and restarts at once
+    /// ([`Self::restart`]). While down a node does nothing, and what is sent
+    /// to it meanwhile may be lost anyway, so a longer downtime adds no
+    /// behaviour, only states. Off with [`Reduction::OneStepRestarts`], a
+    /// crash ([`Action::Crash`](crate::Action::Crash), `stays_down`) leaves
+    /// the node down ([`Server::down`](crate::Server::down)) until a later
+    /// [`Action::Restart`](crate::Action::Restart) of its own.
+    ///
+    /// A crash that loses nothing (a follower that knew no leader) is not
+    /// generated (`None`): it only spends the crash budget, and every
+    /// behaviour after it is one of the uncrashed state's. Off with
+    /// [`Reduction::LosslessCrashes`]. Both argued in proofs.md, "The
+    /// model's reductions".
     pub(crate) fn crash_and_restart(
         &self,
         state: &ClusterState,
         next: &mut ClusterState,
         id: NodeId,
+        stays_down: bool,
     ) -> Option<()> {
+        if state.servers[usize::from(id.0)].down {
+            self.come_back(next, id);
+            return Some(());
+        }
         self.restart(next, id);
         next.crashes = state.crashes;
         if *next == *state && self.reduces(Reduction::LosslessCrashes) {
             return None;
         }
         next.crashes += 1;
+        if stays_down {
+            // The same crash, without the restart: what it left is kept.
+            *next = state.clone();
+            next.violations = crate::Violations::default();
+            self.crash(next, id);
+            next.servers[usize::from(id.0)].down = true;
+        }
         Some(())
+    }
+
+    /// `state` with every down node restarted (only without the
+    /// one-step-restarts reduction): the liveness checks ask what follows
+    /// from a state, and a down node may come back at any moment.
+    pub(crate) fn everyone_up<'a>(&self, state: &'a ClusterState) -> Cow<'a, ClusterState> {
+        if !state.servers.iter().any(|server| server.down) {
+            return Cow::Borrowed(state);
+        }
+        let mut up = state.clone();
+        for index in 0..up.servers.len() {
+            if up.servers[index].down {
+                self.come_back(&mut up, self.configs[index].id());
+            }
+        }
+        Cow::Owned(up)
     }
 
     /// The bound on terms, where it cuts: whether `node` is within the
@@ -368,7 +407,7 @@ impl ElectionModel {
     ///   only CheckQuorum (which hears from the follower again) and
     ///   leadership transfer (which waits for the target's acknowledgement)
     ///   read one. Figure 2's leader ignores them (no log is replicated).
-    fn is_spent_response(&self, receiver: &Node, envelope: &Envelope) -> bool {
+    pub(crate) fn is_spent_response(&self, receiver: &Node, envelope: &Envelope) -> bool {
         let current = receiver.current_term();
         match envelope.message {
             Message::RequestVoteResponse { term, vote_granted } => {
@@ -393,7 +432,7 @@ impl ElectionModel {
 
     /// Whether `receiver` delivered `envelope` stays as it is and sends or
     /// arms nothing.
-    fn ignores(&self, receiver: &Node, envelope: &Envelope) -> bool {
+    pub(crate) fn ignores(&self, receiver: &Node, envelope: &Envelope) -> bool {
         let mut node = receiver.clone();
         let input = Input::Receive {
             from: envelope.from,
@@ -436,13 +475,13 @@ impl ElectionModel {
         if self.drops_spent() {
             let outdone = self.bounds.network == NetworkKind::Duplicating
                 && self.reduces(Reduction::OutdonePreVotes);
-            let latest = outdone.then(|| latest_pre_votes(network));
+            let asked = outdone.then(|| pre_vote_terms(network));
             let spent = self.reduces(Reduction::SpentFeatureMessages);
             network.retain(|envelope| {
                 let receiver = node_of(envelope.to);
                 let term = receiver.current_term();
                 let drop = match envelope.message {
-                    Message::PreVote { .. } => is_spent(envelope, term, latest.as_ref()),
+                    Message::PreVote { .. } => is_spent(envelope, term, asked.as_ref()),
                     _ => {
                         spent && is_spent(envelope, term, None) && self.ignores(receiver, envelope)
                     }
@@ -458,17 +497,19 @@ impl ElectionModel {
     }
 }
 
-/// The latest term each node asked each other node about with a PreVote,
-/// by (sender, receiver).
-fn latest_pre_votes(network: &Network) -> BTreeMap<(NodeId, NodeId), Term> {
-    let mut latest = BTreeMap::new();
+/// The terms each node asked each other node about with a PreVote in
+/// flight, by (sender, receiver).
+fn pre_vote_terms(network: &Network) -> BTreeMap<(NodeId, NodeId), Vec<Term>> {
+    let mut asked: BTreeMap<(NodeId, NodeId), Vec<Term>> = BTreeMap::new();
     for envelope in network.iter() {
         if let Message::PreVote { term, .. } = envelope.message {
-            let entry = latest.entry((envelope.from, envelope.to)).or_insert(term);
-            *entry = (*entry).max(term);
+            asked
+                .entry((envelope.from, envelope.to))
+                .or_default()
+                .push(term);
         }
     }
-    latest
+    asked
 }
 
 /// Whether `envelope` can never do anything its receiver (or, for a
@@ -493,18 +534,25 @@ fn latest_pre_votes(network: &Network) -> BTreeMap<(NodeId, NodeId), Term> {
 ///   a receiver below it may still get there. So the older request is kept
 ///   until its receiver has passed the later term (the argument once said
 ///   the later request always draws the same refusal, false in exactly that
-///   term).
+///   term). Any later request will do, not only the latest: the drop then
+///   depends only on what is in flight and on terms, which never leave or
+///   go back, so a request dropped once would be dropped in every later
+///   state too, and the reduced states are exactly the full model's with
+///   such requests taken out (`reductions_equality.rs`). Waiting for the
+///   latest broke that: a request dropped under one latest came back into
+///   the comparison under the next, and the model explored more states
+///   with the reduction than without it.
 fn is_spent(
     envelope: &Envelope,
     receiver: Term,
-    latest_pre_votes: Option<&BTreeMap<(NodeId, NodeId), Term>>,
+    pre_vote_terms: Option<&BTreeMap<(NodeId, NodeId), Vec<Term>>>,
 ) -> bool {
     match envelope.message {
         Message::PreVoteResponse { term, .. } => receiver >= term,
         Message::TimeoutNow { term } => receiver > term,
-        Message::PreVote { term, .. } => latest_pre_votes
-            .and_then(|latest| latest.get(&(envelope.from, envelope.to)))
-            .is_some_and(|&latest| latest > term && receiver > latest),
+        Message::PreVote { term, .. } => pre_vote_terms
+            .and_then(|asked| asked.get(&(envelope.from, envelope.to)))
+            .is_some_and(|asked| asked.iter().any(|&later| later > term && receiver > later)),
         _ => false,
     }
 }

@@ -48,6 +48,7 @@ fn each_reduction_turned_off_alone_explores_its_pinned_count_of_states() {
         (Reduction::SpentResponses, 10_361),
         (Reduction::SpentFeatureMessages, 38_345),
         (Reduction::OutdonePreVotes, 4_696),
+        (Reduction::OneStepRestarts, 6_154),
     ];
     assert_eq!(
         expected.len(),
@@ -61,8 +62,9 @@ fn each_reduction_turned_off_alone_explores_its_pinned_count_of_states() {
 }
 
 /// With terms up to 3 a receiver can pass the later request's term, and
-/// the drop happens. Here it explores more states than no drop at all:
-/// why is not explained yet (pinned so that a change shows).
+/// the drop happens: fewer states, as a reduction should give (it once
+/// waited for the latest request and explored more, 9,351; see
+/// `is_spent` in `model/src/reductions.rs`).
 #[test]
 fn outdone_pre_votes_turned_off_explore_their_pinned_count_with_three_terms() {
     let mut bounds = two_nodes(Features {
@@ -71,7 +73,7 @@ fn outdone_pre_votes_turned_off_explore_their_pinned_count_with_three_terms() {
     });
     bounds.max_term = raft_election::Term(3);
     bounds.max_crashes = 0;
-    assert_eq!(states(bounds.clone(), Reductions::ALL), 9_351);
+    assert_eq!(states(bounds.clone(), Reductions::ALL), 8_030);
     let off = Reductions::ALL.without(Reduction::OutdonePreVotes);
     assert_eq!(states(bounds, off), 8_826);
 }
@@ -79,7 +81,7 @@ fn outdone_pre_votes_turned_off_explore_their_pinned_count_with_three_terms() {
 #[test]
 fn every_reduction_off_is_the_full_model_and_it_passes_on_two_nodes() {
     assert_eq!(states(two_nodes(Features::NONE), Reductions::ALL), 116);
-    assert_eq!(states(two_nodes(Features::NONE), Reductions::NONE), 1_070);
+    assert_eq!(states(two_nodes(Features::NONE), Reductions::NONE), 1_644);
 }
 
 #[test]
