@@ -246,13 +246,19 @@ impl Drop for Namespace {
 /// The namespace, or `None` after saying why the test is skipped (a
 /// failure where skipping is not allowed).
 pub(crate) fn namespace(tag: &str) -> Option<Namespace> {
-    match Namespace::create(tag) {
-        Ok(namespace) => Some(namespace),
+    or_skip("a namespace and nftables", Namespace::create(tag))
+}
+
+/// What a network-fault test `needs`, or `None` after saying why the test
+/// is skipped; a failure with `RAFT_ELECTION_REQUIRE_NETWORK_FAULTS` set.
+pub(crate) fn or_skip<T>(needs: &str, found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(found) => Some(found),
         Err(why) if std::env::var_os("RAFT_ELECTION_REQUIRE_NETWORK_FAULTS").is_some() => {
             panic!("network faults are required here but unavailable: {why}")
         }
         Err(why) => {
-            eprintln!("skipped: network faults need a namespace and nftables: {why}");
+            eprintln!("skipped: network faults need {needs}: {why}");
             None
         }
     }

@@ -105,7 +105,8 @@ fn run(args: &[String]) -> (bool, String, String) {
     )
 }
 
-fn status_peers(cluster: &Cluster) -> Vec<String> {
+/// `--peer` and each node's status address, for `status` and `transfer`.
+pub(crate) fn status_peers(cluster: &Cluster) -> Vec<String> {
     cluster
         .ids()
         .into_iter()
