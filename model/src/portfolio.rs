@@ -172,6 +172,11 @@ pub fn portfolio() -> Vec<Entry> {
             vec![REACHABILITY[0]],
         ),
         Entry::new(
+            "majorities of 3 of 4 over two terms: a 2-2 split, an even count, votes of two campaigns",
+            bounds(4, 2, 1, Ahead, Features::NONE),
+            REACHABILITY.to_vec(),
+        ),
+        Entry::new(
             "§5.4.1 against a comparison of lengths: a longer log of an older term",
             bounds(3, 2, 1, LongerOlder, Features::NONE),
             vec![REACHABILITY[0], REACHABILITY[2], REACHABILITY[3]],
