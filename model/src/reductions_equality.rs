@@ -162,7 +162,7 @@ fn the_reductions_hide_no_state_on_three_nodes_with_lease_guarded_votes_over_two
         .filter(|&r| !matches!(r, Reduction::Symmetry | Reduction::PreVoteAtBound))
         .fold(Reductions::ALL, Reductions::without);
     let (reduced, full) = assert_same_states(&bounds, Reductions::ALL, symmetric);
-    assert!(reduced < full, "{reduced} of {full}");
+    assert_eq!((reduced, full), (1_372, 429_256));
 }
 
 /// Three nodes, Figure 2 alone, one crash: symmetry, one-step restarts and
