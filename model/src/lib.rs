@@ -26,7 +26,8 @@
 //! - `actions.rs`: what can happen next ([`Action`]) and what it makes of a
 //!   state;
 //! - `reductions.rs`: every reduction of the state space, each with what it
-//!   drops and where it is argued sound;
+//!   drops and where it is argued sound; `reductions_equality.rs` (tests)
+//!   shows they hide no state;
 //! - `properties.rs`: the invariants, the liveness property without timers
 //!   and the reachability properties;
 //! - `liveness.rs`: the liveness property with timers ([`ELECTS_A_LEADER`]);
@@ -65,9 +66,10 @@
 //!   every timing is explored, spurious timeouts included;
 //! - a node crashes and restarts from what it asked to persist
 //!   ([`Action::Restart`]), at most [`Bounds::max_crashes`] times in all.
-//!   Crash and restart are one step: while down a node does nothing, and what
-//!   is sent to it meanwhile may be lost anyway, so a longer downtime adds no
-//!   behaviour, only states;
+//!   Crash and restart are one step (a reduction, `one-step-restarts`):
+//!   while down a node does nothing, and what is sent to it meanwhile may be
+//!   lost anyway, so a longer downtime adds no behaviour, only states;
+//!   without it, [`Action::Crash`] leaves the node down until its restart;
 //! - with leadership transfer on, a leader is asked to hand over to any
 //!   other node ([`Action::Transfer`]), at most [`Bounds::max_transfers`]
 //!   times in all.
