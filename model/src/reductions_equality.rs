@@ -142,7 +142,7 @@ fn every_reduction_hides_no_state_on_two_nodes_with_pre_vote_and_transfer() {
 }
 
 #[test]
-#[ignore = "a release build: .ci/run model runs it"]
+#[ignore = "minutes in a release build: .ci/nightly runs it"]
 fn every_reduction_hides_no_state_on_two_nodes_in_every_feature_combination() {
     for features in Features::combinations() {
         let bounds = bounds(2, 2, 1, features);
@@ -185,7 +185,7 @@ fn the_reductions_hide_no_state_on_three_nodes_with_lease_guarded_votes_over_two
 /// Three nodes, Figure 2 alone, one crash: symmetry, one-step restarts and
 /// lossless crashes on three nodes, against the full model.
 #[test]
-#[ignore = "a release build: .ci/run model runs it"]
+#[ignore = "10 GB and minutes in a release build: .ci/nightly runs it"]
 fn the_reductions_hide_no_state_on_three_nodes_with_a_crash() {
     let bounds = bounds(3, 2, 1, Features::NONE);
     let (reduced, full) = assert_same_states(&bounds, Reductions::ALL, all_but_the_bound());
