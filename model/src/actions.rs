@@ -362,13 +362,6 @@ impl ElectionModel {
         node
     }
 
-    /// Node `id` crashes (losing its volatile state and timers) and restarts
-    /// from storage: what it persisted, or nothing with volatile restarts.
-    pub(crate) fn restart(&self, state: &mut ClusterState, id: NodeId) {
-        self.crash(state, id);
-        self.come_back(state, id);
-    }
-
     /// Node `id` crashes: its volatile state and timers are lost, and what
     /// it will restart as is its stable storage (nothing with volatile
     /// restarts).

@@ -260,7 +260,7 @@ impl ElectionModel {
 
     /// Reductions, *one-step restarts* and *lossless crashes*: node `id` of
     /// `state` crashes, in `next`, a copy of `state`, and restarts at once
-    /// ([`Self::restart`]). While down a node does nothing, and what is sent
+    /// ([`Self::crash`], then [`Self::come_back`]). While down a node does nothing, and what is sent
     /// to it meanwhile may be lost anyway, so a longer downtime adds no
     /// behaviour, only states. Off with [`Reduction::OneStepRestarts`], a
     /// crash ([`Action::Crash`](crate::Action::Crash), `stays_down`) leaves
@@ -279,22 +279,35 @@ impl ElectionModel {
         id: NodeId,
         stays_down: bool,
     ) -> Option<()> {
-        if state.servers[usize::from(id.0)].down {
+        let index = usize::from(id.0);
+        if state.servers[index].down {
             self.come_back(next, id);
             return Some(());
         }
-        self.restart(next, id);
-        next.crashes = state.crashes;
-        if *next == *state && self.reduces(Reduction::LosslessCrashes) {
-            return None;
-        }
-        next.crashes += 1;
+        self.crash(next, id);
+        // Lossless: once restarted, the very state it crashed from, but for
+        // the budget.
+        let lossless = self.reduces(Reduction::LosslessCrashes);
+        let loses_nothing = |restarted: &mut ClusterState| {
+            restarted.crashes -= 1;
+            let same = *restarted == *state;
+            restarted.crashes += 1;
+            same
+        };
         if stays_down {
-            // The same crash, without the restart: what it left is kept.
-            *next = state.clone();
-            next.violations = crate::Violations::default();
-            self.crash(next, id);
-            next.servers[usize::from(id.0)].down = true;
+            if lossless {
+                let mut restarted = next.clone();
+                self.come_back(&mut restarted, id);
+                if loses_nothing(&mut restarted) {
+                    return None;
+                }
+            }
+            next.servers[index].down = true;
+        } else {
+            self.come_back(next, id);
+            if lossless && loses_nothing(next) {
+                return None;
+            }
         }
         Some(())
     }
