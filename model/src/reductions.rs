@@ -420,7 +420,7 @@ impl ElectionModel {
     ///   only CheckQuorum (which hears from the follower again) and
     ///   leadership transfer (which waits for the target's acknowledgement)
     ///   read one. Figure 2's leader ignores them (no log is replicated).
-    pub(crate) fn is_spent_response(&self, receiver: &Node, envelope: &Envelope) -> bool {
+    fn is_spent_response(&self, receiver: &Node, envelope: &Envelope) -> bool {
         let current = receiver.current_term();
         match envelope.message {
             Message::RequestVoteResponse { term, vote_granted } => {
@@ -445,7 +445,7 @@ impl ElectionModel {
 
     /// Whether `receiver` delivered `envelope` stays as it is and sends or
     /// arms nothing.
-    pub(crate) fn ignores(&self, receiver: &Node, envelope: &Envelope) -> bool {
+    fn ignores(&self, receiver: &Node, envelope: &Envelope) -> bool {
         let mut node = receiver.clone();
         let input = Input::Receive {
             from: envelope.from,
