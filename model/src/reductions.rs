@@ -488,13 +488,13 @@ impl ElectionModel {
         if self.drops_spent() {
             let outdone = self.bounds.network == NetworkKind::Duplicating
                 && self.reduces(Reduction::OutdonePreVotes);
-            let asked = outdone.then(|| pre_vote_terms(network));
+            let passed = outdone.then(|| passed_pre_votes(network, &node_of));
             let spent = self.reduces(Reduction::SpentFeatureMessages);
             network.retain(|envelope| {
                 let receiver = node_of(envelope.to);
                 let term = receiver.current_term();
                 let drop = match envelope.message {
-                    Message::PreVote { .. } => is_spent(envelope, term, asked.as_ref()),
+                    Message::PreVote { .. } => is_spent(envelope, term, passed.as_ref()),
                     _ => {
                         spent && is_spent(envelope, term, None) && self.ignores(receiver, envelope)
                     }
@@ -510,19 +510,23 @@ impl ElectionModel {
     }
 }
 
-/// The terms each node asked each other node about with a PreVote in
-/// flight, by (sender, receiver).
-fn pre_vote_terms(network: &Network) -> BTreeMap<(NodeId, NodeId), Vec<Term>> {
-    let mut asked: BTreeMap<(NodeId, NodeId), Vec<Term>> = BTreeMap::new();
+/// For each (sender, receiver), the highest term of a PreVote in flight
+/// that the receiver's term (`node_of`) has passed: any older request of the
+/// pair is outdone by it.
+fn passed_pre_votes<'a>(
+    network: &Network,
+    node_of: impl Fn(NodeId) -> &'a Node,
+) -> BTreeMap<(NodeId, NodeId), Term> {
+    let mut passed: BTreeMap<(NodeId, NodeId), Term> = BTreeMap::new();
     for envelope in network.iter() {
         if let Message::PreVote { term, .. } = envelope.message {
-            asked
-                .entry((envelope.from, envelope.to))
-                .or_default()
-                .push(term);
+            if node_of(envelope.to).current_term() > term {
+                let highest = passed.entry((envelope.from, envelope.to)).or_insert(term);
+                *highest = (*highest).max(term);
+            }
         }
     }
-    asked
+    passed
 }
 
 /// Whether `envelope` can never do anything its receiver (or, for a
@@ -558,14 +562,14 @@ fn pre_vote_terms(network: &Network) -> BTreeMap<(NodeId, NodeId), Vec<Term>> {
 fn is_spent(
     envelope: &Envelope,
     receiver: Term,
-    pre_vote_terms: Option<&BTreeMap<(NodeId, NodeId), Vec<Term>>>,
+    passed_pre_votes: Option<&BTreeMap<(NodeId, NodeId), Term>>,
 ) -> bool {
     match envelope.message {
         Message::PreVoteResponse { term, .. } => receiver >= term,
         Message::TimeoutNow { term } => receiver > term,
-        Message::PreVote { term, .. } => pre_vote_terms
-            .and_then(|asked| asked.get(&(envelope.from, envelope.to)))
-            .is_some_and(|asked| asked.iter().any(|&later| later > term && receiver > later)),
+        Message::PreVote { term, .. } => passed_pre_votes
+            .and_then(|passed| passed.get(&(envelope.from, envelope.to)))
+            .is_some_and(|&later| later > term),
         _ => false,
     }
 }
